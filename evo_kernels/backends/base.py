@@ -1,0 +1,84 @@
+"""The device interface: synchronize, a device timer, cache flush, device facts.
+
+A Backend owns no timing method: timing.py decides when to flush, sync and read the timer. The
+backend only knows how to do each of those on its device. References to the device functions are
+taken when the backend is built (before any candidate code runs), so a candidate that patches
+`torch.cuda.synchronize` or the event methods does not change what the harness calls.
+"""
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass
+class DeviceInfo:
+    kind: str  # cpu, cuda, mps
+    name: str  # e.g. "NVIDIA H100 80GB HBM3"
+    hardware: str  # label used to route work and to key baselines, e.g. "H100-80GB-HBM3"
+    memory_bytes: int
+    sm_count: int  # streaming multiprocessors / compute units / cores
+    l2_bytes: int  # last-level cache size (L2 on GPUs, L3 on CPUs); 0 if unknown
+    bandwidth_gbs: float = 0.0  # measured by timing.measure_ceilings; 0 until measured
+    peak_tflops_fp32: float = 0.0  # measured fp32 matrix product rate; 0 until measured
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def hardware_label(name: str) -> str:
+    """A stable label from a device name: 'NVIDIA H100 80GB HBM3' -> 'H100-80GB-HBM3'."""
+    label = re.sub(r"^(NVIDIA|AMD|Apple)\s+", "", name.strip())
+    label = re.sub(r"[^A-Za-z0-9.]+", "-", label).strip("-")
+    return label or "unknown"
+
+
+class Timer(ABC):
+    """Brackets one region of device work; `elapsed_ms` is read after a device synchronize."""
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    @abstractmethod
+    def elapsed_ms(self) -> float: ...
+
+
+class Backend(ABC):
+    kind: str = ""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._flush_buffer: torch.Tensor | None = None
+
+    @abstractmethod
+    def synchronize(self) -> None:
+        """Wait for all work queued on the device (every stream), not only the current one."""
+
+    @abstractmethod
+    def timer(self) -> Timer:
+        """A new timer for one region."""
+
+    @abstractmethod
+    def describe(self) -> DeviceInfo:
+        """Static facts about the device (no measurement)."""
+
+    def flush_cache(self) -> None:
+        """Evict the last-level cache by writing a buffer several times its size."""
+        if self._flush_buffer is None:
+            size = max(4 * self.describe().l2_bytes, 64 << 20)
+            self._flush_buffer = torch.empty(size // 4, dtype=torch.int32, device=self.device)
+        self._flush_buffer.fill_(0x5A5A5A5A)
+
+    def poison_free_memory(self) -> int:
+        """Overwrite memory the allocator holds but no tensor uses (freed results); returns bytes."""
+        return 0
+
+    def memory_in_use(self) -> int:
+        return 0

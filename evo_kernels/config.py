@@ -1,0 +1,162 @@
+"""Typed run configuration, loaded from configs/*.yaml.
+
+Every section is a dataclass; loading walks the YAML mapping against the dataclass fields, so an
+unknown key or a value of the wrong type is an error that names the file, the key and the value.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or value is wrong; the message names the file, key and value."""
+
+
+@dataclass
+class VerifyConfig:
+    trials: int = 5  # correctness trials, each with fresh inputs under an unpredictable seed
+    # Tolerances by dtype: |out - ref| <= atol + rtol * |ref| elementwise, and
+    # ||out - ref|| / ||ref|| <= rtol over the whole tensor (catches zeros passing on tiny outputs).
+    tolerances: dict[str, list[float]] = field(default_factory=lambda: {
+        "float64": [1e-7, 1e-7], "float32": [1e-4, 1e-4],
+        "float16": [1e-2, 1e-2], "bfloat16": [1e-2, 1e-2],
+    })
+    allow_reduced_precision: bool = False  # TF32 / reduced-precision reductions; reports mark it
+    static_policy: bool = True  # refuse sources that break policy.py's rules before running them
+    audit_max_speedup: float = 10.0  # speedups above this are held as `rejected` (audit)
+    degenerate_rel_change: float = 1e-3  # reference outputs changing less than this across trials: degenerate
+
+
+@dataclass
+class TimingConfig:
+    warmup_calls: int = 3  # at least this many untimed calls (compilation, autotuning)...
+    warmup_ms: float = 100.0  # ...and at least this much time spent warming up
+    min_reps: int = 100  # timed repetitions, at least...
+    min_time_ms: float = 500.0  # ...and at least this much timed device time...
+    max_time_s: float = 60.0  # ...but stop after this wall time once min_reps is reached
+    flush_cache: bool = True  # write a buffer several times the last-level cache before each rep
+    checked_outputs: int = 3  # timed outputs compared with the reference (stale-result cheats)
+    cpu_threads: int = 0  # torch threads on the CPU backend; 0 = leave torch's default
+
+
+@dataclass
+class SandboxConfig:
+    timeout_s: float = 300.0  # per request (verify + time of one candidate) before the worker is killed
+    startup_timeout_s: float = 120.0
+    memory_limit_gb: float = 0.0  # address-space limit for CPU workers; 0 = none (CUDA maps huge VA ranges)
+    file_size_limit_mb: float = 1024.0
+    isolate_network: bool = True  # new network namespace for the worker where the OS allows it
+
+
+@dataclass
+class Config:
+    device: str = "auto"
+    baselines: list[str] = field(default_factory=lambda: ["eager", "compile"])
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool):
+        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(hint) or (Any,)
+        return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        kt, vt = typing.get_args(hint) or (Any, Any)
+        return {_check_type(k, kt, where): _check_type(v, vt, f"{where}.{k}") for k, v in value.items()}
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            if arg is type(None) and value is None:
+                return None
+            try:
+                return _check_type(value, arg, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: value {value!r} does not match {hint}")
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    return value
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(names)}")
+    kwargs = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _validate(cfg: Config, where: str) -> None:
+    if cfg.device not in ("auto", "cpu", "cuda", "mps") and not cfg.device.startswith("cuda:"):
+        raise ConfigError(f"{where}.device: expected auto, cpu, cuda, cuda:N or mps, got {cfg.device!r}")
+    for b in cfg.baselines:
+        if b not in ("eager", "compile"):
+            raise ConfigError(f"{where}.baselines: unknown baseline {b!r}; expected eager or compile")
+    if "eager" not in cfg.baselines:
+        raise ConfigError(f"{where}.baselines: 'eager' is required (the reference is timed as eager)")
+    if cfg.verify.trials < 2:
+        raise ConfigError(f"{where}.verify.trials: need at least 2 trials, got {cfg.verify.trials}")
+    for dtype, tol in cfg.verify.tolerances.items():
+        if len(tol) != 2 or min(tol) < 0:
+            raise ConfigError(f"{where}.verify.tolerances.{dtype}: expected [atol, rtol] >= 0, got {tol!r}")
+    if cfg.timing.min_reps < 1:
+        raise ConfigError(f"{where}.timing.min_reps: must be >= 1, got {cfg.timing.min_reps}")
+    if cfg.sandbox.timeout_s <= 0:
+        raise ConfigError(f"{where}.sandbox.timeout_s: must be > 0, got {cfg.sandbox.timeout_s}")
+
+
+def from_dict(data: dict[str, Any] | None, where: str = "config") -> Config:
+    cfg = _build(Config, data or {}, where)
+    _validate(cfg, where)
+    return cfg
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge plain mappings (override wins)."""
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Load a YAML config (or the built-in defaults) and apply overrides from the command line."""
+    data: dict[str, Any] = {}
+    where = "config"
+    if path is not None:
+        p = Path(path)
+        where = str(p)
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: config file not found") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
+    return from_dict(merge(data, overrides or {}), where)

@@ -1,0 +1,139 @@
+"""One device's evaluation service: static policy, then the sandbox worker; baselines, speedup, audit.
+
+The CLI's verify and bench, and later each Ray evaluator actor, go through an Evaluator. It owns
+one sandbox worker, so baselines and candidates are timed by the same code in the same process.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .candidate import Candidate, Evaluation
+from .config import Config
+from .policy import check_source
+from .sandbox import SandboxWorker
+from .verify import audit
+
+
+@dataclass
+class Baselines:
+    """Reference timings for one problem on one device, and the problem's speed-of-light bound."""
+
+    hardware: str
+    eager: dict[str, Any]
+    eager_repeat: dict[str, Any]
+    compile: dict[str, Any] | None
+    floor_ms: float
+    flops: float
+    bytes_read: int
+    device_info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def eager_ms(self) -> float:
+        return self.eager["median_ms"]
+
+    @property
+    def compile_ms(self) -> float | None:
+        return self.compile.get("median_ms") if self.compile else None
+
+    @property
+    def best_ms(self) -> float:
+        """The faster of eager and torch.compile: the figure every speedup is against."""
+        return min(t for t in (self.eager_ms, self.compile_ms) if t is not None)
+
+    @property
+    def best_name(self) -> str:
+        return "compile" if self.compile_ms is not None and self.compile_ms < self.eager_ms else "eager"
+
+    @property
+    def noise(self) -> float:
+        """Relative difference between two timings of the same eager baseline."""
+        a, b = self.eager["median_ms"], self.eager_repeat["median_ms"]
+        return abs(a - b) / min(a, b)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class BaselineError(RuntimeError):
+    """The reference itself could not be run or timed: the problem is broken on this device."""
+
+
+class Evaluator:
+    def __init__(self, device: str, cfg: Config, cache_dir: str | Path | None = None) -> None:
+        self.device = device
+        self.cfg = cfg
+        self.worker = SandboxWorker(device, cfg.sandbox, cache_dir)
+        self._baselines: dict[str, Baselines] = {}
+
+    def start(self) -> "Evaluator":
+        self.worker.start()
+        return self
+
+    def close(self) -> None:
+        self.worker.close()
+
+    def __enter__(self) -> "Evaluator":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def describe(self) -> dict[str, Any]:
+        reply = self.worker.request({"op": "describe"})
+        if not reply.get("ok"):
+            raise BaselineError(f"describing {self.device} failed: {reply.get('reason') or reply.get('error')}")
+        return reply["info"]
+
+    def baselines(self, problem_path: str | Path) -> Baselines:
+        key = str(Path(problem_path).resolve())
+        if key not in self._baselines:
+            reply = self.worker.request({"op": "baselines", "problem": key, "config": self.cfg.to_dict()})
+            if not reply.get("ok") or "error" in reply.get("eager", {"error": "missing"}):
+                why = reply.get("reason") or reply.get("error") or reply.get("eager", {}).get("error")
+                raise BaselineError(f"{problem_path}: the reference Model failed on {self.device}: {why}")
+            compiled = reply.get("compile")
+            self._baselines[key] = Baselines(
+                hardware=reply["device_info"]["hardware"], eager=reply["eager"], eager_repeat=reply["eager_repeat"],
+                compile=compiled if compiled and "error" not in compiled else None, floor_ms=reply["floor_ms"],
+                flops=reply["flops"], bytes_read=reply["bytes_read"], device_info=reply["device_info"])
+            if compiled and "error" in compiled:
+                self._baselines[key].device_info["compile_error"] = compiled["error"]
+        return self._baselines[key]
+
+    def evaluate(self, problem_path: str | Path, candidate: Candidate, timed: bool = True) -> Evaluation:
+        """Policy, then verify (and time) in the sandbox; speedup against the faster baseline; audit."""
+        started = time.monotonic()
+        key = str(Path(problem_path).resolve())
+        ev = self._evaluate(key, candidate, timed)
+        ev.candidate_id = candidate.id
+        ev.device = self.device
+        ev.duration_s = time.monotonic() - started
+        return ev
+
+    def _evaluate(self, key: str, candidate: Candidate, timed: bool) -> Evaluation:
+        allow = self.cfg.verify.allow_reduced_precision
+        if self.cfg.verify.static_policy:
+            violations = check_source(candidate.source, allow)
+            if violations:
+                return Evaluation(status="rejected", reason="; ".join(str(v) for v in violations[:5]))
+        base = self.baselines(key) if timed else None
+        reply = self.worker.request({"op": "evaluate", "problem": key, "source": candidate.source,
+                                     "params": candidate.params, "config": self.cfg.to_dict(), "time": timed})
+        ev = Evaluation(status=reply.get("status", "crash"), reason=reply.get("reason", ""),
+                        timing=reply.get("timing"), max_abs_error=reply.get("max_abs_error"),
+                        max_rel_error=reply.get("max_rel_error"), notes=list(reply.get("notes") or []))
+        if allow:
+            ev.notes.append("reduced_precision_allowed: this run allows TF32 and reduced-precision reductions")
+        if base is not None:
+            ev.hardware = base.hardware
+        if ev.status == "ok" and base is not None and ev.timing:
+            ms = ev.timing["median_ms"]
+            held = audit(ms, base.best_ms, base.floor_ms, self.cfg.verify)
+            if held:
+                ev.status, ev.reason = "rejected", held
+            else:
+                ev.speedup = base.best_ms / ms
+        return ev

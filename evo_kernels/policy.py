@@ -1,0 +1,181 @@
+"""Static checks on candidate source: what a candidate may not do (driver side, before any GPU time).
+
+A candidate may use any PyTorch operator, Triton, or a custom kernel; it may not reach outside the
+computation: no other threads, processes or streams, no files, network or environment, no patching
+of torch or the harness, no introspection that could find the reference's results, no global
+precision switches unless the run allows reduced precision, and no try/except that could fall back
+to a slower path when a fast one fails. Each violation is `policy:<rule>: line N: what`.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+# Top-level modules a candidate may import. Anything else is refused by name, so new ways to reach
+# threads, files or the network do not need a rule each.
+ALLOWED_IMPORTS = {"torch", "triton", "math", "numbers", "functools", "itertools", "operator", "typing",
+                   "typing_extensions", "dataclasses", "collections", "enum", "abc", "numpy", "einops",
+                   "cupy", "__future__"}
+# Sub-modules of allowed packages that still reach outside the computation.
+FORBIDDEN_MODULES = {
+    "torch.multiprocessing": "threads", "torch.distributed": "threads", "torch.utils.data": "threads",
+    "torch.hub": "network", "torch.testing": "patching", "torch._dynamo.config": "patching",
+}
+# Names of modules outside the allow-list, mapped to the rule their import breaks.
+_IMPORT_RULES = {
+    "threading": "threads", "_thread": "threads", "multiprocessing": "threads", "concurrent": "threads",
+    "asyncio": "threads", "subprocess": "threads", "signal": "threads",
+    "socket": "network", "urllib": "network", "http": "network", "requests": "network", "httpx": "network",
+    "ftplib": "network", "smtplib": "network", "ssl": "network",
+    "os": "environment", "sys": "introspection", "gc": "introspection", "inspect": "introspection",
+    "ctypes": "introspection", "weakref": "introspection", "importlib": "introspection",
+    "builtins": "patching", "time": "patching", "evo_kernels": "patching", "unittest": "patching",
+    "io": "io", "pathlib": "io", "shutil": "io", "tempfile": "io", "pickle": "io", "glob": "io",
+}
+_FORBIDDEN_CALLS = {"open": "io", "exec": "introspection", "eval": "introspection", "compile": "introspection",
+                    "__import__": "introspection", "globals": "introspection", "locals": "introspection",
+                    "vars": "introspection", "breakpoint": "introspection", "input": "io"}
+_FORBIDDEN_ATTRS = {
+    "Stream": "streams", "ExternalStream": "streams", "stream": "streams", "set_stream": "streams",
+    "wait_stream": "streams", "record_stream": "streams", "Event": "streams",
+    "allow_tf32": "precision", "set_float32_matmul_precision": "precision",
+    "allow_fp16_reduced_precision_reduction": "precision", "allow_bf16_reduced_precision_reduction": "precision",
+    "__subclasses__": "introspection", "__globals__": "introspection", "__code__": "introspection",
+    "__closure__": "introspection", "__dict__": "introspection", "__builtins__": "introspection",
+    "f_back": "introspection", "f_globals": "introspection", "f_locals": "introspection",
+    "_getframe": "introspection", "get_objects": "introspection", "memory_snapshot": "introspection",
+}
+# File access when reached through a module (torch.load, cpp_extension.load from source files);
+# building from strings with load_inline is fine.
+_FILE_ATTRS = {"load", "save", "from_file"}
+
+
+@dataclass
+class Violation:
+    rule: str
+    line: int
+    what: str
+
+    def __str__(self) -> str:
+        return f"policy:{self.rule}: line {self.line}: {self.what}"
+
+
+class _Checker(ast.NodeVisitor):
+    def __init__(self, allow_reduced_precision: bool) -> None:
+        self.allow_precision = allow_reduced_precision
+        self.modules: set[str] = set()  # local names bound to imported modules
+        self.found: list[Violation] = []
+
+    def flag(self, rule: str, node: ast.AST, what: str) -> None:
+        if rule == "precision" and self.allow_precision:
+            return
+        self.found.append(Violation(rule, getattr(node, "lineno", 0), what))
+
+    def _check_module(self, name: str, node: ast.AST) -> None:
+        top = name.split(".")[0]
+        for forbidden, rule in FORBIDDEN_MODULES.items():
+            if name == forbidden or name.startswith(forbidden + "."):
+                self.flag(rule, node, f"import of {name}")
+                return
+        if top not in ALLOWED_IMPORTS:
+            self.flag(_IMPORT_RULES.get(top, "import"), node, f"import of {name} (not an allowed module)")
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self._check_module(alias.name, node)
+            self.modules.add(alias.asname or alias.name.split(".")[0])
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.level:
+            self.flag("import", node, "relative import")
+            return
+        mod = node.module or ""
+        self._check_module(mod, node)
+        for alias in node.names:
+            self._check_module(f"{mod}.{alias.name}", node)
+            if alias.name in _FORBIDDEN_ATTRS:
+                self.flag(_FORBIDDEN_ATTRS[alias.name], node, f"import of {mod}.{alias.name}")
+            self.modules.add(alias.asname or alias.name)
+
+    def visit_Try(self, node: ast.AST) -> None:
+        self.flag("try_except", node, "try/except (a candidate must not fall back or hide failures)")
+        self.generic_visit(node)
+
+    visit_TryStar = visit_Try
+
+    def visit_Call(self, node: ast.Call) -> None:
+        if isinstance(node.func, ast.Name):
+            name = node.func.id
+            if name in _FORBIDDEN_CALLS:
+                self.flag(_FORBIDDEN_CALLS[name], node, f"call of {name}()")
+            if name in ("setattr", "delattr") and node.args and self._rooted_in_module(node.args[0]):
+                self.flag("patching", node, f"{name}() on a module")
+            if name == "getattr" and len(node.args) > 1 and isinstance(node.args[1], ast.Constant) \
+                    and isinstance(node.args[1].value, str) and node.args[1].value in _FORBIDDEN_ATTRS:
+                self.flag(_FORBIDDEN_ATTRS[node.args[1].value], node, f"getattr(..., {node.args[1].value!r})")
+        self.generic_visit(node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if node.attr in _FILE_ATTRS:  # torch.load / cpp_extension.load, not a method of one's own
+            if self._rooted_in_module(node.value):
+                self.flag("io", node, f"use of .{node.attr}")
+        elif node.attr in _FORBIDDEN_ATTRS:
+            self.flag(_FORBIDDEN_ATTRS[node.attr], node, f"use of .{node.attr}")
+        if node.attr in ("environ", "getenv", "putenv") and self._rooted_in_module(node.value):
+            self.flag("environment", node, f"use of .{node.attr}")
+        self.generic_visit(node)
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if node.id in ("__builtins__", "__loader__", "__spec__"):
+            self.flag("introspection", node, f"use of {node.id}")
+
+    def _rooted_in_module(self, node: ast.AST) -> bool:
+        while isinstance(node, (ast.Attribute, ast.Subscript)):
+            node = node.value
+        return isinstance(node, ast.Name) and node.id in self.modules
+
+    def _check_target(self, target: ast.AST, node: ast.AST) -> None:
+        if isinstance(target, ast.Attribute) and _FORBIDDEN_ATTRS.get(target.attr) == "precision":
+            return  # reported (or allowed) as a precision switch by visit_Attribute
+        if isinstance(target, (ast.Attribute, ast.Subscript)) and self._rooted_in_module(target):
+            self.flag("patching", node, f"assignment to {ast.unparse(target)} (patches a module)")
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            for t in target.elts:
+                self._check_target(t, node)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        for t in node.targets:
+            self._check_target(t, node)
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self._check_target(node.target, node)
+        self.generic_visit(node)
+
+    def visit_Delete(self, node: ast.Delete) -> None:
+        for t in node.targets:
+            self._check_target(t, node)
+        self.generic_visit(node)
+
+    def visit_Global(self, node: ast.Global) -> None:
+        self.flag("introspection", node, "global statement (module state shared across calls)")
+
+
+def check_source(source: str, allow_reduced_precision: bool = False) -> list[Violation]:
+    """All policy violations in a candidate's source (empty: allowed). A syntax error is not a
+    violation here: the worker reports it as `compile_error` with its line."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    checker = _Checker(allow_reduced_precision)
+    # Imports first, so module names are known wherever they are used.
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            checker.visit(node)
+    imports = (ast.Import, ast.ImportFrom)
+    for node in tree.body:
+        if not isinstance(node, imports):
+            checker.visit(node)
+    unique = {(v.rule, v.line, v.what): v for v in checker.found}
+    return sorted(unique.values(), key=lambda v: v.line)

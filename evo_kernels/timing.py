@@ -1,0 +1,116 @@
+"""The timing protocol: the one place in the project that times anything.
+
+Per timed repetition: fresh input contents are copied in (outside the timed region), the cache is
+flushed, the device timer brackets the call, and a device-wide synchronize ends it, with the host
+clock around the whole as a cross-check (work on another stream or left running asynchronously
+shows up as host time far above device time). Median and IQR over at least `min_reps`.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Callable
+
+import torch
+
+from .backends.base import Backend, DeviceInfo
+from .candidate import Timing
+from .config import TimingConfig
+
+_perf_counter_ns = time.perf_counter_ns  # taken before any candidate code is imported
+
+# Host wall time above device time by more than this factor plus this margin means the timer did
+# not see all of the work. Launch overhead and the synchronize itself stay far inside the margin.
+HIDDEN_WORK_FACTOR = 1.5
+HIDDEN_WORK_MARGIN_MS = 0.5
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    pos = q * (len(sorted_values) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def summarize(device_ms: list[float], wall_ms: list[float]) -> Timing:
+    s = sorted(device_ms)
+    return Timing(median_ms=statistics.median(s), iqr_ms=_quantile(s, 0.75) - _quantile(s, 0.25),
+                  mean_ms=statistics.fmean(s), min_ms=s[0], reps=len(s),
+                  wall_median_ms=statistics.median(wall_ms))
+
+
+def hidden_work(t: Timing) -> bool:
+    """True when host wall time says far more happened than the device timer saw."""
+    return t.wall_median_ms > t.median_ms * HIDDEN_WORK_FACTOR + HIDDEN_WORK_MARGIN_MS
+
+
+def benchmark(run: Callable[[], Any], refresh: Callable[[int], None], backend: Backend, cfg: TimingConfig,
+              on_output: Callable[[int, Any], None] | None = None) -> Timing:
+    """Time `run()`; `refresh(i)` writes fresh input contents before call i (not timed).
+
+    `on_output(i, out)` sees every timed output (the caller keeps a sample to check later).
+    """
+    # Warm-up: until compilation and autotuning are done, by count and by time.
+    calls = 0
+    t0 = _perf_counter_ns()
+    while calls < cfg.warmup_calls or (_perf_counter_ns() - t0) / 1e6 < cfg.warmup_ms:
+        refresh(-1 - calls)
+        out = run()
+        backend.synchronize()
+        del out
+        calls += 1
+        if calls >= 10 * max(cfg.warmup_calls, 1) and (_perf_counter_ns() - t0) / 1e9 > cfg.max_time_s:
+            break
+
+    device_ms: list[float] = []
+    wall_ms: list[float] = []
+    start = _perf_counter_ns()
+    i = 0
+    while True:
+        refresh(i)
+        if cfg.flush_cache:
+            backend.flush_cache()
+        backend.synchronize()
+        timer = backend.timer()
+        h0 = _perf_counter_ns()
+        timer.start()
+        out = run()
+        timer.stop()
+        backend.synchronize()
+        h1 = _perf_counter_ns()
+        device_ms.append(timer.elapsed_ms())
+        wall_ms.append((h1 - h0) / 1e6)
+        if on_output is not None:
+            on_output(i, out)
+        del out
+        i += 1
+        if i >= cfg.min_reps:
+            if sum(device_ms) >= cfg.min_time_ms or (_perf_counter_ns() - start) / 1e9 >= cfg.max_time_s:
+                break
+    return summarize(device_ms, wall_ms)
+
+
+def measure_ceilings(backend: Backend, info: DeviceInfo) -> DeviceInfo:
+    """Measure memory bandwidth (a large copy, bytes read + written) and the fp32 matrix-product rate.
+
+    These are the speed-of-light figures the audit compares candidates against. Runs under the
+    strict precision policy (no TF32), so the rate is true fp32.
+    """
+    dev = backend.device
+    gpu = info.kind != "cpu"
+    n_bytes = (1 << 30) if gpu else (256 << 20)
+    src = torch.empty(n_bytes // 4, dtype=torch.float32, device=dev).fill_(1.0)
+    dst = torch.empty_like(src)
+    m = 8192 if gpu else 1024
+    a = torch.randn(m, m, device=dev)
+    b = torch.randn(m, m, device=dev)
+    cfg = TimingConfig(warmup_calls=2, warmup_ms=0.0, min_reps=10 if gpu else 3, min_time_ms=0.0,
+                       max_time_s=30.0, flush_cache=False)
+    copy = benchmark(lambda: dst.copy_(src), lambda i: None, backend, cfg)
+    mm = benchmark(lambda: torch.mm(a, b), lambda i: None, backend, cfg)
+    info.bandwidth_gbs = 2 * n_bytes / (copy.median_ms * 1e-3) / 1e9
+    info.peak_tflops_fp32 = 2 * m ** 3 / (mm.median_ms * 1e-3) / 1e12
+    del src, dst, a, b
+    return info

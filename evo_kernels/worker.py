@@ -1,0 +1,286 @@
+"""The sandbox worker: the process that imports, verifies and times candidate code.
+
+Started by sandbox.py as `python -m evo_kernels.worker --fd N` with a scrubbed environment in a
+temporary directory. Before any candidate is imported it applies its resource limits, leaves the
+network (where the OS allows it), sets strict precision and snapshots what the harness relies on.
+Requests and replies are dicts over a `multiprocessing.connection.Connection` on fd N.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import json
+import os
+import random
+import resource
+import secrets
+import sys
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+SANDBOX_ENV = "EVO_KERNELS_SANDBOX"  # JSON of the sandbox settings, set by sandbox.py
+_CLONE_NEWNET = 0x40000000
+
+
+def apply_limits(settings: dict[str, Any]) -> list[str]:
+    """Resource limits and network isolation; returns notes on what could not be applied."""
+    notes = []
+    mem_gb = float(settings.get("memory_limit_gb") or 0)
+    if mem_gb > 0:
+        limit = int(mem_gb * (1 << 30))
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    fsize = int(float(settings.get("file_size_limit_mb") or 0) * (1 << 20))
+    if fsize > 0:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if settings.get("isolate_network"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(_CLONE_NEWNET) != 0:
+            notes.append(f"network not isolated: unshare(CLONE_NEWNET) failed with errno {ctypes.get_errno()}")
+    return notes
+
+
+# Device errors after which the CUDA context is unusable: the worker must be replaced.
+_FATAL_MARKERS = ("illegal memory access", "unspecified launch failure", "device-side assert",
+                  "misaligned address", "illegal instruction", "CUDA error: an illegal",
+                  "cudaErrorLaunchFailure", "context is destroyed", "uncorrectable ECC")
+
+
+class Worker:
+    def __init__(self, device: str, workdir: Path) -> None:
+        import torch
+
+        from . import integrity
+        from .backends import get_backend
+
+        self.torch = torch
+        self.device = device
+        self.workdir = workdir
+        self.backend = get_backend(device)
+        integrity.set_strict_precision()
+        # Everything the harness calls is imported above this line; snapshot it before any
+        # candidate code can run.
+        from . import problem as _problem, timing as _timing, verify as _verify  # noqa: F401
+        # torch._dynamo wraps torch.manual_seed when first imported: import it before the snapshot.
+        import torch._dynamo  # noqa: F401
+        import torch.utils.flop_counter  # noqa: F401
+        integrity.snapshot()
+        self.problems: dict[str, Any] = {}
+        self.info: Any = None
+        self.count = 0
+
+    # -- requests ---------------------------------------------------------------------------------
+    def handle(self, msg: dict[str, Any]) -> dict[str, Any]:
+        op = msg.get("op")
+        if op == "ping":
+            return {"ok": True, "pid": os.getpid()}
+        if op == "describe":
+            return {"ok": True, "info": self.describe().to_dict()}
+        if op == "baselines":
+            return self.baselines(msg)
+        if op == "evaluate":
+            return self.evaluate(msg)
+        return {"ok": False, "error": f"unknown op {op!r}"}
+
+    def describe(self) -> Any:
+        if self.info is None:
+            from .timing import measure_ceilings
+            self.info = measure_ceilings(self.backend, self.backend.describe())
+        return self.info
+
+    def problem(self, path: str) -> Any:
+        from .problem import load_problem
+        if path not in self.problems:
+            self.problems[path] = load_problem(path)
+        return self.problems[path]
+
+    def _configs(self, msg: dict[str, Any]) -> Any:
+        from .config import from_dict
+        return from_dict(msg.get("config") or {})
+
+    def baselines(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Time eager (twice: the noise of the measurement) and torch.compile, and bound the problem."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        from .timing import benchmark
+        torch = self.torch
+        cfg = self._configs(msg)
+        problem = self.problem(msg["problem"])
+        rng = random.Random(secrets.randbits(64))
+        model = problem.make_model(problem.Model, rng.getrandbits(31), self.device)
+        inputs = problem.make_inputs(rng.getrandbits(31), self.device)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(*inputs)
+        weights = sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
+        bytes_read = weights + sum(x.numel() * x.element_size() for x in inputs if isinstance(x, torch.Tensor))
+        info = self.describe()
+        from .verify import speed_of_light_ms
+        floor = speed_of_light_ms(bytes_read, counter.get_total_flops(), info.bandwidth_gbs,
+                                  info.peak_tflops_fp32, cfg.verify.allow_reduced_precision)
+        out: dict[str, Any] = {"ok": True, "floor_ms": floor, "bytes_read": bytes_read,
+                               "flops": counter.get_total_flops(), "device_info": info.to_dict()}
+        for name in ["eager", "eager_repeat"] + [b for b in cfg.baselines if b != "eager"]:
+            try:
+                runnable = torch.compile(model) if name == "compile" else model
+                t = self.time_model(runnable, problem, cfg, rng, reference=None)
+                out[name] = t.to_dict()
+            except Exception as e:  # noqa: BLE001 - a failing compile baseline is reported, not fatal
+                out[name] = {"error": f"{type(e).__name__}: {str(e)[:1000]}"}
+        torch._dynamo.reset()
+        return out
+
+    def time_model(self, model: Any, problem: Any, cfg: Any, rng: random.Random, reference: Any) -> Any:
+        """Time `model` on fresh inputs per repetition; with a reference, check a sample of outputs."""
+        from .timing import benchmark
+        from .verify import Reject, clone_inputs, compare_outputs, flatten
+        torch = self.torch
+        buffers = problem.make_inputs(rng.getrandbits(31), self.device)
+        seed_base = rng.getrandbits(30)
+
+        def refresh(i: int) -> None:
+            fresh = problem.make_inputs(seed_base + 1 + i, self.device)
+            for b, f in zip(buffers, fresh):
+                if isinstance(b, torch.Tensor):
+                    b.copy_(f)
+
+        reps = cfg.timing.min_reps
+        checked = set(rng.sample(range(reps), min(cfg.timing.checked_outputs, reps))) if reference else set()
+        if reference is not None and cfg.timing.checked_outputs > 0:
+            checked.add(reps - 1)
+        kept: list[tuple[int, list[Any], Any]] = []
+
+        def keep(i: int, out: Any) -> None:
+            if i in checked:
+                copy = [t.detach().clone() if isinstance(t, torch.Tensor) else t for t in flatten(out)]
+                kept.append((i, clone_inputs(buffers), copy if isinstance(out, (list, tuple)) else copy[0]))
+
+        def run() -> Any:
+            with torch.no_grad():
+                return model(*buffers)
+
+        timing = benchmark(run, refresh, self.backend, cfg.timing, keep)
+        for i, inputs, out in kept:
+            with torch.no_grad():
+                ref_out = reference(*inputs)
+            try:
+                compare_outputs(ref_out, out, cfg.verify, problem, [])
+            except Reject as r:
+                raise Reject(r.status if r.status != "ok" else "incorrect",
+                             f"stale_output: timed repetition {i}: " + r.reason) from None
+        return timing
+
+    def evaluate(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Import, verify and (unless verify-only) time one candidate."""
+        from . import integrity
+        from .timing import hidden_work
+        from .verify import Reject, check_integrity, verify
+        torch = self.torch
+        cfg = self._configs(msg)
+        problem = self.problem(msg["problem"])
+        rng = random.Random(secrets.randbits(64))  # seeds the candidate cannot predict
+        module_name = None
+        try:
+            if cfg.verify.allow_reduced_precision is False:
+                integrity.set_strict_precision()
+            module, module_name = self._import_candidate(msg["source"], msg.get("params") or {})
+            check_integrity(cfg.verify.allow_reduced_precision)
+            result = verify(problem, module.ModelNew, self.backend, cfg.verify, rng)
+            reply: dict[str, Any] = {"status": "ok", "reason": "", "max_abs_error": result.max_abs_error,
+                                     "max_rel_error": result.max_rel_error, "notes": result.notes}
+            if cfg.verify.allow_reduced_precision and integrity.precision_changes():
+                reply["notes"].append("reduced_precision: " + "; ".join(integrity.precision_changes()))
+            if msg.get("time", True):
+                timing = self.time_model(result.candidate, problem, cfg, rng, result.reference)
+                check_integrity(cfg.verify.allow_reduced_precision)
+                if hidden_work(timing):
+                    raise Reject("rejected", f"hidden_work: host wall time {timing.wall_median_ms:.3f} ms vs "
+                                             f"device timer {timing.median_ms:.3f} ms (medians): work ran where "
+                                             "the timer did not see it (another stream, a thread, or "
+                                             "asynchronous work left running)")
+                reply["timing"] = timing.to_dict()
+            return reply
+        except Reject as r:
+            return self._failure(r.status, r.reason)
+        except Exception as e:  # noqa: BLE001 - harness-side failure while handling candidate output
+            return self._failure("runtime_error", f"{type(e).__name__}: {str(e)[:2000]}")
+        finally:
+            integrity.restore()
+            if module_name:
+                sys.modules.pop(module_name, None)
+            gc.collect()
+            if self.device.startswith("cuda"):
+                try:
+                    torch.cuda.empty_cache()
+                except Exception:  # noqa: BLE001 - a poisoned context is handled in _failure
+                    pass
+
+    def _import_candidate(self, source: str, params: dict[str, Any]) -> tuple[Any, str]:
+        from .problem import import_file
+        from .verify import Reject
+        self.count += 1
+        path = self.workdir / f"candidate_{self.count}.py"
+        path.write_text(source)
+        try:
+            module = import_file(path, "evo_candidate")
+        except SyntaxError as e:
+            raise Reject("compile_error", f"syntax error at line {e.lineno}: {e.msg}") from None
+        except BaseException as e:  # noqa: BLE001 - SystemExit from candidate code included
+            raise Reject("compile_error", f"import failed: {type(e).__name__}: {str(e)[:2000]}") from None
+        for key, value in params.items():
+            if not hasattr(module, key):
+                raise Reject("compile_error", f"parameter {key!r} is not a module-level name of the candidate")
+            setattr(module, key, value)
+        if not isinstance(getattr(module, "ModelNew", None), type):
+            raise Reject("compile_error", "the candidate defines no class ModelNew")
+        return module, module.__name__
+
+    def _failure(self, status: str, reason: str) -> dict[str, Any]:
+        reply = {"status": status, "reason": reason}
+        if self.device.startswith("cuda") and (status == "runtime_error" or any(m in reason for m in _FATAL_MARKERS)):
+            try:  # is the context still usable?
+                self.torch.cuda.synchronize()
+                self.torch.ones(1, device=self.device).add_(1).item()
+            except Exception as e:  # noqa: BLE001
+                reply = {"status": "crash", "reason": f"crash: CUDA context poisoned ({str(e)[:300]}); "
+                                                      f"candidate error: {reason}", "fatal": True}
+        return reply
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--device", required=True)
+    args = parser.parse_args()
+    settings = json.loads(os.environ.get(SANDBOX_ENV, "{}"))
+    notes = apply_limits(settings)
+    conn = Connection(args.fd)
+    try:
+        worker = Worker(args.device, Path.cwd())
+    except BaseException as e:  # noqa: BLE001
+        conn.send({"ok": False, "error": f"worker failed to start: {type(e).__name__}: {e}",
+                   "traceback": traceback.format_exc()})
+        return
+    conn.send({"ok": True, "pid": os.getpid(), "notes": notes})
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg.get("op") == "exit":
+            return
+        try:
+            reply = worker.handle(msg)
+        except BaseException as e:  # noqa: BLE001 - never die silently; the parent decides
+            reply = {"ok": False, "status": "crash", "reason": f"crash: worker error {type(e).__name__}: {e}",
+                     "traceback": traceback.format_exc(), "fatal": True}
+        conn.send(reply)
+        if reply.get("fatal"):
+            sys.stdout.flush()
+            os._exit(3)
+
+
+if __name__ == "__main__":
+    main()
