@@ -1,0 +1,14 @@
+import torch
+
+
+class Model:
+    def forward(self, x):
+        return x
+
+
+def get_inputs():
+    return [torch.randn(4)]
+
+
+def get_init_inputs():
+    return []

@@ -1,0 +1,45 @@
+import torch
+
+from evo_kernels.backends import get_backend
+from evo_kernels.candidate import Timing
+from evo_kernels.config import TimingConfig
+from evo_kernels.timing import benchmark, hidden_work, summarize
+
+
+def test_summary_median_and_iqr():
+    t = summarize([1, 2, 3, 4, 100], [1.1, 2.1, 3.1, 4.1, 100.1])
+    assert t.median_ms == 3 and t.min_ms == 1 and t.reps == 5
+    assert t.iqr_ms == 2  # quartiles 2 and 4
+    assert t.wall_median_ms == 3.1
+
+
+def test_benchmark_refreshes_before_every_call_and_sees_every_output():
+    backend = get_backend("cpu")
+    cfg = TimingConfig(warmup_calls=2, warmup_ms=0, min_reps=7, min_time_ms=0, flush_cache=True)
+    events = []
+    buf = torch.zeros(4)
+
+    def refresh(i):
+        buf.fill_(i)
+        events.append(("refresh", i))
+
+    def run():
+        events.append(("run", float(buf[0])))
+        return buf * 2
+
+    seen = []
+    t = benchmark(run, refresh, backend, cfg, lambda i, out: seen.append((i, float(out[0]))))
+    assert t.reps == 7
+    timed = [e for e in events if e[0] == "refresh" and e[1] >= 0]
+    assert [e[1] for e in timed] == list(range(7))
+    # Each timed run saw the contents its refresh wrote, and every output reached on_output.
+    assert seen == [(i, 2.0 * i) for i in range(7)]
+    warm = [e for e in events if e[0] == "refresh" and e[1] < 0]
+    assert len(warm) == 2
+
+
+def test_hidden_work_rule():
+    honest = Timing(median_ms=2.0, iqr_ms=0, mean_ms=2, min_ms=2, reps=100, wall_median_ms=2.05)
+    hidden = Timing(median_ms=0.2, iqr_ms=0, mean_ms=0.2, min_ms=0.2, reps=100, wall_median_ms=2.0)
+    assert not hidden_work(honest)
+    assert hidden_work(hidden)

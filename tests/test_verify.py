@@ -1,0 +1,78 @@
+"""The comparison rules, in-process (the full pipeline through the CLI is in test_cli.py and redteam/)."""
+import pytest
+import torch
+
+from evo_kernels.config import VerifyConfig
+from evo_kernels.verify import (Reject, audit, compare_outputs, compare_tensor, inputs_unchanged,
+                                speed_of_light_ms)
+
+CFG = VerifyConfig()
+
+
+def test_zeros_pass_elementwise_but_fail_relative_norm_on_tiny_outputs():
+    ref = torch.softmax(torch.rand(4, 32768), dim=-1)
+    assert ref.max() < 1e-4 and torch.allclose(torch.zeros_like(ref), ref, atol=1e-4, rtol=1e-4)
+    with pytest.raises(Reject) as err:
+        compare_tensor(ref, torch.zeros_like(ref), 1e-4, 1e-4, "output")
+    assert err.value.reason.startswith("mismatch:") and "relative error norm" in err.value.reason
+
+
+def test_nan_where_reference_has_none_is_named():
+    ref = torch.randn(10)
+    out = ref.clone()
+    out[3] = float("nan")
+    with pytest.raises(Reject, match="nan_mismatch: output: 1 elements NaN"):
+        compare_tensor(ref, out, 1e-4, 1e-4, "output")
+    both = ref.clone()
+    both[3] = float("nan")
+    assert compare_tensor(both, both.clone(), 1e-4, 1e-4, "output")[0] == 0.0
+
+
+def test_rounding_level_differences_pass():
+    a = torch.randn(256, 256, dtype=torch.float64)
+    b = torch.randn(256, 256, dtype=torch.float64)
+    ref = (a @ b).float()
+    out = (a.float() @ b.float())
+    max_abs, rel = compare_tensor(ref, out, 1e-4, 1e-4, "output")
+    assert rel < 1e-5
+
+
+def test_subclass_shape_dtype_and_aliasing_are_rejected():
+    ref = torch.randn(4, 4)
+
+    class Liar(torch.Tensor):
+        def __eq__(self, other):
+            return True
+
+    liar = ref.clone().as_subclass(Liar)
+    with pytest.raises(Reject, match="not_a_tensor"):
+        compare_outputs(ref, liar, CFG, None, [])
+    with pytest.raises(Reject, match="shape_mismatch"):
+        compare_outputs(ref, ref.reshape(16).clone(), CFG, None, [])
+    with pytest.raises(Reject, match="dtype_mismatch"):
+        compare_outputs(ref, ref.double(), CFG, None, [])
+    x = torch.randn(4, 4)
+    with pytest.raises(Reject, match="aliasing"):
+        compare_outputs(x, x[:], CFG, None, [x])
+    with pytest.raises(Reject, match="structure_mismatch"):
+        compare_outputs((ref, ref), ref.clone(), CFG, None, [])
+    assert compare_outputs((ref, 3), (ref.clone(), 3), CFG, None, [])[0] == 0.0
+
+
+def test_inputs_unchanged_is_nan_aware_and_catches_writes():
+    x = torch.randn(8)
+    x[0] = float("nan")
+    assert inputs_unchanged([x.clone(), 3], [x.clone(), 3])
+    y = x.clone()
+    y[5] += 1
+    assert not inputs_unchanged([x], [y])
+
+
+def test_audit_holds_implausible_speedups():
+    assert audit(1.0, 5.0, 0.1, CFG) is None
+    assert audit(0.1, 5.0, 0.01, CFG).startswith("audit: speedup 50.0x")
+    assert "speed-of-light" in audit(0.5, 2.0, 1.0, CFG)
+    # 1 GB read at 1000 GB/s is at least 1 ms; 1 TFLOP at 10 TFLOP/s (/4 for fast algorithms) 25 ms.
+    assert speed_of_light_ms(10**9, 0, 1000, 10, False) == pytest.approx(1.0)
+    assert speed_of_light_ms(0, 10**12, 1000, 10, False) == pytest.approx(25.0)
+    assert speed_of_light_ms(0, 10**12, 1000, 10, True) == 0.0
