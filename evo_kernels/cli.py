@@ -38,6 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("problem")
     p.add_argument("candidate", nargs="?")
     _add_common(p)
+    p = sub.add_parser("optimize", help="search for a faster ModelNew for a problem")
+    p.add_argument("problem")
+    p.add_argument("--device", default=None, help="cpu, cuda, mps or auto")
+    p.add_argument("--budget", type=int, default=None, help="evaluations for the run, tuning trials included")
+    p.add_argument("--time-limit", type=float, default=None, help="wall-clock seconds for the run")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--run-dir", default=None, help="where the store, best.py and summary.json go "
+                                                  "(default: runs/<problem>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    p.add_argument("--config", default=None)
+    p.add_argument("--address", default=None, help="Ray address of an existing cluster to join")
+    p.add_argument("--json", action="store_true", help="print summary.json's object as the last line")
     return parser
 
 
@@ -154,7 +166,101 @@ def cmd_verify_or_bench(args: argparse.Namespace) -> int:
     return EXIT_OK if result["status"] == "ok" else EXIT_REJECTED
 
 
-COMMANDS = {"verify": cmd_verify_or_bench, "bench": cmd_verify_or_bench}
+def _optimize_config(args: argparse.Namespace, run_dir: Path) -> config_mod.Config:
+    """The run's config: on --resume the stored one; the command line's explicit values on top."""
+    overrides: dict[str, Any] = {}
+    if args.budget is not None:
+        overrides["budget"] = args.budget
+    if args.time_limit is not None:
+        overrides["time_limit_s"] = args.time_limit
+    if args.seed is not None:
+        overrides.setdefault("search", {})["seed"] = args.seed
+    if args.address:
+        overrides.setdefault("cluster", {})["address"] = args.address
+    if args.device:
+        overrides["device"] = args.device
+    try:
+        if args.resume:
+            from .store import Store
+            store_path = run_dir / "store.sqlite"
+            if not store_path.exists():
+                raise UsageError(f"{run_dir}: nothing to resume (no store.sqlite there)")
+            store = Store(store_path)
+            row = store.latest_run()
+            store.close()
+            if row is None:
+                raise UsageError(f"{run_dir}: nothing to resume (no run recorded)")
+            stored = json.loads(row["config"])["config"]
+            cfg = config_mod.from_dict(config_mod.merge(stored, overrides), f"{store_path} (stored config)")
+        else:
+            cfg = config_mod.load(args.config, overrides)
+        cfg.device = resolve_device(cfg.device)
+    except (config_mod.ConfigError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    return cfg
+
+
+def make_pool(cfg: config_mod.Config, cache_dir: Path) -> Any:
+    from .cluster import LocalPool
+    if cfg.cluster.backend == "local":
+        return LocalPool(cfg, cache_dir)
+    from .cluster import RayPool
+    return RayPool(cfg, cache_dir, address=cfg.cluster.address or None)
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    import time as _time
+
+    from .optimize import Optimizer, RunError
+    try:
+        problem = load_problem(args.problem)
+    except ProblemError as e:
+        raise UsageError(str(e)) from None
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / f"{problem.name}-{_time.strftime('%Y%m%d-%H%M%S')}"
+    cfg = _optimize_config(args, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    console = Console(stderr=True)
+    bar = Progress(TextColumn("[bold]gen {task.fields[gen]}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("running {task.fields[running]}  best {task.fields[best]}  {task.fields[fails]}"),
+                   TimeElapsedColumn(), console=console, disable=args.json or not console.is_terminal)
+    task = bar.add_task("optimize", total=cfg.budget, gen=0, running=0, best="-", fails="")
+
+    def show(p: Any) -> None:
+        fails = " ".join(f"{k}:{v}" for k, v in sorted(p.by_status.items()) if k != "ok")
+        bar.update(task, completed=p.done, gen=p.generation, running=p.running,
+                   best=f"{p.best_speedup:.3f}x ({p.best_technique})" if p.best_speedup else "-", fails=fails)
+
+    console.print(f"optimizing {args.problem} on {cfg.device}: budget {cfg.budget} evaluations, run dir {run_dir}")
+    pool = None
+    try:
+        with bar:
+            pool = make_pool(cfg, run_dir / "cache")
+            opt = Optimizer(args.problem, cfg, run_dir, pool, resume=args.resume, on_progress=show)
+            try:
+                summary = opt.run()
+            finally:
+                opt.close()
+    except RunError as e:
+        raise UsageError(str(e)) from None
+    finally:
+        if pool is not None:
+            pool.close()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        console = Console()
+        console.print(f"best: [bold]{summary['best_speedup']:.3f}x[/] over the faster baseline "
+                      f"({summary['best_ms']:.4f} ms vs eager {summary['eager_ms']:.4f} ms"
+                      + (f", compile {summary['compile_ms']:.4f} ms" if summary["compile_ms"] else "")
+                      + f"), technique {summary['best_technique']}")
+        console.print(f"{summary['evaluations']} evaluations: {summary['by_status']}; by proposer {summary['by_proposer']}")
+        console.print(f"wrote {run_dir / 'best.py'} and {run_dir / 'summary.json'}")
+    return EXIT_OK
+
+
+COMMANDS = {"verify": cmd_verify_or_bench, "bench": cmd_verify_or_bench, "optimize": cmd_optimize}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from .search import SearchConfig
+
 
 class ConfigError(ValueError):
     """A config file or value is wrong; the message names the file, key and value."""
@@ -56,12 +58,40 @@ class SandboxConfig:
 
 
 @dataclass
+class TuningConfig:
+    sampler: str = "tpe"  # tpe, random or grid: how optuna picks a candidate's tunable values
+    trials_per_candidate: int = 6  # evaluations spent tuning each candidate that declares TUNABLE
+    storage: str = ""  # optuna storage URL; "" = SQLite in the run directory (journal:PATH for NFS)
+
+
+@dataclass
+class ClusterConfig:
+    backend: str = "ray"  # ray (local instance, or --address) or local (no Ray: one in-process evaluator)
+    address: str = ""  # Ray address to join; "" starts a local Ray instance and stops it at the end
+    actors_per_gpu: int = 1
+    cpu_actors: int = 0  # evaluator actors on the CPU of a host without GPUs; 0 = one per host
+    max_retries: int = 1  # a job whose actor died is retried this many times, then `crash`
+
+
+@dataclass
+class SearchSection(SearchConfig):
+    drafts_per_generation: int = 8  # drafts proposed per generation (before tuning trials)
+    proposers: list[str] = field(default_factory=lambda: ["rules"])
+    max_generations_without_drafts: int = 3  # stop when proposers have nothing new this many times
+
+
+@dataclass
 class Config:
     device: str = "auto"
+    budget: int = 60  # evaluations per problem, tuning trials included
+    time_limit_s: float = 0.0  # wall-clock limit of a run; 0 = none
     baselines: list[str] = field(default_factory=lambda: ["eager", "compile"])
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     timing: TimingConfig = field(default_factory=TimingConfig)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    search: SearchSection = field(default_factory=SearchSection)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -108,7 +138,10 @@ def _build(cls: type, data: Any, where: str) -> Any:
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(names)}")
     kwargs = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in data.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as e:  # a section's own validation (e.g. SearchConfig.__post_init__)
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def _validate(cfg: Config, where: str) -> None:
@@ -126,6 +159,16 @@ def _validate(cfg: Config, where: str) -> None:
             raise ConfigError(f"{where}.verify.tolerances.{dtype}: expected [atol, rtol] >= 0, got {tol!r}")
     if cfg.timing.min_reps < 1:
         raise ConfigError(f"{where}.timing.min_reps: must be >= 1, got {cfg.timing.min_reps}")
+    if cfg.budget < 1:
+        raise ConfigError(f"{where}.budget: must be >= 1, got {cfg.budget}")
+    if cfg.tuning.sampler not in ("tpe", "random", "grid"):
+        raise ConfigError(f"{where}.tuning.sampler: expected tpe, random or grid, got {cfg.tuning.sampler!r}")
+    if cfg.cluster.backend not in ("ray", "local"):
+        raise ConfigError(f"{where}.cluster.backend: expected ray or local, got {cfg.cluster.backend!r}")
+    try:
+        SearchConfig.__post_init__(cfg.search)
+    except ValueError as e:
+        raise ConfigError(f"{where}.search: {e}") from None
     if cfg.sandbox.timeout_s <= 0:
         raise ConfigError(f"{where}.sandbox.timeout_s: must be > 0, got {cfg.sandbox.timeout_s}")
 

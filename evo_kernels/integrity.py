@@ -1,63 +1,103 @@
 """What the harness relies on, captured before candidate code runs, and a check that it is unchanged.
 
-A candidate could replace `torch.allclose`, `time.perf_counter`, the CUDA event methods or the
-harness's own functions so that a wrong or slow result looks right or fast. The static policy
-refuses the obvious forms; this catches the rest at run time: `snapshot()` records the identity of
-every watched attribute and the global precision switches; `changed()` lists what differs now, and
-`restore()` puts the originals back so the next candidate runs in a clean process.
+A candidate could replace `torch.allclose`, `time.perf_counter`, the CUDA event methods, a Tensor
+method, the reference's class or the harness's own functions so that a wrong or slow result looks
+right or fast. It could also change process-wide state that every later call sees: a torch function
+or dispatch mode left active, a global module hook, an aten kernel overridden through torch.library,
+a trace function, a precision switch. The static policy refuses the obvious forms; this catches the
+rest at run time. `snapshot()` records it all before any candidate is imported, `changed()` and
+`precision_changes()` list what differs now, `restore()` puts back what can be put back (a dispatcher
+override cannot: the worker is replaced instead).
 """
 from __future__ import annotations
 
+import gc
 import importlib
+import random
 import sys
+import threading
 import time
+from types import ModuleType
 from typing import Any
 
 import torch
 
-# (module path, attribute path): identity-checked. Harness modules are added when they are imported.
-_WATCHED: list[tuple[str, str]] = [
-    ("torch", "allclose"), ("torch", "isclose"), ("torch", "equal"), ("torch", "isnan"),
-    ("torch", "isinf"), ("torch", "abs"), ("torch", "where"), ("torch", "manual_seed"),
-    ("torch", "Tensor"), ("torch", "Tensor.__eq__"), ("torch", "Tensor.clone"),
-    ("torch", "Tensor.copy_"), ("torch", "Tensor.float"), ("torch", "Tensor.double"),
-    ("torch", "Tensor.sub"), ("torch", "Tensor.abs"), ("torch", "Tensor.norm"),
-    ("torch", "Tensor.numel"), ("torch", "Tensor.data_ptr"), ("torch", "Tensor.untyped_storage"),
-    ("torch.testing", "assert_close"), ("torch.linalg", "vector_norm"),
-    ("torch.cuda", "synchronize"), ("torch.cuda", "Event"), ("torch.cuda", "Event.record"),
-    ("torch.cuda", "Event.elapsed_time"), ("torch.cuda", "Event.synchronize"),
-    ("torch.cuda", "current_stream"), ("torch.cuda", "memory_snapshot"),
-    ("time", "perf_counter"), ("time", "perf_counter_ns"), ("time", "time"), ("time", "monotonic"),
-    ("builtins", "isinstance"), ("builtins", "type"),
-]
+# Modules whose functions, classes and submodules are identity-checked (every one of them: a
+# candidate need not patch what the harness calls by name; it can patch what those call).
+_MODULES = ("torch", "torch.linalg", "torch.nn.functional", "torch.testing", "torch.cuda", "torch.random",
+            "torch.nn.modules.module", "torch.library", "time", "builtins", "statistics", "random", "secrets",
+            "math", "gc")
+# Classes whose attribute dicts are checked entry by entry, including entries added (method lookup
+# would find an added `__call__` or `__eq__` before the inherited one).
+_CLASSES = ("torch.Tensor", "torch.nn.Module", "torch.UntypedStorage", "torch.cuda.Event", "torch.cuda.Stream",
+            "random.Random", "random.SystemRandom")
 _HARNESS_MODULES = ("evo_kernels.verify", "evo_kernels.timing", "evo_kernels.integrity",
                     "evo_kernels.worker", "evo_kernels.backends.base", "evo_kernels.backends.cuda",
-                    "evo_kernels.backends.cpu", "evo_kernels.problem")
+                    "evo_kernels.backends.cpu", "evo_kernels.problem", "evo_kernels.candidate")
+# Process-wide registries of module hooks: a global forward hook could rewrite the reference's output.
+_GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+                 "_global_backward_pre_hooks", "_global_forward_hooks_with_kwargs",
+                 "_global_forward_hooks_always_called", "_global_module_registration_hooks",
+                 "_global_parameter_registration_hooks", "_global_buffer_registration_hooks")
+# (backend, op) pairs of the fp32 precision API (TF32 on CUDA, bf16 in oneDNN on the CPU).
+_FP32_PRECISION = (("generic", "all"), ("cuda", "all"), ("cuda", "matmul"), ("cuda", "conv"), ("cuda", "rnn"),
+                   ("mkldnn", "all"), ("mkldnn", "matmul"), ("mkldnn", "conv"), ("mkldnn", "rnn"))
+_MISSING = object()
 
 _snapshot: dict[str, Any] = {}
 _time_mod = time  # held so a candidate deleting `time` from sys.modules changes nothing here
+_candidate_files: set[str] = set()
+_vars = vars  # builtins are watched, but the checker itself uses the originals
+_getattr = getattr
+_setattr = setattr
 
 
-def _resolve(module: str, attr: str) -> tuple[Any, str, Any]:
-    obj: Any = importlib.import_module(module)
-    parts = attr.split(".")
-    for p in parts[:-1]:
-        obj = getattr(obj, p)
-    return obj, parts[-1], getattr(obj, parts[-1])
+def _import(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def _resolve(path: str) -> Any:
+    module, _, rest = path.partition(".")
+    obj = _import(module)
+    for part in rest.split(".") if rest else []:
+        mod = _import(f"{obj.__name__}.{part}") if isinstance(obj, ModuleType) and not hasattr(obj, part) else None
+        obj = mod if mod is not None else _getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _watchable(value: Any) -> bool:
+    return callable(value) or isinstance(value, (type, ModuleType))
+
+
+def _read(fn: Any) -> Any:
+    """A flag's value, or the error reading it (a mix of the legacy and new precision APIs raises)."""
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001 - an unreadable flag is itself a change
+        return f"<unreadable: {type(e).__name__}>"
 
 
 def precision_flags() -> dict[str, Any]:
     """Global switches that trade precision for speed (and would also change the reference)."""
+    m = torch.backends.cuda.matmul
     flags = {
-        "cuda.matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
-        "cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
-        "float32_matmul_precision": torch.get_float32_matmul_precision(),
-        "cuda.matmul.allow_fp16_reduced_precision_reduction":
-            torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
-        "cuda.matmul.allow_bf16_reduced_precision_reduction":
-            torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction,
+        "cuda.matmul.allow_tf32": _read(lambda: m.allow_tf32),
+        "cudnn.allow_tf32": _read(lambda: torch.backends.cudnn.allow_tf32),
+        "float32_matmul_precision": _read(torch.get_float32_matmul_precision),
+        "cuda.matmul.allow_fp16_reduced_precision_reduction": _read(lambda: m.allow_fp16_reduced_precision_reduction),
+        "cuda.matmul.allow_bf16_reduced_precision_reduction": _read(lambda: m.allow_bf16_reduced_precision_reduction),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "default_dtype": str(torch.get_default_dtype()),
     }
+    for backend, op in _FP32_PRECISION:
+        flags[f"{backend}.{op}.fp32_precision"] = _read(lambda: torch._C._get_fp32_precision_getter(backend, op))
+    for dev in ("cpu", "cuda"):
+        flags[f"autocast.{dev}"] = _read(lambda: (torch.is_autocast_enabled(dev), str(torch.get_autocast_dtype(dev))))
     return flags
 
 
@@ -71,73 +111,213 @@ def set_strict_precision() -> None:
 
 
 def _restore_precision(flags: dict[str, Any]) -> None:
-    torch.backends.cuda.matmul.allow_tf32 = flags["cuda.matmul.allow_tf32"]
-    torch.backends.cudnn.allow_tf32 = flags["cudnn.allow_tf32"]
-    torch.set_float32_matmul_precision(flags["float32_matmul_precision"])
-    torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = \
-        flags["cuda.matmul.allow_fp16_reduced_precision_reduction"]
-    torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = \
-        flags["cuda.matmul.allow_bf16_reduced_precision_reduction"]
+    # The fp32 precision API first (the legacy setters write through to it), generic before specific.
+    for backend, op in _FP32_PRECISION:
+        value = flags.get(f"{backend}.{op}.fp32_precision")
+        if isinstance(value, str) and not value.startswith("<"):
+            torch._C._set_fp32_precision_setter(backend, op, value)
+    m = torch.backends.cuda.matmul
+    m.allow_fp16_reduced_precision_reduction = flags["cuda.matmul.allow_fp16_reduced_precision_reduction"]
+    m.allow_bf16_reduced_precision_reduction = flags["cuda.matmul.allow_bf16_reduced_precision_reduction"]
+    torch.use_deterministic_algorithms(flags["deterministic_algorithms"])
+    torch.set_default_dtype(getattr(torch, flags["default_dtype"].replace("torch.", "")))
+    for dev in ("cpu", "cuda"):
+        enabled, dtype = flags[f"autocast.{dev}"]
+        torch.set_autocast_enabled(dev, enabled)
+        torch.set_autocast_dtype(dev, getattr(torch, dtype.replace("torch.", "")))
 
 
-def _watched() -> list[tuple[str, str]]:
-    items = list(_WATCHED)
+def _eval_frame_callback() -> Any:
+    fn = getattr(torch._C._dynamo.eval_frame, "get_eval_frame_callback", None)
+    return fn() if fn is not None else None
+
+
+def global_state() -> dict[str, Any]:
+    """Process-wide state outside any attribute: modes, hooks, tracers, thread counts."""
+    mm = sys.modules["torch.nn.modules.module"]
+    state = {
+        "torch function modes active": torch._C._len_torch_function_stack(),
+        "torch dispatch modes active": torch._C._len_torch_dispatch_stack(),
+        "torch function enabled": torch._C._is_torch_function_enabled(),
+        "sys.settrace": sys.gettrace(),
+        "sys.setprofile": sys.getprofile(),
+        "gc.callbacks": tuple(gc.callbacks),
+        "dynamo eval-frame callback": _eval_frame_callback(),
+        "torch.get_num_threads()": torch.get_num_threads(),
+        "torch.get_num_interop_threads()": torch.get_num_interop_threads(),
+    }
+    for name in _GLOBAL_HOOKS:
+        hooks = getattr(mm, name, None)
+        if isinstance(hooks, dict):
+            state[f"torch.nn.modules.module.{name}"] = (id(hooks), tuple(hooks))
+    return state
+
+
+def dispatcher_table() -> dict[str, str]:
+    """Every operator's kernel registrations: an aten kernel overridden through torch.library (or
+    the dispatcher's C API) shows as a new registration line on an operator that already existed."""
+    dump = torch._C._dispatch_dump
+    return {name: dump(name) for name in torch._C._dispatch_get_all_op_names()}
+
+
+def _watched_modules() -> list[ModuleType]:
+    mods = [_resolve(name) for name in _MODULES]
+    mods += [sys.modules[name] for name in _HARNESS_MODULES if name in sys.modules]
+    return [m for m in mods if isinstance(m, ModuleType)]
+
+
+def _watched_classes() -> list[type]:
+    classes = [_resolve(name) for name in _CLASSES]
+    classes += [c for c in _vars(torch.nn).values() if isinstance(c, type) and issubclass(c, torch.nn.Module)]
     for name in _HARNESS_MODULES:
         mod = sys.modules.get(name)
-        if mod is None:
-            continue
-        for attr, value in vars(mod).items():
-            if callable(value) and not attr.startswith("__"):
-                items.append((name, attr))
-    return items
+        if mod is not None:
+            classes += [c for c in _vars(mod).values() if isinstance(c, type) and c.__module__ == name]
+    return [c for c in classes if isinstance(c, type)]
+
+
+def _record_module(mod: ModuleType) -> None:
+    entries = {k: v for k, v in _vars(mod).items() if _watchable(v) and not k.startswith("__")}
+    _snapshot["modules"][mod.__name__] = (mod, entries)
+
+
+def _record_class(cls: type) -> None:
+    _snapshot["classes"][f"{cls.__module__}.{cls.__qualname__}"] = (cls, dict(_vars(cls)))
 
 
 def snapshot() -> None:
-    """Record the watched attributes and precision flags. Call before any candidate is imported."""
+    """Record everything watched. Call before any candidate is imported."""
     _snapshot.clear()
-    for module, attr in _watched():
-        try:
-            owner, name, value = _resolve(module, attr)
-        except (ImportError, AttributeError):
+    _snapshot["modules"] = {}
+    _snapshot["classes"] = {}
+    for mod in _watched_modules():
+        _record_module(mod)
+    for cls in _watched_classes():
+        _record_class(cls)
+    _snapshot["sys.modules"] = {name: sys.modules.get(name) for name in _HARNESS_MODULES + ("torch", "time")}
+    _snapshot["precision"] = precision_flags()
+    _snapshot["state"] = global_state()
+    _snapshot["dispatcher"] = dispatcher_table()
+
+
+def watch_module(mod: ModuleType) -> None:
+    """Also watch a module loaded after the snapshot (a problem file) and the classes it defines:
+    replacing `Model.forward` or `get_inputs` would change the reference or the inputs."""
+    if not _snapshot:
+        return
+    _record_module(mod)
+    for cls in _vars(mod).values():
+        if isinstance(cls, type) and cls.__module__ == mod.__name__:
+            _record_class(cls)
+
+
+def set_candidate_files(paths: list[str]) -> None:
+    """The source files of the candidate now being evaluated (to find threads running its code)."""
+    _candidate_files.clear()
+    _candidate_files.update(paths)
+
+
+def candidate_threads() -> list[str]:
+    """Threads other than this one whose stack holds a frame of the candidate's code."""
+    found = []
+    me = threading.get_ident()
+    for ident, frame in sys._current_frames().items():
+        if ident == me:
             continue
-        _snapshot[f"{module}.{attr}"] = (owner, name, value)
-    _snapshot["__precision__"] = precision_flags()
-    _snapshot["__modules__"] = {name: sys.modules.get(name) for name in _HARNESS_MODULES + ("torch", "time")}
+        f = frame
+        while f is not None:
+            if f.f_code.co_filename in _candidate_files:
+                found.append(f"thread {ident} in {f.f_code.co_name}() line {f.f_lineno}")
+                break
+            f = f.f_back
+    return found
 
 
-def changed() -> list[str]:
-    """Names of watched attributes, modules or precision flags that differ from the snapshot."""
+def changed(dispatcher: bool = True) -> list[str]:
+    """What differs from the snapshot: watched attributes, classes, modules, process-wide state and
+    (unless `dispatcher` is False: it costs ~0.1 s) the dispatcher's kernel registrations."""
+    if not _snapshot:
+        return []
     diffs = []
-    for key, entry in _snapshot.items():
-        if key.startswith("__"):
-            continue
-        owner, name, value = entry
-        if getattr(owner, name, None) is not value:
-            diffs.append(key)
-    for name, mod in _snapshot.get("__modules__", {}).items():
+    for name, (mod, entries) in _snapshot["modules"].items():
+        now = _vars(mod)
+        diffs += [f"{name}.{k}" for k, v in entries.items() if now.get(k, _MISSING) is not v]
+    for name, (cls, entries) in _snapshot["classes"].items():
+        now = _vars(cls)
+        diffs += [f"{name}.{k}" for k, v in entries.items() if now.get(k, _MISSING) is not v]
+        diffs += [f"{name}.{k} (added)" for k in now if k not in entries]
+    for name, mod in _snapshot["sys.modules"].items():
         if mod is not None and sys.modules.get(name) is not mod:
             diffs.append(f"sys.modules[{name!r}]")
+    before, now_state = _snapshot["state"], global_state()
+    diffs += [k for k in before if now_state.get(k) != before[k]]
+    if dispatcher:
+        table = _snapshot["dispatcher"]
+        dump = torch._C._dispatch_dump
+        diffs += [f"dispatcher kernel of {op}" for op, text in table.items() if dump(op) != text]
     return diffs
 
 
 def precision_changes() -> list[str]:
-    before = _snapshot.get("__precision__", {})
+    before = _snapshot.get("precision", {})
     now = precision_flags()
     return [f"{k}: {before[k]!r} -> {now[k]!r}" for k in before if now.get(k) != before[k]]
 
 
+def _restore_state(state: dict[str, Any]) -> None:
+    while torch._C._len_torch_function_stack() > state["torch function modes active"]:
+        torch._C._pop_torch_function_stack()
+    while torch._C._len_torch_dispatch_stack() > state["torch dispatch modes active"]:
+        torch._C._pop_torch_dispatch_stack()
+    if sys.gettrace() is not state["sys.settrace"]:
+        sys.settrace(state["sys.settrace"])
+    if sys.getprofile() is not state["sys.setprofile"]:
+        sys.setprofile(state["sys.setprofile"])
+    if tuple(gc.callbacks) != state["gc.callbacks"]:
+        gc.callbacks[:] = list(state["gc.callbacks"])
+    set_eval = getattr(torch._C._dynamo.eval_frame, "set_eval_frame", None)
+    if set_eval is not None and _eval_frame_callback() is not state["dynamo eval-frame callback"]:
+        set_eval(state["dynamo eval-frame callback"])
+    if torch.get_num_threads() != state["torch.get_num_threads()"]:
+        torch.set_num_threads(state["torch.get_num_threads()"])
+    mm = sys.modules["torch.nn.modules.module"]
+    for name in _GLOBAL_HOOKS:
+        key = f"torch.nn.modules.module.{name}"
+        hooks = getattr(mm, name, None)
+        if key in state and isinstance(hooks, dict):
+            for k in [k for k in hooks if k not in state[key][1]]:
+                del hooks[k]
+
+
 def restore() -> None:
-    """Put back every watched attribute, module and precision flag."""
-    for key, entry in _snapshot.items():
-        if key.startswith("__"):
-            continue
-        owner, name, value = entry
-        try:
-            setattr(owner, name, value)
-        except (AttributeError, TypeError):
-            pass
-    for name, mod in _snapshot.get("__modules__", {}).items():
+    """Put back every watched attribute, module, precision flag and what process-wide state can be."""
+    if not _snapshot:
+        return
+    for _, (mod, entries) in _snapshot["modules"].items():
+        for k, v in entries.items():
+            if _vars(mod).get(k, _MISSING) is not v:
+                _setattr(mod, k, v)
+    for _, (cls, entries) in _snapshot["classes"].items():
+        now = _vars(cls)
+        for k in [k for k in now if k not in entries]:
+            try:
+                type.__delattr__(cls, k)
+            except (AttributeError, TypeError):
+                pass
+        for k, v in entries.items():
+            if now.get(k, _MISSING) is not v:
+                try:
+                    type.__setattr__(cls, k, v)
+                except (AttributeError, TypeError):
+                    pass
+    for name, mod in _snapshot["sys.modules"].items():
         if mod is not None:
             sys.modules[name] = mod
-    if "__precision__" in _snapshot:
-        _restore_precision(_snapshot["__precision__"])
+    _restore_state(_snapshot["state"])
+    _restore_precision(_snapshot["precision"])
+
+
+def reseed() -> None:
+    """Replace torch's seed with one nobody knows: `torch.initial_seed()` would otherwise tell a
+    candidate the seed its inputs were drawn with, and from it the inputs still to come."""
+    torch.manual_seed(random.SystemRandom().getrandbits(63))

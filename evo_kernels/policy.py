@@ -44,7 +44,41 @@ _FORBIDDEN_ATTRS = {
     "__closure__": "introspection", "__dict__": "introspection", "__builtins__": "introspection",
     "f_back": "introspection", "f_globals": "introspection", "f_locals": "introspection",
     "_getframe": "introspection", "get_objects": "introspection", "memory_snapshot": "introspection",
+    # More ways to frames, builtins and code from strings.
+    "gi_frame": "introspection", "cr_frame": "introspection", "ag_frame": "introspection",
+    "tb_frame": "introspection", "f_builtins": "introspection", "__self__": "introspection",
+    "__import__": "introspection", "__getattribute__": "introspection", "attrgetter": "introspection",
+    "methodcaller": "introspection", "get_type_hints": "introspection", "ForwardRef": "introspection",
+    "_eval_type": "introspection", "_evaluate": "introspection", "settrace": "introspection",
+    "setprofile": "introspection", "set_eval_frame": "introspection",
+    # Process-wide state that changes other modules' behaviour (the reference's included).
+    "__setattr__": "patching", "__delattr__": "patching", "set_default_device": "patching",
+    "_push_on_torch_function_stack": "patching", "_push_on_torch_dispatch_stack": "patching",
+    "_set_torch_function_mode": "patching", "_set_dispatch_mode": "patching", "_dispatch_library": "patching",
+    "py_impl": "patching", "set_num_threads": "threads", "set_num_interop_threads": "threads",
+    "fp32_precision": "precision", "_set_fp32_precision_setter": "precision", "set_default_dtype": "precision",
+    "set_default_tensor_type": "precision", "set_autocast_enabled": "precision", "set_autocast_dtype": "precision",
+    "set_autocast_cpu_enabled": "precision", "set_autocast_gpu_dtype": "precision",
+    "set_flush_denormal": "precision", "allow_fp16_bf16_reduction_math_sdp": "precision",
+    "_global_forward_hooks": "patching", "_global_forward_pre_hooks": "patching",
+    "_global_forward_hooks_with_kwargs": "patching", "_global_forward_hooks_always_called": "patching",
+    "_global_backward_hooks": "patching", "_global_backward_pre_hooks": "patching",
 }
+# Module names reached as attributes of other modules (typing.sys, torch.os, numpy.ctypeslib.ctypes)
+# break the rule their import would.
+_MODULE_ATTRS = {name: rule for name, rule in _IMPORT_RULES.items() if name not in ("time", "io")}
+# Global module hooks (torch.nn.modules.module.register_module_forward_hook and kin) see and may
+# replace every module's output, the reference's included.
+_GLOBAL_HOOK_PREFIX = "register_module_"
+# torch.library calls that register kernels; with a built-in namespace they override PyTorch's own
+# operators for every caller (the reference and the harness's comparisons included).
+_LIBRARY_CALLS = {"Library", "impl", "register_kernel", "register_fake", "register_autograd",
+                  "register_torch_dispatch", "register_vmap", "impl_abstract", "_impl", "fallback"}
+_BUILTIN_NAMESPACES = {"aten", "prims", "prim", "quantized", "_quantized", "c10d", "_c10d_functional",
+                       "inductor", "profiler", "mkldnn", "onednn", "cuda", "triton", "_test", "sparse", "xla"}
+# Builtins that reach attributes by computed names or run code from strings: called by name only.
+_REFLECTIVE = {"getattr", "setattr", "delattr", "hasattr", "vars", "eval", "exec", "compile", "globals",
+               "locals", "__import__", "breakpoint", "open"}
 # File access when reached through a module (torch.load, cpp_extension.load from source files);
 # building from strings with load_inline is fine.
 _FILE_ATTRS = {"load", "save", "from_file"}
@@ -63,7 +97,8 @@ class Violation:
 class _Checker(ast.NodeVisitor):
     def __init__(self, allow_reduced_precision: bool) -> None:
         self.allow_precision = allow_reduced_precision
-        self.modules: set[str] = set()  # local names bound to imported modules
+        self.modules: set[str] = set()  # local names bound to imported modules (and simple aliases)
+        self.called: set[int] = set()  # ids of Name nodes in call position
         self.found: list[Violation] = []
 
     def flag(self, rule: str, node: ast.AST, what: str) -> None:
@@ -95,6 +130,8 @@ class _Checker(ast.NodeVisitor):
             self._check_module(f"{mod}.{alias.name}", node)
             if alias.name in _FORBIDDEN_ATTRS:
                 self.flag(_FORBIDDEN_ATTRS[alias.name], node, f"import of {mod}.{alias.name}")
+            elif alias.name.startswith(_GLOBAL_HOOK_PREFIX):
+                self.flag("patching", node, f"import of {mod}.{alias.name} (a hook on every module)")
             self.modules.add(alias.asname or alias.name)
 
     def visit_Try(self, node: ast.AST) -> None:
@@ -104,16 +141,43 @@ class _Checker(ast.NodeVisitor):
     visit_TryStar = visit_Try
 
     def visit_Call(self, node: ast.Call) -> None:
-        if isinstance(node.func, ast.Name):
-            name = node.func.id
+        func = node.func
+        if isinstance(func, ast.Name):
+            self.called.add(id(func))
+            name = func.id
             if name in _FORBIDDEN_CALLS:
                 self.flag(_FORBIDDEN_CALLS[name], node, f"call of {name}()")
             if name in ("setattr", "delattr") and node.args and self._rooted_in_module(node.args[0]):
                 self.flag("patching", node, f"{name}() on a module")
-            if name == "getattr" and len(node.args) > 1 and isinstance(node.args[1], ast.Constant) \
-                    and isinstance(node.args[1].value, str) and node.args[1].value in _FORBIDDEN_ATTRS:
-                self.flag(_FORBIDDEN_ATTRS[node.args[1].value], node, f"getattr(..., {node.args[1].value!r})")
+            if name in ("getattr", "setattr", "delattr", "hasattr") and len(node.args) > 1:
+                self._check_reflective(name, node)
+        called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if called in _LIBRARY_CALLS:
+            self._check_library(called, node)
         self.generic_visit(node)
+
+    def _check_reflective(self, name: str, node: ast.Call) -> None:
+        """getattr and kin: the attribute name must be a constant the other rules can check."""
+        target, attr = node.args[0], node.args[1]
+        if isinstance(attr, ast.Constant) and isinstance(attr.value, str):
+            rule = _FORBIDDEN_ATTRS.get(attr.value) or _MODULE_ATTRS.get(attr.value) \
+                or ("patching" if attr.value.startswith(_GLOBAL_HOOK_PREFIX) else None)
+            if rule:
+                self.flag(rule, node, f"{name}(..., {attr.value!r})")
+        elif not (isinstance(target, ast.Name) and target.id == "self"):
+            self.flag("introspection", node, f"{name}() with a computed attribute name (only on self)")
+
+    def _check_library(self, called: str, node: ast.Call) -> None:
+        """Kernel registrations may target the candidate's own namespace, never PyTorch's."""
+        args = list(node.args) + [k.value for k in node.keywords]
+        for a in args:
+            if isinstance(a, ast.Constant) and isinstance(a.value, str):
+                ns = a.value.split("::")[0] if "::" in a.value else a.value
+                if ns in _BUILTIN_NAMESPACES and ("::" in a.value or called == "Library"):
+                    self.flag("patching", node, f"{called}({a.value!r}, ...) overrides a built-in operator")
+                    return
+        if called == "Library" and node.args and not isinstance(node.args[0], ast.Constant):
+            self.flag("patching", node, "torch.library.Library with a computed namespace")
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         if node.attr in _FILE_ATTRS:  # torch.load / cpp_extension.load, not a method of one's own
@@ -121,6 +185,10 @@ class _Checker(ast.NodeVisitor):
                 self.flag("io", node, f"use of .{node.attr}")
         elif node.attr in _FORBIDDEN_ATTRS:
             self.flag(_FORBIDDEN_ATTRS[node.attr], node, f"use of .{node.attr}")
+        elif node.attr in _MODULE_ATTRS:
+            self.flag(_MODULE_ATTRS[node.attr], node, f"use of .{node.attr} (a module reached through another)")
+        elif node.attr.startswith(_GLOBAL_HOOK_PREFIX):
+            self.flag("patching", node, f"use of .{node.attr} (a hook on every module, the reference's too)")
         if node.attr in ("environ", "getenv", "putenv") and self._rooted_in_module(node.value):
             self.flag("environment", node, f"use of .{node.attr}")
         self.generic_visit(node)
@@ -128,6 +196,8 @@ class _Checker(ast.NodeVisitor):
     def visit_Name(self, node: ast.Name) -> None:
         if node.id in ("__builtins__", "__loader__", "__spec__"):
             self.flag("introspection", node, f"use of {node.id}")
+        elif node.id in _REFLECTIVE and id(node) not in self.called:
+            self.flag("introspection", node, f"{node.id} used as a value (it may only be called directly)")
 
     def _rooted_in_module(self, node: ast.AST) -> bool:
         while isinstance(node, (ast.Attribute, ast.Subscript)):
@@ -146,6 +216,9 @@ class _Checker(ast.NodeVisitor):
     def visit_Assign(self, node: ast.Assign) -> None:
         for t in node.targets:
             self._check_target(t, node)
+        # `t = torch` or `m = torch.backends.cuda`: the alias is a module too.
+        if isinstance(node.value, (ast.Name, ast.Attribute)) and self._rooted_in_module(node.value):
+            self.modules.update(t.id for t in node.targets if isinstance(t, ast.Name))
         self.generic_visit(node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:

@@ -80,8 +80,12 @@ class Store:
                 (c.id, problem_id, c.source, json.dumps(c.params, sort_keys=True), json.dumps(list(c.parents)),
                  c.proposer, c.technique, c.generation, time.time()))
 
-    def add_evaluation(self, problem_id: str, candidate: Candidate, ev: Evaluation) -> int:
-        """Record a candidate and its evaluation together: both rows or neither."""
+    def add_evaluation(self, problem_id: str, candidate: Candidate, ev: Evaluation,
+                       meta: dict[str, Any] | None = None) -> int:
+        """Record a candidate and its evaluation together: both rows or neither.
+
+        `meta` is the driver's context for the evaluation (island, tuning trial), kept so a resumed
+        run can put the result back where it belongs."""
         with self.db:
             self.db.execute(
                 "INSERT OR IGNORE INTO candidates(id, problem_id, source, params, parents, proposer, technique,"
@@ -93,7 +97,7 @@ class Store:
                 "INSERT INTO evaluations(problem_id, candidate_id, status, reason, device, hardware, median_ms,"
                 " speedup, data, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (problem_id, candidate.id, ev.status, ev.reason, ev.device, ev.hardware, ev.median_ms, ev.speedup,
-                 json.dumps(ev.to_dict()), time.time()))
+                 json.dumps({**ev.to_dict(), "meta": meta or {}}), time.time()))
         return int(cur.lastrowid)
 
     def save_baselines(self, problem_id: str, hardware: str, data: dict[str, Any]) -> None:
@@ -125,6 +129,18 @@ class Store:
             args = (problem_id,)
         for row in self.db.execute(query + " ORDER BY e.seq", args):
             yield _candidate(row), Evaluation.from_dict(json.loads(row["edata"]))
+
+    def evaluation_rows(self, problem_id: str, after_seq: int = 0) -> list[tuple[int, Candidate, Evaluation, dict[str, Any]]]:
+        """(seq, candidate, evaluation, meta) recorded after `after_seq`, in order."""
+        rows = self.db.execute(
+            "SELECT e.seq AS seq, e.data AS edata, c.* FROM evaluations e JOIN candidates c "
+            "ON c.id = e.candidate_id AND c.problem_id = e.problem_id WHERE e.problem_id = ? AND e.seq > ? "
+            "ORDER BY e.seq", (problem_id, after_seq))
+        out = []
+        for row in rows:
+            data = json.loads(row["edata"])
+            out.append((int(row["seq"]), _candidate(row), Evaluation.from_dict(data), data.get("meta") or {}))
+        return out
 
     def evaluated_ids(self, problem_id: str) -> set[str]:
         rows = self.db.execute("SELECT DISTINCT candidate_id FROM evaluations WHERE problem_id = ?", (problem_id,))

@@ -7,6 +7,7 @@ shows up as host time far above device time). Median and IQR over at least `min_
 """
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 from typing import Any, Callable
@@ -17,7 +18,12 @@ from .backends.base import Backend, DeviceInfo
 from .candidate import Timing
 from .config import TimingConfig
 
-_perf_counter_ns = time.perf_counter_ns  # taken before any candidate code is imported
+# Taken before any candidate code is imported: a candidate that replaces these changes nothing here
+# (and integrity.py reports that it tried).
+_perf_counter_ns = time.perf_counter_ns
+_median = statistics.median
+_fmean = statistics.fmean
+_gc_enable, _gc_disable, _gc_isenabled = gc.enable, gc.disable, gc.isenabled
 
 # Host wall time above device time by more than this factor plus this margin means the timer did
 # not see all of the work. Launch overhead and the synchronize itself stay far inside the margin.
@@ -36,9 +42,8 @@ def _quantile(sorted_values: list[float], q: float) -> float:
 
 def summarize(device_ms: list[float], wall_ms: list[float]) -> Timing:
     s = sorted(device_ms)
-    return Timing(median_ms=statistics.median(s), iqr_ms=_quantile(s, 0.75) - _quantile(s, 0.25),
-                  mean_ms=statistics.fmean(s), min_ms=s[0], reps=len(s),
-                  wall_median_ms=statistics.median(wall_ms))
+    return Timing(median_ms=_median(s), iqr_ms=_quantile(s, 0.75) - _quantile(s, 0.25),
+                  mean_ms=_fmean(s), min_ms=s[0], reps=len(s), wall_median_ms=_median(wall_ms))
 
 
 def hidden_work(t: Timing) -> bool:
@@ -50,16 +55,38 @@ def benchmark(run: Callable[[], Any], refresh: Callable[[int], None], backend: B
               on_output: Callable[[int, Any], None] | None = None) -> Timing:
     """Time `run()`; `refresh(i)` writes fresh input contents before call i (not timed).
 
-    `on_output(i, out)` sees every timed output (the caller keeps a sample to check later).
+    `on_output(i, out)` sees every timed output (the caller keeps a sample to check later). The
+    cyclic garbage collector runs only inside `run()`, and each output is released just before the
+    next call, so finalizers a candidate attached run in its own time, not amid the harness's work.
     """
+    gc_was_enabled = _gc_isenabled()
+    _gc_disable()
+    try:
+        return _benchmark(run, refresh, backend, cfg, on_output)
+    finally:
+        if gc_was_enabled:
+            _gc_enable()
+
+
+def _call(run: Callable[[], Any]) -> Any:
+    _gc_enable()
+    try:
+        return run()
+    finally:
+        _gc_disable()
+
+
+def _benchmark(run: Callable[[], Any], refresh: Callable[[int], None], backend: Backend, cfg: TimingConfig,
+               on_output: Callable[[int, Any], None] | None) -> Timing:
     # Warm-up: until compilation and autotuning are done, by count and by time.
     calls = 0
     t0 = _perf_counter_ns()
+    out: Any = None
     while calls < cfg.warmup_calls or (_perf_counter_ns() - t0) / 1e6 < cfg.warmup_ms:
         refresh(-1 - calls)
-        out = run()
+        out = None
+        out = _call(run)
         backend.synchronize()
-        del out
         calls += 1
         if calls >= 10 * max(cfg.warmup_calls, 1) and (_perf_counter_ns() - t0) / 1e9 > cfg.max_time_s:
             break
@@ -71,6 +98,7 @@ def benchmark(run: Callable[[], Any], refresh: Callable[[int], None], backend: B
     while True:
         refresh(i)
         backend.synchronize()
+        out = None  # the previous output: released here, outside both timers
         timer = backend.timer()
         h0 = _perf_counter_ns()
         # The flush is queued ahead of the start event, not synchronized: while the device writes
@@ -79,7 +107,7 @@ def benchmark(run: Callable[[], Any], refresh: Callable[[int], None], backend: B
         if cfg.flush_cache:
             backend.flush_cache()
         timer.start()
-        out = run()
+        out = _call(run)
         timer.stop()
         backend.synchronize()
         h1 = _perf_counter_ns()
@@ -87,7 +115,6 @@ def benchmark(run: Callable[[], Any], refresh: Callable[[int], None], backend: B
         wall_ms.append((h1 - h0) / 1e6)
         if on_output is not None:
             on_output(i, out)
-        del out
         i += 1
         if i >= cfg.min_reps:
             if sum(device_ms) >= cfg.min_time_ms or (_perf_counter_ns() - start) / 1e9 >= cfg.max_time_s:

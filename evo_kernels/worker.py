@@ -64,9 +64,12 @@ class Worker:
         # Everything the harness calls is imported above this line; snapshot it before any
         # candidate code can run.
         from . import problem as _problem, timing as _timing, verify as _verify  # noqa: F401
-        # torch._dynamo wraps torch.manual_seed when first imported: import it before the snapshot.
+        # torch._dynamo wraps torch.manual_seed when first imported, and patches nn.Module.__init__
+        # on its first compile: both before the snapshot, so an honest torch.compile changes nothing.
         import torch._dynamo  # noqa: F401
         import torch.utils.flop_counter  # noqa: F401
+        from torch._dynamo.mutation_guard import install_generation_tagging_init
+        install_generation_tagging_init()
         integrity.snapshot()
         self.problems: dict[str, Any] = {}
         self.info: Any = None
@@ -92,9 +95,11 @@ class Worker:
         return self.info
 
     def problem(self, path: str) -> Any:
+        from . import integrity
         from .problem import load_problem
         if path not in self.problems:
             self.problems[path] = load_problem(path)
+            integrity.watch_module(self.problems[path].module)  # Model.forward, get_inputs, ...
         return self.problems[path]
 
     def _configs(self, msg: dict[str, Any]) -> Any:
@@ -132,44 +137,77 @@ class Worker:
         torch._dynamo.reset()
         return out
 
-    def time_model(self, model: Any, problem: Any, cfg: Any, rng: random.Random, reference: Any) -> Any:
-        """Time `model` on fresh inputs per repetition; with a reference, check a sample of outputs."""
+    def time_model(self, model: Any, problem: Any, cfg: Any, rng: random.Random, reference: Any,
+                   guard: Any = None) -> Any:
+        """Time `model` on fresh inputs per repetition; with a reference, check a sample of outputs.
+
+        Every repetition's inputs come from a seed drawn then (torch's seed is replaced right after,
+        so `torch.initial_seed()` tells the candidate nothing). Which repetitions are checked is
+        decided after each call, by reservoir sampling from the OS's randomness: nothing in the
+        process says in advance which outputs will be looked at. A checked repetition's inputs are
+        regenerated from its seed to check that the candidate left them unchanged, that its output
+        does not alias them and, after timing, that the output is the reference's for those inputs.
+        """
+        from . import integrity
         from .timing import benchmark
-        from .verify import Reject, clone_inputs, compare_outputs, flatten
+        from .verify import (Reject, _clone, _copy_, _detach, check_inputs, check_integrity, check_not_aliased,
+                             check_plain, compare_outputs, flatten)
         torch = self.torch
         buffers = problem.make_inputs(rng.getrandbits(31), self.device)
-        seed_base = rng.getrandbits(30)
+        integrity.reseed()
+        seeds: dict[int, int] = {}
 
         def refresh(i: int) -> None:
-            fresh = problem.make_inputs(seed_base + 1 + i, self.device)
+            seeds[i] = rng.getrandbits(31)
+            fresh = problem.make_inputs(seeds[i], self.device)
+            integrity.reseed()
             for b, f in zip(buffers, fresh):
                 if isinstance(b, torch.Tensor):
-                    b.copy_(f)
+                    _copy_(b, f)  # the unbound method: a candidate may have shadowed `b.copy_`
 
-        reps = cfg.timing.min_reps
-        checked = set(rng.sample(range(reps), min(cfg.timing.checked_outputs, reps))) if reference else set()
-        if reference is not None and cfg.timing.checked_outputs > 0:
-            checked.add(reps - 1)
+        k = cfg.timing.checked_outputs if reference is not None else 0
+        chooser = random.SystemRandom()
         kept: list[tuple[int, list[Any], Any]] = []
+        seen = 0
 
         def keep(i: int, out: Any) -> None:
-            if i in checked:
-                copy = [t.detach().clone() if isinstance(t, torch.Tensor) else t for t in flatten(out)]
-                kept.append((i, clone_inputs(buffers), copy if isinstance(out, (list, tuple)) else copy[0]))
+            nonlocal seen
+            where = f"timed repetition {i}"
+            check_plain(out, f"{where}: output")
+            seen += 1
+            slot = len(kept) if len(kept) < k else chooser.randrange(seen)
+            if slot >= k:
+                return
+            pristine = problem.make_inputs(seeds[i], self.device)
+            integrity.reseed()
+            check_inputs(pristine, buffers, where)
+            for t in flatten(out):
+                if isinstance(t, torch.Tensor):
+                    check_not_aliased(t, buffers, f"{where}: output")
+            leaves = [_clone(_detach(t)) if isinstance(t, torch.Tensor) else t for t in flatten(out)]
+            entry = (i, pristine, leaves if isinstance(out, (list, tuple)) else leaves[0])
+            if slot == len(kept):
+                kept.append(entry)
+            else:
+                kept[slot] = entry
 
         def run() -> Any:
             with torch.no_grad():
                 return model(*buffers)
 
-        timing = benchmark(run, refresh, self.backend, cfg.timing, keep)
-        for i, inputs, out in kept:
+        timing = benchmark(run, refresh, self.backend, cfg.timing, keep if reference is not None else None)
+        if reference is not None:
+            check_integrity(cfg.verify.allow_reduced_precision, guard)
+        for i, inputs, out in sorted(kept, key=lambda e: e[0]):
             with torch.no_grad():
                 ref_out = reference(*inputs)
             try:
                 compare_outputs(ref_out, out, cfg.verify, problem, [])
             except Reject as r:
                 raise Reject(r.status if r.status != "ok" else "incorrect",
-                             f"stale_output: timed repetition {i}: " + r.reason) from None
+                             f"stale_output: timed repetition {i}: the output is not the reference's for that "
+                             "repetition's inputs (a cached or stale result, or work not finished when the call "
+                             "returned): " + r.reason) from None
         return timing
 
     def evaluate(self, msg: dict[str, Any]) -> dict[str, Any]:
@@ -182,19 +220,19 @@ class Worker:
         problem = self.problem(msg["problem"])
         rng = random.Random(secrets.randbits(64))  # seeds the candidate cannot predict
         module_name = None
+        integrity.restore()  # whatever an earlier request left behind is not this candidate's doing
         try:
             if cfg.verify.allow_reduced_precision is False:
                 integrity.set_strict_precision()
             module, module_name = self._import_candidate(msg["source"], msg.get("params") or {})
-            check_integrity(cfg.verify.allow_reduced_precision)
+            check_integrity(cfg.verify.allow_reduced_precision, dispatcher=False)  # verify checks it all next
             result = verify(problem, module.ModelNew, self.backend, cfg.verify, rng)
             reply: dict[str, Any] = {"status": "ok", "reason": "", "max_abs_error": result.max_abs_error,
                                      "max_rel_error": result.max_rel_error, "notes": result.notes}
             if cfg.verify.allow_reduced_precision and integrity.precision_changes():
                 reply["notes"].append("reduced_precision: " + "; ".join(integrity.precision_changes()))
             if msg.get("time", True):
-                timing = self.time_model(result.candidate, problem, cfg, rng, result.reference)
-                check_integrity(cfg.verify.allow_reduced_precision)
+                timing = self.time_model(result.candidate, problem, cfg, rng, result.reference, result.guard)
                 if hidden_work(timing):
                     raise Reject("rejected", f"hidden_work: host wall time {timing.wall_median_ms:.3f} ms vs "
                                              f"device timer {timing.median_ms:.3f} ms (medians): work ran where "
@@ -203,14 +241,16 @@ class Worker:
                 reply["timing"] = timing.to_dict()
             return reply
         except Reject as r:
-            return self._failure(r.status, r.reason)
+            return self._failure(r.status, r.reason, r.fatal)
         except Exception as e:  # noqa: BLE001 - harness-side failure while handling candidate output
             return self._failure("runtime_error", f"{type(e).__name__}: {str(e)[:2000]}")
         finally:
+            result = module = None  # noqa: F841 - release the candidate before the collection below
+            gc.collect()  # the candidate's finalizers run now, before the state is put back
             integrity.restore()
+            integrity.set_candidate_files([])
             if module_name:
                 sys.modules.pop(module_name, None)
-            gc.collect()
             if self.device.startswith("cuda"):
                 try:
                     torch.cuda.empty_cache()
@@ -223,6 +263,8 @@ class Worker:
         self.count += 1
         path = self.workdir / f"candidate_{self.count}.py"
         path.write_text(source)
+        from . import integrity
+        integrity.set_candidate_files([str(path)])  # threads running this file's code are found
         try:
             module = import_file(path, "evo_candidate")
         except SyntaxError as e:
@@ -237,8 +279,10 @@ class Worker:
             raise Reject("compile_error", "the candidate defines no class ModelNew")
         return module, module.__name__
 
-    def _failure(self, status: str, reason: str) -> dict[str, Any]:
-        reply = {"status": status, "reason": reason}
+    def _failure(self, status: str, reason: str, fatal: bool = False) -> dict[str, Any]:
+        # fatal: the candidate tampered with the process (or left code running in it); the reply
+        # stands, and the worker is replaced before the next request.
+        reply: dict[str, Any] = {"status": status, "reason": reason, **({"fatal": True} if fatal else {})}
         if self.device.startswith("cuda") and (status == "runtime_error" or any(m in reason for m in _FATAL_MARKERS)):
             try:  # is the context still usable?
                 self.torch.cuda.synchronize()

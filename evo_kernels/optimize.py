@@ -1,0 +1,326 @@
+"""The optimize job: one problem, searched on a pool of evaluators, every result persisted as it lands.
+
+The loop keeps the pool fed (one job per evaluator plus one waiting, so none idles between
+dispatches), plans a new generation whenever the drafts run out, and records each result in the
+store before anything else looks at it. The population is checkpointed at each generation; a
+resumed run rebuilds it from the checkpoint and replays the evaluations recorded after it, so at
+most the evaluations in flight are lost and nothing recorded is evaluated again.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .candidate import Candidate, Evaluation
+from .cluster import Job, Pool, Result
+from .config import Config
+from .problem import Problem, load_problem
+from .proposers import make_proposers, reference_candidate
+from .search import Population, SearchConfig
+from .store import Store
+from .tuning import Tuner, TunableError, make_storage, parse_tunable
+
+
+class RunError(RuntimeError):
+    """The run cannot start or go on (a reference that fails, a run dir in the wrong state)."""
+
+
+_COMPILED_REFERENCE = """class ModelNew(Model):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._compiled = torch.compile(super().forward)
+
+    def forward(self, *inputs):
+        return self._compiled(*inputs)
+"""
+
+
+def problem_id(problem: Problem) -> str:
+    return f"{problem.name}-{problem.digest[:8]}"
+
+
+def drop_in_source(candidate: Candidate) -> str:
+    """The candidate as a module runnable without evo_kernels: its source with its parameters set."""
+    if not candidate.params:
+        return candidate.source
+    lines = [candidate.source.rstrip(), "", "", "# Parameters chosen by the search (override the defaults above)."]
+    lines += [f"{k} = {v!r}" for k, v in sorted(candidate.params.items())]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class _Tuning:
+    """A tunable draft being tuned: trials are asked one at a time, interleaved with other work."""
+
+    study: str
+    base: Candidate
+    space: dict[str, list[Any]]
+    constraints: list[str]
+    island: int
+    left: int
+
+
+@dataclass
+class Progress:
+    generation: int = 0
+    done: int = 0
+    running: int = 0
+    budget: int = 0
+    best_speedup: float = 0.0
+    best_technique: str = ""
+    by_status: dict[str, int] = field(default_factory=dict)
+
+
+class Optimizer:
+    def __init__(self, problem_path: str | Path, cfg: Config, run_dir: str | Path, pool: Pool,
+                 resume: bool = False, on_progress: Callable[[Progress], None] | None = None) -> None:
+        self.problem_path = str(Path(problem_path).resolve())
+        self.problem = load_problem(problem_path)
+        self.pid = problem_id(self.problem)
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.pool = pool
+        self.on_progress = on_progress
+        self.store = Store(self.run_dir / "store.sqlite")
+        existing = self.store.latest_run()
+        if resume and existing is None:
+            raise RunError(f"{self.run_dir}: nothing to resume (no run recorded there)")
+        if not resume and existing is not None:
+            raise RunError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose "
+                           "another --run-dir")
+        self.resume = resume
+        self.run_id = int(existing["id"]) if existing is not None else self.store.start_run("optimize", {
+            "problem": self.problem_path, "config": cfg.to_dict()})
+        self.store.add_problem(self.pid, self.problem_path, self.problem.name, self.problem.level, self.problem.source)
+        hardware = pool.hardware()
+        self.hardware = hardware[0]  # one search targets one hardware class; suites route per class
+        self.tuner = Tuner(make_storage(cfg.tuning.storage, self.run_dir), cfg.tuning.sampler, cfg.search.seed)
+        self.proposers = make_proposers(cfg.search.proposers, cfg.search.seed, cfg.device)
+        self.results: dict[str, Evaluation] = {}
+        self.planned: set[str] = set()  # drafts already queued or tuned: never planned twice
+        self.ready: collections.deque[tuple[Candidate, dict[str, Any]] | _Tuning] = collections.deque()
+        self.inflight: dict[int, Job] = {}
+        self.next_key = 0
+        self.progress = Progress(budget=cfg.budget)
+        self.population: Population | None = None
+        self.started = time.monotonic()
+
+    # -- setup ------------------------------------------------------------------------------------
+    def _reference(self) -> tuple[Candidate, Evaluation]:
+        ref = reference_candidate(self.problem)
+        for _, cand, ev, _ in self.store.evaluation_rows(self.pid):
+            if cand.id == ref.id:
+                return ref, ev
+        self._submit(ref, {"island": 0, "reference": True})
+        while True:
+            for result in self.pool.poll(timeout=1.0):
+                self._record(result)
+                if result.job.candidate.id == ref.id:
+                    ev = result.evaluation
+                    if not ev.ok:
+                        raise RunError(f"{self.problem_path}: the reference, run as a candidate, was not "
+                                       f"accepted ({ev.status}: {ev.reason}); is the problem deterministic?")
+                    return ref, ev
+
+    def _restore(self, ref: Candidate, ref_eval: Evaluation) -> None:
+        row = self.store.latest_run()
+        state = json.loads(row["state"]) if row is not None and row["state"] else None
+        last_seq = 0
+        if state is not None:
+            self.population = Population.from_state(state["population"])
+            last_seq = state["last_seq"]
+            for p, s in zip(self.proposers, state.get("proposers", [])):
+                p.rng.setstate(_tuple_state(s))
+            self.progress.generation = state.get("generation", 0)
+            self.planned = set(state.get("planned", []))
+        else:
+            core = {f.name: getattr(self.cfg.search, f.name) for f in dataclasses.fields(SearchConfig)}
+            self.population = Population(SearchConfig(**core), ref, ref_eval)
+        self.progress.done, self.progress.by_status = 0, {}  # recounted from the store
+        for seq, cand, ev, meta in self.store.evaluation_rows(self.pid):
+            self.results[cand.id] = ev
+            self._count(ev)
+            if seq > last_seq and cand.id != ref.id:
+                self.population.add(cand, ev, int(meta.get("island", 0)) % self.cfg.search.islands)
+        if self.resume:
+            self.tuner.fail_stale()
+
+    def _checkpoint(self) -> None:
+        assert self.population is not None
+        row = self.store.db.execute("SELECT MAX(seq) FROM evaluations WHERE problem_id = ?", (self.pid,)).fetchone()
+        self.store.save_state(self.run_id, {
+            "population": self.population.to_state(), "last_seq": int(row[0] or 0),
+            "generation": self.progress.generation, "planned": sorted(self.planned),
+            "proposers": [_list_state(p.rng.getstate()) for p in self.proposers]})
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        try:
+            ref, ref_eval = self._reference()
+            self._restore(ref, ref_eval)
+            empty = 0
+            while True:
+                if self._out_of_time() or self.progress.done >= self.cfg.budget:
+                    break
+                empty = 0 if self._feed() else empty + 1
+                if not self.inflight and not self.ready and empty >= self.cfg.search.max_generations_without_drafts:
+                    break
+                for result in self.pool.poll(timeout=0.5):
+                    self._record(result)
+        finally:
+            if self.population is not None:
+                self._checkpoint()
+        return self.finish()
+
+    def _out_of_time(self) -> bool:
+        return self.cfg.time_limit_s > 0 and time.monotonic() - self.started > self.cfg.time_limit_s
+
+    def _feed(self) -> bool:
+        """Submit work until every evaluator has a job and one waits; False if nothing could be planned."""
+        target = 2 * max(1, len(self.pool.workers))
+        while len(self.inflight) < target and self.progress.done + len(self.inflight) < self.cfg.budget:
+            if not self.ready and not self._plan_generation():
+                return bool(self.inflight)
+            item = self.ready.popleft()
+            if isinstance(item, _Tuning):
+                self._ask_trial(item)
+                continue
+            cand, meta = item
+            if cand.id in self.results or any(j.candidate.id == cand.id for j in self.inflight.values()):
+                continue
+            self._submit(cand, meta)
+        return True
+
+    def _ask_trial(self, task: _Tuning) -> None:
+        asked = self.tuner.ask(task.study, task.base, task.space, task.constraints)
+        if asked is None:
+            return
+        cand, number = asked
+        task.left -= 1
+        if task.left > 0:
+            self.ready.append(task)  # interleave its next trial with other work
+        meta = {"island": task.island, "study": task.study, "trial": number}
+        if cand.id in self.results:  # the sampler proposed a configuration already measured
+            self.tuner.tell(task.study, number, self.results[cand.id])
+            return
+        self._submit(cand, meta)
+
+    def _plan_generation(self) -> bool:
+        pop = self.population
+        assert pop is not None
+        if self.progress.generation > 0:
+            pop.end_generation()
+        self.progress.generation += 1
+        planned = 0
+        for i, (island, parents) in enumerate(pop.plan_generation(self.cfg.search.drafts_per_generation)):
+            proposer = self.proposers[i % len(self.proposers)]
+            for draft in proposer.propose(self.problem, parents, pop.feedback(island), 1):
+                if pop.seen(draft.id) or draft.id in self.planned:
+                    continue
+                self.planned.add(draft.id)
+                planned += self._enqueue(draft, island)
+        self._checkpoint()
+        return planned > 0
+
+    def _enqueue(self, draft: Candidate, island: int) -> int:
+        try:
+            space, constraints = parse_tunable(draft.source)
+        except TunableError as e:
+            self._record_local(draft, Evaluation(status="compile_error", reason=f"TUNABLE: {e}"), island)
+            return 0
+        if not space or self.cfg.tuning.trials_per_candidate <= 1:
+            self.ready.append((draft, {"island": island}))
+            return 1
+        study = f"{self.pid}:{draft.id}:{self.hardware}"
+        defaults = {k: v[0] for k, v in space.items()}
+        self.tuner.study(study, space).enqueue_trial(defaults, skip_if_exists=True)
+        self.ready.append(_Tuning(study, draft, space, constraints, island, self.cfg.tuning.trials_per_candidate))
+        return 1
+
+    def _submit(self, cand: Candidate, meta: dict[str, Any]) -> None:
+        job = Job(key=self.next_key, problem=self.problem_path, candidate=cand, hardware=self.hardware, meta=meta)
+        self.next_key += 1
+        self.inflight[job.key] = job
+        self.pool.submit(job)
+        self._report()
+
+    def _record(self, result: Result) -> None:
+        job, ev = result.job, result.evaluation
+        self.inflight.pop(job.key, None)
+        self._record_local(job.candidate, ev, int(job.meta.get("island", 0)), job.meta)
+        if "study" in job.meta:
+            self.tuner.tell(job.meta["study"], job.meta["trial"], ev)
+
+    def _record_local(self, cand: Candidate, ev: Evaluation, island: int, meta: dict[str, Any] | None = None) -> None:
+        self.store.add_evaluation(self.pid, cand, ev, meta or {"island": island})  # persisted first
+        self.results[cand.id] = ev
+        self._count(ev)
+        if self.population is not None and not (meta or {}).get("reference"):
+            self.population.add(cand, ev, island % self.cfg.search.islands)
+        self._report()
+
+    def _count(self, ev: Evaluation) -> None:
+        self.progress.done += 1
+        self.progress.by_status[ev.status] = self.progress.by_status.get(ev.status, 0) + 1
+
+    def _report(self) -> None:
+        self.progress.running = len(self.inflight)
+        if self.population is not None:
+            best, best_ev = self.population.best()
+            self.progress.best_speedup = best_ev.speedup or 0.0
+            self.progress.best_technique = best.technique
+        if self.on_progress is not None:
+            self.on_progress(self.progress)
+
+    # -- outputs ----------------------------------------------------------------------------------
+    def finish(self) -> dict[str, Any]:
+        """Write best.py and summary.json. When no candidate beat the faster baseline, the baseline
+        itself is the result (the reference, or the reference under torch.compile), at 1.0x."""
+        assert self.population is not None
+        best, best_ev = self.population.best()
+        base = self.pool.baselines(self.problem_path, self.hardware)
+        eager_ms = base["eager"]["median_ms"]
+        compile_ms = (base.get("compile") or {}).get("median_ms")
+        baseline_ms = min(t for t in (eager_ms, compile_ms) if t is not None)
+        if best_ev.speedup is not None and best_ev.speedup > 1.0:
+            source, technique, speedup, best_ms = drop_in_source(best), best.technique, best_ev.speedup, best_ev.median_ms
+            params, best_id = best.params, best.id
+        else:
+            use_compile = compile_ms is not None and compile_ms < eager_ms
+            source = reference_candidate(self.problem).source
+            if use_compile:
+                source = source.replace("class ModelNew(Model):\n    pass\n", _COMPILED_REFERENCE)
+            technique = "baseline:" + ("compile" if use_compile else "eager")
+            speedup, best_ms, params, best_id = 1.0, baseline_ms, {}, None
+        (self.run_dir / "best.py").write_text(source)
+        by_proposer: dict[str, int] = {}
+        for _, cand, _, _ in self.store.evaluation_rows(self.pid):
+            by_proposer[cand.proposer] = by_proposer.get(cand.proposer, 0) + 1
+        summary = {
+            "problem": self.problem_path, "problem_id": self.pid, "device": self.cfg.device,
+            "hardware": self.hardware, "best_speedup": speedup, "best_speedup_vs_eager": eager_ms / best_ms,
+            "best_ms": best_ms, "best_candidate": best_id, "best_technique": technique, "best_params": params,
+            "eager_ms": eager_ms, "compile_ms": compile_ms,
+            "evaluations": self.progress.done, "budget": self.cfg.budget, "generations": self.progress.generation,
+            "by_status": dict(sorted(self.progress.by_status.items())), "by_proposer": dict(sorted(by_proposer.items())),
+            "reduced_precision_allowed": self.cfg.verify.allow_reduced_precision,
+            "elapsed_s": round(time.monotonic() - self.started, 2),
+        }
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _list_state(state: Any) -> Any:
+    return [_list_state(x) for x in state] if isinstance(state, tuple) else state
+
+
+def _tuple_state(state: Any) -> Any:
+    return tuple(_tuple_state(x) for x in state) if isinstance(state, list) else state
