@@ -44,6 +44,7 @@ class TimingConfig:
     min_time_ms: float = 500.0  # ...and at least this much timed device time...
     max_time_s: float = 60.0  # ...but stop after this wall time once min_reps is reached
     flush_cache: bool = True  # write a buffer several times the last-level cache before each rep
+    lead_ms: float = 1.0  # device busy-wait queued before each timed call (GPUs), so the call is queued when timing starts
     checked_outputs: int = 3  # timed outputs compared with the reference (stale-result cheats)
     cpu_threads: int = 0  # torch threads on the CPU backend; 0 = leave torch's default
 

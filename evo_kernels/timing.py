@@ -2,7 +2,7 @@
 
 Per timed repetition: fresh input contents are copied in (outside the timed region), the cache is
 flushed, the device timer brackets the call, and a device-wide synchronize ends it, with the host
-clock around flush and call as a cross-check (work on another stream or left running asynchronously
+clock around the call as a cross-check (work on another stream or left running asynchronously
 shows up as host time far above device time). Median and IQR over at least `min_reps`.
 """
 from __future__ import annotations
@@ -98,23 +98,28 @@ def _benchmark(run: Callable[[], Any], refresh: Callable[[int], None], backend: 
     while True:
         refresh(i)
         backend.synchronize()
-        out = None  # the previous output: released here, outside both timers
-        timer = backend.timer()
+        lead, timer = backend.timer(), backend.timer()
         h0 = _perf_counter_ns()
-        # The flush is queued ahead of the start event, not synchronized: while the device writes
-        # it, the host queues the call, so the timed region starts with work waiting (as in
-        # steady-state use) instead of with the first launch's latency.
+        # Queued ahead of the start event: the cache flush, then a short device busy-wait. While
+        # the device works through them, the host queues the call, so the timed region starts
+        # with the call's work waiting, as in steady-state use, and not with the first launch's
+        # host latency after an idle synchronize (which read 3-7% high against do_bench).
+        lead.start()
         if cfg.flush_cache:
             backend.flush_cache()
+        backend.busy_wait(cfg.lead_ms)
+        lead.stop()
         timer.start()
-        out = _call(run)
+        out = run()
         timer.stop()
         backend.synchronize()
         h1 = _perf_counter_ns()
         device_ms.append(timer.elapsed_ms())
-        wall_ms.append((h1 - h0) / 1e6)
+        # Host time of the call alone: the lead-in's device time taken off the host's whole span.
+        wall_ms.append(max((h1 - h0) / 1e6 - lead.elapsed_ms(), 0.0))
         if on_output is not None:
             on_output(i, out)
+        del out
         i += 1
         if i >= cfg.min_reps:
             if sum(device_ms) >= cfg.min_time_ms or (_perf_counter_ns() - start) / 1e9 >= cfg.max_time_s:

@@ -76,6 +76,9 @@ class Backend(ABC):
             self._flush_buffer = torch.empty(size // 4, dtype=torch.int32, device=self.device)
         self._flush_buffer.fill_(0x5A5A5A5A)
 
+    def busy_wait(self, ms: float) -> None:
+        """Queue `ms` of device-side waiting (no-op where the host is the device)."""
+
     def poison_free_memory(self) -> int:
         """Overwrite memory the allocator holds but no tensor uses (freed results); returns bytes."""
         return 0

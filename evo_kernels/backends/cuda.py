@@ -38,6 +38,22 @@ class CudaBackend(Backend):
         super().__init__(device)
         torch.cuda.set_device(device)
         self._info: DeviceInfo | None = None
+        self._cycles_per_ms = 0.0
+
+    def busy_wait(self, ms: float) -> None:
+        """A spinning kernel of about `ms` (calibrated once against events)."""
+        sleep = getattr(torch.cuda, "_sleep", None)
+        if ms <= 0 or sleep is None:
+            return
+        if not self._cycles_per_ms:
+            timer = CudaTimer()
+            sleep(1000)  # load the kernel
+            timer.start()
+            sleep(1_000_000)
+            timer.stop()
+            self.synchronize()
+            self._cycles_per_ms = 1_000_000 / max(timer.elapsed_ms(), 1e-3)
+        sleep(int(ms * self._cycles_per_ms))
 
     def synchronize(self) -> None:
         _synchronize(self.device)  # cudaDeviceSynchronize: waits for every stream of the device

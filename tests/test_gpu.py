@@ -1,0 +1,62 @@
+"""GPU checks (run on a CUDA machine: `python3 -m pytest -m gpu`). CI has no GPU and skips them."""
+import pytest
+import torch
+
+from conftest import ROOT, run_cli
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+
+def test_bench_example_on_cuda():
+    code, out, err = run_cli("bench", "examples/gemm_bias_gelu.py", "examples/gemm_bias_gelu_fused.py",
+                             "--device", "cuda", "--json")
+    assert code == 0, err
+    assert out["status"] == "ok" and out["speedup"] > 1.0
+    assert out["eager_noise"] < 0.05
+    assert out["timings"]["candidate"]["reps"] >= 100
+
+
+def test_illegal_memory_access_is_a_crash_and_the_worker_recovers():
+    from evo_kernels.candidate import Candidate
+    from evo_kernels.config import Config
+    from evo_kernels.evaluator import Evaluator
+    cfg = Config(device="cuda", baselines=["eager"])
+    cfg.timing.min_reps = 20
+    problem = ROOT / "examples" / "gemm_bias_gelu.py"
+    wild = (ROOT / "experiments" / "candidates" / "illegal_memory_access.py").read_text()
+    good = (ROOT / "examples" / "gemm_bias_gelu_fused.py").read_text()
+    with Evaluator("cuda", cfg) as ev:
+        pid = ev.worker.proc.pid
+        bad = ev.evaluate(problem, Candidate(source=wild), timed=False)
+        assert bad.status == "crash" and "illegal memory access" in bad.reason
+        assert ev.worker.proc.pid != pid
+        after = ev.evaluate(problem, Candidate(source=good))
+        assert after.status == "ok" and after.speedup > 1.0
+
+
+def test_project_timing_agrees_with_do_bench():
+    import triton.testing
+
+    from evo_kernels import integrity
+    from evo_kernels.backends import get_backend
+    from evo_kernels.config import TimingConfig
+    from evo_kernels.problem import load_problem
+    from evo_kernels.timing import benchmark
+    integrity.set_strict_precision()
+    backend = get_backend("cuda")
+    p = load_problem(ROOT / "experiments" / "problems" / "level1" / "06_Conv2d_3x3.py")
+    model = p.make_model(p.Model, 0, "cuda")
+    bufs = p.make_inputs(1, "cuda")
+
+    def run():
+        with torch.no_grad():
+            return model(*bufs)
+
+    def refresh(i):
+        for b, f in zip(bufs, p.make_inputs(2 + i, "cuda")):
+            b.copy_(f)
+
+    ours = benchmark(run, refresh, backend, TimingConfig()).median_ms
+    ref = triton.testing.do_bench(run, warmup=100, rep=1000, return_mode="median")
+    assert abs(ours / ref - 1) < 0.05, (ours, ref)
