@@ -59,6 +59,7 @@ class Timing:
     min_ms: float
     reps: int
     wall_median_ms: float  # host wall clock around call + device-wide sync; cross-check for events
+    host_median_ms: float = 0.0  # host time to issue the call (launches); above device time: host-bound
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

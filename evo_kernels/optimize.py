@@ -108,6 +108,7 @@ class Optimizer:
         self.next_key = 0
         self.progress = Progress(budget=cfg.budget)
         self.population: Population | None = None
+        self.baselines: dict[str, Any] = {}
         self.started = time.monotonic()
 
     # -- setup ------------------------------------------------------------------------------------
@@ -162,6 +163,9 @@ class Optimizer:
     def run(self) -> dict[str, Any]:
         try:
             ref, ref_eval = self._reference()
+            # Fetched now, while the reference's evaluator has them cached: at the end every
+            # evaluator may still be busy with work a time limit cut short.
+            self.baselines = self.pool.baselines(self.problem_path, self.hardware)
             self._restore(ref, ref_eval)
             empty = 0
             while True:
@@ -283,7 +287,7 @@ class Optimizer:
         itself is the result (the reference, or the reference under torch.compile), at 1.0x."""
         assert self.population is not None
         best, best_ev = self.population.best()
-        base = self.pool.baselines(self.problem_path, self.hardware)
+        base = self.baselines
         eager_ms = base["eager"]["median_ms"]
         compile_ms = (base.get("compile") or {}).get("median_ms")
         baseline_ms = min(t for t in (eager_ms, compile_ms) if t is not None)

@@ -12,7 +12,8 @@ def test_bench_example_on_cuda():
     code, out, err = run_cli("bench", "examples/gemm_bias_gelu.py", "examples/gemm_bias_gelu_fused.py",
                              "--device", "cuda", "--json")
     assert code == 0, err
-    assert out["status"] == "ok" and out["speedup"] > 1.0
+    assert out["status"] == "ok" and out["speedup"] > 0
+    assert out["eager"] / out["candidate"] > 1.0  # fusing the bias and GELU beats eager
     assert out["eager_noise"] < 0.05
     assert out["timings"]["candidate"]["reps"] >= 100
 
