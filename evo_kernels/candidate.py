@@ -80,6 +80,9 @@ class Evaluation:
     max_rel_error: float | None = None
     notes: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    # What the speedup is against, as measured by the same worker: eager_ms, compile_ms, best_ms,
+    # noise, floor_ms and the device facts. Set for every timed evaluation.
+    baseline: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

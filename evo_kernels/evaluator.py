@@ -129,6 +129,9 @@ class Evaluator:
             ev.notes.append("reduced_precision_allowed: this run allows TF32 and reduced-precision reductions")
         if base is not None:
             ev.hardware = base.hardware
+            ev.baseline = {"eager_ms": base.eager_ms, "compile_ms": base.compile_ms, "best_ms": base.best_ms,
+                           "best_name": base.best_name, "noise": base.noise, "floor_ms": base.floor_ms,
+                           "device_info": base.device_info}
         if ev.status == "ok" and base is not None and ev.timing:
             ms = ev.timing["median_ms"]
             held = audit(ms, base.best_ms, base.floor_ms, self.cfg.verify)

@@ -111,20 +111,37 @@ def set_strict_precision() -> None:
 
 
 def _restore_precision(flags: dict[str, Any]) -> None:
-    # The fp32 precision API first (the legacy setters write through to it), generic before specific.
-    for backend, op in _FP32_PRECISION:
-        value = flags.get(f"{backend}.{op}.fp32_precision")
-        if isinstance(value, str) and not value.startswith("<"):
-            torch._C._set_fp32_precision_setter(backend, op, value)
+    """Set back each switch that differs (only those: some setters have side effects, e.g. imports)."""
+    now = precision_flags()
+    if now == flags:
+        return
+    # The legacy switches first (they write through to the fp32 precision API), then whatever of
+    # the new API still differs, generic before specific.
     m = torch.backends.cuda.matmul
-    m.allow_fp16_reduced_precision_reduction = flags["cuda.matmul.allow_fp16_reduced_precision_reduction"]
-    m.allow_bf16_reduced_precision_reduction = flags["cuda.matmul.allow_bf16_reduced_precision_reduction"]
-    torch.use_deterministic_algorithms(flags["deterministic_algorithms"])
-    torch.set_default_dtype(getattr(torch, flags["default_dtype"].replace("torch.", "")))
+    if now["cuda.matmul.allow_tf32"] != flags["cuda.matmul.allow_tf32"]:
+        m.allow_tf32 = flags["cuda.matmul.allow_tf32"]
+    if now["cudnn.allow_tf32"] != flags["cudnn.allow_tf32"]:
+        torch.backends.cudnn.allow_tf32 = flags["cudnn.allow_tf32"]
+    if now["float32_matmul_precision"] != flags["float32_matmul_precision"]:
+        torch.set_float32_matmul_precision(flags["float32_matmul_precision"])
+    now = precision_flags()
+    for backend, op in _FP32_PRECISION:
+        key = f"{backend}.{op}.fp32_precision"
+        value = flags.get(key)
+        if now.get(key) != value and isinstance(value, str) and not value.startswith("<"):
+            torch._C._set_fp32_precision_setter(backend, op, value)
+    for name in ("allow_fp16_reduced_precision_reduction", "allow_bf16_reduced_precision_reduction"):
+        if now[f"cuda.matmul.{name}"] != flags[f"cuda.matmul.{name}"]:
+            setattr(m, name, flags[f"cuda.matmul.{name}"])
+    if now["deterministic_algorithms"] != flags["deterministic_algorithms"]:
+        torch.use_deterministic_algorithms(flags["deterministic_algorithms"])
+    if now["default_dtype"] != flags["default_dtype"]:
+        torch.set_default_dtype(getattr(torch, flags["default_dtype"].replace("torch.", "")))
     for dev in ("cpu", "cuda"):
-        enabled, dtype = flags[f"autocast.{dev}"]
-        torch.set_autocast_enabled(dev, enabled)
-        torch.set_autocast_dtype(dev, getattr(torch, dtype.replace("torch.", "")))
+        if now[f"autocast.{dev}"] != flags[f"autocast.{dev}"]:
+            enabled, dtype = flags[f"autocast.{dev}"]
+            torch.set_autocast_enabled(dev, enabled)
+            torch.set_autocast_dtype(dev, getattr(torch, dtype.replace("torch.", "")))
 
 
 def _eval_frame_callback() -> Any:

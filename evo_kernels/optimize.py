@@ -87,15 +87,15 @@ class Optimizer:
         self.pool = pool
         self.on_progress = on_progress
         self.store = Store(self.run_dir / "store.sqlite")
-        existing = self.store.latest_run()
+        existing = self.store.run_for(self.pid)
         if resume and existing is None:
             raise RunError(f"{self.run_dir}: nothing to resume (no run recorded there)")
         if not resume and existing is not None:
             raise RunError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose "
                            "another --run-dir")
         self.resume = resume
-        self.run_id = int(existing["id"]) if existing is not None else self.store.start_run("optimize", {
-            "problem": self.problem_path, "config": cfg.to_dict()})
+        self.run_id = int(existing["id"]) if existing is not None else self.store.start_run(
+            "optimize", {"problem": self.problem_path, "config": cfg.to_dict()}, self.pid)
         self.store.add_problem(self.pid, self.problem_path, self.problem.name, self.problem.level, self.problem.source)
         hardware = pool.hardware()
         self.hardware = hardware[0]  # one search targets one hardware class; suites route per class
@@ -109,27 +109,29 @@ class Optimizer:
         self.progress = Progress(budget=cfg.budget)
         self.population: Population | None = None
         self.baselines: dict[str, Any] = {}
+        self.reference: Candidate | None = None
+        self.error = ""  # set when the problem cannot be searched (its reference fails)
+        self.empty = 0  # consecutive generations that planned nothing new
         self.started = time.monotonic()
 
-    # -- setup ------------------------------------------------------------------------------------
-    def _reference(self) -> tuple[Candidate, Evaluation]:
-        ref = reference_candidate(self.problem)
+    # -- steps (driven by `drive`, which shares one pool among several problems) -----------------
+    def start(self) -> None:
+        """Reuse a recorded reference evaluation, or submit the reference as the first job."""
+        self.reference = reference_candidate(self.problem)
         for _, cand, ev, _ in self.store.evaluation_rows(self.pid):
-            if cand.id == ref.id:
-                return ref, ev
-        self._submit(ref, {"island": 0, "reference": True})
-        while True:
-            for result in self.pool.poll(timeout=1.0):
-                self._record(result)
-                if result.job.candidate.id == ref.id:
-                    ev = result.evaluation
-                    if not ev.ok:
-                        raise RunError(f"{self.problem_path}: the reference, run as a candidate, was not "
-                                       f"accepted ({ev.status}: {ev.reason}); is the problem deterministic?")
-                    return ref, ev
+            if cand.id == self.reference.id:
+                self._begin(ev)
+                return
+        self._submit(self.reference, {"island": 0, "reference": True})
 
-    def _restore(self, ref: Candidate, ref_eval: Evaluation) -> None:
-        row = self.store.latest_run()
+    def _begin(self, ref_eval: Evaluation) -> None:
+        """The reference is measured: build (or restore) the population and start searching."""
+        if not ref_eval.ok:
+            self.error = (f"{self.problem_path}: the reference, run as a candidate, was not accepted "
+                          f"({ref_eval.status}: {ref_eval.reason}); is the problem deterministic?")
+            return
+        self.baselines = ref_eval.baseline or {}
+        row = self.store.run_for(self.pid)
         state = json.loads(row["state"]) if row is not None and row["state"] else None
         last_seq = 0
         if state is not None:
@@ -141,69 +143,77 @@ class Optimizer:
             self.planned = set(state.get("planned", []))
         else:
             core = {f.name: getattr(self.cfg.search, f.name) for f in dataclasses.fields(SearchConfig)}
-            self.population = Population(SearchConfig(**core), ref, ref_eval)
+            self.population = Population(SearchConfig(**core), self.reference, ref_eval)
         self.progress.done, self.progress.by_status = 0, {}  # recounted from the store
         for seq, cand, ev, meta in self.store.evaluation_rows(self.pid):
             self.results[cand.id] = ev
             self._count(ev)
-            if seq > last_seq and cand.id != ref.id:
+            if seq > last_seq and cand.id != self.reference.id:
                 self.population.add(cand, ev, int(meta.get("island", 0)) % self.cfg.search.islands)
         if self.resume:
             self.tuner.fail_stale()
+        self._report()
+
+    @property
+    def finished(self) -> bool:
+        if self.error:
+            return True
+        if self.population is None:
+            return False
+        out_of_work = not self.inflight and not self.ready and self.empty >= self.cfg.search.max_generations_without_drafts
+        return self._out_of_time() or self.progress.done >= self.cfg.budget or out_of_work
+
+    def handle(self, result: Result) -> None:
+        """Record one result (the store first); the reference's result starts the search."""
+        self._record(result)
+        if result.job.meta.get("reference"):
+            self._begin(result.evaluation)
+
+    def feed(self, capacity: int) -> int:
+        """Submit up to `capacity` jobs; returns how many were submitted."""
+        if self.population is None or self.finished:
+            return 0
+        submitted = 0
+        while submitted < capacity and self.progress.done + len(self.inflight) < self.cfg.budget:
+            if not self.ready:
+                if not self._plan_generation():
+                    self.empty += 1
+                    break
+                self.empty = 0
+            item = self.ready.popleft()
+            if isinstance(item, _Tuning):
+                submitted += self._ask_trial(item)
+                continue
+            cand, meta = item
+            if cand.id in self.results or any(j.candidate.id == cand.id for j in self.inflight.values()):
+                continue
+            self._submit(cand, meta)
+            submitted += 1
+        return submitted
 
     def _checkpoint(self) -> None:
-        assert self.population is not None
+        if self.population is None:
+            return
         row = self.store.db.execute("SELECT MAX(seq) FROM evaluations WHERE problem_id = ?", (self.pid,)).fetchone()
         self.store.save_state(self.run_id, {
             "population": self.population.to_state(), "last_seq": int(row[0] or 0),
             "generation": self.progress.generation, "planned": sorted(self.planned),
             "proposers": [_list_state(p.rng.getstate()) for p in self.proposers]})
 
-    # -- the loop ---------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        try:
-            ref, ref_eval = self._reference()
-            # Fetched now, while the reference's evaluator has them cached: at the end every
-            # evaluator may still be busy with work a time limit cut short.
-            self.baselines = self.pool.baselines(self.problem_path, self.hardware)
-            self._restore(ref, ref_eval)
-            empty = 0
-            while True:
-                if self._out_of_time() or self.progress.done >= self.cfg.budget:
-                    break
-                empty = 0 if self._feed() else empty + 1
-                if not self.inflight and not self.ready and empty >= self.cfg.search.max_generations_without_drafts:
-                    break
-                for result in self.pool.poll(timeout=0.5):
-                    self._record(result)
-        finally:
-            if self.population is not None:
-                self._checkpoint()
+        """Search this one problem to the end; the summary."""
+        drive([self], self.pool)
+        if self.error:
+            raise RunError(self.error)
         return self.finish()
 
     def _out_of_time(self) -> bool:
         return self.cfg.time_limit_s > 0 and time.monotonic() - self.started > self.cfg.time_limit_s
 
-    def _feed(self) -> bool:
-        """Submit work until every evaluator has a job and one waits; False if nothing could be planned."""
-        target = 2 * max(1, len(self.pool.workers))
-        while len(self.inflight) < target and self.progress.done + len(self.inflight) < self.cfg.budget:
-            if not self.ready and not self._plan_generation():
-                return bool(self.inflight)
-            item = self.ready.popleft()
-            if isinstance(item, _Tuning):
-                self._ask_trial(item)
-                continue
-            cand, meta = item
-            if cand.id in self.results or any(j.candidate.id == cand.id for j in self.inflight.values()):
-                continue
-            self._submit(cand, meta)
-        return True
-
-    def _ask_trial(self, task: _Tuning) -> None:
+    def _ask_trial(self, task: _Tuning) -> int:
         asked = self.tuner.ask(task.study, task.base, task.space, task.constraints)
         if asked is None:
-            return
+            return 0
         cand, number = asked
         task.left -= 1
         if task.left > 0:
@@ -211,8 +221,9 @@ class Optimizer:
         meta = {"island": task.island, "study": task.study, "trial": number}
         if cand.id in self.results:  # the sampler proposed a configuration already measured
             self.tuner.tell(task.study, number, self.results[cand.id])
-            return
+            return 0
         self._submit(cand, meta)
+        return 1
 
     def _plan_generation(self) -> bool:
         pop = self.population
@@ -287,10 +298,9 @@ class Optimizer:
         itself is the result (the reference, or the reference under torch.compile), at 1.0x."""
         assert self.population is not None
         best, best_ev = self.population.best()
-        base = self.baselines
-        eager_ms = base["eager"]["median_ms"]
-        compile_ms = (base.get("compile") or {}).get("median_ms")
-        baseline_ms = min(t for t in (eager_ms, compile_ms) if t is not None)
+        eager_ms = self.baselines["eager_ms"]
+        compile_ms = self.baselines.get("compile_ms")
+        baseline_ms = self.baselines["best_ms"]
         if best_ev.speedup is not None and best_ev.speedup > 1.0:
             source, technique, speedup, best_ms = drop_in_source(best), best.technique, best_ev.speedup, best_ev.median_ms
             params, best_id = best.params, best.id
@@ -319,7 +329,40 @@ class Optimizer:
         return summary
 
     def close(self) -> None:
+        self._checkpoint()
         self.store.close()
+
+
+def drive(optimizers: list[Optimizer], pool: Pool, poll_s: float = 0.5) -> None:
+    """Run several searches on one pool until each is finished.
+
+    The pool is kept fed across problems (one job per evaluator plus one waiting), so evaluators
+    never idle at one problem's tail while another has work. Problems take turns submitting.
+    """
+    by_problem = {o.problem_path: o for o in optimizers}
+    for o in optimizers:
+        o.start()
+    while True:
+        active = [o for o in optimizers if not o.finished]
+        inflight = sum(len(o.inflight) for o in optimizers)
+        if not active and not inflight:
+            return
+        target = 2 * max(1, len(pool.workers))
+        progressed = True
+        while inflight < target and progressed:  # round robin, one job per problem per turn
+            progressed = False
+            for o in active:
+                if inflight >= target:
+                    break
+                n = o.feed(1)
+                inflight += n
+                progressed = progressed or n > 0
+        if not inflight:
+            if all(o.finished for o in optimizers):
+                return
+            continue  # nothing could be submitted now: planning moves each search toward its end
+        for result in pool.poll(timeout=poll_s):
+            by_problem[result.job.problem].handle(result)
 
 
 def _list_state(state: Any) -> Any:

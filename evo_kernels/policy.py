@@ -98,6 +98,7 @@ class _Checker(ast.NodeVisitor):
     def __init__(self, allow_reduced_precision: bool) -> None:
         self.allow_precision = allow_reduced_precision
         self.modules: set[str] = set()  # local names bound to imported modules (and simple aliases)
+        self.triton: set[str] = set()  # those of them bound to Triton (tl.load is a memory access)
         self.called: set[int] = set()  # ids of Name nodes in call position
         self.found: list[Violation] = []
 
@@ -119,6 +120,8 @@ class _Checker(ast.NodeVisitor):
         for alias in node.names:
             self._check_module(alias.name, node)
             self.modules.add(alias.asname or alias.name.split(".")[0])
+            if alias.name.split(".")[0] == "triton":
+                self.triton.add(alias.asname or alias.name.split(".")[0])
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         if node.level:
@@ -133,6 +136,8 @@ class _Checker(ast.NodeVisitor):
             elif alias.name.startswith(_GLOBAL_HOOK_PREFIX):
                 self.flag("patching", node, f"import of {mod}.{alias.name} (a hook on every module)")
             self.modules.add(alias.asname or alias.name)
+            if mod.split(".")[0] == "triton":
+                self.triton.add(alias.asname or alias.name)
 
     def visit_Try(self, node: ast.AST) -> None:
         self.flag("try_except", node, "try/except (a candidate must not fall back or hide failures)")
@@ -181,7 +186,7 @@ class _Checker(ast.NodeVisitor):
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         if node.attr in _FILE_ATTRS:  # torch.load / cpp_extension.load, not a method of one's own
-            if self._rooted_in_module(node.value):
+            if self._rooted_in_module(node.value) and self._root(node.value) not in self.triton:
                 self.flag("io", node, f"use of .{node.attr}")
         elif node.attr in _FORBIDDEN_ATTRS:
             self.flag(_FORBIDDEN_ATTRS[node.attr], node, f"use of .{node.attr}")
@@ -199,10 +204,14 @@ class _Checker(ast.NodeVisitor):
         elif node.id in _REFLECTIVE and id(node) not in self.called:
             self.flag("introspection", node, f"{node.id} used as a value (it may only be called directly)")
 
-    def _rooted_in_module(self, node: ast.AST) -> bool:
+    @staticmethod
+    def _root(node: ast.AST) -> str:
         while isinstance(node, (ast.Attribute, ast.Subscript)):
             node = node.value
-        return isinstance(node, ast.Name) and node.id in self.modules
+        return node.id if isinstance(node, ast.Name) else ""
+
+    def _rooted_in_module(self, node: ast.AST) -> bool:
+        return self._root(node) in self.modules
 
     def _check_target(self, target: ast.AST, node: ast.AST) -> None:
         if isinstance(target, ast.Attribute) and _FORBIDDEN_ATTRS.get(target.attr) == "precision":

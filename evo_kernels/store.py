@@ -18,7 +18,7 @@ from .candidate import Candidate, Evaluation
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, created REAL NOT NULL, kind TEXT NOT NULL, config TEXT NOT NULL,
-    state TEXT, updated REAL
+    state TEXT, updated REAL, problem_id TEXT
 );
 CREATE TABLE IF NOT EXISTS problems (
     id TEXT PRIMARY KEY, path TEXT NOT NULL, name TEXT NOT NULL, level TEXT, source TEXT NOT NULL
@@ -56,10 +56,11 @@ class Store:
         self.db.close()
 
     # -- writes (each one transaction) ------------------------------------------------------------
-    def start_run(self, kind: str, config: dict[str, Any]) -> int:
+    def start_run(self, kind: str, config: dict[str, Any], problem_id: str | None = None) -> int:
+        """A run row: one per problem searched (a suite has several in one store)."""
         with self.db:
-            cur = self.db.execute("INSERT INTO runs(created, kind, config) VALUES (?, ?, ?)",
-                                  (time.time(), kind, json.dumps(config)))
+            cur = self.db.execute("INSERT INTO runs(created, kind, config, problem_id) VALUES (?, ?, ?, ?)",
+                                  (time.time(), kind, json.dumps(config), problem_id))
         return int(cur.lastrowid)
 
     def save_state(self, run_id: int, state: dict[str, Any]) -> None:
@@ -108,6 +109,13 @@ class Store:
     # -- reads ------------------------------------------------------------------------------------
     def latest_run(self) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+
+    def run_for(self, problem_id: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM runs WHERE problem_id = ? ORDER BY id DESC LIMIT 1",
+                               (problem_id,)).fetchone()
+
+    def runs(self) -> list[sqlite3.Row]:
+        return list(self.db.execute("SELECT * FROM runs ORDER BY id"))
 
     def baselines(self, problem_id: str, hardware: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT data FROM baselines WHERE problem_id = ? AND hardware = ?",

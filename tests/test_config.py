@@ -38,3 +38,8 @@ def test_int_accepted_for_float_and_overrides_merge():
     cfg = config.load(None, {"timing": {"warmup_ms": 5}})
     assert cfg.timing.warmup_ms == 5.0 and isinstance(cfg.timing.warmup_ms, float)
     assert cfg.timing.min_reps == 100
+
+
+def test_shipped_cluster_yaml_loads():
+    cfg = config.load(ROOT / "configs" / "cluster.yaml")
+    assert cfg.cluster.backend == "ray" and cfg.search.drafts_per_generation == 16

@@ -91,3 +91,14 @@ def test_run_dir_guards(tmp_path):
     assert code == 0, err
     code, _, err = run_cli("optimize", PROBLEM, *CFG, "--run-dir", str(run_dir), "--budget", "2")
     assert code == 2 and "already holds a run" in err
+
+
+def test_optimize_through_a_local_ray_instance(tmp_path):
+    """The default path: no --config backend override, a local Ray instance started and stopped."""
+    cfg = tmp_path / "ray.yaml"
+    cfg.write_text((CONFIGS / "search_local.yaml").read_text().replace("backend: local", "backend: ray"))
+    run_dir = tmp_path / "run"
+    code, summary, err = run_cli("optimize", PROBLEM, "--config", str(cfg), "--device", "cpu",
+                                 "--run-dir", str(run_dir), "--budget", "5", "--json")
+    assert code == 0, err
+    assert summary["evaluations"] == 5 and summary["hardware"].startswith("cpu")
