@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None)
     p.add_argument("--address", default=None, help="Ray address of an existing cluster to join")
     p.add_argument("--json", action="store_true", help="print summary.json's object as the last line")
+    _add_suite_commands(sub)
     return parser
 
 
@@ -260,7 +261,106 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"verify": cmd_verify_or_bench, "bench": cmd_verify_or_bench, "optimize": cmd_optimize}
+def _add_suite_commands(sub: Any) -> None:
+    p = sub.add_parser("suite", help="search every problem of a suite on one shared pool")
+    p.add_argument("suite", help="a directory of problems (levels as subdirectories) or a YAML file")
+    p.add_argument("--device", default=None)
+    p.add_argument("--budget-per-problem", type=int, default=None)
+    p.add_argument("--time-limit", type=float, default=None, help="wall-clock seconds per problem")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--run-dir", default=None)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--config", default=None)
+    p.add_argument("--address", default=None)
+    p.add_argument("--json", action="store_true", help="print suite.json's object as the last line")
+    p = sub.add_parser("show", help="print a run's summary (also while it runs)")
+    p.add_argument("run_dir")
+    p = sub.add_parser("report", help="write a self-contained HTML (or Markdown) report of a run")
+    p.add_argument("run_dir")
+    p.add_argument("--format", choices=["html", "md"], default="html")
+    p.add_argument("--output", default=None, help="default: RUN_DIR/report.html or report.md")
+
+
+def cmd_suite(args: argparse.Namespace) -> int:
+    import time as _time
+
+    from .optimize import Optimizer, drive
+    from .suite import SuiteError, discover, markdown, write_suite_summary
+    try:
+        entries = discover(args.suite)
+    except SuiteError as e:
+        raise UsageError(str(e)) from None
+    for entry in entries:
+        try:
+            load_problem(entry.path)
+        except ProblemError as e:
+            raise UsageError(str(e)) from None
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / f"suite-{_time.strftime('%Y%m%d-%H%M%S')}"
+    args.budget = args.budget_per_problem
+    cfg = _optimize_config(args, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    from rich.console import Console
+    console = Console(stderr=True)
+    console.print(f"suite {args.suite}: {len(entries)} problems on {cfg.device}, run dir {run_dir}")
+    pool = make_pool(cfg, run_dir / "cache")
+    optimizers = []
+    try:
+        for entry in entries:
+            pcfg = config_mod.from_dict(cfg.to_dict())
+            if entry.budget is not None and args.budget_per_problem is None:
+                pcfg.budget = entry.budget
+            optimizers.append(Optimizer(entry.path, pcfg, run_dir, pool, resume=args.resume,
+                                        out_dir=run_dir / "problems" / entry.path.stem))
+        drive(optimizers, pool)
+        summaries = []
+        for o in optimizers:
+            if o.error:
+                console.print(f"[red]{o.error}[/]")
+                continue
+            summaries.append(o.finish())
+    except Exception as e:
+        from .optimize import RunError
+        if isinstance(e, RunError):
+            raise UsageError(str(e)) from None
+        raise
+    finally:
+        for o in optimizers:
+            o.close()
+        pool.close()
+    result = write_suite_summary(run_dir, summaries)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(markdown(result["table"]))
+        console.print(f"wrote {run_dir / 'suite.json'}, {run_dir / 'suite.md'} and problems/*/best.py")
+    return EXIT_OK if len(summaries) == len(optimizers) else EXIT_REJECTED
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .report import collect, print_summary
+    try:
+        data = collect(Path(args.run_dir))
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from None
+    print_summary(data)
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import collect, write_html, write_markdown
+    run_dir = Path(args.run_dir)
+    try:
+        data = collect(run_dir)
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from None
+    out = Path(args.output) if args.output else run_dir / f"report.{args.format}"
+    (write_html if args.format == "html" else write_markdown)(data, out)
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+COMMANDS = {"verify": cmd_verify_or_bench, "bench": cmd_verify_or_bench, "optimize": cmd_optimize,
+            "suite": cmd_suite, "show": cmd_show, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,18 +78,18 @@ class Progress:
 
 class Optimizer:
     def __init__(self, problem_path: str | Path, cfg: Config, run_dir: str | Path, pool: Pool,
-                 resume: bool = False, on_progress: Callable[[Progress], None] | None = None) -> None:
+                 resume: bool = False, on_progress: Callable[[Progress], None] | None = None,
+                 out_dir: str | Path | None = None) -> None:
         self.problem_path = str(Path(problem_path).resolve())
         self.problem = load_problem(problem_path)
         self.pid = problem_id(self.problem)
         self.cfg = cfg
         self.run_dir = Path(run_dir)
+        self.out_dir = Path(out_dir) if out_dir else self.run_dir  # best.py and summary.json
         self.pool = pool
         self.on_progress = on_progress
         self.store = Store(self.run_dir / "store.sqlite")
         existing = self.store.run_for(self.pid)
-        if resume and existing is None:
-            raise RunError(f"{self.run_dir}: nothing to resume (no run recorded there)")
         if not resume and existing is not None:
             raise RunError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose "
                            "another --run-dir")
@@ -311,12 +311,18 @@ class Optimizer:
                 source = source.replace("class ModelNew(Model):\n    pass\n", _COMPILED_REFERENCE)
             technique = "baseline:" + ("compile" if use_compile else "eager")
             speedup, best_ms, params, best_id = 1.0, baseline_ms, {}, None
-        (self.run_dir / "best.py").write_text(source)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "best.py").write_text(source)
         by_proposer: dict[str, int] = {}
         for _, cand, _, _ in self.store.evaluation_rows(self.pid):
             by_proposer[cand.proposer] = by_proposer.get(cand.proposer, 0) + 1
+        found = [e.speedup for _, e in self._searched() if e.ok and e.speedup]
+        found_best = max(found) if found else None
         summary = {
-            "problem": self.problem_path, "problem_id": self.pid, "device": self.cfg.device,
+            "problem": self.problem_path, "problem_id": self.pid, "level": self.problem.level,
+            "device": self.cfg.device,
+            "found_speedup": found_best,  # best of the search's own correct candidates (fast_p)
+            "found_speedup_vs_eager": found_best * baseline_ms / eager_ms if found_best else None,
             "hardware": self.hardware, "best_speedup": speedup, "best_speedup_vs_eager": eager_ms / best_ms,
             "best_ms": best_ms, "best_candidate": best_id, "best_technique": technique, "best_params": params,
             "eager_ms": eager_ms, "compile_ms": compile_ms,
@@ -325,8 +331,13 @@ class Optimizer:
             "reduced_precision_allowed": self.cfg.verify.allow_reduced_precision,
             "elapsed_s": round(time.monotonic() - self.started, 2),
         }
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
+
+    def _searched(self) -> list[tuple[Candidate, Evaluation]]:
+        """Every evaluation of this problem except the reference's."""
+        ref_id = self.reference.id if self.reference else None
+        return [(c, e) for _, c, e, _ in self.store.evaluation_rows(self.pid) if c.id != ref_id]
 
     def close(self) -> None:
         self._checkpoint()
