@@ -273,6 +273,19 @@ def _add_suite_commands(sub: Any) -> None:
     p.add_argument("--config", default=None)
     p.add_argument("--address", default=None)
     p.add_argument("--json", action="store_true", help="print suite.json's object as the last line")
+    p = sub.add_parser("port", help="re-verify and re-tune a finished run's best candidates on new hardware")
+    p.add_argument("source_run_dir")
+    p.add_argument("--device", default=None)
+    p.add_argument("--hw", default=None, help="hardware label to port to (default: the pool's first)")
+    p.add_argument("--budget-per-problem", type=int, default=None,
+                   help="evaluations per problem there, re-verification and re-tuning included (default 8)")
+    p.add_argument("--run-dir", default=None, help="default: SOURCE_RUN_DIR/port-<hw>")
+    p.add_argument("--config", default=None)
+    p.add_argument("--address", default=None)
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("export", help="write the best kernels as drop-in modules in KernelBench's layout")
+    p.add_argument("run_dir")
+    p.add_argument("--out", default=None, help="default: RUN_DIR/export")
     p = sub.add_parser("show", help="print a run's summary (also while it runs)")
     p.add_argument("run_dir")
     p = sub.add_parser("report", help="write a self-contained HTML (or Markdown) report of a run")
@@ -336,6 +349,62 @@ def cmd_suite(args: argparse.Namespace) -> int:
     return EXIT_OK if len(summaries) == len(optimizers) else EXIT_REJECTED
 
 
+def cmd_port(args: argparse.Namespace) -> int:
+    from .optimize import Optimizer, RunError, drive
+    from .port import best_of_run, markdown, verdicts, write
+    source = Path(args.source_run_dir)
+    if not (source / "store.sqlite").exists():
+        raise UsageError(f"{source}: no run here (no store.sqlite)")
+    ported = best_of_run(source)
+    if not ported:
+        raise UsageError(f"{source}: no problem of this run has a correct candidate to port")
+    args.budget, args.time_limit, args.seed, args.resume = args.budget_per_problem or 8, None, None, False
+    run_dir = Path(args.run_dir) if args.run_dir else source / f"port-{args.hw or 'target'}"
+    cfg = _optimize_config(args, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pool = make_pool(cfg, run_dir / "cache")
+    optimizers = []
+    try:
+        for p in ported:
+            seed = Candidate(source=p.candidate.source, params=p.candidate.params, parents=(p.candidate.id,),
+                             proposer="port", technique=p.candidate.technique)
+            optimizers.append(Optimizer(p.problem_path, cfg, run_dir, pool, out_dir=run_dir / "problems" /
+                                        Path(p.problem_path).stem, hardware=args.hw, seeds=[seed]))
+        drive(optimizers, pool)
+        rows = []
+        for p, o in zip(ported, optimizers):
+            if o.error:
+                rows.append({"problem": Path(p.problem_path).stem, "verdict": f"failed there: {o.error}",
+                             "source_hardware": p.source_hardware, "source_speedup": p.source_speedup,
+                             "target_hardware": o.hardware, "as_is_status": None, "as_is_speedup": None,
+                             "retuned_speedup": None, "retuned_params": None, "final_speedup": None,
+                             "final_technique": None})
+                continue
+            o.finish()
+            rows.append(verdicts(p, o))
+    except RunError as e:
+        raise UsageError(str(e)) from None
+    finally:
+        for o in optimizers:
+            o.close()
+        pool.close()
+    write(run_dir, rows)
+    print(json.dumps(rows) if args.json else markdown(rows))
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .report import export
+    run_dir = Path(args.run_dir)
+    try:
+        written = export(run_dir, Path(args.out) if args.out else run_dir / "export")
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from None
+    for path in written:
+        print(path)
+    return EXIT_OK
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from .report import collect, print_summary
     try:
@@ -360,7 +429,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"verify": cmd_verify_or_bench, "bench": cmd_verify_or_bench, "optimize": cmd_optimize,
-            "suite": cmd_suite, "show": cmd_show, "report": cmd_report}
+            "suite": cmd_suite, "show": cmd_show, "report": cmd_report, "port": cmd_port, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,7 +79,8 @@ class Progress:
 class Optimizer:
     def __init__(self, problem_path: str | Path, cfg: Config, run_dir: str | Path, pool: Pool,
                  resume: bool = False, on_progress: Callable[[Progress], None] | None = None,
-                 out_dir: str | Path | None = None) -> None:
+                 out_dir: str | Path | None = None, hardware: str | None = None,
+                 seeds: list[Candidate] | None = None) -> None:
         self.problem_path = str(Path(problem_path).resolve())
         self.problem = load_problem(problem_path)
         self.pid = problem_id(self.problem)
@@ -97,8 +98,11 @@ class Optimizer:
         self.run_id = int(existing["id"]) if existing is not None else self.store.start_run(
             "optimize", {"problem": self.problem_path, "config": cfg.to_dict()}, self.pid)
         self.store.add_problem(self.pid, self.problem_path, self.problem.name, self.problem.level, self.problem.source)
-        hardware = pool.hardware()
-        self.hardware = hardware[0]  # one search targets one hardware class; suites route per class
+        labels = pool.hardware()
+        if hardware is not None and hardware not in labels:
+            raise RunError(f"no evaluator with hardware {hardware!r}; the pool has {labels}")
+        self.hardware = hardware or labels[0]  # one search targets one hardware class
+        self.seeds = list(seeds or [])  # candidates to evaluate (and tune) first: ported or given
         self.tuner = Tuner(make_storage(cfg.tuning.storage, self.run_dir), cfg.tuning.sampler, cfg.search.seed)
         self.proposers = make_proposers(cfg.search.proposers, cfg.search.seed, cfg.device)
         self.results: dict[str, Evaluation] = {}
@@ -144,6 +148,9 @@ class Optimizer:
         else:
             core = {f.name: getattr(self.cfg.search, f.name) for f in dataclasses.fields(SearchConfig)}
             self.population = Population(SearchConfig(**core), self.reference, ref_eval)
+            for i, seed in enumerate(self.seeds):
+                self.planned.add(seed.id)
+                self._enqueue(seed, i % self.cfg.search.islands)
         self.progress.done, self.progress.by_status = 0, {}  # recounted from the store
         for seq, cand, ev, meta in self.store.evaluation_rows(self.pid):
             self.results[cand.id] = ev
@@ -225,6 +232,9 @@ class Optimizer:
         self._submit(cand, meta)
         return 1
 
+    def study_name(self, draft: Candidate) -> str:
+        return f"{self.pid}:{draft.id}:{self.hardware}"
+
     def _plan_generation(self) -> bool:
         pop = self.population
         assert pop is not None
@@ -251,8 +261,9 @@ class Optimizer:
         if not space or self.cfg.tuning.trials_per_candidate <= 1:
             self.ready.append((draft, {"island": island}))
             return 1
-        study = f"{self.pid}:{draft.id}:{self.hardware}"
-        defaults = {k: v[0] for k, v in space.items()}
+        study = self.study_name(draft)
+        # The first trial is the draft's own values (a ported candidate's tuned ones), else the defaults.
+        defaults = {k: (draft.params[k] if k in draft.params else v[0]) for k, v in space.items()}
         self.tuner.study(study, space).enqueue_trial(defaults, skip_if_exists=True)
         self.ready.append(_Tuning(study, draft, space, constraints, island, self.cfg.tuning.trials_per_candidate))
         return 1
@@ -267,6 +278,7 @@ class Optimizer:
     def _record(self, result: Result) -> None:
         job, ev = result.job, result.evaluation
         self.inflight.pop(job.key, None)
+        ev.hardware = result.worker.hardware  # the routing label (a node's hw: resource), not the device name
         self._record_local(job.candidate, ev, int(job.meta.get("island", 0)), job.meta)
         if "study" in job.meta:
             self.tuner.tell(job.meta["study"], job.meta["trial"], ev)

@@ -199,3 +199,24 @@ padding:3px 8px;font-size:13px}}img{{max-width:100%}}</style></head><body>
 <h2>Results</h2>{table}<h2>Plots</h2>{imgs}<h2>Lineage of each winner</h2>{''.join(lineages) or '<p>none</p>'}
 </body></html>"""
     out.write_text(page)
+
+
+def export(run_dir: Path, out: Path) -> list[Path]:
+    """Each problem's best module (its best.py: runs without evo_kernels) in KernelBench's layout:
+    OUT/<level>/<problem file name>, defining `ModelNew`, next to the problem it solves."""
+    if not (run_dir / "store.sqlite").exists():
+        raise FileNotFoundError(f"{run_dir}: no run here (no store.sqlite)")
+    store = Store(run_dir / "store.sqlite")
+    written = []
+    try:
+        for prow in store.db.execute("SELECT id, path, name, level FROM problems"):
+            for best in (run_dir / "best.py", run_dir / "problems" / prow["name"] / "best.py"):
+                summary = best.parent / "summary.json"
+                if best.exists() and summary.exists() and json.loads(summary.read_text()).get("problem_id") == prow["id"]:
+                    target = out / (prow["level"] or "problems") / Path(prow["path"]).name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(best.read_text())
+                    written.append(target)
+    finally:
+        store.close()
+    return written

@@ -1,0 +1,50 @@
+"""Port a finished run from one hardware label to another on a simulated two-node Ray cluster, and
+export its best kernels in KernelBench's layout."""
+import json
+
+import pytest
+
+from conftest import CONFIGS, PROBLEMS, run_cli
+
+ray = pytest.importorskip("ray")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+PROBLEM = str(PROBLEMS / "tiny_linear_relu.py")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    node = {"num_cpus": 1, "object_store_memory": 80 << 20}
+    c = Cluster(initialize_head=True, head_node_args={**node, "resources": {"hw:cpu-a": 1}})
+    c.add_node(**node, resources={"hw:cpu-b": 1})
+    c.wait_for_nodes()
+    yield c
+    c.shutdown()
+
+
+def test_port_from_cpu_a_to_cpu_b_and_export(cluster, tmp_path):
+    cfg = tmp_path / "ray.yaml"
+    cfg.write_text((CONFIGS / "search_local.yaml").read_text().replace("backend: local", "backend: ray")
+                   + "\n" + "")
+    source = tmp_path / "source"
+    code, summary, err = run_cli("optimize", PROBLEM, "--config", str(cfg), "--device", "cpu", "--address",
+                                 cluster.address, "--run-dir", str(source), "--budget", "8", "--json")
+    assert code == 0, err
+    assert summary["hardware"] == "cpu-a"  # the first label: the search ran on node a
+
+    code, rows, err = run_cli("port", str(source), "--config", str(cfg), "--device", "cpu", "--address",
+                              cluster.address, "--hw", "cpu-b", "--budget-per-problem", "5", "--json")
+    assert code == 0, err
+    (row,) = rows
+    assert row["source_hardware"] == "cpu-a" and row["target_hardware"] == "cpu-b"
+    assert row["as_is_status"] == "ok"
+    assert row["verdict"].startswith("carried over")
+    assert row["final_speedup"] >= 1.0 or row["final_technique"] == "reference"
+    port_dir = source / "port-cpu-b"
+    assert json.loads((port_dir / "port.json").read_text()) == rows
+    assert "| tiny_linear_relu | " in (port_dir / "port.md").read_text()
+
+    code, _, err = run_cli("export", str(source))
+    assert code == 0, err
+    exported = source / "export" / "problems" / "tiny_linear_relu.py"
+    assert exported.exists() and "class ModelNew" in exported.read_text()
