@@ -49,7 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     p.add_argument("--config", default=None)
     p.add_argument("--address", default=None, help="Ray address of an existing cluster to join")
+    p.add_argument("--llm", action="append", default=None, metavar="MODEL",
+                   help="add the LLM proposer with this model (repeatable); endpoint and key from "
+                        "OPENAI_BASE_URL / OPENAI_API_KEY or the config's llm section")
     p.add_argument("--json", action="store_true", help="print summary.json's object as the last line")
+    _add_guidance(p)
     _add_suite_commands(sub)
     return parser
 
@@ -180,6 +184,9 @@ def _optimize_config(args: argparse.Namespace, run_dir: Path) -> config_mod.Conf
         overrides.setdefault("cluster", {})["address"] = args.address
     if args.device:
         overrides["device"] = args.device
+    for key in ("only", "exclude"):
+        if getattr(args, key, None):
+            overrides.setdefault("search", {})[key] = [t.strip() for t in getattr(args, key).split(",") if t.strip()]
     try:
         if args.resume:
             from .store import Store
@@ -196,6 +203,7 @@ def _optimize_config(args: argparse.Namespace, run_dir: Path) -> config_mod.Conf
         else:
             cfg = config_mod.load(args.config, overrides)
         cfg.device = resolve_device(cfg.device)
+        config_mod.add_llm_models(cfg, getattr(args, "llm", None) or [])
     except (config_mod.ConfigError, ValueError) as e:
         raise UsageError(str(e)) from None
     return cfg
@@ -238,7 +246,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     try:
         with bar:
             pool = make_pool(cfg, run_dir / "cache")
-            opt = Optimizer(args.problem, cfg, run_dir, pool, resume=args.resume, on_progress=show)
+            opt = Optimizer(args.problem, cfg, run_dir, pool, resume=args.resume, on_progress=show,
+                            seeds=_start_candidates(args))
             try:
                 summary = opt.run()
             finally:
@@ -257,8 +266,28 @@ def cmd_optimize(args: argparse.Namespace) -> int:
                       + (f", compile {summary['compile_ms']:.4f} ms" if summary["compile_ms"] else "")
                       + f"), technique {summary['best_technique']}")
         console.print(f"{summary['evaluations']} evaluations: {summary['by_status']}; by proposer {summary['by_proposer']}")
+        if "llm" in summary:
+            for name, u in summary["llm"]["models"].items():
+                console.print(f"llm {name}: {u['requests']} requests ({u['cached']} answers from the cache, "
+                              f"{u['failures']} unanswered), {u['prompt_tokens']} prompt + "
+                              f"{u['completion_tokens']} completion tokens, ${u['cost_usd']:.4f}")
         console.print(f"wrote {run_dir / 'best.py'} and {run_dir / 'summary.json'}")
     return EXIT_OK
+
+
+def _add_guidance(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--start", action="append", default=None, metavar="FILE",
+                   help="start the population from this implementation (repeatable); verified first")
+    p.add_argument("--only", default=None, help="comma list: keep only drafts of these techniques")
+    p.add_argument("--exclude", default=None, help="comma list: drop drafts using these techniques")
+
+
+def _start_candidates(args: argparse.Namespace) -> list[Candidate]:
+    seeds = []
+    for path in getattr(args, "start", None) or []:
+        c = _read_candidate(path)
+        seeds.append(Candidate(source=c.source, proposer="start", technique="start:" + Path(path).stem))
+    return seeds
 
 
 def _add_suite_commands(sub: Any) -> None:
@@ -273,6 +302,7 @@ def _add_suite_commands(sub: Any) -> None:
     p.add_argument("--config", default=None)
     p.add_argument("--address", default=None)
     p.add_argument("--json", action="store_true", help="print suite.json's object as the last line")
+    _add_guidance(p)
     p = sub.add_parser("port", help="re-verify and re-tune a finished run's best candidates on new hardware")
     p.add_argument("source_run_dir")
     p.add_argument("--device", default=None)
@@ -282,6 +312,18 @@ def _add_suite_commands(sub: Any) -> None:
     p.add_argument("--run-dir", default=None, help="default: SOURCE_RUN_DIR/port-<hw>")
     p.add_argument("--config", default=None)
     p.add_argument("--address", default=None)
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("tune", help="sweep a candidate's TUNABLE space on each hardware label")
+    p.add_argument("problem")
+    p.add_argument("candidate")
+    p.add_argument("--trials", type=int, default=20)
+    p.add_argument("--sampler", choices=["tpe", "grid", "random"], default=None)
+    p.add_argument("--device", default=None)
+    p.add_argument("--hw", action="append", default=None, help="hardware label (repeatable; default: every label)")
+    p.add_argument("--address", default=None)
+    p.add_argument("--run-dir", default=None)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--config", default=None)
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("export", help="write the best kernels as drop-in modules in KernelBench's layout")
     p.add_argument("run_dir")
@@ -323,7 +365,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
             if entry.budget is not None and args.budget_per_problem is None:
                 pcfg.budget = entry.budget
             optimizers.append(Optimizer(entry.path, pcfg, run_dir, pool, resume=args.resume,
-                                        out_dir=run_dir / "problems" / entry.path.stem))
+                                        out_dir=run_dir / "problems" / entry.path.stem,
+                                        seeds=_start_candidates(args)))
         drive(optimizers, pool)
         summaries = []
         for o in optimizers:
@@ -393,6 +436,35 @@ def cmd_port(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    import time as _time
+
+    from .tune import TuneError, markdown, tune
+    try:
+        load_problem(args.problem)
+    except ProblemError as e:
+        raise UsageError(str(e)) from None
+    candidate = _read_candidate(args.candidate)
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / f"tune-{Path(args.candidate).stem}-{_time.strftime('%Y%m%d-%H%M%S')}"
+    args.budget, args.time_limit, args.seed = None, None, None
+    cfg = _optimize_config(args, run_dir) if not args.resume else _load_config(args)
+    if args.sampler:
+        cfg.tuning.sampler = args.sampler
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pool = make_pool(cfg, run_dir / "cache")
+    try:
+        labels = args.hw or pool.hardware()
+        rows = tune(args.problem, candidate, cfg, run_dir, pool, labels, args.trials, resume=args.resume)
+    except TuneError as e:
+        raise UsageError(f"{args.candidate}: {e}") from None
+    finally:
+        pool.close()
+    (run_dir / "tune.md").write_text(markdown(rows) + "\n")
+    (run_dir / "tune.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print(json.dumps(rows) if args.json else markdown(rows))
+    return EXIT_OK
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .report import export
     run_dir = Path(args.run_dir)
@@ -429,7 +501,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"verify": cmd_verify_or_bench, "bench": cmd_verify_or_bench, "optimize": cmd_optimize,
-            "suite": cmd_suite, "show": cmd_show, "report": cmd_report, "port": cmd_port, "export": cmd_export}
+            "suite": cmd_suite, "show": cmd_show, "report": cmd_report, "port": cmd_port, "export": cmd_export,
+            "tune": cmd_tune}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from .candidate import Candidate, Evaluation
 from .cluster import Job, Pool, Result
 from .config import Config
 from .problem import Problem, load_problem
-from .proposers import make_proposers, reference_candidate
+from .proposers import Ask, Context, make_proposers, reference_candidate
 from .search import Population, SearchConfig
 from .store import Store
 from .tuning import Tuner, TunableError, make_storage, parse_tunable
@@ -38,6 +38,18 @@ _COMPILED_REFERENCE = """class ModelNew(Model):
     def forward(self, *inputs):
         return self._compiled(*inputs)
 """
+
+
+def technique_allowed(technique: str, only: list[str], exclude: list[str]) -> bool:
+    """`only`/`exclude` name techniques or their families: "compile" covers "compile_tuned"."""
+    parts = [p for p in technique.split("+") if p]
+
+    def named(part: str, names: list[str]) -> bool:
+        return any(part == n or part.startswith(n + "_") for n in names)
+
+    if any(named(p, exclude) for p in parts):
+        return False
+    return not only or all(named(p, only) for p in parts)
 
 
 def problem_id(problem: Problem) -> str:
@@ -104,9 +116,10 @@ class Optimizer:
         self.hardware = hardware or labels[0]  # one search targets one hardware class
         self.seeds = list(seeds or [])  # candidates to evaluate (and tune) first: ported or given
         self.tuner = Tuner(make_storage(cfg.tuning.storage, self.run_dir), cfg.tuning.sampler, cfg.search.seed)
-        self.proposers = make_proposers(cfg.search.proposers, cfg.search.seed, cfg.device)
+        self.proposers = make_proposers(cfg.search.proposers, cfg.search.seed, cfg.device, cfg, self.run_dir)
         self.results: dict[str, Evaluation] = {}
         self.planned: set[str] = set()  # drafts already queued or tuned: never planned twice
+        self.echoes: dict[str, list[tuple[str, int]]] = {}  # trials asking for a configuration in flight
         self.ready: collections.deque[tuple[Candidate, dict[str, Any]] | _Tuning] = collections.deque()
         self.inflight: dict[int, Job] = {}
         self.next_key = 0
@@ -142,7 +155,7 @@ class Optimizer:
             self.population = Population.from_state(state["population"])
             last_seq = state["last_seq"]
             for p, s in zip(self.proposers, state.get("proposers", [])):
-                p.rng.setstate(_tuple_state(s))
+                p.load_state_dict(s if isinstance(s, dict) else {"rng": s})  # a list: an rng state alone
             self.progress.generation = state.get("generation", 0)
             self.planned = set(state.get("planned", []))
         else:
@@ -205,7 +218,7 @@ class Optimizer:
         self.store.save_state(self.run_id, {
             "population": self.population.to_state(), "last_seq": int(row[0] or 0),
             "generation": self.progress.generation, "planned": sorted(self.planned),
-            "proposers": [_list_state(p.rng.getstate()) for p in self.proposers]})
+            "proposers": [p.state_dict() for p in self.proposers]})
 
     def run(self) -> dict[str, Any]:
         """Search this one problem to the end; the summary."""
@@ -229,6 +242,9 @@ class Optimizer:
         if cand.id in self.results:  # the sampler proposed a configuration already measured
             self.tuner.tell(task.study, number, self.results[cand.id])
             return 0
+        if any(j.candidate.id == cand.id for j in self.inflight.values()):  # ...or one being measured
+            self.echoes.setdefault(cand.id, []).append((task.study, number))
+            return 0
         self._submit(cand, meta)
         return 1
 
@@ -242,12 +258,35 @@ class Optimizer:
             pop.end_generation()
         self.progress.generation += 1
         planned = 0
-        for i, (island, parents) in enumerate(pop.plan_generation(self.cfg.search.drafts_per_generation)):
-            proposer = self.proposers[i % len(self.proposers)]
-            for draft in proposer.propose(self.problem, parents, pop.feedback(island), 1):
+        if not self.proposers:  # tuning given candidates only (`tune`, `port` without budget)
+            self._checkpoint()
+            return False
+        plan = pop.plan_generation(self.cfg.search.drafts_per_generation)
+        context = Context(self.progress.generation, self.baselines,
+                          sorted(pop.archive().values(), key=lambda m: -(m[1].speedup or 0.0)), self.results)
+        drafts: list[list[Candidate]] = [[] for _ in plan]
+        rejected: dict[str, str] = {}
+        for k, proposer in enumerate(self.proposers):  # each proposer gets its share of the plan at once
+            mine = list(range(k, len(plan), len(self.proposers)))
+            if not mine:
+                continue
+            proposer.observe(context)
+            asks = [Ask(plan[i][1], pop.feedback(plan[i][0]), 1) for i in mine]
+            for i, out in zip(mine, proposer.propose_many(self.problem, asks)):
+                drafts[i] = out
+            rejected.update(proposer.take_rejections())
+        for (island, _), out in zip(plan, drafts):
+            for draft in out:
                 if pop.seen(draft.id) or draft.id in self.planned:
                     continue
+                if not technique_allowed(draft.technique, self.cfg.search.only, self.cfg.search.exclude):
+                    continue
                 self.planned.add(draft.id)
+                if draft.id in rejected:  # not code (an unusable answer, no answer): recorded, never run
+                    self._record_local(draft, Evaluation(status="proposal_error", reason=rejected[draft.id],
+                                                         candidate_id=draft.id, device=self.cfg.device,
+                                                         hardware=self.hardware), island)
+                    continue
                 planned += self._enqueue(draft, island)
         self._checkpoint()
         return planned > 0
@@ -282,6 +321,8 @@ class Optimizer:
         self._record_local(job.candidate, ev, int(job.meta.get("island", 0)), job.meta)
         if "study" in job.meta:
             self.tuner.tell(job.meta["study"], job.meta["trial"], ev)
+        for study, number in self.echoes.pop(job.candidate.id, []):
+            self.tuner.tell(study, number, ev)
 
     def _record_local(self, cand: Candidate, ev: Evaluation, island: int, meta: dict[str, Any] | None = None) -> None:
         self.store.add_evaluation(self.pid, cand, ev, meta or {"island": island})  # persisted first
@@ -341,10 +382,28 @@ class Optimizer:
             "evaluations": self.progress.done, "budget": self.cfg.budget, "generations": self.progress.generation,
             "by_status": dict(sorted(self.progress.by_status.items())), "by_proposer": dict(sorted(by_proposer.items())),
             "reduced_precision_allowed": self.cfg.verify.allow_reduced_precision,
+            "seeds": self.seed_report(),
             "elapsed_s": round(time.monotonic() - self.started, 2),
         }
+        for p in self.proposers:  # e.g. the LLM's requests, tokens and cost, under "llm"
+            report = p.report()
+            if report and p.name not in summary:
+                summary[p.name] = report
         (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
+
+    def seed_report(self) -> list[dict[str, Any]]:
+        """How each given implementation (--start, a ported candidate) fared: its first evaluation's
+        status and reason, and the best speedup over its tuning trials. Never silently dropped."""
+        rows = []
+        for seed in self.seeds:
+            mine = [(c, e) for _, c, e, meta in self.store.evaluation_rows(self.pid)
+                    if c.id == seed.id or meta.get("study") == self.study_name(seed)]
+            first = mine[0][1] if mine else None
+            ok = [e.speedup for _, e in mine if e.ok and e.speedup]
+            rows.append({"technique": seed.technique, "status": first.status if first else "not evaluated",
+                         "reason": first.reason if first else "", "best_speedup": max(ok) if ok else None})
+        return rows
 
     def _searched(self) -> list[tuple[Candidate, Evaluation]]:
         """Every evaluation of this problem except the reference's."""
@@ -386,11 +445,3 @@ def drive(optimizers: list[Optimizer], pool: Pool, poll_s: float = 0.5) -> None:
             continue  # nothing could be submitted now: planning moves each search toward its end
         for result in pool.poll(timeout=poll_s):
             by_problem[result.job.problem].handle(result)
-
-
-def _list_state(state: Any) -> Any:
-    return [_list_state(x) for x in state] if isinstance(state, tuple) else state
-
-
-def _tuple_state(state: Any) -> Any:
-    return tuple(_tuple_state(x) for x in state) if isinstance(state, list) else state

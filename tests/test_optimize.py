@@ -102,3 +102,28 @@ def test_optimize_through_a_local_ray_instance(tmp_path):
                                  "--run-dir", str(run_dir), "--budget", "5", "--json")
     assert code == 0, err
     assert summary["evaluations"] == 5 and summary["hardware"].startswith("cpu")
+
+
+def test_start_from_given_implementations_and_technique_filters(tmp_path):
+    from conftest import CANDIDATES
+    run_dir = tmp_path / "run"
+    code, summary, err = run_cli("optimize", PROBLEM, *CFG, "--run-dir", str(run_dir), "--budget", "8", "--json",
+                                 "--start", str(CANDIDATES / "linear_relu_addmm.py"),
+                                 "--start", str(CANDIDATES / "linear_relu_wrong.py"), "--exclude", "wrong")
+    assert code == 0, err
+    seeds = {s["technique"]: s for s in summary["seeds"]}
+    assert seeds["start:linear_relu_addmm"]["status"] == "ok"
+    assert seeds["start:linear_relu_wrong"]["status"] == "incorrect"  # reported, not dropped
+    assert seeds["start:linear_relu_wrong"]["reason"].startswith("mismatch")
+    db = sqlite3.connect(run_dir / "store.sqlite")
+    techniques = {r[0] for r in db.execute("SELECT technique FROM candidates")}
+    assert "wrong" not in techniques  # the excluded technique was never proposed for evaluation
+    assert {"start:linear_relu_addmm", "start:linear_relu_wrong"} <= techniques
+
+
+def test_technique_filter_rules():
+    from evo_kernels.optimize import technique_allowed
+    assert technique_allowed("channels_last+compile_tuned", [], [])
+    assert not technique_allowed("channels_last+compile_tuned", [], ["compile"])
+    assert technique_allowed("compile_tuned", ["compile"], [])
+    assert not technique_allowed("channels_last+compile", ["compile"], [])
