@@ -10,8 +10,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# Every status an evaluation can end with. Only `ok` carries a fitness.
-STATUSES = ("ok", "incorrect", "rejected", "compile_error", "runtime_error", "timeout", "crash")
+# Every status an evaluation can end with. Only `ok` carries a fitness. `proposal_error`: a proposer's
+# draft that is not code (an LLM answer with none, or no answer), recorded without being run.
+STATUSES = ("ok", "incorrect", "rejected", "compile_error", "runtime_error", "timeout", "crash", "proposal_error")
 
 
 @dataclass(frozen=True)

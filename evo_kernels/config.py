@@ -46,6 +46,7 @@ class TimingConfig:
     flush_cache: bool = True  # write a buffer several times the last-level cache before each rep
     lead_ms: float = 1.0  # device busy-wait queued before each timed call (GPUs), so the call is queued when timing starts
     checked_outputs: int = 3  # timed outputs compared with the reference (stale-result cheats)
+    max_baseline_noise: float = 0.1  # eager timed twice differing more than this: measure baselines again
     cpu_threads: int = 0  # torch threads on the CPU backend; 0 = leave torch's default
 
 
@@ -75,10 +76,42 @@ class ClusterConfig:
 
 
 @dataclass
+class LLMModel:
+    """One model of the LLM proposer. The key is never a config value (configs are stored with runs)."""
+
+    name: str = ""  # the model name the endpoint knows, e.g. gpt-4o-mini, Qwen/Qwen2.5-Coder-32B-Instruct
+    base_url: str = ""  # "" = OPENAI_BASE_URL from the environment, else OpenAI's own endpoint
+    api_key_env: str = "OPENAI_API_KEY"  # the environment variable that holds the key
+    weight: float = 1.0  # prior preference in the bandit (scales the model's score)
+    temperature: float | None = 0.8  # None: not sent (models that only take their default)
+    max_tokens: int = 8192  # answer length limit
+    token_limit_field: str = "max_tokens"  # or max_completion_tokens (newer OpenAI models)
+    concurrency: int = 4  # requests to this model in flight at once
+    price_prompt: float = 0.0  # USD per million prompt tokens (0 for a local server)
+    price_completion: float = 0.0  # USD per million completion tokens
+
+
+@dataclass
+class LLMConfig:
+    models: list[LLMModel] = field(default_factory=list)  # `--llm NAME` adds one with the defaults
+    timeout_s: float = 180.0  # per request attempt
+    max_retries: int = 3  # retries after a timeout, a connection error, a 429 or a 5xx
+    backoff_s: float = 2.0  # first retry delay, doubled each retry (a Retry-After header wins)
+    cache_dir: str = ""  # answers cached by request; "" = <run dir>/llm-cache (another run's: replay it)
+    offline: bool = False  # answer from the cache only; a miss is a proposal_error, no request sent
+    inspirations: int = 2  # elite archive members shown in a prompt besides the parents
+    failures: int = 3  # recent failures of the island shown (status and trimmed reason)
+    max_error_chars: int = 800  # error text is trimmed to this many characters
+    exploration: float = 1.0  # the bandit's UCB exploration weight
+
+
+@dataclass
 class SearchSection(SearchConfig):
     drafts_per_generation: int = 8  # drafts proposed per generation (before tuning trials)
     proposers: list[str] = field(default_factory=lambda: ["rules"])
     max_generations_without_drafts: int = 3  # stop when proposers have nothing new this many times
+    only: list[str] = field(default_factory=list)  # keep only drafts whose techniques are all listed
+    exclude: list[str] = field(default_factory=list)  # drop drafts using any of these techniques
 
 
 @dataclass
@@ -93,6 +126,7 @@ class Config:
     search: SearchSection = field(default_factory=SearchSection)
     tuning: TuningConfig = field(default_factory=TuningConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -172,6 +206,41 @@ def _validate(cfg: Config, where: str) -> None:
         raise ConfigError(f"{where}.search: {e}") from None
     if cfg.sandbox.timeout_s <= 0:
         raise ConfigError(f"{where}.sandbox.timeout_s: must be > 0, got {cfg.sandbox.timeout_s}")
+    _validate_llm(cfg, where)
+
+
+def _validate_llm(cfg: Config, where: str) -> None:
+    llm = cfg.llm
+    if "llm" in cfg.search.proposers and not llm.models:
+        raise ConfigError(f"{where}.llm.models: the llm proposer is on but no model is named "
+                          "(list models here or pass --llm MODEL)")
+    names = [m.name for m in llm.models]
+    if len(set(names)) != len(names) or "" in names:
+        raise ConfigError(f"{where}.llm.models: every model needs a distinct, non-empty name; got {names}")
+    for i, m in enumerate(llm.models):
+        at = f"{where}.llm.models[{i}]"
+        if m.weight <= 0 or m.concurrency < 1 or m.max_tokens < 1:
+            raise ConfigError(f"{at}: weight > 0, concurrency >= 1 and max_tokens >= 1 are required; got {m}")
+        if min(m.price_prompt, m.price_completion) < 0:
+            raise ConfigError(f"{at}: prices must be >= 0; got {m.price_prompt}, {m.price_completion}")
+        if m.token_limit_field not in ("max_tokens", "max_completion_tokens"):
+            raise ConfigError(f"{at}.token_limit_field: expected max_tokens or max_completion_tokens, "
+                              f"got {m.token_limit_field!r}")
+    if llm.timeout_s <= 0 or llm.max_retries < 0 or llm.backoff_s < 0:
+        raise ConfigError(f"{where}.llm: timeout_s > 0, max_retries >= 0 and backoff_s >= 0 are required")
+
+
+def add_llm_models(cfg: Config, names: list[str], where: str = "--llm") -> Config:
+    """`--llm NAME` (repeatable): use these models (a model the config lists keeps its settings) and
+    turn the llm proposer on beside the others."""
+    if not names:
+        return cfg
+    known = {m.name: m for m in cfg.llm.models}
+    cfg.llm.models = [known.get(n) or LLMModel(name=n) for n in dict.fromkeys(names)]
+    if "llm" not in cfg.search.proposers:
+        cfg.search.proposers = [*cfg.search.proposers, "llm"]
+    _validate_llm(cfg, where)
+    return cfg
 
 
 def from_dict(data: dict[str, Any] | None, where: str = "config") -> Config:

@@ -88,29 +88,65 @@ class Evaluator:
         return reply["info"]
 
     def baselines(self, problem_path: str | Path) -> Baselines:
+        """The problem's baselines on this worker, measured once. Eager is timed twice; when the two
+        disagree by more than `timing.max_baseline_noise` (a busy host, clocks settling), the whole
+        measurement is repeated (up to 3 times) and the steadiest kept: every speedup of the run is
+        a ratio against these figures."""
         key = str(Path(problem_path).resolve())
         if key not in self._baselines:
-            reply = self.worker.request({"op": "baselines", "problem": key, "config": self.cfg.to_dict()})
-            if not reply.get("ok") or "error" in reply.get("eager", {"error": "missing"}):
-                why = reply.get("reason") or reply.get("error") or reply.get("eager", {}).get("error")
-                raise BaselineError(f"{problem_path}: the reference Model failed on {self.device}: {why}")
-            compiled = reply.get("compile")
-            self._baselines[key] = Baselines(
-                hardware=reply["device_info"]["hardware"], eager=reply["eager"], eager_repeat=reply["eager_repeat"],
-                compile=compiled if compiled and "error" not in compiled else None, floor_ms=reply["floor_ms"],
-                flops=reply["flops"], bytes_read=reply["bytes_read"], device_info=reply["device_info"])
-            if compiled and "error" in compiled:
-                self._baselines[key].device_info["compile_error"] = compiled["error"]
+            best: Baselines | None = None
+            for _ in range(3):
+                base = self._measure_baselines(key, problem_path)
+                if best is None or base.noise < best.noise:
+                    best = base
+                if best.noise <= self.cfg.timing.max_baseline_noise:
+                    break
+            assert best is not None
+            self._baselines[key] = best
         return self._baselines[key]
+
+    def _measure_baselines(self, key: str, problem_path: str | Path) -> Baselines:
+        reply = self.worker.request({"op": "baselines", "problem": key, "config": self.cfg.to_dict()})
+        if not reply.get("ok") or "error" in reply.get("eager", {"error": "missing"}):
+            why = reply.get("reason") or reply.get("error") or reply.get("eager", {}).get("error")
+            raise BaselineError(f"{problem_path}: the reference Model failed on {self.device}: {why}")
+        compiled = reply.get("compile")
+        base = Baselines(
+            hardware=reply["device_info"]["hardware"], eager=reply["eager"], eager_repeat=reply["eager_repeat"],
+            compile=compiled if compiled and "error" not in compiled else None, floor_ms=reply["floor_ms"],
+            flops=reply["flops"], bytes_read=reply["bytes_read"], device_info=reply["device_info"])
+        if compiled and "error" in compiled:
+            base.device_info["compile_error"] = compiled["error"]
+        return base
 
     def evaluate(self, problem_path: str | Path, candidate: Candidate, timed: bool = True) -> Evaluation:
         """Policy, then verify (and time) in the sandbox; speedup against the faster baseline; audit."""
         started = time.monotonic()
         key = str(Path(problem_path).resolve())
         ev = self._evaluate(key, candidate, timed)
+        if candidate.technique == "reference" and timed:
+            ev = self._consistent_reference(key, candidate, ev)
         ev.candidate_id = candidate.id
         ev.device = self.device
         ev.duration_s = time.monotonic() - started
+        return ev
+
+    def _consistent_reference(self, key: str, candidate: Candidate, ev: Evaluation) -> Evaluation:
+        """The reference run as a candidate is eager timed a third time: it must agree with the eager
+        baseline. If it does not (a busy host while the baselines were timed), the baselines are
+        measured again, at most twice; the reference is never held for audit, it cannot cheat."""
+        for _ in range(2):
+            base = self._baselines.get(key)
+            if base is None or not ev.timing:
+                return ev
+            if abs(ev.timing["median_ms"] / base.eager_ms - 1) <= max(0.25, 3 * base.noise):
+                break
+            del self._baselines[key]
+            ev = self._evaluate(key, candidate, True)
+        if ev.status == "rejected" and ev.reason.startswith("audit:") and ev.timing and ev.baseline:
+            ev.notes.append("measurement unstable: the reference disagreed with its own baseline; " + ev.reason)
+            ev.status, ev.reason = "ok", ""
+            ev.speedup = ev.baseline["best_ms"] / ev.timing["median_ms"]
         return ev
 
     def _evaluate(self, key: str, candidate: Candidate, timed: bool) -> Evaluation:
@@ -126,7 +162,8 @@ class Evaluator:
                         timing=reply.get("timing"), max_abs_error=reply.get("max_abs_error"),
                         max_rel_error=reply.get("max_rel_error"), notes=list(reply.get("notes") or []))
         if allow:
-            ev.notes.append("reduced_precision_allowed: this run allows TF32 and reduced-precision reductions")
+            ev.notes.append("reduced_precision_allowed: this run allows TF32 and reduced-precision reductions "
+                            "(fp32 outputs compared at float16's tolerance; the reference stays full precision)")
         if base is not None:
             ev.hardware = base.hardware
             ev.baseline = {"eager_ms": base.eager_ms, "compile_ms": base.compile_ms, "best_ms": base.best_ms,

@@ -11,6 +11,7 @@ override cannot: the worker is replaced instead).
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import random
@@ -18,7 +19,7 @@ import sys
 import threading
 import time
 from types import ModuleType
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -193,8 +194,8 @@ def _watched_classes() -> list[type]:
     return [c for c in classes if isinstance(c, type)]
 
 
-def _record_module(mod: ModuleType) -> None:
-    entries = {k: v for k, v in _vars(mod).items() if _watchable(v) and not k.startswith("__")}
+def _record_module(mod: ModuleType, everything: bool = False) -> None:
+    entries = {k: v for k, v in _vars(mod).items() if (everything or _watchable(v)) and not k.startswith("__")}
     _snapshot["modules"][mod.__name__] = (mod, entries)
 
 
@@ -222,7 +223,7 @@ def watch_module(mod: ModuleType) -> None:
     replacing `Model.forward` or `get_inputs` would change the reference or the inputs."""
     if not _snapshot:
         return
-    _record_module(mod)
+    _record_module(mod, everything=True)  # its size constants too: get_inputs reads them
     for cls in _vars(mod).values():
         if isinstance(cls, type) and cls.__module__ == mod.__name__:
             _record_class(cls)
@@ -332,6 +333,22 @@ def restore() -> None:
             sys.modules[name] = mod
     _restore_state(_snapshot["state"])
     _restore_precision(_snapshot["precision"])
+
+
+@contextlib.contextmanager
+def snapshot_precision() -> Iterator[None]:
+    """Run a block (the reference) under the precision switches as snapshotted, then put back what
+    the candidate set: a run that allows reduced precision lets the candidate use it, never the
+    reference, whose full-precision result is the answer."""
+    saved = precision_flags()
+    if not _snapshot or saved == _snapshot["precision"]:
+        yield
+        return
+    _restore_precision(_snapshot["precision"])
+    try:
+        yield
+    finally:
+        _restore_precision(saved)
 
 
 def reseed() -> None:

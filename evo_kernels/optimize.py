@@ -267,10 +267,10 @@ class Optimizer:
         drafts: list[list[Candidate]] = [[] for _ in plan]
         rejected: dict[str, str] = {}
         for k, proposer in enumerate(self.proposers):  # each proposer gets its share of the plan at once
+            proposer.observe(context)
             mine = list(range(k, len(plan), len(self.proposers)))
             if not mine:
                 continue
-            proposer.observe(context)
             asks = [Ask(plan[i][1], pop.feedback(plan[i][0]), 1) for i in mine]
             for i, out in zip(mine, proposer.propose_many(self.problem, asks)):
                 drafts[i] = out
@@ -333,7 +333,8 @@ class Optimizer:
         self._report()
 
     def _count(self, ev: Evaluation) -> None:
-        self.progress.done += 1
+        if ev.status != "proposal_error":  # no device time spent: not part of the budget
+            self.progress.done += 1
         self.progress.by_status[ev.status] = self.progress.by_status.get(ev.status, 0) + 1
 
     def _report(self) -> None:

@@ -37,7 +37,9 @@ _FORBIDDEN_CALLS = {"open": "io", "exec": "introspection", "eval": "introspectio
                     "vars": "introspection", "breakpoint": "introspection", "input": "io"}
 _FORBIDDEN_ATTRS = {
     "Stream": "streams", "ExternalStream": "streams", "stream": "streams", "set_stream": "streams",
-    "wait_stream": "streams", "record_stream": "streams", "Event": "streams",
+    "wait_stream": "streams", "record_stream": "streams", "Event": "streams", "current_stream": "streams",
+    "default_stream": "streams", "StreamContext": "streams", "get_stream_from_external": "streams",
+    "_sleep": "streams",
     "allow_tf32": "precision", "set_float32_matmul_precision": "precision",
     "allow_fp16_reduced_precision_reduction": "precision", "allow_bf16_reduced_precision_reduction": "precision",
     "__subclasses__": "introspection", "__globals__": "introspection", "__code__": "introspection",

@@ -199,7 +199,7 @@ class Worker:
         if reference is not None:
             check_integrity(cfg.verify.allow_reduced_precision, guard)
         for i, inputs, out in sorted(kept, key=lambda e: e[0]):
-            with torch.no_grad():
+            with torch.no_grad(), integrity.snapshot_precision():
                 ref_out = reference(*inputs)
             try:
                 compare_outputs(ref_out, out, cfg.verify, problem, [])

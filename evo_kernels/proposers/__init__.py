@@ -1,15 +1,21 @@
 """Proposers: where drafts come from. `make_proposers` builds the ones a config names: a built-in
-name ("rules"), or "package.module:Class" for a Proposer subclass of one's own."""
+name ("rules", "llm"), or "package.module:Class" for a Proposer subclass of one's own."""
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .base import Proposer, reference_candidate
+from .base import Ask, Context, Proposer, reference_candidate
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 
 def _resolve(name: str) -> type[Proposer]:
+    from .llm import LLMProposer
     from .rules import RulesProposer
-    known: dict[str, type[Proposer]] = {"rules": RulesProposer}
+    known: dict[str, type[Proposer]] = {"rules": RulesProposer, "llm": LLMProposer}
     if name in known:
         return known[name]
     if ":" in name:
@@ -24,8 +30,16 @@ def _resolve(name: str) -> type[Proposer]:
     raise ValueError(f"unknown proposer {name!r}; known: {sorted(known)} or 'package.module:Class'")
 
 
-def make_proposers(names: list[str], seed: int, device: str) -> list[Proposer]:
-    return [_resolve(name)(seed=seed * 1000 + i, device=device) for i, name in enumerate(names)]
+def make_proposers(names: list[str], seed: int, device: str, cfg: "Config | None" = None,
+                   run_dir: str | Path | None = None) -> list[Proposer]:
+    """The LLM proposer also takes the config's `llm` section and the run dir (its answer cache)."""
+    out = []
+    for i, name in enumerate(names):
+        cls, kwargs = _resolve(name), {"seed": seed * 1000 + i, "device": device}
+        if name == "llm":
+            kwargs.update(llm=cfg.llm if cfg is not None else None, run_dir=run_dir)
+        out.append(cls(**kwargs))
+    return out
 
 
-__all__ = ["Proposer", "make_proposers", "reference_candidate"]
+__all__ = ["Ask", "Context", "Proposer", "make_proposers", "reference_candidate"]
