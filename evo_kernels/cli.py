@@ -184,6 +184,8 @@ def _optimize_config(args: argparse.Namespace, run_dir: Path) -> config_mod.Conf
         overrides.setdefault("cluster", {})["address"] = args.address
     if args.device:
         overrides["device"] = args.device
+    if getattr(args, "hint", None):
+        overrides["hints"] = list(args.hint)
     for key in ("only", "exclude"):
         if getattr(args, key, None):
             overrides.setdefault("search", {})[key] = [t.strip() for t in getattr(args, key).split(",") if t.strip()]
@@ -280,6 +282,8 @@ def _add_guidance(p: argparse.ArgumentParser) -> None:
                    help="start the population from this implementation (repeatable); verified first")
     p.add_argument("--only", default=None, help="comma list: keep only drafts of these techniques")
     p.add_argument("--exclude", default=None, help="comma list: drop drafts using these techniques")
+    p.add_argument("--hint", action="append", default=None, metavar="TEXT",
+                   help="guidance in words for the LLM proposer (repeatable); recorded with the run")
 
 
 def _start_candidates(args: argparse.Namespace) -> list[Candidate]:
@@ -328,6 +332,9 @@ def _add_suite_commands(sub: Any) -> None:
     p = sub.add_parser("export", help="write the best kernels as drop-in modules in KernelBench's layout")
     p.add_argument("run_dir")
     p.add_argument("--out", default=None, help="default: RUN_DIR/export")
+    p = sub.add_parser("hint", help="add guidance to a run; a running search picks it up at its next generation")
+    p.add_argument("run_dir")
+    p.add_argument("text")
     p = sub.add_parser("show", help="print a run's summary (also while it runs)")
     p.add_argument("run_dir")
     p = sub.add_parser("report", help="write a self-contained HTML (or Markdown) report of a run")
@@ -364,6 +371,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
             pcfg = config_mod.from_dict(cfg.to_dict())
             if entry.budget is not None and args.budget_per_problem is None:
                 pcfg.budget = entry.budget
+            pcfg.hints = list(pcfg.hints) + list(entry.hints)
             optimizers.append(Optimizer(entry.path, pcfg, run_dir, pool, resume=args.resume,
                                         out_dir=run_dir / "problems" / entry.path.stem,
                                         seeds=_start_candidates(args)))
@@ -477,6 +485,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_hint(args: argparse.Namespace) -> int:
+    from .optimize import RunError, add_hint
+    try:
+        add_hint(Path(args.run_dir), args.text)
+    except RunError as e:
+        raise UsageError(str(e)) from None
+    print(f"added to {Path(args.run_dir) / 'hints.txt'}; the search reads it at its next generation")
+    return EXIT_OK
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from .report import collect, print_summary
     try:
@@ -502,7 +520,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 COMMANDS = {"verify": cmd_verify_or_bench, "bench": cmd_verify_or_bench, "optimize": cmd_optimize,
             "suite": cmd_suite, "show": cmd_show, "report": cmd_report, "port": cmd_port, "export": cmd_export,
-            "tune": cmd_tune}
+            "tune": cmd_tune, "hint": cmd_hint}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -120,6 +120,7 @@ class Config:
     budget: int = 60  # evaluations per problem, tuning trials included
     time_limit_s: float = 0.0  # wall-clock limit of a run; 0 = none
     baselines: list[str] = field(default_factory=lambda: ["eager", "compile"])
+    hints: list[str] = field(default_factory=list)  # guidance in words, put into every LLM prompt
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     timing: TimingConfig = field(default_factory=TimingConfig)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)

@@ -45,6 +45,7 @@ for _name, _targets in {
     "layer_norm": (F.layer_norm, nn.LayerNorm), "sum": (torch.sum, "sum"), "mean": (torch.mean, "mean"),
     "amax": (torch.amax, "amax"), "norm": (torch.norm, "norm"),
     "max_pool2d": (F.max_pool2d, nn.MaxPool2d), "avg_pool2d": (F.avg_pool2d, nn.AvgPool2d),
+    "batch_norm": (nn.BatchNorm1d, nn.BatchNorm2d),
 }.items():
     _KIND.update({t: _name for t in _targets})
 
@@ -194,9 +195,10 @@ def gemm_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] 
 
 
 def conv_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] | None:
-    """A Conv2d anchor the implicit-GEMM template covers: groups 1, zero padding, integer padding."""
+    """A Conv2d (or Conv1d, as a Conv2d of height 1) anchor the implicit-GEMM template covers:
+    groups 1, zero padding, integer padding."""
     mod = modules.get(node.target) if node.op == "call_module" else None
-    if type(mod) is not nn.Conv2d or mod.groups != 1 or mod.padding_mode != "zeros":
+    if type(mod) not in (nn.Conv2d, nn.Conv1d) or mod.groups != 1 or mod.padding_mode != "zeros":
         return None
     if isinstance(mod.padding, str):
         return None
@@ -289,6 +291,8 @@ class _Lowering:
             if e == 0.5:
                 return self.emit("sqrt", (v,))
             return None
+        if kind == "batch_norm":
+            return self.lower_batch_norm(node, mod, v)
         if kind in ("max_pool2d", "avg_pool2d"):
             return self.lower_pool(node, kind, mod, v) if self.g.kind != "gemm" and ndim == 4 else None
         # --- row ops: over the last dim, with the row held whole ---
@@ -341,6 +345,17 @@ class _Lowering:
             return r
         return None
 
+    def lower_batch_norm(self, node: fx.Node, mod: nn.Module, v: str) -> str | None:
+        """Training-mode BatchNorm (batch statistics over all but the channel dim), first in its group:
+        the anchor's epilogue (or a stats kernel) computes the statistics, one pass applies them."""
+        shape = self.g.shape
+        if self.g.ops or v != "v" or not mod.training or mod.momentum is None:
+            return None
+        if not ((len(shape) == 2 and self.g.kind in ("gemm", "chain")) or (len(shape) == 4 and self.g.kind != "gemm")):
+            return None
+        return self.emit("bn", (v,), (node.target, float(mod.eps), float(mod.momentum), mod.affine,
+                                      mod.track_running_stats and mod.running_mean is not None))
+
     def lower_pool(self, node: fx.Node, kind: str, mod: nn.Module | None, v: str) -> str | None:
         if mod is not None:
             k, s, p = mod.kernel_size, mod.stride, mod.padding
@@ -367,7 +382,7 @@ def _broadcast_kind(xs: tuple[int, ...] | None, shape: tuple[int, ...], group_ki
         core.pop(0)
     if len(shape) >= 1 and core == [shape[-1]] and group_kind != "conv":
         return "col"
-    if len(shape) == 4 and core in ([shape[1], 1, 1],):
+    if len(shape) in (3, 4) and core == [shape[1]] + [1] * (len(shape) - 2):
         return "chan"
     if len(shape) >= 2 and tuple(xs) == tuple(shape[:-1]) + (1,) and group_kind != "conv":
         return "row"
@@ -385,8 +400,10 @@ def _descendants(node: fx.Node) -> set[fx.Node]:
     return seen
 
 
-def grow(gm: fx.GraphModule, start: fx.Node, kind: str, source: Any) -> Group | None:
-    """The largest valid group from `start`: members whose every user but the last's is a member."""
+def grow(gm: fx.GraphModule, start: fx.Node, kind: str, source: Any, exclude: set[fx.Node] = frozenset()) -> Group | None:
+    """The largest valid group from `start`: members whose every user but the last's is a member.
+    A node reading nothing of the group but `start` opens another branch: it is left for a later
+    group from the same start, as are the nodes in `exclude` (groups already made)."""
     modules = dict(gm.named_modules())
     shape = _shape(start)
     if shape is None:
@@ -400,7 +417,9 @@ def grow(gm: fx.GraphModule, start: fx.Node, kind: str, source: Any) -> Group | 
     for node in sorted(_descendants(start), key=order.__getitem__):
         if node.op == "output":
             break
-        if not any(a in low.refs for a in node.all_input_nodes):
+        if node in exclude or not any(a in low.refs for a in node.all_input_nodes):
+            continue
+        if len(members) > 1 and all(a is start or a not in low.refs for a in node.all_input_nodes):
             continue
         ref = low.lower(node)
         if ref is None:
@@ -440,12 +459,15 @@ def find_groups(gm: fx.GraphModule) -> list[Group]:
             g = grow(gm, node, "conv", src) or Group("conv", node, src, members=[node], shape=_shape(node) or ())
         elif node.op != "output" and _shape(node) is not None and any(
                 kind_of(u, modules) for u in node.users):
-            c = grow(gm, node, "chain", node)
-            if c is not None and (c.reductions or c.pool or len(c.ops) >= 2):
-                g = c
+            while True:  # one chain per branch from this node
+                c = grow(gm, node, "chain", node, taken)
+                if c is None or not (c.reductions or c.pool or len(c.ops) >= 2 or c.ops[0].name == "bn"):
+                    break
+                c.members = c.members[1:]  # the input itself stays where it is
+                groups.append(c)
+                taken.update(c.members)
+            continue
         if g is not None and not (set(g.members) & taken):
-            if g.kind == "chain":
-                g.members = g.members[1:]  # the input itself stays where it is
             groups.append(g)
             taken.update(g.members)
     return groups

@@ -351,6 +351,13 @@ def snapshot_precision() -> Iterator[None]:
         _restore_precision(saved)
 
 
+def set_num_threads(n: int) -> None:
+    """The harness's own thread-count setting (the run config's), recorded as the expected state."""
+    torch.set_num_threads(n)
+    if _snapshot:
+        _snapshot["state"]["torch.get_num_threads()"] = torch.get_num_threads()
+
+
 def reseed() -> None:
     """Replace torch's seed with one nobody knows: `torch.initial_seed()` would otherwise tell a
     candidate the seed its inputs were drawn with, and from it the inputs still to come."""

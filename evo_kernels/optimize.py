@@ -40,6 +40,25 @@ _COMPILED_REFERENCE = """class ModelNew(Model):
 """
 
 
+HINTS_FILE = "hints.txt"
+
+
+def add_hint(run_dir: Path, text: str) -> None:
+    """Append guidance to a (possibly running) run; the search reads it at its next generation."""
+    if not (run_dir / "store.sqlite").exists():
+        raise RunError(f"{run_dir}: no run here (no store.sqlite)")
+    text = " ".join(text.split())
+    if not text:
+        raise RunError("an empty hint")
+    with open(run_dir / HINTS_FILE, "a") as f:
+        f.write(text + "\n")
+
+
+def read_hints(run_dir: Path) -> list[str]:
+    path = run_dir / HINTS_FILE
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
 def technique_allowed(technique: str, only: list[str], exclude: list[str]) -> bool:
     """`only`/`exclude` name techniques or their families: "compile" covers "compile_tuned"."""
     parts = [p for p in technique.split("+") if p]
@@ -248,6 +267,11 @@ class Optimizer:
         self._submit(cand, meta)
         return 1
 
+    def hints(self) -> list[str]:
+        """The run's hints: the config's, then any added while it runs (`evo-kernels hint`), read at
+        every generation so guidance takes effect without a restart."""
+        return list(self.cfg.hints) + read_hints(self.run_dir)
+
     def study_name(self, draft: Candidate) -> str:
         return f"{self.pid}:{draft.id}:{self.hardware}"
 
@@ -263,7 +287,8 @@ class Optimizer:
             return False
         plan = pop.plan_generation(self.cfg.search.drafts_per_generation)
         context = Context(self.progress.generation, self.baselines,
-                          sorted(pop.archive().values(), key=lambda m: -(m[1].speedup or 0.0)), self.results)
+                          sorted(pop.archive().values(), key=lambda m: -(m[1].speedup or 0.0)), self.results,
+                          hints=tuple(self.hints()))
         drafts: list[list[Candidate]] = [[] for _ in plan]
         rejected: dict[str, str] = {}
         for k, proposer in enumerate(self.proposers):  # each proposer gets its share of the plan at once
@@ -384,6 +409,7 @@ class Optimizer:
             "by_status": dict(sorted(self.progress.by_status.items())), "by_proposer": dict(sorted(by_proposer.items())),
             "reduced_precision_allowed": self.cfg.verify.allow_reduced_precision,
             "seeds": self.seed_report(),
+            "hints": self.hints(),
             "elapsed_s": round(time.monotonic() - self.started, 2),
         }
         for p in self.proposers:  # e.g. the LLM's requests, tokens and cost, under "llm"

@@ -100,6 +100,7 @@ class _Checker(ast.NodeVisitor):
     def __init__(self, allow_reduced_precision: bool) -> None:
         self.allow_precision = allow_reduced_precision
         self.modules: set[str] = set()  # local names bound to imported modules (and simple aliases)
+        self.imported: dict[str, str] = {}  # local name -> module, for `import x` / `import x as y`
         self.triton: set[str] = set()  # those of them bound to Triton (tl.load is a memory access)
         self.called: set[int] = set()  # ids of Name nodes in call position
         self.found: list[Violation] = []
@@ -122,6 +123,7 @@ class _Checker(ast.NodeVisitor):
         for alias in node.names:
             self._check_module(alias.name, node)
             self.modules.add(alias.asname or alias.name.split(".")[0])
+            self.imported[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
             if alias.name.split(".")[0] == "triton":
                 self.triton.add(alias.asname or alias.name.split(".")[0])
 
@@ -215,9 +217,21 @@ class _Checker(ast.NodeVisitor):
     def _rooted_in_module(self, node: ast.AST) -> bool:
         return self._root(node) in self.modules
 
+    def _is_cudnn_benchmark(self, target: ast.AST) -> bool:
+        """`torch.backends.cudnn.benchmark`, spelled out from the real `torch`: cuDNN's algorithm
+        autotuning, a speed switch that keeps fp32 results (TF32 is `allow_tf32`, refused above)."""
+        parts: list[str] = []
+        while isinstance(target, ast.Attribute):
+            parts.insert(0, target.attr)
+            target = target.value
+        return (isinstance(target, ast.Name) and self.imported.get(target.id) == "torch"
+                and parts == ["backends", "cudnn", "benchmark"])
+
     def _check_target(self, target: ast.AST, node: ast.AST) -> None:
         if isinstance(target, ast.Attribute) and _FORBIDDEN_ATTRS.get(target.attr) == "precision":
             return  # reported (or allowed) as a precision switch by visit_Attribute
+        if self._is_cudnn_benchmark(target) and isinstance(node, ast.Assign):
+            return  # the one module attribute a candidate may set
         if isinstance(target, (ast.Attribute, ast.Subscript)) and self._rooted_in_module(target):
             self.flag("patching", node, f"assignment to {ast.unparse(target)} (patches a module)")
         elif isinstance(target, (ast.Tuple, ast.List)):

@@ -33,6 +33,7 @@ class SuiteError(ValueError):
 class Entry:
     path: Path
     budget: int | None = None
+    hints: tuple[str, ...] = ()
 
     @property
     def level(self) -> str:
@@ -62,15 +63,18 @@ def discover(suite: str | Path) -> list[Entry]:
     entries = []
     for i, item in enumerate(data["problems"]):
         item = {"path": item} if isinstance(item, str) else item
-        if not isinstance(item, dict) or "path" not in item or set(item) - {"path", "budget"}:
-            raise SuiteError(f"{s}: problems[{i}]: expected a path or {{path, budget}}, got {item!r}")
+        if not isinstance(item, dict) or "path" not in item or set(item) - {"path", "budget", "hints"}:
+            raise SuiteError(f"{s}: problems[{i}]: expected a path or {{path, budget, hints}}, got {item!r}")
+        hints = item.get("hints", [])
+        if not isinstance(hints, list) or not all(isinstance(h, str) for h in hints):
+            raise SuiteError(f"{s}: problems[{i}].hints: expected a list of strings, got {hints!r}")
         path = (s.parent / item["path"]).resolve()
         if not path.is_file():
             raise SuiteError(f"{s}: problems[{i}]: {path} not found")
         budget = item.get("budget", default)
         if budget is not None and (not isinstance(budget, int) or budget < 1):
             raise SuiteError(f"{s}: problems[{i}].budget: expected a positive integer, got {budget!r}")
-        entries.append(Entry(path, budget))
+        entries.append(Entry(path, budget, tuple(hints)))
     return entries
 
 

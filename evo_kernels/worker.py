@@ -103,8 +103,12 @@ class Worker:
         return self.problems[path]
 
     def _configs(self, msg: dict[str, Any]) -> Any:
+        from . import integrity
         from .config import from_dict
-        return from_dict(msg.get("config") or {})
+        cfg = from_dict(msg.get("config") or {})
+        if self.device == "cpu" and cfg.timing.cpu_threads > 0 and self.torch.get_num_threads() != cfg.timing.cpu_threads:
+            integrity.set_num_threads(cfg.timing.cpu_threads)  # baselines and candidates alike
+        return cfg
 
     def baselines(self, msg: dict[str, Any]) -> dict[str, Any]:
         """Time eager (twice: the noise of the measurement) and torch.compile, and bound the problem."""

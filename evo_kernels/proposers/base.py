@@ -39,6 +39,7 @@ class Context:
     baselines: dict[str, Any]  # eager_ms, compile_ms, best_ms, floor_ms, device_info (name, sm_count, ...)
     elites: list[Member]  # the elite archive, fittest first
     results: Mapping[str, Evaluation]  # every evaluation recorded so far, by candidate id
+    hints: tuple[str, ...] = ()  # guidance in words from the engineer running the search
 
 
 class Proposer(ABC):

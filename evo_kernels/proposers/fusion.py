@@ -114,12 +114,43 @@ def _prefix(ops: list[fxp.Op], template: str, kinds: list[str]) -> int:
     there, and nothing after it reading any of its values but the last."""
     for k in range(len(ops), -1, -1):
         head, rest = ops[:k], ops[k:]
-        if any(op.name in T.REDUCE or op.name == "pool" for op in head) or not T.supports(template, head, kinds):
+        if any(op.name in T.REDUCE or op.name in ("pool", "bn") for op in head) or not T.supports(template, head, kinds):
             continue
         inner = {"v"} | {f"t{i}" for i in range(k - 1)} if k else set()
         if not (T.uses(rest) & inner):
             return k
     return 0
+
+
+def _bn_apply(ops: list[fxp.Op], kinds: list[str], chan: str) -> tuple[fxp.Op, list[fxp.Op], list[str]]:
+    """A leading BatchNorm as two more operands (per-channel scale and shift) and two ops on them."""
+    n = len(kinds)
+
+    def ref(a: Any) -> Any:
+        return f"t{int(a[1:]) + 1}" if isinstance(a, str) and a.startswith("t") else a
+    apply = [fxp.Op("mul", ("v", f"p{n}")), fxp.Op("add", ("t0", f"p{n + 1}"))]
+    apply += [fxp.Op(op.name, tuple(ref(a) for a in op.args), op.const) for op in ops[1:]]
+    return ops[0], apply, kinds + [chan, chan]
+
+
+def _bn_args(bn: fxp.Op) -> tuple[list[Any], str, str]:
+    """The BatchNorm's tensors as helper arguments, their parameter names, and the finishing line."""
+    target, eps, momentum, affine, track = bn.const
+    names = ["bn_w", "bn_b", "bn_rm", "bn_rv", "bn_nbt"]
+    attrs = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+    args = [f"attr:{target}.{a}" if (affine if i < 2 else track) else None for i, a in enumerate(attrs)]
+    return args, ", ".join(names), f"_bn_scale_shift(st_cnt, st_mean, st_m2, {', '.join(names)}, {eps!r}, {momentum!r})"
+
+
+def _stats_kernel_lines(name: str, y: str, ndim: int) -> list[str]:
+    r, c, sz = (f"{y}.shape[0]", f"{y}.shape[1]", f"{y}[0, 0].numel()") if ndim == 4 else \
+        (f"{y}.shape[0]", f"{y}.shape[1]", "1")
+    return [f"    st_r, st_c, st_s = {r}, {c}, {sz}",
+            "    chunks = triton.cdiv(st_r * st_s, 4096)",
+            f"    st_mean = torch.empty((chunks, st_c), device={y}.device, dtype=torch.float32)",
+            "    st_m2 = torch.empty_like(st_mean)",
+            f"    st_cnt = torch.empty((chunks,), device={y}.device, dtype=torch.float32)",
+            f"    {name}[(st_c, chunks)]({y}, st_mean, st_m2, st_cnt, st_r, st_c, S=st_s, BLOCK=4096, num_warps=8)"]
 
 
 def _chain(name: str, ops: list[fxp.Op], kinds: list[str], y: str, full_shape: tuple[int, ...],
@@ -225,7 +256,15 @@ def _emit_gemm_triton(k: int, group: fxp.Group) -> Emitted | None:
         ops = T.with_bias(ops, f"p{len(kinds) - 1}")
     head = _prefix(ops, "gemm", kinds)
     rest = T.shift(ops, head) if head < len(ops) else []
-    params = ", ".join(["a", "b"] + [f"p{j}" for j in range(len(kinds))])
+    bn = rest[0] if rest and rest[0].name == "bn" else None
+    if bn is not None and len(group.shape) != 2:
+        return None
+    n_ops = len(kinds)
+    params = ", ".join(["a", "b"] + [f"p{j}" for j in range(n_ops)])
+    if bn is not None:
+        bn_arg_list, bn_params, bn_finish = _bn_args(bn)
+        args += bn_arg_list
+        params += ", " + bn_params
     name = f"_gemm_{k}"
     lines, out = T.body(ops[:head], T.loads_for("gemm", kinds), indent=" " * 8)
     row_reduce = len(rest) == 1 and rest[0].name in ("rsum", "rmean") and rest[0].args == ("v",)
@@ -233,9 +272,17 @@ def _emit_gemm_triton(k: int, group: fxp.Group) -> Emitted | None:
         store = T.GEMM_ROW_REDUCE.format(out=out, scale=" / N" if rest[0].name == "rmean" else "")
     else:
         store = T.GEMM_STORE.format(out=out)
-    kernels = [T.render(T.GEMM, name, len(kinds), body="\n".join(lines) or "        pass", store=store)]
-    ptrs = "".join(f"p{j}, " for j in range(len(kinds)))
-    code = [f"def _f{k}({params}):"] + _operand_lines(kinds) + layout + [
+    stats = T.STATS.format(i=" " * 8, out=out, ncols="N") if bn is not None else ""
+    kernels = [T.render(T.GEMM, name, len(kinds), body="\n".join(lines) or "        pass", store=store,
+                        stats=stats, stats_ptrs=T.STATS_PTRS if bn is not None else "")]
+    ptrs = "".join(f"p{j}, " for j in range(len(kinds))) + ("st_mean, st_m2, st_cnt, " if bn is not None else "")
+    kmajor = ["    # tf32 tensor-core products read both operands K-major: copy an operand that is not.",
+              "    if GEMM_KMAJOR and a.stride(-1) != 1:", "        a = a.contiguous()"]
+    if group.source["b_nk"]:
+        kmajor += ["    if GEMM_KMAJOR and b.stride(-1) != 1:", "        b = b.contiguous()"]
+    else:
+        kmajor += ["    if GEMM_KMAJOR and b.stride(-2) != 1:", "        b = b.transpose(-1, -2).contiguous().transpose(-1, -2)"]
+    code = [f"def _f{k}({params}):"] + _operand_lines(kinds) + kmajor + layout + [
         "    tiles = triton.cdiv(M, BLOCK_M) * triton.cdiv(N, BLOCK_N)",
         "    split = 1" if rest else "    split = _split_k(tiles, K, BLOCK_K) if B0 * B1 == 1 else 1",
     ]
@@ -245,12 +292,19 @@ def _emit_gemm_triton(k: int, group: fxp.Group) -> Emitted | None:
     else:
         code.append("    c = torch.empty((split, *out_shape) if split > 1 else out_shape, device=a.device, "
                     "dtype=torch.float32)")
+    if bn is not None:
+        code += ["    st_mean = torch.empty((triton.cdiv(M, BLOCK_M), N), device=a.device, dtype=torch.float32)",
+                 "    st_m2 = torch.empty_like(st_mean)",
+                 "    st_cnt = torch.empty((triton.cdiv(M, BLOCK_M),), device=a.device, dtype=torch.float32)"]
     code.append(f"    {name}[(tiles, B0 * B1, split)](a, b, c, {ptrs}M, N, K, B1, *s_a, *s_b, BLOCK_M=BLOCK_M, "
                 "BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=GROUP_M, SPLIT_K=split, "
                 "EVEN_K=K % (BLOCK_K * split) == 0, PRECISION=PRECISION, num_warps=GEMM_WARPS, "
                 "num_stages=_fit_stages(BLOCK_M, BLOCK_N, BLOCK_K, GEMM_STAGES))")
     spaces = {"gemm"}
-    if rest and not row_reduce:  # a row kernel for what needs whole rows
+    if bn is not None:  # statistics came with the GEMM; one pass applies them and the rest
+        _, rest, kinds = _bn_apply(rest, kinds, "col")
+        code.append(f"    p{n_ops}, p{n_ops + 1} = {bn_finish}")
+    if rest and not row_reduce:  # a row kernel (or the BatchNorm apply) for what needs whole rows
         chained = _chain(f"_row_{k}", rest, kinds, "c", group.shape)
         if chained is None:
             return None
@@ -281,13 +335,25 @@ def _emit_conv_triton(k: int, group: fxp.Group) -> Emitted | None:
         ops = T.with_bias(ops, f"p{len(kinds) - 1}")
     head = _prefix(ops, "conv", kinds)
     rest = T.shift(ops, head) if head < len(ops) else []
+    bn = rest[0] if rest and rest[0].name == "bn" else None
     name = f"_conv_{k}"
     lines, out = T.body(ops[:head], T.loads_for("conv", kinds))
-    kernels = [T.render(T.CONV, name, len(kinds), body="\n".join(lines), out=out)]
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel_size, conv.stride, conv.padding, conv.dilation
-    ptrs = "".join(f"p{j}, " for j in range(len(kinds)))
+    stats = T.STATS.format(i="    ", out=out, ncols="CO") if bn is not None else ""
+    kernels = [T.render(T.CONV, name, len(kinds), body="\n".join(lines), out=out, stats=stats,
+                        stats_ptrs=T.STATS_PTRS if bn is not None else "")]
+    one_d = isinstance(conv, nn.Conv1d)  # as a Conv2d over (N, C, 1, L)
+    geometry = [conv.kernel_size, conv.stride, conv.padding, conv.dilation]
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = [((1 if i != 2 else 0),) + tuple(g) if one_d else tuple(g)
+                                              for i, g in enumerate(geometry)]
+    ptrs = "".join(f"p{j}, " for j in range(len(kinds))) + ("st_mean, st_m2, st_cnt, " if bn is not None else "")
+    n_ops = len(kinds)
     params = ", ".join(["x", "w"] + [f"p{j}" for j in range(len(kinds))])
-    code = [f"def _f{k}({params}):"] + _operand_lines(kinds) + [
+    if bn is not None:
+        bn_arg_list, bn_params, bn_finish = _bn_args(bn)
+        args += bn_arg_list
+        params += ", " + bn_params
+    code = [f"def _f{k}({params}):"] + _operand_lines(kinds) + (
+        ["    x, w = x.unsqueeze(2), w.unsqueeze(2)"] if one_d else []) + [
         "    nb, c, h, w_ = x.shape",
         "    co = w.shape[0]",
         f"    oh, ow = (h + {2 * ph} - {dh * (kh - 1) + 1}) // {sh} + 1, (w_ + {2 * pw} - {dw * (kw - 1) + 1}) // {sw} + 1",
@@ -295,13 +361,23 @@ def _emit_conv_triton(k: int, group: fxp.Group) -> Emitted | None:
         "    wk = w.permute(0, 2, 3, 1).contiguous()",
         "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
         "    cp = triton.cdiv(c, CONV_BLOCK_K) * CONV_BLOCK_K",
+        "    tiles_m = triton.cdiv(nb * oh * ow, CONV_BLOCK_M)",
+        "    st_mean = torch.empty((tiles_m, co), device=x.device, dtype=torch.float32)",
+        "    st_m2, st_cnt = torch.empty_like(st_mean), torch.empty((tiles_m,), device=x.device, dtype=torch.float32)",
         "    grid = (triton.cdiv(nb * oh * ow, CONV_BLOCK_M) * triton.cdiv(co, CONV_BLOCK_N),)",
         f"    {name}[grid](x, wk, y, {ptrs}nb, c, h, w_, co, oh, ow, cp, *x.stride(), SH={sh}, SW={sw}, PH={ph}, "
         f"PW={pw}, DH={dh}, DW={dw}, KH={kh}, KW={kw}, BLOCK_M=CONV_BLOCK_M, BLOCK_N=CONV_BLOCK_N, "
         "BLOCK_K=CONV_BLOCK_K, GROUP_M=8, PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, "
         "num_stages=_fit_stages(CONV_BLOCK_M, CONV_BLOCK_N, CONV_BLOCK_K, CONV_STAGES))",
     ]
+    if bn is None:
+        code = [line for line in code if "st_m" not in line]
+    if one_d:
+        code.append("    y = y.squeeze(2)")
     spaces = {"conv"}
+    if bn is not None:
+        _, rest, kinds = _bn_apply(rest, kinds, "chan")
+        code.append(f"    p{n_ops}, p{n_ops + 1} = {bn_finish}")
     if rest:
         chained = _chain(f"_post_{k}", rest, kinds, "y", group.shape)
         if chained is None:
@@ -326,7 +402,8 @@ def _emit_library(k: int, group: fxp.Group, opts: Options) -> Emitted | None:
         mod = group.source["module"]
         args = [group.source["x"], f"attr:{mod}.weight", f"attr:{mod}.bias" if conv.bias is not None else None]
         args += [o.node for o in group.operands]
-        pre = [f"    y = torch.nn.functional.conv2d(x, w, bias, {tuple(conv.stride)}, {tuple(conv.padding)}, "
+        fn = "conv1d" if isinstance(conv, nn.Conv1d) else "conv2d"
+        pre = [f"    y = torch.nn.functional.{fn}(x, w, bias, {tuple(conv.stride)}, {tuple(conv.padding)}, "
                f"{tuple(conv.dilation)}, 1)"]
     else:
         bias, ops, _ = _fold_bias(group)
@@ -347,14 +424,25 @@ def _emit_library(k: int, group: fxp.Group, opts: Options) -> Emitted | None:
     nptr = len(kinds)
     params = ", ".join((["x"] if group.kind == "chain" else ["x", "w", "bias"] if group.kind == "conv"
                         else ["a", "b", "bias"]) + [f"p{j}" for j in range(nptr)])
-    code = [f"def _f{k}({params}):"] + _operand_lines(kinds) + pre
+    kernels: list[str] = []
+    post: list[str] = []
+    if ops and ops[0].name == "bn":
+        if len(group.shape) not in (2, 4):
+            return None
+        bn, ops, kinds = _bn_apply(ops, kinds, "chan" if len(group.shape) == 4 else "col")
+        bn_arg_list, bn_params, bn_finish = _bn_args(bn)
+        args += bn_arg_list
+        params += ", " + bn_params
+        kernels.append(T.render(T.CHAN_STATS, f"_stats_{k}", 0))
+        post = _stats_kernel_lines(f"_stats_{k}", "y", len(group.shape)) + [f"    p{nptr}, p{nptr + 1} = {bn_finish}"]
+    code = [f"def _f{k}({params}):"] + _operand_lines(kinds[:nptr]) + pre + post
     if not ops:
         return Emitted(args, [], "\n".join(code + ["    return y"]) + "\n", set())
     chained = _chain(f"_chain_{k}", ops, kinds, "y", group.shape)
     if chained is None:
         return None
     space = "rowwise" if "ROWS: tl.constexpr" in chained[0] else "elementwise"
-    return Emitted(args, [chained[0]], "\n".join(code + chained[1] + ["    return out"]) + "\n", {space})
+    return Emitted(args, kernels + [chained[0]], "\n".join(code + chained[1] + ["    return out"]) + "\n", {space})
 
 
 def _emit(k: int, group: fxp.Group, opts: Options) -> tuple[Emitted, int] | None:

@@ -122,7 +122,8 @@ class LLMProposer(Proposer):
         question = {"v": 1, "model": name, "temperature": model.temperature, "max_tokens": model.max_tokens,
                     "templates": prompts.templates_digest(), "problem": problem.digest, "device": device,
                     "parents": [c.id for c, _ in ask.parents], "inspirations": [c.id for c, _ in inspiring],
-                    "failures": [c.id for c, _ in failed], "limits": [self.cfg.max_error_chars]}
+                    "failures": [c.id for c, _ in failed], "limits": [self.cfg.max_error_chars],
+                    "hints": list(ctx.hints) if ctx else []}
         asked = request_key(question)
         sample = self.asked.get(asked, 0)
         self.asked[asked] = sample + 1

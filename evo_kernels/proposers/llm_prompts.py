@@ -113,6 +113,7 @@ def messages(problem: Problem, ask: Ask, context: Context | None, inspiring: lis
         "hardware": hardware(context), "problem": problem.source.rstrip(),
         "parent": member("Parent A" if len(ask.parents) >= 2 else "Parent", ask.parents[0], cfg.max_error_chars),
         "failures": failures(failed, cfg.max_error_chars),
+        "hints": "\n".join(f"- {h}" for h in (context.hints if context is not None else ())) or "(none)",
         "inspirations": "\n".join(member(f"Inspiration {i}", m, cfg.max_error_chars, _INSPIRATION_CHARS)
                                   for i, m in enumerate(inspiring, 1)) or "(none yet)",
     }

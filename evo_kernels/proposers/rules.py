@@ -1,9 +1,12 @@
 """The offline rule library: named transforms kept as a data list, each with an applicability test.
 
-A rules candidate is the problem's `Model` (or another candidate's `ModelNew`) subclassed, with each
-rule adding lines to `__init__`, preparing the inputs, or wrapping the forward function. Its
-technique names its rules ("channels_last+compile"), so mutation adds a rule and crossover takes
-the union of two parents' rules; tunable values (compile modes, options) are searched by tuning.py.
+Two kinds of rule. A wrapper rule subclasses the problem's `Model` (or another candidate's
+`ModelNew`), adding lines to `__init__`, preparing the inputs or wrapping the forward (compile modes,
+channels_last, cuDNN autotuning). A graph rule (`fx`) names an option of fusion.py, which traces the
+reference and rewrites its forward around Triton templates, library calls or SDPA. A candidate's
+technique names its rules ("triton_gemm+fuse_chains+compile"): mutation adds a rule or perturbs one
+tuned value, crossover takes the union of two parents' rules and keeps the first parent's tuned
+template values; tunables are searched by tuning.py.
 """
 from __future__ import annotations
 
@@ -15,15 +18,19 @@ from torch import nn
 
 from ..candidate import Candidate
 from ..problem import Problem
+from ..tuning import SPACES_DIR, TunableError, parse_tunable, satisfies
+from . import fusion
 from .base import Member, Proposer
 
 
 @dataclass(frozen=True)
 class Facts:
-    """What the applicability tests look at: the device and the reference's module types."""
+    """What the applicability tests look at: the device, the reference's module types, and the graph
+    rules that change something for this problem (fusion.build returned a candidate)."""
 
     device: str
     module_types: frozenset[str]
+    graph_rules: frozenset[str] = frozenset()
 
     @property
     def gpu(self) -> bool:
@@ -41,8 +48,11 @@ class Rule:
     init: tuple[str, ...] = ()  # run in __init__ after the base class's
     prepare: tuple[str, ...] = ()  # run in forward on `inputs` (a list) before the call
     wrap: str = ""  # an expression of `fn`, the forward so far
+    defs: str = ""  # module-level code the rule's lines use
     tunable: dict[str, list[Any]] = field(default_factory=dict)  # first value is the default
     group: str = ""  # at most one rule of a group in a candidate
+    fx: str = ""  # a fusion.Options field: the rule rewrites the traced forward
+    prior: float = 1.0  # how early mutation tries it (expected gain; ties broken at random)
 
 
 def _compile_modes(facts: Facts) -> list[str]:
@@ -50,7 +60,36 @@ def _compile_modes(facts: Facts) -> list[str]:
     return modes + ["reduce-overhead", "max-autotune"] if facts.gpu else modes
 
 
+def _graph(name: str, gpu_only: bool = True) -> Callable[[Facts], bool]:
+    return lambda f: name in f.graph_rules and (f.gpu or not gpu_only)
+
+
+_CUDNN_BENCHMARK = '''
+def _cudnn_autotuned(fn):
+    # cuDNN benchmark mode (it times the convolution algorithms once per shape and keeps the fastest)
+    # for this model's calls only: the process-wide switch is put back after each call.
+    def run(*inputs):
+        before = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = True
+        out = fn(*inputs)
+        torch.backends.cudnn.benchmark = before
+        return out
+    return run
+'''
+
 RULES: list[Rule] = [
+    # Graph rules (fusion.py): applied first, to the reference's traced forward.
+    Rule("triton_gemm", _graph("triton_gemm"), fx="gemm", prior=5.0),
+    Rule("triton_conv", _graph("triton_conv"), fx="conv", prior=5.0),
+    Rule("sdpa", _graph("sdpa", gpu_only=False), fx="sdpa", prior=3.0),
+    Rule("fuse_chains", _graph("fuse_chains"), fx="chains", prior=3.0),
+    Rule("addmm", _graph("addmm", gpu_only=False), fx="addmm", prior=1.5),
+    Rule("avgpool_conv", _graph("avgpool_conv", gpu_only=False), fx="avgpool_conv", prior=1.5),
+    # Wrapper rules: around whatever ModelNew the graph rules (or another proposer) made.
+    Rule("channels_last", lambda f: f.conv2d,
+         init=("self.to(memory_format=torch.channels_last)",),
+         prepare=("inputs = [x.contiguous(memory_format=torch.channels_last) "
+                  "if isinstance(x, torch.Tensor) and x.dim() == 4 else x for x in inputs]",)),
     Rule("compile", lambda f: True,
          wrap="torch.compile(fn, mode=COMPILE_MODE, dynamic=False)",
          tunable={"COMPILE_MODE": ["default", "max-autotune-no-cudagraphs", "reduce-overhead", "max-autotune"]},
@@ -60,16 +99,17 @@ RULES: list[Rule] = [
                "'epilogue_fusion': True, 'max_autotune': MAX_AUTOTUNE, 'triton.cudagraphs': CUDA_GRAPHS})"),
          tunable={"COORDINATE_DESCENT": [True, False], "MAX_AUTOTUNE": [False, True], "CUDA_GRAPHS": [False, True]},
          group="compile"),
-    Rule("channels_last", lambda f: f.conv2d,
-         init=("self.to(memory_format=torch.channels_last)",),
-         prepare=("inputs = [x.contiguous(memory_format=torch.channels_last) "
-                  "if isinstance(x, torch.Tensor) and x.dim() == 4 else x for x in inputs]",)),
+    # Outermost, so that the switch is not inside a compiled region.
+    Rule("cudnn_benchmark", lambda f: f.gpu and f.conv2d, wrap="_cudnn_autotuned(fn)", defs=_CUDNN_BENCHMARK,
+         prior=1.5),
 ]
 BY_NAME = {r.name: r for r in RULES}
+_FX_RULES = [r for r in RULES if r.fx]
 
 
 def facts_for(problem: Problem, device: str) -> Facts:
-    """Build the reference on the meta device (no memory) and list its module types."""
+    """Build the reference on the meta device (no memory), list its module types, and try each graph
+    rule on its own."""
     import torch
     try:
         with torch.device("meta"):
@@ -77,7 +117,14 @@ def facts_for(problem: Problem, device: str) -> Facts:
         types = frozenset(type(m).__name__ for m in model.modules() if isinstance(m, nn.Module))
     except Exception:  # noqa: BLE001 - a model that cannot be built on meta just gets fewer rules
         types = frozenset()
-    return Facts(device=device, module_types=types)
+    graph = set()
+    for rule in _FX_RULES:
+        try:
+            if fusion.build(problem, fusion.Options(**{rule.fx: True})) is not None:
+                graph.add(rule.name)
+        except Exception:  # noqa: BLE001 - a rule that fails on this problem does not apply to it
+            pass
+    return Facts(device=device, module_types=types, graph_rules=frozenset(graph))
 
 
 def rule_names(technique: str) -> list[str] | None:
@@ -88,8 +135,54 @@ def rule_names(technique: str) -> list[str] | None:
     return names if all(n in BY_NAME for n in names) else None
 
 
-def build_source(base_source: str, base_class: str, rules: list[Rule], facts: Facts) -> str:
-    """A candidate module: the base code, then `ModelNew` subclassing `base_class` with the rules."""
+# --- sources -------------------------------------------------------------------------------------------
+_TUNABLE_LINE = re.compile(r"^TUNABLE = (.+)$", re.M)
+_FIXED_LINE = re.compile(r"^# TUNABLE \(fixed by the search\): (.+)$", re.M)
+
+
+def bake(source: str, params: dict[str, Any]) -> str:
+    """The source with `params` as its values and its TUNABLE turned into a comment (kept, so that a
+    later mutation knows the space): a candidate evaluated once, as it is."""
+    source = _TUNABLE_LINE.sub(lambda m: f"# TUNABLE (fixed by the search): {m.group(1)}", source)
+    params = {**baked_params(source), **params}
+    source = source.split("\n\n# Values chosen by the search.\n", 1)[0]
+    if params:
+        source = source.rstrip() + "\n\n# Values chosen by the search.\n" + "".join(
+            f"{k} = {v!r}\n" for k, v in sorted(params.items()))
+    return source
+
+
+def baked_params(source: str) -> dict[str, Any]:
+    """The values `bake` fixed in a source (empty when none)."""
+    import ast
+    marker = "# Values chosen by the search.\n"
+    if marker not in source:
+        return {}
+    out: dict[str, Any] = {}
+    for line in source.split(marker, 1)[1].splitlines():
+        if not line.strip():
+            break  # the block ends at its first blank line (code layered on top follows)
+        name, sep, value = line.partition(" = ")
+        if sep and name.isidentifier():
+            try:
+                out[name] = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                pass
+    return out
+
+
+def space_of(source: str) -> tuple[dict[str, list[Any]], list[str]]:
+    """The tunable space a source declares, or declared before `bake` fixed it."""
+    fixed = _FIXED_LINE.search(source)
+    text = f"TUNABLE = {fixed.group(1)}\n" if fixed else source
+    try:
+        return parse_tunable(text, SPACES_DIR)
+    except TunableError:
+        return {}, []
+
+
+def wrap_source(base_source: str, base_class: str, rules: list[Rule], facts: Facts) -> str:
+    """`ModelNew` subclassing `base_class` (defined in `base_source`) with the wrapper rules."""
     lines = [base_source.rstrip(), "", "", f"# evo_kernels rules: {'+'.join(r.name for r in rules)}",
              "import torch", ""]
     tunable: dict[str, list[Any]] = {}
@@ -101,6 +194,7 @@ def build_source(base_source: str, base_class: str, rules: list[Rule], facts: Fa
             lines.append(f"{key} = {values[0]!r}")
     if tunable:
         lines.append(f"TUNABLE = {tunable!r}")
+    lines += [r.defs for r in rules if r.defs]
     lines += ["", "", f"class ModelNew({base_class}):", "    def __init__(self, *args, **kwargs):",
               "        super().__init__(*args, **kwargs)"]
     lines += [f"        {line}" for r in rules for line in r.init]
@@ -112,49 +206,127 @@ def build_source(base_source: str, base_class: str, rules: list[Rule], facts: Fa
     return "\n".join(lines)
 
 
+def build_source(problem: Problem, rules: list[Rule], facts: Facts, params: dict[str, Any] | None = None) -> str | None:
+    """A candidate made of `rules` from the problem's reference: the graph rules rewrite its forward,
+    the wrapper rules go around it. A graph candidate tuned before (`params`) keeps those values."""
+    graph = [r for r in rules if r.fx]
+    wrappers = [r for r in rules if not r.fx]
+    if graph:
+        built = fusion.build(problem, fusion.Options(**{r.fx: True for r in graph}))
+        if built is None:
+            return None
+        base = built[0]
+        if wrappers and any(r.tunable for r in wrappers):
+            base = bake(base, params or {})  # one TUNABLE per candidate: the wrappers' is searched
+        elif params:
+            base = bake(base, params)
+        if not wrappers:
+            return base
+        return wrap_source(re.sub(r"\bModelNew\b", "_EvoBase", base), "_EvoBase", wrappers, facts)
+    return wrap_source(problem.source, "Model", wrappers, facts)
+
+
 def _compatible(rules: list[Rule]) -> bool:
     groups = [r.group for r in rules if r.group]
     return len(groups) == len(set(groups)) and len({r.name for r in rules}) == len(rules)
 
 
+def _neighbour(values: list[Any], current: Any, rng: Any) -> Any:
+    """A value next to `current` in a space's list (its order is the space's), or any other value."""
+    if current in values and len(values) > 1:
+        ordered = sorted(values, key=lambda v: (str(type(v)), v))
+        i = ordered.index(current)
+        near = [ordered[j] for j in (i - 1, i + 1) if 0 <= j < len(ordered)]
+        return rng.choice(near)
+    return rng.choice(values)
+
+
+def _values(candidate: Candidate) -> dict[str, Any]:
+    """Every tunable value a candidate runs with: fixed in its source, then set by the tuner."""
+    return {**baked_params(candidate.source), **candidate.params}
+
+
 class RulesProposer(Proposer):
     name = "rules"
 
-    def _make(self, problem: Problem, parent: Candidate, names: list[str], facts: Facts) -> Candidate | None:
+    def __init__(self, seed: int = 0, device: str = "cpu") -> None:
+        super().__init__(seed, device)
+        self._facts: dict[str, Facts] = {}
+
+    def facts(self, problem: Problem) -> Facts:
+        if problem.digest not in self._facts:
+            self._facts[problem.digest] = facts_for(problem, self.device)
+        return self._facts[problem.digest]
+
+    def _make(self, problem: Problem, parent: Candidate, names: list[str], facts: Facts,
+              params: dict[str, Any] | None = None) -> Candidate | None:
         rules = [BY_NAME[n] for n in names]
         if not _compatible(rules):
             return None
         own = rule_names(parent.technique)
         if own is not None:  # rules-built or the reference: rebuild from the problem, cleanly
             rules = sorted(rules, key=RULES.index)
-            source = build_source(problem.source, "Model", rules, facts)
+            source = build_source(problem, rules, facts, params)
             technique = "+".join(r.name for r in rules)
-        else:  # another proposer's candidate: layer the new rules on top of its ModelNew
-            added = [r for r in rules if r.name not in parent.technique.split("+")]
+        else:  # another proposer's candidate: layer the new wrapper rules on top of its ModelNew
+            added = [r for r in rules if r.name not in parent.technique.split("+") and not r.fx]
+            if not added:
+                return None
             base = re.sub(r"\bModelNew\b", "_EvoBase", parent.source)
-            source = build_source(base, "_EvoBase", added, facts)
+            source = wrap_source(base, "_EvoBase", added, facts)
             technique = parent.technique + "+" + "+".join(r.name for r in added)
+        if source is None:
+            return None
         return Candidate(source=source, parents=(parent.id,), proposer=self.name, technique=technique,
                          generation=parent.generation + 1)
 
+    def _perturb(self, parent: Candidate) -> Candidate | None:
+        """The parent's tuned values with one of them moved to a neighbouring value of its space:
+        a single evaluation next to a good configuration (optuna samples the space as a whole)."""
+        space, constraints = space_of(parent.source)
+        values = {**baked_params(parent.source), **parent.params}
+        if not space or not values:
+            return None
+        current = {k: values.get(k, v[0]) for k, v in space.items()}
+        for _ in range(10):
+            key = self.rng.choice(sorted(space))
+            trial = dict(current, **{key: _neighbour(space[key], current[key], self.rng)})
+            if trial != current and satisfies(trial, constraints):
+                source = bake(parent.source, trial)
+                return Candidate(source=source, parents=(parent.id,), proposer=self.name,
+                                 technique=parent.technique, generation=parent.generation + 1)
+        return None
+
     def propose(self, problem: Problem, parents: list[Member], feedback: list[Member], n: int) -> list[Candidate]:
-        facts = facts_for(problem, self.device)
+        facts = self.facts(problem)
         failed = {c.technique for c, _ in feedback}
         out: list[Candidate] = []
-        if len(parents) >= 2:  # crossover: the union of both parents' rules
-            a, b = (rule_names(p.technique) for p, _ in parents[:2])
+        if len(parents) >= 2:  # crossover: the union of both parents' rules, the fitter one's values
+            (pa, _), (pb, _) = parents[:2]
+            a, b = rule_names(pa.technique), rule_names(pb.technique)
             if a is not None and b is not None:
-                cand = self._make(problem, parents[0][0], sorted(set(a) | set(b)), facts)
+                keep = pa if any(BY_NAME[r].fx for r in a) else pb
+                cand = self._make(problem, pa, sorted(set(a) | set(b)), facts, _values(keep))
                 if cand is not None and cand.technique not in failed:
                     out.append(cand)
         parent = parents[0][0]
         have = rule_names(parent.technique) or []
+        values = _values(parent)
+        if values and self.rng.random() < 0.3:  # sometimes: step a tuned value
+            cand = self._perturb(parent)
+            if cand is not None:
+                out.append(cand)
         options = [r for r in RULES if r.applies(facts) and r.name not in have]
-        self.rng.shuffle(options)
+        noise = {r.name: self.rng.random() for r in options}
+        options.sort(key=lambda r: -(r.prior + noise[r.name]))
         for rule in options:
             if len(out) >= n:
                 break
-            cand = self._make(problem, parent, have + [rule.name], facts)
+            cand = self._make(problem, parent, have + [rule.name], facts, values)
             if cand is not None and cand.technique not in failed:
+                out.append(cand)
+        if not out and values:
+            cand = self._perturb(parent)
+            if cand is not None:
                 out.append(cand)
         return out[:n]

@@ -168,7 +168,7 @@ def supports(template: str, ops: list[Op], kinds: list[str]) -> bool:
 # --- kernel texts ------------------------------------------------------------------------------------------
 GEMM = Template('''
 @triton.jit
-def $name(a_ptr, b_ptr, c_ptr,$ptrs M, N, K, B1, s_a0, s_a1, s_am, s_ak, s_b0, s_b1, s_bk, s_bn,
+def $name(a_ptr, b_ptr, c_ptr,$ptrs$stats_ptrs M, N, K, B1, s_a0, s_a1, s_am, s_ak, s_b0, s_b1, s_bk, s_bn,
           BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
           SPLIT_K: tl.constexpr, EVEN_K: tl.constexpr, PRECISION: tl.constexpr):
     # One BLOCK_M x BLOCK_N tile of C = A @ B per program, batch on axis 1, K split on axis 2.
@@ -213,6 +213,7 @@ def $name(a_ptr, b_ptr, c_ptr,$ptrs M, N, K, B1, s_a0, s_a1, s_am, s_ak, s_b0, s
     v = acc
     if SPLIT_K == 1:
 $body
+$stats
 $store
     else:
         tl.store(c_ptr + kid.to(tl.int64) * tl.num_programs(1) * M * N + offs, v, mask=mask)
@@ -224,7 +225,7 @@ GEMM_ROW_REDUCE = "        tl.atomic_add(c_ptr + row, tl.sum(tl.where(mask, {out
 
 CONV = Template('''
 @triton.jit
-def $name(x_ptr, w_ptr, c_ptr,$ptrs NB, C, H, W, CO, OH, OW, CP, s_xn, s_xc, s_xh, s_xw,
+def $name(x_ptr, w_ptr, c_ptr,$ptrs$stats_ptrs NB, C, H, W, CO, OH, OW, CP, s_xn, s_xc, s_xh, s_xw,
           SH: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, DH: tl.constexpr,
           DW: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
           BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr):
@@ -269,7 +270,37 @@ def $name(x_ptr, w_ptr, c_ptr,$ptrs NB, C, H, W, CO, OH, OW, CP, s_xn, s_xc, s_x
     offs = (img.to(tl.int64) * CO * ohw + pix)[:, None] + rn[None, :] * ohw
     v = acc
 $body
+$stats
     tl.store(c_ptr + offs, $out, mask=mask)
+''')
+
+# Per-tile column statistics of an anchor's output for a BatchNorm after it: (count, mean, M2) per
+# BLOCK_M rows, combined later with Chan's formula (stable whatever the mean).
+STATS_PTRS = " st_mean_ptr, st_m2_ptr, st_cnt_ptr,"
+STATS = """{i}sv = tl.where(mask, {out}, 0.0)
+{i}cnt = tl.sum(tl.where(rm < M, 1.0, 0.0), axis=0)
+{i}tmean = tl.sum(sv, axis=0) / cnt
+{i}dv = tl.where(mask, {out} - tmean[None, :], 0.0)
+{i}tl.store(st_mean_ptr + pid_m * {ncols} + rn, tmean, mask=rn < {ncols})
+{i}tl.store(st_m2_ptr + pid_m * {ncols} + rn, tl.sum(dv * dv, axis=0), mask=rn < {ncols})
+{i}tl.store(st_cnt_ptr + pid_m, cnt)"""
+
+# The same statistics for a tensor made elsewhere (cuDNN, cuBLAS, an input), viewed as [R, C, S].
+CHAN_STATS = Template('''
+@triton.jit
+def $name(x_ptr, mean_ptr, m2_ptr, cnt_ptr, R, C, S: tl.constexpr, BLOCK: tl.constexpr):
+    c = tl.program_id(0)
+    chunk = tl.program_id(1)
+    j = chunk * BLOCK + tl.arange(0, BLOCK)
+    ok = j < R * S
+    r = j // S
+    x = tl.load(x_ptr + (r * C + c).to(tl.int64) * S + (j - r * S), mask=ok, other=0.0)
+    cnt = tl.sum(tl.where(ok, 1.0, 0.0), axis=0)
+    mean = tl.sum(x, axis=0) / cnt
+    d = tl.where(ok, x - mean, 0.0)
+    tl.store(mean_ptr + chunk * C + c, mean)
+    tl.store(m2_ptr + chunk * C + c, tl.sum(d * d, axis=0))
+    tl.store(cnt_ptr + chunk, cnt)
 ''')
 
 ROWWISE = Template('''
@@ -295,7 +326,8 @@ ROW_STORE_ROW = "    tl.store(out_ptr + rm[:, None], {out}, mask=rmask[:, None])
 ELEMENTWISE = Template('''
 @triton.jit
 def $name(x_ptr, out_ptr,$ptrs n, N, C, HW, SPLIT: tl.constexpr, BLOCK: tl.constexpr):
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    # int32 offsets: `n` above 2**31 makes Triton pass it as int64 and the arithmetic follows.
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK) + n * 0
     mask = offs < n
     v = tl.load(x_ptr + offs, mask=mask, other=0.0)
     for s in tl.static_range(1, SPLIT):
@@ -310,7 +342,7 @@ def $name(x_ptr, out_ptr,$ptrs total, C, H, W, OH, OW, KH: tl.constexpr, KW: tl.
           SH: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, IS_MAX: tl.constexpr,
           COUNT_PAD: tl.constexpr, BLOCK: tl.constexpr):
     # One output element per lane; the window's elements go through the pre-pool ops one by one.
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK) + total * 0
     mask = offs < total
     ow = offs % OW
     oh = (offs // OW) % OH
@@ -346,6 +378,8 @@ $post
 
 
 def render(template: Template, name: str, n_ptrs: int, **holes: str) -> str:
+    holes.setdefault("stats", "")
+    holes.setdefault("stats_ptrs", "")
     return template.substitute(name=name, ptrs=ptr_params(n_ptrs), **holes)
 
 
@@ -371,6 +405,24 @@ def _split_k(tiles, k, bk):
     while split < 16 and tiles * split * 2 <= 256 and k // (split * 2) >= 4 * bk:
         split *= 2
     return split
+
+
+def _bn_scale_shift(cnt, mean_t, m2_t, weight, bias, running_mean, running_var, tracked, eps, momentum):
+    # Chan's formula over per-tile (count, mean, M2); running statistics updated as BatchNorm does.
+    n = cnt.sum()
+    mean = (cnt[:, None] * mean_t).sum(0) / n
+    var = (m2_t.sum(0) + (cnt[:, None] * (mean_t - mean) ** 2).sum(0)) / n
+    if running_mean is not None:
+        running_mean.mul_(1.0 - momentum).add_(mean * momentum)
+        running_var.mul_(1.0 - momentum).add_(var * (n / (n - 1)) * momentum)
+        tracked.add_(1)
+    scale = torch.rsqrt(var + eps)
+    if weight is not None:
+        scale = scale * weight
+    shift = -mean * scale
+    if bias is not None:
+        shift = shift + bias
+    return scale.contiguous(), shift.contiguous()
 
 
 def _row_config(n):
