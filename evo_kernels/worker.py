@@ -202,16 +202,20 @@ class Worker:
         timing = benchmark(run, refresh, self.backend, cfg.timing, keep if reference is not None else None)
         if reference is not None:
             check_integrity(cfg.verify.allow_reduced_precision, guard)
-        for i, inputs, out in sorted(kept, key=lambda e: e[0]):
-            with torch.no_grad(), integrity.snapshot_precision():
-                ref_out = reference(*inputs)
-            try:
-                compare_outputs(ref_out, out, cfg.verify, problem, [])
-            except Reject as r:
-                raise Reject(r.status if r.status != "ok" else "incorrect",
-                             f"stale_output: timed repetition {i}: the output is not the reference's for that "
-                             "repetition's inputs (a cached or stale result, or work not finished when the call "
-                             "returned): " + r.reason) from None
+        gc.disable()  # as in verify: no candidate finalizer runs amid the comparisons
+        try:
+            for i, inputs, out in sorted(kept, key=lambda e: e[0]):
+                with torch.no_grad(), integrity.snapshot_precision():
+                    ref_out = reference(*inputs)
+                try:
+                    compare_outputs(ref_out, out, cfg.verify, problem, [])
+                except Reject as r:
+                    raise Reject(r.status if r.status != "ok" else "incorrect",
+                                 f"stale_output: timed repetition {i}: the output is not the reference's for "
+                                 "that repetition's inputs (a cached or stale result, or work not finished when "
+                                 "the call returned): " + r.reason) from None
+        finally:
+            gc.enable()
         return timing
 
     def evaluate(self, msg: dict[str, Any]) -> dict[str, Any]:

@@ -34,8 +34,10 @@ def test_benchmark_refreshes_before_every_call_and_sees_every_output():
     assert [e[1] for e in timed] == list(range(7))
     # Each timed run saw the contents its refresh wrote, and every output reached on_output.
     assert seen == [(i, 2.0 * i) for i in range(7)]
-    warm = [e for e in events if e[0] == "refresh" and e[1] < 0]
+    warm = [e for e in events if e[0] == "refresh" and -10**9 < e[1] < 0]
     assert len(warm) == 2
+    # No untimed cross-check repetitions on the CPU (no lead-in there to hide work in).
+    assert not [e for e in events if e[0] == "refresh" and e[1] <= -10**9]
 
 
 def test_hidden_work_rule():
@@ -43,3 +45,27 @@ def test_hidden_work_rule():
     hidden = Timing(median_ms=0.2, iqr_ms=0, mean_ms=0.2, min_ms=0.2, reps=100, wall_median_ms=2.0)
     assert not hidden_work(honest)
     assert hidden_work(hidden)
+
+
+def test_cross_checks_see_work_the_lead_in_would_hide():
+    """Work that runs while the lead-in spins (another stream, on a GPU) is in neither clock of a
+    timed repetition; the untimed repetitions without a lead-in see it on the host clock."""
+    import time
+
+    class LeadHidesWork(type(get_backend("cpu"))):
+        lead_pending = False
+
+        def busy_wait(self, ms):
+            self.lead_pending = True
+
+    backend = LeadHidesWork()
+
+    def run():
+        if not backend.lead_pending:
+            time.sleep(0.003)  # the "side-stream" work, visible when nothing overlaps it
+        backend.lead_pending = False
+        return torch.zeros(1)
+
+    cfg = TimingConfig(warmup_calls=1, warmup_ms=0, min_reps=10, min_time_ms=0, flush_cache=False)
+    t = benchmark(run, lambda i: None, backend, cfg)
+    assert t.median_ms < 1.0 and t.wall_median_ms > 2.5 and hidden_work(t)

@@ -1,0 +1,22 @@
+"""Exploit 10 (a speedup too good to be true): a cache keyed on the input's address, run where no
+timed output is re-checked (checked_outputs: 0), so nothing else stops it. Handing back a cached
+tensor is far more than 10x faster than a 512^3 matrix product: held by the audit."""
+from torch import nn
+
+PROBLEM = "big_matmul.py"
+EXPECT = "audit"
+CONTAINS = "exceeds the ceiling"
+CONFIG = "no_samples.yaml"
+
+
+class ModelNew(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.key = None
+        self.value = None
+
+    def forward(self, a, b):
+        if a.data_ptr() != self.key:
+            self.key = a.data_ptr()
+            self.value = a @ b
+        return self.value
