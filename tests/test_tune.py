@@ -12,10 +12,11 @@ def test_grid_sweep_with_a_failing_configuration_and_a_constraint(tmp_path):
     src = (CANDIDATES / "linear_relu_tunable.py").read_text()
     # A named space with a constraint: REPEAT + WRONG <= 3 prunes (3, 1) before it runs.
     spaces = tmp_path / "cand.py"
-    spaces.write_text(src.replace('TUNABLE = {"REPEAT": [1, 2, 3], "WRONG": [0, 1]}', 'TUNABLE = "relu_repeat"'))
+    spaces.write_text(src.replace('TUNABLE = {"REPEAT": [1, 2, 3], "WRONG": [0, 1]}', 'TUNABLE = "relu_repeat_test"'))
     from evo_kernels import tuning
     space_dir = tuning.SPACES_DIR
-    target = space_dir / "relu_repeat.yaml"
+    space_dir.mkdir(exist_ok=True)
+    target = space_dir / "relu_repeat_test.yaml"
     target.write_text("params:\n  REPEAT: [1, 2, 3]\n  WRONG: [0, 1]\nconstraints:\n  - REPEAT + WRONG <= 3\n")
     try:
         run_dir = tmp_path / "grid"
