@@ -84,6 +84,7 @@ class Evaluation:
     # What the speedup is against, as measured by the same worker: eager_ms, compile_ms, best_ms,
     # noise, floor_ms and the device facts. Set for every timed evaluation.
     baseline: dict[str, Any] | None = None
+    profile: list[dict[str, Any]] | None = None  # top kernels by device time per call (torch.profiler)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -47,6 +47,7 @@ class TimingConfig:
     lead_ms: float = 1.0  # device busy-wait queued before each timed call (GPUs), so the call is queued when timing starts
     checked_outputs: int = 3  # timed outputs compared with the reference (stale-result cheats)
     max_baseline_noise: float = 0.1  # eager timed twice differing more than this: measure baselines again
+    profile_top_kernels: int = 5  # after timing, torch.profiler's top kernels of an accepted candidate (0: off)
     cpu_threads: int = 0  # torch threads on the CPU backend; 0 = leave torch's default
 
 

@@ -159,7 +159,8 @@ class Evaluator:
         reply = self.worker.request({"op": "evaluate", "problem": key, "source": candidate.source,
                                      "params": candidate.params, "config": self.cfg.to_dict(), "time": timed})
         ev = Evaluation(status=reply.get("status", "crash"), reason=reply.get("reason", ""),
-                        timing=reply.get("timing"), max_abs_error=reply.get("max_abs_error"),
+                        timing=reply.get("timing"), profile=reply.get("profile"),
+                        max_abs_error=reply.get("max_abs_error"),
                         max_rel_error=reply.get("max_rel_error"), notes=list(reply.get("notes") or []))
         if allow:
             ev.notes.append("reduced_precision_allowed: this run allows TF32 and reduced-precision reductions "

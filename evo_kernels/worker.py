@@ -218,6 +218,25 @@ class Worker:
             gc.enable()
         return timing
 
+    def top_kernels(self, model: Any, problem: Any, rng: random.Random, top: int) -> list[dict[str, Any]]:
+        """torch.profiler over a few calls of a verified candidate: its most expensive kernels (device
+        time per call), for proposers to read. Informational: never part of the fitness."""
+        from torch.profiler import ProfilerActivity, profile
+        torch = self.torch
+        gpu = self.device.startswith("cuda")
+        inputs = problem.make_inputs(rng.getrandbits(31), self.device)
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
+        calls = 3
+        with torch.no_grad(), profile(activities=activities) as prof:
+            for _ in range(calls):
+                model(*inputs)
+            self.backend.synchronize()
+        events = prof.key_averages()
+        timed = "self_device_time_total" if gpu else "self_cpu_time_total"
+        rows = sorted(events, key=lambda e: getattr(e, timed, 0.0), reverse=True)[:top]
+        return [{"name": e.key[:120], "ms_per_call": getattr(e, timed, 0.0) / 1000 / calls,
+                 "calls_per_call": e.count / calls} for e in rows if getattr(e, timed, 0.0) > 0]
+
     def evaluate(self, msg: dict[str, Any]) -> dict[str, Any]:
         """Import, verify and (unless verify-only) time one candidate."""
         from . import integrity
@@ -247,6 +266,8 @@ class Worker:
                                              "the timer did not see it (another stream, a thread, or "
                                              "asynchronous work left running)")
                 reply["timing"] = timing.to_dict()
+                if cfg.timing.profile_top_kernels > 0:
+                    reply["profile"] = self.top_kernels(result.candidate, problem, rng, cfg.timing.profile_top_kernels)
             return reply
         except Reject as r:
             return self._failure(r.status, r.reason, r.fatal)

@@ -306,6 +306,10 @@ def test_prompts_show_hardware_parents_failures_and_inspirations(tmp_path):
     assert "H100" in text and "132 SMs" in text and "3000 GB/s" in text
     assert "Parent A" in text and "Parent B" in text and "# parent B" in text and "# an elite" in text
     assert "mismatch: eee" in text and "characters cut" in text and "endpoint: timeout" not in text
+    profiled = (ref[0], Evaluation(status="ok", speedup=1.0, timing={"median_ms": 0.01, "iqr_ms": 0.001},
+                                   profile=[{"name": "aten::addmm", "ms_per_call": 0.004, "calls_per_call": 1}]))
+    _, mut = llm_prompts.messages(problem, Ask([profiled], [], 1), ctx, [], [], cfg)
+    assert "top kernels (torch.profiler, device time per call): aten::addmm 0.004 ms" in mut["content"]
     assert "SEARCH" in system["content"] and "torch" in system["content"]
     assert set(llm_prompts.TEMPLATES) <= {p.stem for p in llm_prompts.PROMPTS.glob("*.md")}
     assert '"prompts/*.md"' in (ROOT / "pyproject.toml").read_text()  # the templates ship with the package

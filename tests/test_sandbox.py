@@ -33,6 +33,9 @@ def test_failures_then_a_correct_candidate_in_the_same_evaluator(evaluator):
     ok = evaluator.evaluate(PROBLEM, cand("linear_relu_addmm.py"))
     assert ok.status == "ok", ok.reason
     assert ok.speedup is not None and ok.speedup > 0 and ok.timing["reps"] >= 10
+    # torch.profiler's top kernels come back with an accepted candidate (for proposers to read).
+    assert ok.profile and any("addmm" in k["name"] for k in ok.profile)
+    assert all(k["ms_per_call"] > 0 for k in ok.profile)
 
     pid = evaluator.worker.proc.pid
     seg = evaluator.evaluate(PROBLEM, cand("segfault.py"))

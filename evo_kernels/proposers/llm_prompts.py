@@ -63,7 +63,11 @@ def _outcome(ev: Evaluation, max_error_chars: int) -> str:
         text = f"median {t['median_ms']:.4g} ms (IQR {t.get('iqr_ms', 0):.2g} ms)"
         if ev.speedup:
             text += f", {ev.speedup:.3f}x the faster baseline"
-        return text + "".join(f"; note: {trim(n, 200)}" for n in ev.notes[:3])
+        text += "".join(f"; note: {trim(n, 200)}" for n in ev.notes[:3])
+        if ev.profile:
+            text += "\ntop kernels (torch.profiler, device time per call): " + "; ".join(
+                f"{trim(k['name'], 80)} {k['ms_per_call']:.4g} ms" for k in ev.profile)
+        return text
     return trim(ev.reason, max_error_chars) or "no reason given"
 
 
