@@ -50,3 +50,14 @@ def test_bench_baselines_with_compile():
     assert code == 0, err
     assert out["eager"] > 0 and out["compile"] > 0
     assert out["best_baseline_ms"] == min(out["eager"], out["compile"])
+
+
+def test_verify_a_triton_candidate_under_the_interpreter():
+    """The Triton example's numerics on the CPU, through Triton's interpreter (the worker keeps
+    TRITON_* variables); on a GPU it is compiled (tests/test_gpu.py, `evo-kernels tune`)."""
+    import os
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    code, out, err = run_cli("verify", "examples/gemm_bias_gelu.py", "examples/gemm_bias_gelu_triton.py",
+                             "--device", "cpu", "--json", env=env)
+    assert code == 0, err
+    assert out["status"] == "ok" and out["max_rel_error"] < 1e-6
