@@ -328,7 +328,8 @@ class Optimizer:
         study = self.study_name(draft)
         # The first trial is the draft's own values (a ported candidate's tuned ones), else the defaults.
         defaults = {k: (draft.params[k] if k in draft.params else v[0]) for k, v in space.items()}
-        self.tuner.study(study, space).enqueue_trial(defaults, skip_if_exists=True)
+        if self.cfg.tuning.sampler != "grid":  # a grid visits the defaults anyway
+            self.tuner.study(study, space).enqueue_trial(defaults, skip_if_exists=True)
         self.ready.append(_Tuning(study, draft, space, constraints, island, self.cfg.tuning.trials_per_candidate))
         return 1
 
