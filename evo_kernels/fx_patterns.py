@@ -1,7 +1,8 @@
 """Find fusable patterns in a problem's forward: trace it with torch.fx, then match groups.
 
-A group is an anchor (a GEMM: linear / matmul / addmm; or a Conv2d), or no anchor (a plain input), followed
-by a DAG of elementwise ops, row reductions over the last dim, and at most one 2-D pooling, lowered to
+A group is an anchor (a GEMM: linear / matmul / addmm; or a Conv2d / Conv1d), or no anchor (a plain
+input), followed by a DAG of elementwise ops, row reductions over the last dim, a training-mode
+BatchNorm right after the anchor, and at most one 2-D pooling (all fp32), lowered to
 a tiny IR: `Op(name, args, const)` where an arg is "v" (the anchor's value), "tK" (the K-th op's
 result), "pJ" (the J-th operand: a tensor from outside the group) or a float. Templates
 (proposers/templates.py) turn that IR into Triton lines; fusion.py rewrites the graph around it.
@@ -11,7 +12,6 @@ model of gigabytes costs nothing. A model that does not trace gets no fusion can
 """
 from __future__ import annotations
 
-import math
 import operator
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,10 +78,6 @@ class Group:
         return self.members[-1]
 
     @property
-    def out_shape(self) -> tuple[int, ...]:
-        return tuple(_shape(self.output) or ())
-
-    @property
     def reductions(self) -> int:
         return sum(op.name.startswith("r") for op in self.ops)
 
@@ -91,8 +87,11 @@ class Group:
 
 
 def _shape(node: Any) -> tuple[int, ...] | None:
+    """The traced shape of a float32 tensor node; None for anything else (the templates are fp32)."""
     tm = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
-    return tuple(tm.shape) if tm is not None and hasattr(tm, "shape") else None
+    if tm is None or not hasattr(tm, "shape") or getattr(tm, "dtype", None) != torch.float32:
+        return None
+    return tuple(tm.shape)
 
 
 def kind_of(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
@@ -189,7 +188,8 @@ def gemm_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] 
             return {"a": a, "b": b, "b_nk": False, "bias": None}
     if node.op == "call_function" and node.target is torch.addmm and not node.kwargs:
         bias, a, b = node.args
-        if _shape(bias) in ((_shape(node)[-1],), tuple(_shape(node))):
+        out = _shape(node)
+        if out is not None and _shape(bias) in ((out[-1],), out):
             return {"a": a, "b": b, "b_nk": False, "bias": bias}
     return None
 
@@ -452,11 +452,11 @@ def find_groups(gm: fx.GraphModule) -> list[Group]:
         if node in taken:
             continue
         g = None
-        src = gemm_source(node, modules)
+        src = gemm_source(node, modules) if _shape(node) is not None else None
         if src is not None:
-            g = grow(gm, node, "gemm", src) or Group("gemm", node, src, members=[node], shape=_shape(node) or ())
-        elif (src := conv_source(node, modules)) is not None:
-            g = grow(gm, node, "conv", src) or Group("conv", node, src, members=[node], shape=_shape(node) or ())
+            g = grow(gm, node, "gemm", src, taken) or Group("gemm", node, src, members=[node], shape=_shape(node))
+        elif _shape(node) is not None and (src := conv_source(node, modules)) is not None:
+            g = grow(gm, node, "conv", src, taken) or Group("conv", node, src, members=[node], shape=_shape(node))
         elif node.op != "output" and _shape(node) is not None and any(
                 kind_of(u, modules) for u in node.users):
             while True:  # one chain per branch from this node
@@ -471,7 +471,3 @@ def find_groups(gm: fx.GraphModule) -> list[Group]:
             groups.append(g)
             taken.update(g.members)
     return groups
-
-
-def tensor_numel(shape: tuple[int, ...]) -> int:
-    return math.prod(shape) if shape else 1

@@ -1,7 +1,7 @@
 """Fusion candidates: the traced forward, rewritten so that each matched group is one generated call.
 
 `build(problem, options)` traces the reference (fx_patterns), applies the graph rewrites the options
-ask for (SDPA for hand-written attention, average pooling as a depthwise convolution), matches the
+ask for (rewrites.py: SDPA for hand-written attention, average pooling as a convolution), matches the
 groups, and replaces each group it can emit by a call to a helper `_fK` that launches one to three
 Triton kernels from templates.py. The candidate is the problem's code plus `ModelNew(Model)` whose
 forward is the rewritten graph's code: it keeps the reference's modules and parameter names, so it
@@ -9,17 +9,14 @@ receives the reference's weights.
 """
 from __future__ import annotations
 
-import math
-import operator
 import re
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-import torch.nn.functional as F
 from torch import fx, nn
 
 from .. import fx_patterns as fxp
+from . import rewrites
 from . import templates as T
 
 
@@ -31,61 +28,6 @@ class Options:
     addmm: bool = False  # a bias add after a GEMM folded into torch.addmm (no Triton)
     sdpa: bool = False  # softmax(q k^T * s [masked]) v as scaled_dot_product_attention
     avgpool_conv: bool = False  # AvgPool2d as a depthwise convolution (cuDNN)
-
-
-# --- graph rewrites ---------------------------------------------------------------------------------------
-def _rewrite_sdpa(gm: fx.GraphModule) -> int:
-    """softmax(matmul(q, k.transpose(-2, -1)) * scale [masked_fill(mask, -inf)]) @ v -> SDPA."""
-    n = 0
-    modules = dict(gm.named_modules())
-    for sm in list(gm.graph.nodes):
-        if fxp.kind_of(sm, modules) != "softmax" or len(sm.users) != 1:
-            continue
-        shape = fxp._shape(sm)
-        dim = sm.args[1] if len(sm.args) > 1 else sm.kwargs.get("dim")
-        if shape is None or len(shape) < 3 or not fxp._is_last(dim, len(shape)):
-            continue
-        av = next(iter(sm.users))
-        if fxp.gemm_source(av, modules) is None or av.args[0] is not sm:
-            continue
-        x, scale, mask = sm.args[0], 1.0, None
-        if x.op == "call_method" and x.target == "masked_fill" and x.args[2] == float("-inf") and len(x.users) == 1:
-            x, mask = x.args[0], x.args[1]
-        if fxp.kind_of(x, modules) in ("mul", "div") and len(x.users) == 1 and isinstance(x.args[1], (int, float)):
-            scale = float(x.args[1]) if fxp.kind_of(x, modules) == "mul" else 1.0 / float(x.args[1])
-            x = x.args[0]
-        src = fxp.gemm_source(x, modules)
-        if src is None or len(x.users) != 1:
-            continue
-        kt = src["a"], src["b"]
-        q, k_t = kt
-        if not (isinstance(k_t, fx.Node) and k_t.op == "call_method" and k_t.target == "transpose"
-                and {d % len(shape) for d in k_t.args[1:3]} == {len(shape) - 2, len(shape) - 1}):
-            continue
-        with gm.graph.inserting_before(av):
-            kwargs: dict[str, Any] = {"scale": scale}
-            if mask is not None:
-                kwargs["attn_mask"] = gm.graph.call_function(torch.logical_not, (mask,))
-            new = gm.graph.call_function(F.scaled_dot_product_attention, (q, k_t.args[0], av.args[1]), kwargs)
-        av.replace_all_uses_with(new)
-        for node in (av, sm, sm.args[0], x):
-            if not node.users and node.op != "placeholder":
-                gm.graph.erase_node(node)
-        n += 1
-    gm.graph.eliminate_dead_code()
-    return n
-
-
-def _avgpool_helper(name: str, mod: nn.AvgPool2d) -> str | None:
-    pair = lambda t: tuple(t) if isinstance(t, (tuple, list)) else (t, t)  # noqa: E731
-    k, s, p = pair(mod.kernel_size), pair(mod.stride or mod.kernel_size), pair(mod.padding)
-    if mod.ceil_mode or not mod.count_include_pad or mod.divisor_override is not None:
-        return None
-    return (f"def {name}(x):\n"
-            f"    # AvgPool2d{k} as a depthwise convolution with a constant 1/{k[0] * k[1]} filter (cuDNN)\n"
-            f"    w = torch.full((x.shape[1], 1, {k[0]}, {k[1]}), {1.0 / (k[0] * k[1])!r}, device=x.device, "
-            f"dtype=x.dtype)\n"
-            f"    return torch.nn.functional.conv2d(x, w, None, {s}, {p}, 1, x.shape[1])\n")
 
 
 # --- emitting one group -------------------------------------------------------------------------------------
@@ -182,8 +124,8 @@ def _chain(name: str, ops: list[fxp.Op], kinds: list[str], y: str, full_shape: t
         ]
         return kernel, launch, "out"
     if any(op.name in T.REDUCE for op in ops):
-        if not T.supports("rowwise", ops, kinds):
-            return None
+        if not T.supports("rowwise", ops, kinds) or full_shape[-1] > 65536:
+            return None  # (a row is held whole in registers: at most 64 Ki elements)
         lines, out = T.body(ops, T.loads_for("rowwise", kinds))
         per_row = out in T.row_valued(ops, kinds)
         if not per_row and out != "v" and any(op.const == ("squeeze",) for op in ops):
@@ -283,7 +225,9 @@ def _emit_gemm_triton(k: int, group: fxp.Group) -> Emitted | None:
     else:
         kmajor += ["    if GEMM_KMAJOR and b.stride(-2) != 1:", "        b = b.transpose(-1, -2).contiguous().transpose(-1, -2)"]
     code = [f"def _f{k}({params}):"] + _operand_lines(kinds) + kmajor + layout + [
-        "    tiles = triton.cdiv(M, BLOCK_M) * triton.cdiv(N, BLOCK_N)",
+        "    # Tiles no larger than the matrix (a narrow N would leave most of a wide tile idle).",
+        "    bm, bn = min(BLOCK_M, max(16, triton.next_power_of_2(M))), min(BLOCK_N, max(16, triton.next_power_of_2(N)))",
+        "    tiles = triton.cdiv(M, bm) * triton.cdiv(N, bn)",
         "    split = 1" if rest else "    split = _split_k(tiles, K, BLOCK_K) if B0 * B1 == 1 else 1",
     ]
     if row_reduce:
@@ -293,13 +237,13 @@ def _emit_gemm_triton(k: int, group: fxp.Group) -> Emitted | None:
         code.append("    c = torch.empty((split, *out_shape) if split > 1 else out_shape, device=a.device, "
                     "dtype=torch.float32)")
     if bn is not None:
-        code += ["    st_mean = torch.empty((triton.cdiv(M, BLOCK_M), N), device=a.device, dtype=torch.float32)",
+        code += ["    st_mean = torch.empty((triton.cdiv(M, bm), N), device=a.device, dtype=torch.float32)",
                  "    st_m2 = torch.empty_like(st_mean)",
-                 "    st_cnt = torch.empty((triton.cdiv(M, BLOCK_M),), device=a.device, dtype=torch.float32)"]
-    code.append(f"    {name}[(tiles, B0 * B1, split)](a, b, c, {ptrs}M, N, K, B1, *s_a, *s_b, BLOCK_M=BLOCK_M, "
-                "BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=GROUP_M, SPLIT_K=split, "
+                 "    st_cnt = torch.empty((triton.cdiv(M, bm),), device=a.device, dtype=torch.float32)"]
+    code.append(f"    {name}[(tiles, B0 * B1, split)](a, b, c, {ptrs}M, N, K, B1, *s_a, *s_b, BLOCK_M=bm, "
+                "BLOCK_N=bn, BLOCK_K=BLOCK_K, GROUP_M=GROUP_M, SPLIT_K=split, "
                 "EVEN_K=K % (BLOCK_K * split) == 0, PRECISION=PRECISION, num_warps=GEMM_WARPS, "
-                "num_stages=_fit_stages(BLOCK_M, BLOCK_N, BLOCK_K, GEMM_STAGES))")
+                "num_stages=_fit_stages(bm, bn, BLOCK_K, GEMM_STAGES))")
     spaces = {"gemm"}
     if bn is not None:  # statistics came with the GEMM; one pass applies them and the rest
         _, rest, kinds = _bn_apply(rest, kinds, "col")
@@ -361,14 +305,15 @@ def _emit_conv_triton(k: int, group: fxp.Group) -> Emitted | None:
         "    wk = w.permute(0, 2, 3, 1).contiguous()",
         "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
         "    cp = triton.cdiv(c, CONV_BLOCK_K) * CONV_BLOCK_K",
+        "    bn = min(CONV_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels",
         "    tiles_m = triton.cdiv(nb * oh * ow, CONV_BLOCK_M)",
         "    st_mean = torch.empty((tiles_m, co), device=x.device, dtype=torch.float32)",
         "    st_m2, st_cnt = torch.empty_like(st_mean), torch.empty((tiles_m,), device=x.device, dtype=torch.float32)",
-        "    grid = (triton.cdiv(nb * oh * ow, CONV_BLOCK_M) * triton.cdiv(co, CONV_BLOCK_N),)",
+        "    grid = (tiles_m * triton.cdiv(co, bn),)",
         f"    {name}[grid](x, wk, y, {ptrs}nb, c, h, w_, co, oh, ow, cp, *x.stride(), SH={sh}, SW={sw}, PH={ph}, "
-        f"PW={pw}, DH={dh}, DW={dw}, KH={kh}, KW={kw}, BLOCK_M=CONV_BLOCK_M, BLOCK_N=CONV_BLOCK_N, "
+        f"PW={pw}, DH={dh}, DW={dw}, KH={kh}, KW={kw}, BLOCK_M=CONV_BLOCK_M, BLOCK_N=bn, "
         "BLOCK_K=CONV_BLOCK_K, GROUP_M=8, PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, "
-        "num_stages=_fit_stages(CONV_BLOCK_M, CONV_BLOCK_N, CONV_BLOCK_K, CONV_STAGES))",
+        "num_stages=_fit_stages(CONV_BLOCK_M, bn, CONV_BLOCK_K, CONV_STAGES))",
     ]
     if bn is None:
         code = [line for line in code if "st_m" not in line]
@@ -487,23 +432,13 @@ def build(problem: Any, opts: Options) -> tuple[str, list[str]] | None:
     gm = fxp.trace(problem.Model, problem.init_inputs(), example)
     if gm is None:
         return None
-    modules = dict(gm.named_modules())
     extra: list[str] = []
     changed = 0
     if opts.sdpa:
-        changed += _rewrite_sdpa(gm)
+        changed += rewrites.sdpa(gm)
     if opts.avgpool_conv:
-        for node in list(gm.graph.nodes):
-            mod = modules.get(node.target) if node.op == "call_module" else None
-            if type(mod) is nn.AvgPool2d:
-                helper = _avgpool_helper(f"_avgpool_{len(extra)}", mod)
-                if helper is not None:
-                    with gm.graph.inserting_before(node):
-                        new = gm.graph.call_function(_placeholder(1000 + len(extra), mod), (node.args[0],))
-                    node.replace_all_uses_with(new)
-                    gm.graph.erase_node(node)
-                    extra.append(helper)
-                    changed += 1
+        extra = rewrites.avgpool_as_conv(gm, lambda i, mod: _placeholder(1000 + i, mod))
+        changed += len(extra)
     if changed:
         gm.recompile()
         from torch.fx.passes.shape_prop import ShapeProp

@@ -5,8 +5,9 @@ Two kinds of rule. A wrapper rule subclasses the problem's `Model` (or another c
 channels_last, cuDNN autotuning). A graph rule (`fx`) names an option of fusion.py, which traces the
 reference and rewrites its forward around Triton templates, library calls or SDPA. A candidate's
 technique names its rules ("triton_gemm+fuse_chains+compile"): mutation adds a rule or perturbs one
-tuned value, crossover takes the union of two parents' rules and keeps the first parent's tuned
-template values; tunables are searched by tuning.py.
+tuned value, crossover takes the union of two parents' rules and keeps the tuned template values of
+the parent with graph rules (e.g. a fused epilogue from one, a compile mode from the other);
+tunables are searched by tuning.py.
 """
 from __future__ import annotations
 
@@ -216,10 +217,13 @@ def build_source(problem: Problem, rules: list[Rule], facts: Facts, params: dict
         if built is None:
             return None
         base = built[0]
+        # A parent's tuned values carry over when they cover this candidate's space (the same
+        # templates): the child is then evaluated once, as it is; otherwise its space is tuned afresh.
+        inherited = params if params and set(space_of(base)[0]) <= set(params) else None
         if wrappers and any(r.tunable for r in wrappers):
             base = bake(base, params or {})  # one TUNABLE per candidate: the wrappers' is searched
-        elif params:
-            base = bake(base, params)
+        elif inherited:
+            base = bake(base, inherited)
         if not wrappers:
             return base
         return wrap_source(re.sub(r"\bModelNew\b", "_EvoBase", base), "_EvoBase", wrappers, facts)
@@ -301,7 +305,7 @@ class RulesProposer(Proposer):
         facts = self.facts(problem)
         failed = {c.technique for c, _ in feedback}
         out: list[Candidate] = []
-        if len(parents) >= 2:  # crossover: the union of both parents' rules, the fitter one's values
+        if len(parents) >= 2:  # crossover: the union of both parents' rules, the graph parent's values
             (pa, _), (pb, _) = parents[:2]
             a, b = rule_names(pa.technique), rule_names(pb.technique)
             if a is not None and b is not None:

@@ -338,10 +338,12 @@ $body
 
 POOL = Template('''
 @triton.jit
-def $name(x_ptr, out_ptr,$ptrs total, C, H, W, OH, OW, KH: tl.constexpr, KW: tl.constexpr,
+def $name(x_ptr, out_ptr,$ptrs total, C: tl.constexpr, H: tl.constexpr, W: tl.constexpr, OH: tl.constexpr,
+          OW: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
           SH: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, IS_MAX: tl.constexpr,
           COUNT_PAD: tl.constexpr, BLOCK: tl.constexpr):
     # One output element per lane; the window's elements go through the pre-pool ops one by one.
+    # The sizes are compile-time constants: the index divisions become multiplications.
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK) + total * 0
     mask = offs < total
     ow = offs % OW
@@ -381,10 +383,6 @@ def render(template: Template, name: str, n_ptrs: int, **holes: str) -> str:
     holes.setdefault("stats", "")
     holes.setdefault("stats_ptrs", "")
     return template.substitute(name=name, ptrs=ptr_params(n_ptrs), **holes)
-
-
-def next_pow2(n: int) -> int:
-    return 1 << max(0, (int(n) - 1).bit_length())
 
 
 # Launch-time helpers every template candidate carries: shared-memory repair of a tuned config

@@ -1,0 +1,148 @@
+"""The suite benchmark: `evo-kernels optimize` on every suite problem with a fixed budget, one table.
+
+    python3 -m experiments.suite_bench [--levels level1 level2 level3] [--only NAME ...]
+        [--budget 60] [--time-limit 600] [--device cuda] [--config FILE] [--run-root runs/bench]
+    python3 -m experiments.suite_bench --tabulate runs/bench     # the table again, from the summaries
+
+Per problem: eager, torch.compile and best found (ms, each the median measured in the run), the
+speedup over the faster baseline, the winning technique. Per level: fast_1 (share of problems where
+the search found something faster than the faster baseline), fast_1.2 (at least 1.2x) and the
+geometric mean of the speedups (a problem with nothing faster counts 1.0: the baseline is the result).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITE = ROOT / "experiments" / "problems"
+
+
+def run_one(path: Path, args: argparse.Namespace) -> dict | None:
+    run_dir = Path(args.run_root) / f"{path.parent.name}_{path.stem}"
+    if (run_dir / "summary.json").exists():  # done in an earlier invocation: keep it
+        return json.loads((run_dir / "summary.json").read_text())
+    cmd = [sys.executable, "-m", "evo_kernels", "optimize", str(path), "--device", args.device, "--budget",
+           str(args.budget), "--time-limit", str(args.time_limit), "--run-dir", str(run_dir), "--json"]
+    if run_dir.exists():
+        cmd.append("--resume")
+    if args.config:
+        cmd += ["--config", args.config]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        print(f"{path}: failed (exit {proc.returncode}): {proc.stderr[-800:]}", flush=True)
+        return None
+
+
+def quick_one(path: Path, args: argparse.Namespace) -> dict | None:
+    """No search: the candidate of every graph rule that applies (template defaults), judged by
+    `evo-kernels bench` (the project's verification and timing); a summary like optimize's."""
+    sys.path.insert(0, str(ROOT))
+    from evo_kernels.problem import load_problem
+    from evo_kernels.proposers.rules import RULES, build_source, facts_for
+    problem = load_problem(path)
+    facts = facts_for(problem, args.device)
+    rules = [r for r in RULES if r.fx and r.applies(facts) and r.name not in ("addmm", "avgpool_conv")]
+    source = build_source(problem, rules, facts) if rules else None
+    base = {"problem": str(path), "evaluations": 1}
+    cand = Path(args.run_root) / "quick" / f"{path.parent.name}_{path.stem}.py"
+    cand.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "evo_kernels", "bench", str(path), "--device", args.device, "--json"]
+    if source is not None:
+        cand.write_text(source)
+        cmd.insert(5, str(cand))  # bench PROBLEM CANDIDATE
+    if args.config:
+        cmd += ["--config", args.config]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    try:
+        r = json.loads([line for line in proc.stdout.splitlines() if line.strip()][-1])
+    except (IndexError, json.JSONDecodeError):
+        print(f"{path}: bench failed (exit {proc.returncode}): {proc.stderr[-800:]}", flush=True)
+        return None
+    eager, comp = r.get("eager"), r.get("compile")
+    best_base = min(t for t in (eager, comp) if t is not None)
+    speed = r.get("speedup") if r.get("status") == "ok" else None
+    technique = "+".join(x.name for x in rules)
+    if source is not None and r.get("status") != "ok":
+        print(f"  {path.stem}: {technique}: {r.get('status')}: {str(r.get('reason'))[:300]}", flush=True)
+    found = speed is not None and speed > 1.0
+    return {**base, "eager_ms": eager, "compile_ms": comp, "best_ms": r["candidate"] if found else best_base,
+            "best_speedup": speed if found else 1.0, "found_speedup": speed,
+            "best_technique": technique if found else "baseline:" + ("compile" if comp and comp < eager else "eager")}
+
+
+def level_of(summary: dict) -> str:
+    return Path(summary["problem"]).parent.name
+
+
+def won(summary: dict, threshold: float) -> bool:
+    """The search found a candidate faster than the faster baseline by more than `threshold`."""
+    technique = str(summary["best_technique"])
+    return not technique.startswith("baseline") and technique != "reference" and summary["best_speedup"] > threshold
+
+
+def tabulate(summaries: list[dict]) -> str:
+    out = ["| problem | eager ms | compile ms | best ms | speedup vs faster baseline | technique | evals |",
+           "|---|---:|---:|---:|---:|---|---:|"]
+    for s in summaries:
+        comp = f"{s['compile_ms']:.4f}" if s.get("compile_ms") else "-"
+        found = s.get("found_speedup")
+        raw = f" (found {found:.3f}x)" if found is not None and found <= 1.0 else ""
+        out.append(f"| {level_of(s)}/{Path(s['problem']).stem} | {s['eager_ms']:.4f} | {comp} | {s['best_ms']:.4f} | "
+                   f"{s['best_speedup']:.3f}x{raw} | {s['best_technique']} | {s['evaluations']} |")
+    out += ["", "| level | problems | fast_1 | fast_1.2 | geomean | slowest |", "|---|---:|---:|---:|---:|---:|"]
+    for level in sorted({level_of(s) for s in summaries}):
+        rows = [s for s in summaries if level_of(s) == level]
+        geo = math.exp(sum(math.log(s["best_speedup"]) for s in rows) / len(rows))
+        out.append(f"| {level} | {len(rows)} | {sum(won(s, 1.0) for s in rows) / len(rows):.0%} | "
+                   f"{sum(won(s, 1.2) for s in rows) / len(rows):.0%} | {geo:.3f}x | "
+                   f"{min(s['best_speedup'] for s in rows):.3f}x |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--levels", nargs="*", default=["level1", "level2", "level3"])
+    ap.add_argument("--only", nargs="*", default=None, help="substrings of problem names to run")
+    ap.add_argument("--budget", type=int, default=60, help="evaluations per problem (at most 60)")
+    ap.add_argument("--time-limit", type=float, default=600, help="seconds per problem (at most 600)")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--config", default=None)
+    ap.add_argument("--run-root", default="runs/bench")
+    ap.add_argument("--tabulate", default=None, help="only print the table of the runs under this directory")
+    ap.add_argument("--quick", action="store_true", help="no search: bench each problem's graph-rule candidate "
+                                                          "(template defaults) with `evo-kernels bench`")
+    args = ap.parse_args()
+    if args.tabulate:
+        summaries = [json.loads(p.read_text()) for p in sorted(Path(args.tabulate).glob("*/summary.json"))]
+        print(tabulate(summaries))
+        return
+    args.budget, args.time_limit = min(args.budget, 60), min(args.time_limit, 600)
+    files = [p for level in args.levels for p in sorted((SUITE / level).glob("*.py"))]
+    if args.only:
+        files = [p for p in files if any(o in p.stem for o in args.only)]
+    summaries = []
+    for path in files:
+        t0 = time.time()
+        s = quick_one(path, args) if args.quick else run_one(path, args)
+        if s is None:
+            continue
+        summaries.append(s)
+        print(f"  {path.parent.name}/{path.stem}: {s['best_speedup']:.3f}x ({s['best_technique']}) "
+              f"in {time.time() - t0:.0f} s", flush=True)
+    print()
+    print(tabulate(summaries))
+    Path(args.run_root).mkdir(parents=True, exist_ok=True)
+    (Path(args.run_root) / ("quick.json" if args.quick else "bench.json")).write_text(json.dumps(summaries, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Probe the Triton templates on a GPU: build fusion candidates for suite problems, check them against
+the reference and time a few template configurations next to eager (and torch.compile).
+
+    python3 experiments/template_probe.py [--time-budget 270] [--compile] [--only NAME ...] [--out DIR]
+
+Timing here is triton.testing.do_bench (L2 flushed, median): a quick screen for choosing search
+spaces and defaults; the project's own protocol (`evo-kernels bench`) is what RESULTS quotes as speedups.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from evo_kernels import integrity  # noqa: E402
+from evo_kernels.problem import import_file, load_problem  # noqa: E402
+from evo_kernels.proposers import fusion  # noqa: E402
+
+P = ROOT / "experiments" / "problems"
+G = dict(gemm=True)
+ALL = dict(gemm=True, conv=True, chains=True, sdpa=True)
+GEMM_CONFIGS = [  # around the defaults (128, 128, 64, GROUP_M 8, 8 warps, 3 stages, tf32x3)
+    {}, {"GROUP_M": 16}, {"BLOCK_N": 64}, {"BLOCK_M": 64}, {"GEMM_WARPS": 4}, {"BLOCK_K": 32, "GEMM_STAGES": 4},
+    {"GEMM_STAGES": 2}, {"BLOCK_N": 256, "BLOCK_K": 32}, {"BLOCK_M": 256, "BLOCK_K": 32},
+]
+CONV_CONFIGS = [
+    {}, {"CONV_BLOCK_K": 64, "CONV_STAGES": 2}, {"CONV_BLOCK_K": 64, "CONV_STAGES": 3},
+    {"CONV_BLOCK_N": 64, "CONV_BLOCK_K": 64}, {"CONV_BLOCK_M": 64, "CONV_BLOCK_K": 64, "CONV_WARPS": 4},
+]
+ROW_CONFIGS = [{}, {"ROW_PER_THREAD": 8}, {"ROW_TILE": 16384, "ROW_PER_THREAD": 32}]
+EW_CONFIGS = [{}, {"EW_BLOCK": 512}, {"EW_BLOCK": 2048, "EW_WARPS": 8}]
+_ALL_PROBLEMS = [
+    "level1/02_Tall_skinny_matmul", "level1/05_Matrix_vector_ish", "level1/07_Conv2d_pointwise_1x1",
+    "level1/09_Conv2d_strided_3x3", "level1/10_Conv1d", "level1/12_BatchNorm2d", "level1/15_RMSNorm",
+    "level1/17_LogSoftmax", "level1/19_Mean_reduction_dim", "level1/22_MaxPool2d", "level1/27_Swish",
+    "level1/29_L2Norm",
+    "level2/01_Gemm_BiasAdd_ReLU", "level2/02_Gemm_Scale_ResidualAdd", "level2/03_Gemm_LayerNorm_GELU",
+    "level2/04_Matmul_Softmax", "level2/06_Gemm_BatchNorm_ReLU", "level2/07_Gemm_MeanSubtract_GELU",
+    "level2/08_Gemm_Sigmoid_Sum", "level2/09_Gemm_GELU_Gemm", "level2/10_Gemm_ResidualAdd_LayerNorm",
+    "level2/11_Conv2d_BatchNorm_ReLU", "level2/12_Conv2d_GroupNorm_Mean", "level2/13_Conv2d_AvgPool_Sigmoid",
+    "level2/15_Conv2d_ReLU_BiasAdd", "level2/16_Conv2d_Subtract_HardSwish_MaxPool",
+    "level2/19_DepthwiseConv_BatchNorm_ReLU6_PointwiseConv", "level2/20_Embedding_Mean_Linear",
+    "level2/21_Gemm_GroupNorm_Swish",
+    "level3/01_MLP", "level3/02_MultiHeadSelfAttention", "level3/03_TransformerEncoderBlock",
+    "level3/04_ResNetBasicBlock", "level3/05_SmallCNN", "level3/06_GRUCell_step", "level3/07_LSTMCell_step",
+    "level3/08_TinyVGG", "level3/09_CausalSelfAttention", "level3/10_MobileNetV2_InvertedResidual",
+    "level3/11_ConvNeXtBlock",
+]
+PLAN = [  # (problem, options, configs, time torch.compile too)
+    ("level1/01_Square_matmul", G, GEMM_CONFIGS[:1] + [{"GEMM_KMAJOR": False}], True),
+    ("level2/05_Gemm_SiLU_Clamp", G, GEMM_CONFIGS, True),
+    ("level1/06_Conv2d_3x3", dict(conv=True), CONV_CONFIGS, True),
+    ("level2/14_Conv2d_Tanh_Scale_BiasAdd_MaxPool", ALL, CONV_CONFIGS[:3], True),
+    ("level1/03_Matmul_transposed_A_long_K", G, [{}], True),
+    ("level1/04_Batched_matmul", G, [{}], True),
+    ("level1/16_Softmax", dict(chains=True), ROW_CONFIGS[:1], True),
+    ("level1/13_LayerNorm", dict(chains=True), ROW_CONFIGS, True),
+    ("level1/23_AvgPool2d", dict(chains=True), EW_CONFIGS, True),
+] + [(name, ALL, [{}], True) for name in _ALL_PROBLEMS] + [
+    ("level2/11_Conv2d_BatchNorm_ReLU", dict(chains=True), [{}], False),
+    ("level3/09_CausalSelfAttention", dict(gemm=True, chains=True), [{}], False),
+    ("level2/08_Gemm_Sigmoid_Sum", dict(chains=True), [{}], False),
+]
+
+
+DEVICE = "cuda"
+
+
+def bench(fn) -> float:
+    if DEVICE == "cpu":  # a dry run of the script itself (Triton's interpreter): one call
+        t = time.perf_counter()
+        fn()
+        return (time.perf_counter() - t) * 1e3
+    from triton.testing import do_bench
+    return float(do_bench(fn, warmup=25, rep=100))
+
+
+def main() -> None:
+    global DEVICE
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--time-budget", type=float, default=270)
+    ap.add_argument("--compile", action="store_true", help="time torch.compile where the plan says so")
+    ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--out", default="probe_out")
+    ap.add_argument("--device", default=DEVICE)
+    ap.add_argument("--problems", default=str(P), help="problem root (a dry run uses shrunken copies)")
+    args = ap.parse_args()
+    DEVICE = args.device
+    out_dir = Path(args.out)
+    (out_dir / "cands").mkdir(parents=True, exist_ok=True)
+    integrity.set_strict_precision()
+    t_start = time.time()
+    rows: list[dict] = []
+    base: dict[str, dict] = {}
+    if DEVICE == "cuda":
+        print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
+    for name, opts, configs, with_compile in PLAN:
+        if args.only and not any(o in name for o in args.only):
+            continue
+        if time.time() - t_start > args.time_budget:
+            print(f"time budget reached before {name}", flush=True)
+            break
+        prob = load_problem(Path(args.problems) / f"{name}.py")
+        torch.manual_seed(0)
+        ref = prob.make_model(prob.Model, 0, DEVICE)
+        inputs = prob.make_inputs(1, DEVICE)
+        with torch.no_grad():
+            if name not in base:
+                base[name] = {"eager": bench(lambda: ref(*inputs))}
+                if with_compile and args.compile:
+                    comp = torch.compile(ref)
+                    comp(*inputs)
+                    base[name]["compile"] = bench(lambda: comp(*inputs))
+                print(f"{name}: " + ", ".join(f"{k} {v:.4f} ms" for k, v in base[name].items()), flush=True)
+            expect = ref(*inputs)
+            key = "+".join(k for k, v in opts.items() if v)
+            try:
+                built = fusion.build(prob, fusion.Options(**opts))
+            except Exception as e:  # noqa: BLE001 - a probe reports and goes on
+                print(f"  {key}: build failed: {type(e).__name__}: {e}", flush=True)
+                continue
+            if built is None:
+                print(f"  {key}: no candidate", flush=True)
+                continue
+            path = out_dir / "cands" / f"{name.replace('/', '_')}_{key}.py"
+            path.write_text(built[0])
+            module = import_file(path, "probe")
+            cand = prob.make_model(module.ModelNew, 0, DEVICE)
+            cand.load_state_dict(ref.state_dict(), strict=False)
+            defaults = {k: getattr(module, k) for c in configs for k in c}
+            for cfg in configs:
+                if time.time() - t_start > args.time_budget:
+                    break
+                for k, v in {**defaults, **cfg}.items():
+                    setattr(module, k, v)
+                row = {"problem": name, "options": key, "config": cfg, **base[name]}
+                try:
+                    got = cand(*inputs)
+                    exp_t = expect if isinstance(expect, tuple) else (expect,)
+                    got_t = got if isinstance(got, tuple) else (got,)
+                    err = max(float((a - b).abs().max()) for a, b in zip(exp_t, got_t))
+                    ok = all(torch.allclose(b, a, atol=1e-4, rtol=1e-4) for a, b in zip(exp_t, got_t))
+                    ms = bench(lambda: cand(*inputs))
+                    row.update(ms=ms, max_err=err, ok=ok, vs_eager=base[name]["eager"] / ms)
+                    if "compile" in base[name]:
+                        row["vs_best"] = min(base[name].values()) / ms
+                    print(f"  {key} {cfg}: {ms:.4f} ms, x{row['vs_eager']:.3f} eager"
+                          + (f", x{row['vs_best']:.3f} best" if "vs_best" in row else "")
+                          + f", err {err:.2e} {'ok' if ok else 'WRONG'}", flush=True)
+                except Exception as e:  # noqa: BLE001
+                    row["error"] = f"{type(e).__name__}: {str(e)[:300]}"
+                    print(f"  {key} {cfg}: error {row['error']}", flush=True)
+                rows.append(row)
+        del ref, inputs, expect
+        if DEVICE == "cuda":
+            torch.cuda.empty_cache()
+    (out_dir / "probe.json").write_text(json.dumps(rows, indent=1))
+    print(f"done in {time.time() - t_start:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
