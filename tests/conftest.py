@@ -30,3 +30,15 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> tuple[
 def fast_config():
     from evo_kernels import config
     return config.load(CONFIGS / "fast.yaml")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A two-node Ray cluster on this machine: nodes labelled hw:cpu-a and hw:cpu-b, one CPU each."""
+    from ray.cluster_utils import Cluster
+    node = {"num_cpus": 1, "object_store_memory": 80 << 20}
+    c = Cluster(initialize_head=True, head_node_args={**node, "resources": {"hw:cpu-a": 1}})
+    c.add_node(**node, resources={"hw:cpu-b": 1})
+    c.wait_for_nodes()
+    yield c
+    c.shutdown()

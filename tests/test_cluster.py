@@ -11,7 +11,6 @@ from evo_kernels.cluster import Job, LocalPool, RayPool
 from conftest import CANDIDATES, CONFIGS, PROBLEMS
 
 ray = pytest.importorskip("ray")
-from ray.cluster_utils import Cluster  # noqa: E402
 
 PROBLEM = str(PROBLEMS / "tiny_linear_relu.py")
 
@@ -41,16 +40,6 @@ def get_inputs():
 def get_init_inputs():
     return [16]
 '''
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    node = {"num_cpus": 1, "object_store_memory": 80 << 20}
-    c = Cluster(initialize_head=True, head_node_args={**node, "resources": {"hw:cpu-a": 1}})
-    c.add_node(**node, resources={"hw:cpu-b": 1})
-    c.wait_for_nodes()
-    yield c
-    c.shutdown()
 
 
 @pytest.fixture(scope="module")

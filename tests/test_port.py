@@ -7,25 +7,14 @@ import pytest
 from conftest import CONFIGS, PROBLEMS, run_cli
 
 ray = pytest.importorskip("ray")
-from ray.cluster_utils import Cluster  # noqa: E402
 
 PROBLEM = str(PROBLEMS / "tiny_linear_relu.py")
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    node = {"num_cpus": 1, "object_store_memory": 80 << 20}
-    c = Cluster(initialize_head=True, head_node_args={**node, "resources": {"hw:cpu-a": 1}})
-    c.add_node(**node, resources={"hw:cpu-b": 1})
-    c.wait_for_nodes()
-    yield c
-    c.shutdown()
 
 
 def test_port_from_cpu_a_to_cpu_b_and_export(cluster, tmp_path):
     cfg = tmp_path / "ray.yaml"
     cfg.write_text((CONFIGS / "search_local.yaml").read_text().replace("backend: local", "backend: ray")
-                   + "\n" + "")
+)
     source = tmp_path / "source"
     code, summary, err = run_cli("optimize", PROBLEM, "--config", str(cfg), "--device", "cpu", "--address",
                                  cluster.address, "--run-dir", str(source), "--budget", "8", "--json")
