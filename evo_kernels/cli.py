@@ -419,7 +419,7 @@ def cmd_port(args: argparse.Namespace) -> int:
         for p in ported:
             seed = Candidate(source=p.candidate.source, params=p.candidate.params, parents=(p.candidate.id,),
                              proposer="port", technique=p.candidate.technique)
-            optimizers.append(Optimizer(p.problem_path, cfg, run_dir, pool, out_dir=run_dir / "problems" /
+            optimizers.append(Optimizer(p.problem_file(run_dir), cfg, run_dir, pool, out_dir=run_dir / "problems" /
                                         Path(p.problem_path).stem, hardware=args.hw, seeds=[seed]))
         drive(optimizers, pool)
         rows = []

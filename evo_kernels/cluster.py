@@ -40,6 +40,7 @@ class WorkerInfo:
     hardware: str
     device: str
     node: str = ""
+    gpu: str = ""  # a GPU evaluator's CUDA_VISIBLE_DEVICES: the device Ray gave it
 
 
 @dataclass
@@ -126,7 +127,11 @@ class LocalPool(Pool):
         job.attempts += 1
         started = time.monotonic()
         self.idle_pending_s += started - self._mark
-        evaluation = self.evaluator.evaluate(job.problem, job.candidate)
+        try:
+            evaluation = self.evaluator.evaluate(job.problem, job.candidate)
+        except Exception as e:  # noqa: BLE001 - e.g. BaselineError: one job's failure, as in RayPool
+            evaluation = Evaluation(status="crash", reason=f"crash: evaluator error on {self._info.name}: "
+                                                           f"{type(e).__name__}: {e}")
         self._mark = time.monotonic()
         self.busy_s += self._mark - started
         self.jobs += 1
@@ -205,7 +210,8 @@ class EvaluatorActor:
         device = device if device == "cuda" else _host_device(device)
         self.evaluator = Evaluator(device, cfg, cache_dir).start()
         self._info = WorkerInfo(name=name, hardware=hardware or self.evaluator.describe()["hardware"],
-                                device=device, node=ray.get_runtime_context().get_node_id())
+                                device=device, node=ray.get_runtime_context().get_node_id(),
+                                gpu=os.environ.get("CUDA_VISIBLE_DEVICES", "") if device == "cuda" else "")
 
     def info(self) -> dict[str, Any]:
         return asdict(self._info)
@@ -239,6 +245,7 @@ class _Slot:
     deaths: int = 0
     deaths_in_row: int = 0
     retired: bool = False
+    measured: set[str] = field(default_factory=set)  # problems whose baselines its evaluator has timed
 
 
 class RayPool(Pool):
@@ -349,6 +356,7 @@ class RayPool(Pool):
         except Exception:  # noqa: BLE001 - already dead
             pass
         alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+        slot.measured.clear()  # a new actor times its baselines again
         if slot.info.node in alive and slot.deaths_in_row <= _MAX_DEATHS_IN_ROW:
             slot.handle = self._create(slot)
         else:
@@ -372,20 +380,23 @@ class RayPool(Pool):
             slot.mark = now
 
     def _dispatch(self) -> None:
+        """Give each free actor a queued job it can run: preferably one of a problem whose baselines
+        it has already timed (each evaluator times a problem's baselines once, on its own device,
+        before its first candidate of that problem), else the oldest. No actor waits for affinity."""
         now = time.monotonic()
         self._account(now)
-        free = [s for s in self._live() if s.ref is None]
-        kept: collections.deque[Job] = collections.deque()
-        for job in self.queue:
-            slot = next((s for s in free if job.hardware in (None, s.info.hardware)), None)
-            if slot is None:
-                kept.append(job)
+        for slot in self._live():
+            if slot.ref is not None or not self.queue:
                 continue
-            free.remove(slot)
+            runnable = [j for j in self.queue if j.hardware in (None, slot.info.hardware)]
+            if not runnable:
+                continue
+            job = next((j for j in runnable if j.problem in slot.measured), runnable[0])
+            del self.queue[next(i for i, j in enumerate(self.queue) if j is job)]
             job.attempts += 1
             slot.job, slot.sent, slot.ran_on = job, now, slot.handle
+            slot.measured.add(job.problem)
             slot.ref = slot.handle.evaluate.remote(job.problem, job.candidate.to_dict())
-        self.queue = kept
 
     def submit(self, job: Job) -> None:
         labels = self.hardware()

@@ -119,7 +119,7 @@ class SearchSection(SearchConfig):
 class Config:
     device: str = "auto"
     budget: int = 60  # evaluations per problem, tuning trials included
-    time_limit_s: float = 0.0  # wall-clock limit of a run; 0 = none
+    time_limit_s: float = 0.0  # per problem: seconds it had work running or was being planned; 0 = none
     baselines: list[str] = field(default_factory=lambda: ["eager", "compile"])
     hints: list[str] = field(default_factory=list)  # guidance in words, put into every LLM prompt
     verify: VerifyConfig = field(default_factory=VerifyConfig)

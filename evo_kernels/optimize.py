@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import optuna
+
 from .candidate import Candidate, Evaluation
 from .cluster import Job, Pool, Result
 from .config import Config
@@ -149,6 +151,9 @@ class Optimizer:
         self.error = ""  # set when the problem cannot be searched (its reference fails)
         self.empty = 0  # consecutive generations that planned nothing new
         self.started = time.monotonic()
+        # The time limit's clock (see spent_s): evaluation spans from the store, planning time here.
+        self.spans: list[tuple[float, float]] = []
+        self.planning_s = 0.0
 
     # -- steps (driven by `drive`, which shares one pool among several problems) -----------------
     def start(self) -> None:
@@ -184,11 +189,15 @@ class Optimizer:
                 self.planned.add(seed.id)
                 self._enqueue(seed, i % self.cfg.search.islands)
         self.progress.done, self.progress.by_status = 0, {}  # recounted from the store
+        self.spans = self.store.evaluation_spans(self.pid)
+        self.planning_s = float(state.get("planning_s", 0.0)) if state is not None else 0.0
         for seq, cand, ev, meta in self.store.evaluation_rows(self.pid):
             self.results[cand.id] = ev
             self._count(ev)
             if seq > last_seq and cand.id != self.reference.id:
                 self.population.add(cand, ev, int(meta.get("island", 0)) % self.cfg.search.islands)
+        if state is not None:
+            self._restore_pending(state.get("ready", []))
         if self.resume:
             self.tuner.fail_stale()
         self._report()
@@ -236,8 +245,38 @@ class Optimizer:
         row = self.store.db.execute("SELECT MAX(seq) FROM evaluations WHERE problem_id = ?", (self.pid,)).fetchone()
         self.store.save_state(self.run_id, {
             "population": self.population.to_state(), "last_seq": int(row[0] or 0),
-            "generation": self.progress.generation, "planned": sorted(self.planned),
-            "proposers": [p.state_dict() for p in self.proposers]})
+            "generation": self.progress.generation, "planned": sorted(self.planned), "planning_s": self.planning_s,
+            "proposers": [p.state_dict() for p in self.proposers], "ready": self._pending_state()})
+
+    def _pending_state(self) -> list[dict[str, Any]]:
+        """Planned work not yet evaluated (queued drafts, tuning left, drafts in flight): a killed run
+        that resumes evaluates it, instead of losing drafts already marked as planned."""
+        out: list[dict[str, Any]] = []
+        for item in self.ready:
+            if isinstance(item, _Tuning):
+                out.append({"study": item.study, "base": item.base.to_dict(), "space": item.space,
+                            "constraints": item.constraints, "island": item.island, "left": item.left})
+            else:
+                out.append({"candidate": item[0].to_dict(), "meta": item[1]})
+        for job in self.inflight.values():
+            if "study" not in job.meta and not job.meta.get("reference"):  # a trial in flight is optuna's
+                out.append({"candidate": job.candidate.to_dict(), "meta": job.meta})
+        return out
+
+    def _restore_pending(self, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            if "study" in item:
+                # Trials asked after the checkpoint are in the study: only the rest is still to do.
+                asked = len(self.tuner.study(item["study"], item["space"]).get_trials(deepcopy=False, states=(
+                    optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING)))
+                left = min(item["left"], self.cfg.tuning.trials_per_candidate - asked)
+                if left > 0:
+                    self.ready.append(_Tuning(item["study"], Candidate.from_dict(item["base"]), item["space"],
+                                              item["constraints"], item["island"], left))
+            else:
+                cand = Candidate.from_dict(item["candidate"])
+                if cand.id not in self.results:
+                    self.ready.append((cand, item["meta"]))
 
     def run(self) -> dict[str, Any]:
         """Search this one problem to the end; the summary."""
@@ -246,8 +285,21 @@ class Optimizer:
             raise RunError(self.error)
         return self.finish()
 
+    def spent_s(self) -> float:
+        """The time charged to this problem: wall-clock time during which at least one of its
+        evaluations was running (the union of their spans, so parallel evaluators are not counted
+        twice), plus the time spent planning its generations. In a suite, where problems share the
+        pool, a problem is not charged for the time the pool spent on the others; a resumed run
+        goes on from what the store holds."""
+        total, reach = 0.0, float("-inf")
+        for start, end in sorted(self.spans):
+            if end > reach:
+                total += end - max(start, reach)
+                reach = end
+        return total + self.planning_s
+
     def _out_of_time(self) -> bool:
-        return self.cfg.time_limit_s > 0 and time.monotonic() - self.started > self.cfg.time_limit_s
+        return self.cfg.time_limit_s > 0 and self.spent_s() > self.cfg.time_limit_s
 
     def _ask_trial(self, task: _Tuning) -> int:
         asked = self.tuner.ask(task.study, task.base, task.space, task.constraints)
@@ -276,6 +328,13 @@ class Optimizer:
         return f"{self.pid}:{draft.id}:{self.hardware}"
 
     def _plan_generation(self) -> bool:
+        t0 = time.monotonic()
+        try:
+            return self._plan()
+        finally:
+            self.planning_s += time.monotonic() - t0
+
+    def _plan(self) -> bool:
         pop = self.population
         assert pop is not None
         if self.progress.generation > 0:
@@ -352,6 +411,8 @@ class Optimizer:
 
     def _record_local(self, cand: Candidate, ev: Evaluation, island: int, meta: dict[str, Any] | None = None) -> None:
         self.store.add_evaluation(self.pid, cand, ev, meta or {"island": island})  # persisted first
+        now = time.time()
+        self.spans.append((now - ev.duration_s, now))
         self.results[cand.id] = ev
         self._count(ev)
         if self.population is not None and not (meta or {}).get("reference"):
@@ -381,7 +442,8 @@ class Optimizer:
         eager_ms = self.baselines["eager_ms"]
         compile_ms = self.baselines.get("compile_ms")
         baseline_ms = self.baselines["best_ms"]
-        if best_ev.speedup is not None and best_ev.speedup > 1.0:
+        # The reference beating the faster baseline is timing noise, not a result of the search.
+        if best_ev.speedup is not None and best_ev.speedup > 1.0 and best.id != self.reference.id:
             source, technique, speedup, best_ms = drop_in_source(best), best.technique, best_ev.speedup, best_ev.median_ms
             params, best_id = best.params, best.id
         else:
@@ -412,6 +474,9 @@ class Optimizer:
             "seeds": self.seed_report(),
             "hints": self.hints(),
             "elapsed_s": round(time.monotonic() - self.started, 2),
+            "spent_s": round(self.spent_s(), 2),
+            # Where the result's time goes: the winner's top kernels, or the reference's.
+            "top_kernels": (best_ev if best_id else self.results.get(self.reference.id, best_ev)).profile or [],
         }
         for p in self.proposers:  # e.g. the LLM's requests, tokens and cost, under "llm"
             report = p.report()

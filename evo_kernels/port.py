@@ -23,6 +23,18 @@ class Ported:
     candidate: Candidate  # the source run's best, as found
     source_hardware: str
     source_speedup: float
+    problem_source: str = ""  # the problem file as the source run read it
+
+    def problem_file(self, run_dir: Path) -> str:
+        """The problem's file: where the source run read it or, when the run was moved to another
+        machine and that path is gone, the stored copy written under run_dir/sources."""
+        if Path(self.problem_path).exists() or not self.problem_source:
+            return self.problem_path
+        old = Path(self.problem_path)
+        path = run_dir / "sources" / old.parent.name / old.name  # the folder names the level
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.problem_source)
+        return str(path)
 
 
 def best_of_run(run_dir: Path) -> list[Ported]:
@@ -30,7 +42,7 @@ def best_of_run(run_dir: Path) -> list[Ported]:
     store = Store(run_dir / "store.sqlite")
     try:
         out = []
-        for prow in store.db.execute("SELECT id, path FROM problems ORDER BY level, name"):
+        for prow in store.db.execute("SELECT id, path, source FROM problems ORDER BY level, name"):
             best = None
             for _, cand, ev, meta in store.evaluation_rows(prow["id"]):
                 if ev.ok and ev.speedup and cand.technique != "reference" and \
@@ -38,7 +50,7 @@ def best_of_run(run_dir: Path) -> list[Ported]:
                     best = (cand, ev, meta)
             if best is not None:
                 cand, ev, _ = best
-                out.append(Ported(prow["path"], prow["id"], cand, ev.hardware, ev.speedup))
+                out.append(Ported(prow["path"], prow["id"], cand, ev.hardware, ev.speedup, prow["source"]))
         return out
     finally:
         store.close()

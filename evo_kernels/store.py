@@ -150,6 +150,12 @@ class Store:
             out.append((int(row["seq"]), _candidate(row), Evaluation.from_dict(data), data.get("meta") or {}))
         return out
 
+    def evaluation_spans(self, problem_id: str) -> list[tuple[float, float]]:
+        """(start, end) wall-clock times of each evaluation of a problem: when it was recorded, less
+        its duration in the evaluator."""
+        rows = self.db.execute("SELECT created, data FROM evaluations WHERE problem_id = ?", (problem_id,))
+        return [(float(r[0]) - float(json.loads(r[1]).get("duration_s") or 0.0), float(r[0])) for r in rows]
+
     def evaluated_ids(self, problem_id: str) -> set[str]:
         rows = self.db.execute("SELECT DISTINCT candidate_id FROM evaluations WHERE problem_id = ?", (problem_id,))
         return {r[0] for r in rows}

@@ -2,7 +2,12 @@
 
     python3 -m experiments.suite_bench [--levels level1 level2 level3] [--only NAME ...]
         [--budget 60] [--time-limit 600] [--device cuda] [--config FILE] [--run-root runs/bench]
+    python3 -m experiments.suite_bench --suite [--budget N] [--time-limit S] [--stop-after S] [--run-root DIR]
     python3 -m experiments.suite_bench --tabulate runs/bench     # the table again, from the summaries
+
+With --suite, one `evo-kernels suite` run searches every problem on one shared pool (no start-up per
+problem) and is resumed where an earlier invocation stopped; --stop-after ends an invocation after
+that many seconds (a later one resumes it), for machines lent in short slices.
 
 Per problem: eager, torch.compile and best found (ms, each the median measured in the run), the
 speedup over the faster baseline, the winning technique. Per level: fast_1 (share of problems where
@@ -14,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -40,6 +47,44 @@ def run_one(path: Path, args: argparse.Namespace) -> dict | None:
     except (IndexError, json.JSONDecodeError):
         print(f"{path}: failed (exit {proc.returncode}): {proc.stderr[-800:]}", flush=True)
         return None
+
+
+def run_suite(files: list[Path], args: argparse.Namespace) -> list[dict]:
+    """One `evo-kernels suite` run over `files` (resumed if begun); the problems' summaries, or
+    nothing while it is unfinished."""
+    run_dir = Path(args.run_root) / "suite"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    listing = run_dir.parent / "suite_problems.yaml"
+    listing.write_text("problems:\n" + "".join(f"  - {p.resolve()}\n" for p in files))
+    cmd = [sys.executable, "-m", "evo_kernels", "suite", str(listing), "--device", args.device, "--budget-per-problem",
+           str(args.budget), "--time-limit", str(args.time_limit), "--run-dir", str(run_dir), "--json"]
+    if (run_dir / "store.sqlite").exists():
+        cmd.append("--resume")
+    if args.config:
+        cmd += ["--config", args.config]
+    # Its own process group, so that stopping it also stops its evaluator worker (a killed run
+    # loses at most the evaluations in flight; the resumed run repeats nothing recorded).
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=args.stop_after)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        done = len(list(run_dir.glob("problems/*/summary.json")))
+        print(f"stopped after {args.stop_after:g} s; run again to resume {run_dir} ({done} problems finished)")
+        return []
+    (run_dir.parent / "suite.log").write_text(err)
+    summaries = summaries_under(run_dir)
+    if proc.returncode != 0 or not summaries:
+        print(f"suite exited {proc.returncode}: {err[-3000:]}", flush=True)
+    return summaries
+
+
+def summaries_under(root: Path) -> list[dict]:
+    """The problems' summaries of optimize runs (root/*/) or of a suite run (root/problems/*/)."""
+    paths = sorted(root.glob("*/summary.json")) + sorted(root.glob("problems/*/summary.json"))
+    return sorted((json.loads(p.read_text()) for p in paths), key=lambda s: (level_of(s), Path(s["problem"]).stem))
 
 
 def quick_one(path: Path, args: argparse.Namespace) -> dict | None:
@@ -105,6 +150,13 @@ def tabulate(summaries: list[dict]) -> str:
         out.append(f"| {level} | {len(rows)} | {sum(won(s, 1.0) for s in rows) / len(rows):.0%} | "
                    f"{sum(won(s, 1.2) for s in rows) / len(rows):.0%} | {geo:.3f}x | "
                    f"{min(s['best_speedup'] for s in rows):.3f}x |")
+    slow = [s for s in summaries if not won(s, 1.0) and s.get("top_kernels")]
+    if slow:  # where a problem's time goes when the search found nothing faster
+        out += ["", "Not faster than the faster baseline; the reference's top kernels (torch.profiler, ms per call):",
+                "", "| problem | top kernels |", "|---|---|"]
+        for s in slow:
+            kernels = "; ".join(f"{k['name'][:60]} {k['ms_per_call']:.3f}" for k in s["top_kernels"][:3])
+            out.append(f"| {level_of(s)}/{Path(s['problem']).stem} | {kernels} |")
     return "\n".join(out)
 
 
@@ -118,18 +170,24 @@ def main() -> None:
     ap.add_argument("--config", default=None)
     ap.add_argument("--run-root", default="runs/bench")
     ap.add_argument("--tabulate", default=None, help="only print the table of the runs under this directory")
+    ap.add_argument("--suite", action="store_true", help="one shared-pool `evo-kernels suite` run, resumable")
+    ap.add_argument("--stop-after", type=float, default=None, help="with --suite: stop this invocation after S s")
     ap.add_argument("--quick", action="store_true", help="no search: bench each problem's graph-rule candidate "
                                                           "(template defaults) with `evo-kernels bench`")
     args = ap.parse_args()
     if args.tabulate:
-        summaries = [json.loads(p.read_text()) for p in sorted(Path(args.tabulate).glob("*/summary.json"))]
-        print(tabulate(summaries))
+        print(tabulate(summaries_under(Path(args.tabulate))))
         return
     args.budget, args.time_limit = min(args.budget, 60), min(args.time_limit, 600)
     files = [p for level in args.levels for p in sorted((SUITE / level).glob("*.py"))]
     if args.only:
         files = [p for p in files if any(o in p.stem for o in args.only)]
     summaries = []
+    if args.suite:
+        summaries = run_suite(files, args)
+        if summaries:
+            print(tabulate(summaries))
+        return
     for path in files:
         t0 = time.time()
         s = quick_one(path, args) if args.quick else run_one(path, args)

@@ -180,3 +180,58 @@ def test_local_pool_keeps_the_same_contract(fast_config):
         assert result.evaluation.status == "ok", result.evaluation.reason
         (actor,) = pool.stats()["actors"]
         assert actor["jobs"] == 1 and actor["busy_s"] > 0 and actor["hardware"] == label
+
+
+def test_a_free_actor_prefers_a_problem_whose_baselines_it_has_timed():
+    """Dispatch alone (no Ray): fake actor handles record what they were sent."""
+    import collections
+
+    from evo_kernels.cluster import WorkerInfo, _Slot
+
+    class Handle:
+        def __init__(self):
+            self.sent = []
+            self.evaluate = self
+
+        def remote(self, problem, candidate):
+            self.sent.append(problem)
+            return object()
+
+    pool = RayPool.__new__(RayPool)
+    pool.queue = collections.deque()
+    pool._slots = [_Slot(WorkerInfo(f"a{i}", "hw", "cuda"), {}, (), handle=Handle()) for i in range(2)]
+    a, b = pool._slots
+    a.measured.add("A.py")
+    b.measured.add("B.py")
+    cand = Candidate("x = 1")
+    pool.queue.extend([Job(1, "B.py", cand), Job(2, "A.py", cand), Job(3, "C.py", cand)])
+    pool._dispatch()
+    assert a.handle.sent == ["A.py"] and b.handle.sent == ["B.py"]  # not the oldest job: its own problem
+    assert [j.problem for j in pool.queue] == ["C.py"]
+    a.ref = None
+    pool._dispatch()  # nothing of its own left: the oldest queued job, whatever its problem
+    assert a.handle.sent == ["A.py", "C.py"] and "C.py" in a.measured and not pool.queue
+
+
+def test_local_pool_turns_an_evaluator_error_into_a_crash_result_and_goes_on(fast_config):
+    pool = LocalPool(fast_config)
+    try:
+        real = pool.evaluator.evaluate
+        calls = []
+
+        def flaky(problem, candidate):
+            calls.append(problem)
+            if len(calls) == 1:
+                raise RuntimeError("the reference Model failed on cpu: out of memory")
+            return real(problem, candidate)
+
+        pool.evaluator.evaluate = flaky
+        cand = Candidate((CANDIDATES / "linear_relu_addmm.py").read_text())
+        problem = str(PROBLEMS / "tiny_linear_relu.py")
+        pool.submit(Job(1, problem, cand))
+        pool.submit(Job(2, problem, cand))
+        first, second = pool.poll() + pool.poll()
+        assert first.evaluation.status == "crash" and "RuntimeError: the reference Model failed" in first.evaluation.reason
+        assert second.evaluation.status == "ok"
+    finally:
+        pool.close()

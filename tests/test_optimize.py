@@ -127,3 +127,72 @@ def test_technique_filter_rules():
     assert not technique_allowed("channels_last+compile_tuned", [], ["compile"])
     assert technique_allowed("compile_tuned", ["compile"], [])
     assert not technique_allowed("channels_last+compile", ["compile"], [])
+
+
+class _LabelPool:
+    """Enough of a pool for an Optimizer to be built: one hardware label, no evaluators."""
+
+    def hardware(self):
+        return ["cpu-test"]
+
+
+def test_time_limit_charges_a_problem_for_its_own_running_evaluations_and_planning(tmp_path):
+    from evo_kernels import config
+    from evo_kernels.candidate import Candidate, Evaluation
+    from evo_kernels.optimize import Optimizer
+    cfg = config.load(str(CONFIGS / "search_local.yaml"), {"device": "cpu", "time_limit_s": 10.0})
+    opt = Optimizer(PROBLEM, cfg, tmp_path, _LabelPool())
+    # Two evaluations overlapping by 2 s (two evaluators) and one after a gap: 4 + 4 - 2 + 3 = 9 s.
+    opt.spans = [(100.0, 104.0), (102.0, 106.0), (200.0, 203.0)]
+    assert abs(opt.spent_s() - 9.0) < 1e-9 and not opt._out_of_time()
+    opt.planning_s = 1.5  # planning generations is charged too
+    assert abs(opt.spent_s() - 10.5) < 1e-9 and opt._out_of_time()
+    # A recorded evaluation adds its own span (ending now), taken from the store on resume.
+    opt.spans, opt.planning_s = [], 0.0
+    opt._record_local(Candidate("x = 1", proposer="t", technique="t"), Evaluation("ok", duration_s=2.5), 0)
+    assert abs(opt.spent_s() - 2.5) < 0.01
+    opt.close()
+    again = Optimizer(PROBLEM, cfg, tmp_path, _LabelPool(), resume=True)
+    assert [round(e - s, 3) for s, e in again.store.evaluation_spans(again.pid)] == [2.5]
+    again.close()
+
+
+class _RecordingPool(_LabelPool):
+    """Takes jobs and never answers: the run is killed with them queued or in flight."""
+
+    def __init__(self):
+        self.jobs = []
+        self.workers = []
+
+    def submit(self, job):
+        self.jobs.append(job)
+
+
+def test_a_killed_run_resumes_the_drafts_it_had_planned_but_not_evaluated(tmp_path):
+    from evo_kernels import config
+    from evo_kernels.candidate import Evaluation
+    from evo_kernels.cluster import Result, WorkerInfo
+    from evo_kernels.optimize import Optimizer
+    cfg = config.load(str(CONFIGS / "search_local.yaml"), {"device": "cpu"})
+    pool = _RecordingPool()
+    first = Optimizer(PROBLEM, cfg, tmp_path, pool)
+    first.start()
+    ref_job = pool.jobs.pop()
+    ref_ev = Evaluation("ok", timing={"median_ms": 1.0}, speedup=1.0,
+                        baseline={"eager_ms": 1.0, "compile_ms": None, "best_ms": 1.0})
+    first.handle(Result(ref_job, ref_ev, WorkerInfo("w", "cpu-test", "cpu")))
+    assert first.feed(1) == 1  # a generation planned (and checkpointed), one draft sent...
+    sent = pool.jobs[0]
+    planned = {item[0].id if isinstance(item, tuple) else item.base.id for item in first.ready}
+    if "study" not in sent.meta:  # a tuning trial in flight is optuna's: failed as stale, its task goes on
+        planned.add(sent.candidate.id)
+    assert len(planned) >= 2
+    first.store.close()  # ...and the driver killed: no close(), no checkpoint after the one of planning
+
+    again = Optimizer(PROBLEM, cfg, tmp_path, _RecordingPool(), resume=True)
+    again.start()  # the reference is in the store: the search state comes back with its pending work
+    pending = {item[0].id if isinstance(item, tuple) else item.base.id for item in again.ready}
+    assert pending == planned  # the draft in flight and those still queued: none lost
+    assert again.feed(10) >= len(planned) and again.pool.jobs
+    assert {j.candidate.id for j in again.pool.jobs if "study" not in j.meta} <= planned
+    again.close()

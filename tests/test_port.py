@@ -37,3 +37,14 @@ def test_port_from_cpu_a_to_cpu_b_and_export(cluster, tmp_path):
     assert code == 0, err
     exported = source / "export" / "problems" / "tiny_linear_relu.py"
     assert exported.exists() and "class ModelNew" in exported.read_text()
+
+
+def test_a_run_moved_to_another_machine_ports_from_its_stored_problem_source(tmp_path):
+    from evo_kernels.candidate import Candidate
+    from evo_kernels.port import Ported
+    here = tmp_path / "problem.py"
+    here.write_text("# on this machine\n")
+    assert Ported(str(here), "p", Candidate("x = 1"), "hw", 1.5, "# stored\n").problem_file(tmp_path / "port") == str(here)
+    gone = Ported("/elsewhere/level2/05_Gemm.py", "p", Candidate("x = 1"), "hw", 1.5, "# stored\n")
+    path = gone.problem_file(tmp_path / "port")
+    assert path == str(tmp_path / "port" / "sources" / "level2" / "05_Gemm.py") and open(path).read() == "# stored\n"

@@ -56,8 +56,27 @@ def test_every_draft_passes_the_policy_and_declares_a_valid_space(name):
         assert check_source(d.source) == [], (d.technique, [str(v) for v in check_source(d.source)])
         compile(d.source, d.technique, "exec")
         parse_tunable(d.source)
-    # Graph rules come first: they carry the expected gains.
-    assert BY_NAME[drafts[0].technique].fx
+    # Graph rules come first: they carry the expected gains; all template rules together first of all.
+    assert all(BY_NAME[n].fx for n in drafts[0].technique.split("+"))
+    assert all(BY_NAME[d.technique].fx for d in drafts[1:3])
+
+
+@pytest.mark.parametrize("name, first", [
+    ("level2/05_Gemm_SiLU_Clamp", "triton_gemm+fuse_chains"),
+    ("level3/09_CausalSelfAttention", "triton_gemm+sdpa+fuse_chains"),
+    ("level1/23_AvgPool2d", "fuse_chains"),  # one template rule: nothing to combine
+])
+def test_from_the_reference_every_template_rule_together_is_drafted_first(name, first):
+    problem = _suite(name)
+    ref = reference_candidate(problem)
+    drafts = RulesProposer(seed=0, device="cuda").propose(problem, [(ref, OK)], [], 8)
+    assert drafts[0].technique == first
+    assert len({d.technique for d in drafts}) == len(drafts)
+    # Not from a candidate that already has rules: there the search adds one rule at a time.
+    gemm = next(d for d in drafts if d.technique == "triton_gemm") if "gemm" in first else None
+    if gemm is not None:
+        children = RulesProposer(seed=0, device="cuda").propose(problem, [(gemm, OK)], [], 8)
+        assert all(len(c.technique.split("+")) == 2 for c in children if c.technique != "triton_gemm")
 
 
 def test_cpu_runs_get_no_triton_rules():

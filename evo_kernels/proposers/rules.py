@@ -105,6 +105,11 @@ RULES: list[Rule] = [
          prior=1.5),
 ]
 BY_NAME = {r.name: r for r in RULES}
+# The template rules rewrite disjoint parts of a graph (GEMMs, convolutions, attention, the chains
+# between them), so together they fuse everything the templates cover. From the reference, that
+# combination is drafted first: on most problems it is the best single candidate, and a small
+# budget should not have to find it by crossing singles.
+_ALL_TEMPLATES = ("triton_gemm", "triton_conv", "sdpa", "fuse_chains")
 _FX_RULES = [r for r in RULES if r.fx]
 
 
@@ -316,6 +321,11 @@ class RulesProposer(Proposer):
         parent = parents[0][0]
         have = rule_names(parent.technique) or []
         values = _values(parent)
+        together = [n for n in _ALL_TEMPLATES if n in facts.graph_rules and BY_NAME[n].applies(facts)]
+        if parent.technique == "reference" and len(together) >= 2:
+            cand = self._make(problem, parent, together, facts)
+            if cand is not None and cand.technique not in failed:
+                out.append(cand)
         if values and self.rng.random() < 0.3:  # sometimes: step a tuned value
             cand = self._perturb(parent)
             if cand is not None:
