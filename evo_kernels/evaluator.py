@@ -14,7 +14,7 @@ from .candidate import Candidate, Evaluation
 from .config import Config
 from .policy import check_source
 from .sandbox import SandboxWorker
-from .verify import audit
+from .audit import audit
 
 
 @dataclass

@@ -32,7 +32,8 @@ _MODULES = ("torch", "torch.linalg", "torch.nn.functional", "torch.testing", "to
 # would find an added `__call__` or `__eq__` before the inherited one).
 _CLASSES = ("torch.Tensor", "torch.nn.Module", "torch.UntypedStorage", "torch.cuda.Event", "torch.cuda.Stream",
             "random.Random", "random.SystemRandom")
-_HARNESS_MODULES = ("evo_kernels.verify", "evo_kernels.timing", "evo_kernels.integrity",
+_HARNESS_MODULES = ("evo_kernels.verify", "evo_kernels.outputs", "evo_kernels.audit", "evo_kernels.timing",
+                    "evo_kernels.integrity",
                     "evo_kernels.worker", "evo_kernels.backends.base", "evo_kernels.backends.cuda",
                     "evo_kernels.backends.cpu", "evo_kernels.problem", "evo_kernels.candidate")
 # Process-wide registries of module hooks: a global forward hook could rewrite the reference's output.

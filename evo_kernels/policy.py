@@ -66,6 +66,11 @@ _FORBIDDEN_ATTRS = {
     "_global_forward_hooks_with_kwargs": "patching", "_global_forward_hooks_always_called": "patching",
     "_global_backward_hooks": "patching", "_global_backward_pre_hooks": "patching",
 }
+# torch.backends.cudnn.flags(...) / mkldnn.flags(...): context managers that set the backend's flags
+# for the calls inside them, TF32 included (cudnn.flags' allow_tf32 defaults to True), and put them
+# back after, where the post-call integrity check cannot see them. Reached from a module only (a
+# NumPy array's .flags is data).
+_BACKEND_FLAGS = {"flags"}
 # Module names reached as attributes of other modules (typing.sys, torch.os, numpy.ctypeslib.ctypes)
 # break the rule their import would.
 _MODULE_ATTRS = {name: rule for name, rule in _IMPORT_RULES.items() if name not in ("time", "io")}
@@ -137,6 +142,8 @@ class _Checker(ast.NodeVisitor):
             self._check_module(f"{mod}.{alias.name}", node)
             if alias.name in _FORBIDDEN_ATTRS:
                 self.flag(_FORBIDDEN_ATTRS[alias.name], node, f"import of {mod}.{alias.name}")
+            elif alias.name in _BACKEND_FLAGS and mod.startswith("torch.backends"):
+                self.flag("precision", node, f"import of {mod}.{alias.name} (switches backend precision flags)")
             elif alias.name.startswith(_GLOBAL_HOOK_PREFIX):
                 self.flag("patching", node, f"import of {mod}.{alias.name} (a hook on every module)")
             self.modules.add(alias.asname or alias.name)
@@ -200,6 +207,9 @@ class _Checker(ast.NodeVisitor):
             self.flag("patching", node, f"use of .{node.attr} (a hook on every module, the reference's too)")
         if node.attr in ("environ", "getenv", "putenv") and self._rooted_in_module(node.value):
             self.flag("environment", node, f"use of .{node.attr}")
+        if node.attr in _BACKEND_FLAGS and self._rooted_in_module(node.value):
+            self.flag("precision", node, f"use of .{node.attr} (switches backend precision flags, e.g. TF32, "
+                                         "for the calls inside it)")
         self.generic_visit(node)
 
     def visit_Name(self, node: ast.Name) -> None:

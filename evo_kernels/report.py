@@ -27,6 +27,15 @@ class ProblemRecord:
         ok = [r for r in self.rows if r["status"] == "ok" and r["speedup"] and r["technique"] != "reference"]
         return max(ok, key=lambda r: r["speedup"]) if ok else None
 
+    @property
+    def result(self) -> str:
+        """What the finished search returns (best.py): the winner, or the faster baseline itself
+        when no candidate beat it. "-" while the problem is still running."""
+        s = self.summary or {}
+        if not s.get("best_speedup"):
+            return "-"
+        return f"{s['best_speedup']:.3f}x {s.get('best_technique', '')}".rstrip()
+
     def by_status(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for r in self.rows:
@@ -78,12 +87,13 @@ def print_summary(records: list[ProblemRecord]) -> None:
     from rich.console import Console
     from rich.table import Table
     t = Table(title="evo_kernels run")
-    for col in ("level", "problem", "evaluations", "best speedup", "technique", "statuses"):
+    for col in ("level", "problem", "evaluations", "best candidate", "technique", "result", "statuses"):
         t.add_column(col)
     for rec in records:
         best = rec.best
         t.add_row(rec.level, rec.name, str(len(rec.rows)), f"{best['speedup']:.3f}x" if best else "-",
-                  best["technique"] if best else "-", " ".join(f"{k}:{v}" for k, v in rec.by_status().items()))
+                  best["technique"] if best else "-", rec.result,
+                  " ".join(f"{k}:{v}" for k, v in rec.by_status().items()))
     Console().print(t)
 
 
@@ -157,11 +167,14 @@ def _table_rows(records: list[ProblemRecord]) -> list[list[str]]:
                      f"{s['compile_ms']:.4f}" if s.get("compile_ms") else "-",
                      f"{best['median_ms']:.4f}" if best and best["median_ms"] else "-",
                      f"{best['speedup']:.3f}x" if best else "-", best["technique"] if best else "-",
-                     " ".join(f"{k}:{v}" for k, v in rec.by_status().items())])
+                     rec.result, " ".join(f"{k}:{v}" for k, v in rec.by_status().items())])
     return rows
 
 
-HEADER = ["level", "problem", "evaluations", "eager ms", "compile ms", "best ms", "best speedup", "technique", "statuses"]
+# "best ...": the fastest correct candidate searched; "result": what best.py is (the faster baseline
+# itself when no candidate beat it).
+HEADER = ["level", "problem", "evaluations", "eager ms", "compile ms", "best ms", "best candidate", "technique",
+          "result", "statuses"]
 
 
 def write_markdown(records: list[ProblemRecord], out: Path) -> None:

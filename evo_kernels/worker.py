@@ -63,7 +63,8 @@ class Worker:
         integrity.set_strict_precision()
         # Everything the harness calls is imported above this line; snapshot it before any
         # candidate code can run.
-        from . import problem as _problem, timing as _timing, verify as _verify  # noqa: F401
+        from . import audit as _audit, outputs as _outputs, problem as _problem  # noqa: F401
+        from . import timing as _timing, verify as _verify  # noqa: F401
         # torch._dynamo wraps torch.manual_seed when first imported, and patches nn.Module.__init__
         # on its first compile: both before the snapshot, so an honest torch.compile changes nothing.
         import torch._dynamo  # noqa: F401
@@ -126,7 +127,7 @@ class Worker:
         weights = sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
         bytes_read = weights + sum(x.numel() * x.element_size() for x in inputs if isinstance(x, torch.Tensor))
         info = self.describe()
-        from .verify import speed_of_light_ms
+        from .audit import speed_of_light_ms
         floor = speed_of_light_ms(bytes_read, counter.get_total_flops(), info.bandwidth_gbs,
                                   info.peak_tflops_fp32, cfg.verify.allow_reduced_precision)
         out: dict[str, Any] = {"ok": True, "floor_ms": floor, "bytes_read": bytes_read,
@@ -154,8 +155,9 @@ class Worker:
         """
         from . import integrity
         from .timing import benchmark
-        from .verify import (Reject, _clone, _copy_, _detach, check_inputs, check_integrity, check_not_aliased,
-                             check_plain, compare_outputs, flatten)
+        from .outputs import (Reject, _clone, _copy_, _detach, check_inputs, check_not_aliased, check_plain,
+                              compare_outputs, flatten)
+        from .verify import check_integrity
         torch = self.torch
         buffers = problem.make_inputs(rng.getrandbits(31), self.device)
         integrity.reseed()
@@ -241,7 +243,8 @@ class Worker:
         """Import, verify and (unless verify-only) time one candidate."""
         from . import integrity
         from .timing import hidden_work
-        from .verify import Reject, check_integrity, verify
+        from .outputs import Reject
+        from .verify import check_integrity, verify
         torch = self.torch
         cfg = self._configs(msg)
         problem = self.problem(msg["problem"])
@@ -288,7 +291,7 @@ class Worker:
 
     def _import_candidate(self, source: str, params: dict[str, Any]) -> tuple[Any, str]:
         from .problem import import_file
-        from .verify import Reject
+        from .outputs import Reject
         self.count += 1
         path = self.workdir / f"candidate_{self.count}.py"
         path.write_text(source)
