@@ -239,3 +239,17 @@ def test_policy_allows_exactly_the_cudnn_benchmark_switch():
     ]
     for src in refused:
         assert check_source(src), src
+
+
+def test_baking_a_layered_source_keeps_the_code_on_top_of_its_values():
+    """A wrapper rule layered over a baked base (values block in the middle) keeps its ModelNew when
+    the whole is baked again: the old block goes, the merged values come last."""
+    base = bake("X = 1\nTUNABLE = {'X': [1, 2]}\n\nclass _EvoBase:\n    pass\n", {"X": 2})
+    layered = base + "\n\n# evo_kernels rules: compile\nMODE = 'a'\nTUNABLE = {'MODE': ['a', 'b']}\n\n\n" \
+                     "class ModelNew(_EvoBase):\n    pass\n"
+    again = bake(layered, {"MODE": "b"})
+    assert "class ModelNew(_EvoBase)" in again and "class _EvoBase" in again
+    assert again.count("# Values chosen by the search.") == 1 and baked_params(again) == {"X": 2, "MODE": "b"}
+    namespace = {}
+    exec(compile(again, "again", "exec"), namespace)
+    assert namespace["X"] == 2 and namespace["MODE"] == "b" and "ModelNew" in namespace

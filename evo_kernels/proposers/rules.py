@@ -151,7 +151,14 @@ def bake(source: str, params: dict[str, Any]) -> str:
     later mutation knows the space): a candidate evaluated once, as it is."""
     source = _TUNABLE_LINE.sub(lambda m: f"# TUNABLE (fixed by the search): {m.group(1)}", source)
     params = {**baked_params(source), **params}
-    source = source.split("\n\n# Values chosen by the search.\n", 1)[0]
+    marker = "\n\n# Values chosen by the search.\n"
+    if marker in source:  # drop the old block (up to its first blank line), keep code layered after it
+        head, tail = source.split(marker, 1)
+        rest = tail.split("\n")
+        while rest and rest[0].strip():
+            rest.pop(0)
+        layered = "\n".join(rest).strip("\n")
+        source = head + ("\n\n\n" + layered if layered else "")
     if params:
         source = source.rstrip() + "\n\n# Values chosen by the search.\n" + "".join(
             f"{k} = {v!r}\n" for k, v in sorted(params.items()))
