@@ -93,6 +93,11 @@ class Pool(ABC):
         self.close()
 
 
+def _evaluator_error(worker: str, error: BaseException) -> Evaluation:
+    """The evaluator itself raised (e.g. the reference fails on this device): that job's `crash`."""
+    return Evaluation(status="crash", reason=f"crash: evaluator error on {worker}: {type(error).__name__}: {error}")
+
+
 class LocalPool(Pool):
     """One evaluator, run from this process; `poll` evaluates the next queued job."""
 
@@ -130,8 +135,7 @@ class LocalPool(Pool):
         try:
             evaluation = self.evaluator.evaluate(job.problem, job.candidate)
         except Exception as e:  # noqa: BLE001 - e.g. BaselineError: one job's failure, as in RayPool
-            evaluation = Evaluation(status="crash", reason=f"crash: evaluator error on {self._info.name}: "
-                                                           f"{type(e).__name__}: {e}")
+            evaluation = _evaluator_error(self._info.name, e)
         self._mark = time.monotonic()
         self.busy_s += self._mark - started
         self.jobs += 1
@@ -433,8 +437,7 @@ class RayPool(Pool):
             evaluation = Evaluation.from_dict(ray.get(ref))
         except ray.exceptions.RayTaskError as e:  # the evaluator itself raised (e.g. a broken reference)
             cause = getattr(e, "cause", None) or e
-            evaluation = Evaluation(status="crash", reason=f"crash: evaluator error on {slot.info.name}: "
-                                                           f"{type(cause).__name__}: {cause}")
+            evaluation = _evaluator_error(slot.info.name, cause)
             slot.busy_s += took
         except ray.exceptions.RayError as e:  # the actor (or its node) died
             slot.busy_s += took  # work lost, not dispatch overhead

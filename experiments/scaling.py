@@ -2,7 +2,7 @@
 the fallback is synthetic jobs on a simulated multi-node Ray cluster on the CPU.
 
     python3 -m experiments.scaling --gpus 1,2[,4] [--budget 5] [--problems P.py ...] [--seed 0]
-                                   [--exclude compile,compile_tuned] [--run-root runs/scaling]
+                                   [--exclude compile] [--run-root runs/scaling]
     python3 -m experiments.scaling --cpu-nodes 1,2 [--jobs 24] [--eval-s 1.0]
 
 --gpus: for each N, a fresh local Ray instance that sees GPUs 0..N-1 (CUDA_VISIBLE_DEVICES), one
@@ -41,7 +41,7 @@ for var, value in (("NCCL_NVLS_ENABLE", "0"), ("TORCH_SYMM_MEM_DISABLE_MULTICAST
 
 from evo_kernels import config  # noqa: E402
 from evo_kernels.candidate import Candidate  # noqa: E402
-from evo_kernels.cluster import Job, RayPool, Result  # noqa: E402
+from evo_kernels.cluster import Job, RayPool  # noqa: E402
 from experiments.dispatch_overhead import CANDIDATE, PROBLEM, make_config, run_jobs  # noqa: E402
 
 LEVEL2 = ROOT / "experiments" / "problems" / "level2"
@@ -156,19 +156,6 @@ class GpuSampler:
                 "processes": {i: len(self.pids[i]) for i in sorted(self.util)}}
 
 
-class CountingPool(RayPool):
-    """A RayPool that counts the results it returns, by status."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.statuses: collections.Counter[str] = collections.Counter()
-
-    def poll(self, timeout: float | None = None) -> list[Result]:
-        results = super().poll(timeout)
-        self.statuses.update(r.evaluation.status for r in results)
-        return results
-
-
 def default_problems() -> list[Path]:
     found = {stem: sorted(LEVEL2.glob(f"{stem}*.py")) for stem in DEFAULT_PROBLEMS}
     if missing := [stem for stem, paths in found.items() if not paths]:
@@ -194,7 +181,7 @@ def run_setting(n: int, problems: list[Path], cfg: config.Config, run_dir: Path)
     optimizers: list[Optimizer] = []
     pool = None
     try:
-        pool = CountingPool(cfg, run_dir / "cache")
+        pool = RayPool(cfg, run_dir / "cache")
         t0 = time.monotonic()
         if len(pool.workers) != n:
             raise SystemExit(f"{n} GPU(s) asked for, but the pool has {len(pool.workers)} evaluator actor(s)")
@@ -209,6 +196,10 @@ def run_setting(n: int, problems: list[Path], cfg: config.Config, run_dir: Path)
         for path, o in zip(problems, optimizers):
             s = {"error": o.error} if o.error else o.finish()
             best[path.stem] = {k: s.get(k) for k in ("best_speedup", "best_technique", "evaluations", "error")}
+        # The run directory is fresh: its store holds exactly this setting's evaluations (a proposal
+        # error never reached an evaluator).
+        statuses = dict(optimizers[0].store.db.execute(
+            "SELECT status, COUNT(*) FROM evaluations WHERE status != 'proposal_error' GROUP BY status ORDER BY status"))
     finally:
         for o in optimizers:
             o.close()
@@ -216,12 +207,12 @@ def run_setting(n: int, problems: list[Path], cfg: config.Config, run_dir: Path)
             pool.close()
         if ray.is_initialized():
             ray.shutdown()
-    evaluations = sum(pool.statuses.values())
+    evaluations = sum(statuses.values())
     actors = [{"name": a["name"], "gpu": a["gpu"], "jobs": a["jobs"], "idle": a["idle_pending_s"] / wall,
                "busy": a["busy_s"] / wall} for a in stats["actors"]]
     gpus = [a["gpu"] for a in actors]
     return {"n": n, "problems": len(problems), "evaluations": evaluations, "wall": wall,
-            "per_min": evaluations / wall * 60, "statuses": dict(sorted(pool.statuses.items())), "actors": actors,
+            "per_min": evaluations / wall * 60, "statuses": statuses, "actors": actors,
             "own_gpu": all(gpus) and len(set(gpus)) == len(gpus), **smi.summary(), "best": best}
 
 
@@ -281,7 +272,7 @@ def main() -> None:
     ap.add_argument("--problems", nargs="+", default=None, help="--gpus: problem files (default: six level-2 ones)")
     ap.add_argument("--budget", type=int, default=5, help="--gpus: evaluations per problem")
     ap.add_argument("--seed", type=int, default=0, help="--gpus: search seed")
-    ap.add_argument("--exclude", default="compile,compile_tuned", help="--gpus: comma list of techniques to drop")
+    ap.add_argument("--exclude", default="compile", help="--gpus: comma list of techniques (or families) to drop")
     ap.add_argument("--config", default=None, help="--gpus: base YAML run config")
     ap.add_argument("--run-root", default="runs/scaling", help="--gpus: run directories gpus-N and scaling.json")
     args = ap.parse_args()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import signal
 import subprocess
@@ -27,6 +26,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from evo_kernels.suite import fast_p, geomean  # noqa: E402  (the suite table's own arithmetic)
 SUITE = ROOT / "experiments" / "problems"
 
 
@@ -90,7 +91,6 @@ def summaries_under(root: Path) -> list[dict]:
 def quick_one(path: Path, args: argparse.Namespace) -> dict | None:
     """No search: the candidate of every graph rule that applies (template defaults), judged by
     `evo-kernels bench` (the project's verification and timing); a summary like optimize's."""
-    sys.path.insert(0, str(ROOT))
     from evo_kernels.problem import load_problem
     from evo_kernels.proposers.rules import RULES, build_source, facts_for
     problem = load_problem(path)
@@ -128,12 +128,6 @@ def level_of(summary: dict) -> str:
     return Path(summary["problem"]).parent.name
 
 
-def won(summary: dict, threshold: float) -> bool:
-    """The search found a candidate faster than the faster baseline by more than `threshold`."""
-    technique = str(summary["best_technique"])
-    return not technique.startswith("baseline") and technique != "reference" and summary["best_speedup"] > threshold
-
-
 def tabulate(summaries: list[dict]) -> str:
     out = ["| problem | eager ms | compile ms | best ms | speedup vs faster baseline | technique | evals |",
            "|---|---:|---:|---:|---:|---|---:|"]
@@ -146,11 +140,10 @@ def tabulate(summaries: list[dict]) -> str:
     out += ["", "| level | problems | fast_1 | fast_1.2 | geomean | slowest |", "|---|---:|---:|---:|---:|---:|"]
     for level in sorted({level_of(s) for s in summaries}):
         rows = [s for s in summaries if level_of(s) == level]
-        geo = math.exp(sum(math.log(s["best_speedup"]) for s in rows) / len(rows))
-        out.append(f"| {level} | {len(rows)} | {sum(won(s, 1.0) for s in rows) / len(rows):.0%} | "
-                   f"{sum(won(s, 1.2) for s in rows) / len(rows):.0%} | {geo:.3f}x | "
-                   f"{min(s['best_speedup'] for s in rows):.3f}x |")
-    slow = [s for s in summaries if not won(s, 1.0) and s.get("top_kernels")]
+        found = [s.get("found_speedup") for s in rows]
+        out.append(f"| {level} | {len(rows)} | {fast_p(found, 1.0):.0%} | {fast_p(found, 1.2):.0%} | "
+                   f"{geomean([s['best_speedup'] for s in rows]):.3f}x | {min(s['best_speedup'] for s in rows):.3f}x |")
+    slow = [s for s in summaries if not fast_p([s.get("found_speedup")], 1.0) and s.get("top_kernels")]
     if slow:  # where a problem's time goes when the search found nothing faster
         out += ["", "Not faster than the faster baseline; the reference's top kernels (torch.profiler, ms per call):",
                 "", "| problem | top kernels |", "|---|---|"]

@@ -80,10 +80,6 @@ def test_default_problems_and_config():
     assert (cfg.cluster.backend, cfg.cluster.actors_per_gpu) == ("ray", 1)
 
 
-def test_worker_info_gpu_default():
-    assert WorkerInfo("w", "cpu", "cpu").gpu == ""
-
-
 class _FakeEvaluator:
     def __init__(self, device, cfg, cache_dir):
         pass

@@ -328,8 +328,8 @@ class RulesProposer(Proposer):
         parent = parents[0][0]
         have = rule_names(parent.technique) or []
         values = _values(parent)
-        together = [n for n in _ALL_TEMPLATES if n in facts.graph_rules and BY_NAME[n].applies(facts)]
-        if parent.technique == "reference" and len(together) >= 2:
+        together = [n for n in _ALL_TEMPLATES if BY_NAME[n].applies(facts)] if parent.technique == "reference" else []
+        if len(together) >= 2:
             cand = self._make(problem, parent, together, facts)
             if cand is not None and cand.technique not in failed:
                 out.append(cand)

@@ -166,7 +166,24 @@ def supports(template: str, ops: list[Op], kinds: list[str]) -> bool:
 
 
 # --- kernel texts ------------------------------------------------------------------------------------------
-GEMM = Template('''
+# The tile of one program in grouped order, shared by the GEMM and conv kernels: tiles run in groups
+# of GROUP_M rows so that the A rows stay in L2 while the columns sweep.
+_GROUPED_TILES = """\
+    per_group = GROUP_M * grid_n
+    first_m = (pid // per_group) * GROUP_M
+    size_m = tl.minimum(grid_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % per_group) % size_m
+    pid_n = (pid % per_group) // size_m
+    rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    rk = tl.arange(0, BLOCK_K)"""
+
+
+def _with_grouped_tiles(text: str) -> Template:
+    return Template(Template(text).safe_substitute(grouped_tiles=_GROUPED_TILES))
+
+
+GEMM = _with_grouped_tiles('''
 @triton.jit
 def $name(a_ptr, b_ptr, c_ptr,$ptrs$stats_ptrs M, N, K, B1, s_a0, s_a1, s_am, s_ak, s_b0, s_b1, s_bk, s_bn,
           BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
@@ -178,14 +195,7 @@ def $name(a_ptr, b_ptr, c_ptr,$ptrs$stats_ptrs M, N, K, B1, s_a0, s_a1, s_am, s_
     kid = tl.program_id(2)
     grid_m = tl.cdiv(M, BLOCK_M)
     grid_n = tl.cdiv(N, BLOCK_N)
-    per_group = GROUP_M * grid_n
-    first_m = (pid // per_group) * GROUP_M
-    size_m = tl.minimum(grid_m - first_m, GROUP_M)
-    pid_m = first_m + (pid % per_group) % size_m
-    pid_n = (pid % per_group) // size_m
-    rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    rk = tl.arange(0, BLOCK_K)
+$grouped_tiles
     # Past the edges, rows and columns read row/column 0 (never stored): no M/N masks in the loop.
     am = tl.where(rm < M, rm, 0)
     bn = tl.where(rn < N, rn, 0)
@@ -223,7 +233,7 @@ GEMM_STORE = "        tl.store(c_ptr + offs, {out}, mask=mask)"
 # A row sum/mean of the epilogue's value, accumulated across the column tiles.
 GEMM_ROW_REDUCE = "        tl.atomic_add(c_ptr + row, tl.sum(tl.where(mask, {out}, 0.0), axis=1){scale}, mask=rm < M)"
 
-CONV = Template('''
+CONV = _with_grouped_tiles('''
 @triton.jit
 def $name(x_ptr, w_ptr, c_ptr,$ptrs$stats_ptrs NB, C, H, W, CO, OH, OW, CP, s_xn, s_xc, s_xh, s_xw,
           SH: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, DH: tl.constexpr,
@@ -235,14 +245,7 @@ def $name(x_ptr, w_ptr, c_ptr,$ptrs$stats_ptrs NB, C, H, W, CO, OH, OW, CP, s_xn
     M = NB * OH * OW
     grid_m = tl.cdiv(M, BLOCK_M)
     grid_n = tl.cdiv(CO, BLOCK_N)
-    per_group = GROUP_M * grid_n
-    first_m = (pid // per_group) * GROUP_M
-    size_m = tl.minimum(grid_m - first_m, GROUP_M)
-    pid_m = first_m + (pid % per_group) % size_m
-    pid_n = (pid % per_group) // size_m
-    rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    rk = tl.arange(0, BLOCK_K)
+$grouped_tiles
     m_ok = rm < M
     n_ok = rn < CO
     ohw = OH * OW
