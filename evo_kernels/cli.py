@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import config as config_mod
-from .backends import resolve_device
-from .candidate import Candidate
-from .problem import ProblemError, load_problem
+from .harness.backends import resolve_device
+from .model.candidate import Candidate
+from .model.problem import ProblemError, load_problem
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 
@@ -126,7 +126,7 @@ def _print_table(result: dict[str, Any]) -> None:
 
 
 def cmd_verify_or_bench(args: argparse.Namespace) -> int:
-    from .evaluator import BaselineError, Evaluator
+    from .harness.evaluator import BaselineError, Evaluator
     cfg = _load_config(args)
     try:
         load_problem(args.problem)  # fail fast, in this process, with the file's own error
@@ -191,13 +191,14 @@ def _optimize_config(args: argparse.Namespace, run_dir: Path) -> config_mod.Conf
             overrides.setdefault("search", {})[key] = [t.strip() for t in getattr(args, key).split(",") if t.strip()]
     try:
         if args.resume:
-            from .store import Store
-            store_path = run_dir / "store.sqlite"
-            if not store_path.exists():
-                raise UsageError(f"{run_dir}: nothing to resume (no store.sqlite there)")
-            store = Store(store_path)
-            row = store.latest_run()
-            store.close()
+            from .store import STORE_FILE, existing_store
+            store_path = run_dir / STORE_FILE
+            try:
+                store = existing_store(run_dir)
+            except FileNotFoundError:
+                raise UsageError(f"{run_dir}: nothing to resume (no {STORE_FILE} there)") from None
+            with store:
+                row = store.latest_run()
             if row is None:
                 raise UsageError(f"{run_dir}: nothing to resume (no run recorded)")
             stored = json.loads(row["config"])["config"]
@@ -222,7 +223,7 @@ def make_pool(cfg: config_mod.Config, cache_dir: Path) -> Any:
 def cmd_optimize(args: argparse.Namespace) -> int:
     import time as _time
 
-    from .optimize import Optimizer, RunError
+    from .run.optimize import Optimizer, RunError
     try:
         problem = load_problem(args.problem)
     except ProblemError as e:
@@ -346,8 +347,8 @@ def _add_suite_commands(sub: Any) -> None:
 def cmd_suite(args: argparse.Namespace) -> int:
     import time as _time
 
-    from .optimize import Optimizer, drive
-    from .suite import SuiteError, discover, markdown, write_suite_summary
+    from .run.optimize import Optimizer, drive
+    from .run.suite import SuiteError, discover, markdown, write_suite_summary
     try:
         entries = discover(args.suite)
     except SuiteError as e:
@@ -383,7 +384,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
                 continue
             summaries.append(o.finish())
     except Exception as e:
-        from .optimize import RunError
+        from .run.optimize import RunError
         if isinstance(e, RunError):
             raise UsageError(str(e)) from None
         raise
@@ -401,8 +402,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
 
 def cmd_port(args: argparse.Namespace) -> int:
-    from .optimize import Optimizer, RunError, drive
-    from .port import best_of_run, markdown, verdicts, write
+    from .run.optimize import Optimizer, RunError, drive
+    from .run.port import best_of_run, markdown, verdicts, write
     source = Path(args.source_run_dir)
     if not (source / "store.sqlite").exists():
         raise UsageError(f"{source}: no run here (no store.sqlite)")
@@ -447,7 +448,7 @@ def cmd_port(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     import time as _time
 
-    from .tune import TuneError, markdown, tune
+    from .run.tune import TuneError, markdown, tune
     try:
         load_problem(args.problem)
     except ProblemError as e:
@@ -486,10 +487,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_hint(args: argparse.Namespace) -> int:
-    from .optimize import RunError, add_hint
+    from .run.hints import HintError, add_hint
     try:
         add_hint(Path(args.run_dir), args.text)
-    except RunError as e:
+    except HintError as e:
         raise UsageError(str(e)) from None
     print(f"added to {Path(args.run_dir) / 'hints.txt'}; the search reads it at its next generation")
     return EXIT_OK

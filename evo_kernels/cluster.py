@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .candidate import Candidate, Evaluation
+from .model.candidate import Candidate, Evaluation
 from .config import Config
+from .model import devices
 
 
 @dataclass
@@ -102,8 +103,8 @@ class LocalPool(Pool):
     """One evaluator, run from this process; `poll` evaluates the next queued job."""
 
     def __init__(self, cfg: Config, cache_dir: str | Path | None = None) -> None:
-        from .backends import resolve_device
-        from .evaluator import Evaluator
+        from .harness.backends import resolve_device
+        from .harness.evaluator import Evaluator
         device = resolve_device(cfg.device)  # the sandbox worker needs a concrete device, not "auto"
         self.evaluator = Evaluator(device, cfg, cache_dir).start()
         info = self.evaluator.describe()
@@ -162,12 +163,13 @@ _MAX_DEATHS_IN_ROW = 3  # an actor slot that dies this often without finishing a
 
 
 def _host_device(preference: str) -> str:
-    """The device of an evaluator on a host without GPUs: the Mac's GPU where there is one, else the CPU."""
-    if preference in ("cpu", "mps"):
+    """The device of an evaluator on a host without GPUs: the one asked for when it is a per-host kind,
+    else the Mac's GPU where there is one, else the CPU."""
+    if preference != "auto" and not devices.kind(preference).per_gpu:
         return preference
     if sys.platform == "darwin":  # torch is only worth importing here where MPS can exist
-        import torch
-        if torch.backends.mps.is_available():
+        from .harness.backends import available
+        if available("mps"):
             return "mps"
     return "cpu"
 
@@ -210,12 +212,12 @@ class EvaluatorActor:
                  cache_dir: str | Path | None = None) -> None:
         import ray
 
-        from .evaluator import Evaluator
-        device = device if device == "cuda" else _host_device(device)
+        from .harness.evaluator import Evaluator
+        device = device if device != "auto" and devices.kind(device).per_gpu else _host_device(device)
         self.evaluator = Evaluator(device, cfg, cache_dir).start()
         self._info = WorkerInfo(name=name, hardware=hardware or self.evaluator.describe()["hardware"],
                                 device=device, node=ray.get_runtime_context().get_node_id(),
-                                gpu=os.environ.get("CUDA_VISIBLE_DEVICES", "") if device == "cuda" else "")
+                                gpu=os.environ.get("CUDA_VISIBLE_DEVICES", "") if devices.kind(device).per_gpu else "")
 
     def info(self) -> dict[str, Any]:
         return asdict(self._info)
@@ -282,10 +284,11 @@ class RayPool(Pool):
     # -- actors ---------------------------------------------------------------------------------------
     def _init_local(self) -> None:
         """A Ray instance on this host only, advertising its hardware as `hw:<label>`."""
-        from .backends import get_backend, hardware_label
+        from .harness.backends import get_backend, hardware_label
         device = self.cfg.device
-        gpus = [] if device in ("cpu", "mps") else _local_gpus()
-        if device.startswith("cuda") and not gpus:
+        per_host = device != "auto" and not devices.kind(device).per_gpu
+        gpus = [] if per_host else _local_gpus()
+        if not per_host and device != "auto" and not gpus:
             raise ValueError(f"device {device!r} requested but this machine has no CUDA GPU")
         if gpus:
             labels = collections.Counter(hardware_label(name) for name in gpus)
@@ -301,11 +304,12 @@ class RayPool(Pool):
         labels = [k[3:] for k in res if k.startswith("hw:")]
         # A node with two kinds of GPU cannot say which one Ray hands an actor: let it describe itself.
         label = labels[0] if len(labels) == 1 else None
-        gpus = 0 if self.cfg.device in ("cpu", "mps") else int(res.get("GPU", 0))
+        per_host = self.cfg.device != "auto" and not devices.kind(self.cfg.device).per_gpu
+        gpus = 0 if per_host else int(res.get("GPU", 0))
         if res.get("GPU") and not gpus:
             label = None  # a GPU node's label names its GPUs, not the CPU this run asked for
         if gpus:
-            n, device = gpus * self.cfg.cluster.actors_per_gpu, "cuda"
+            n, device = gpus * self.cfg.cluster.actors_per_gpu, devices.GPU_KIND
             # No CPU reservation: a GPU actor mostly waits on its GPU, and a node may advertise few CPUs.
             options: dict[str, Any] = {"num_gpus": 1 / self.cfg.cluster.actors_per_gpu, "num_cpus": 0}
         else:

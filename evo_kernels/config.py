@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from .search import SearchConfig
+from .model import devices
+
 
 
 class ConfigError(ValueError):
@@ -107,6 +108,36 @@ class LLMConfig:
 
 
 @dataclass
+class SearchConfig:
+    """The population's settings (search/population.py); the run adds its own below."""
+
+    islands: int = 4
+    island_size: int = 8  # members kept per island after truncation, the reference included
+    elite_size: int = 2  # the best of an island always survive truncation
+    tournament_size: int = 3
+    migration_interval: int = 3  # generations between migrations
+    migration_size: int = 1  # best members of each island copied to the next island (ring)
+    crossover_rate: float = 0.3  # share of drafts with two parents; the rest mutate one
+    feedback_size: int = 16  # recent failures kept per island
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.islands >= 1, "islands must be >= 1"),
+            (self.island_size >= 2, "island_size must be >= 2 (the reference takes one place)"),
+            (0 <= self.elite_size < self.island_size, "elite_size must be in [0, island_size)"),
+            (self.tournament_size >= 1, "tournament_size must be >= 1"),
+            (self.migration_interval >= 1, "migration_interval must be >= 1"),
+            (self.migration_size >= 0, "migration_size must be >= 0 (0 disables migration)"),
+            (0.0 <= self.crossover_rate <= 1.0, "crossover_rate must be in [0, 1]"),
+            (self.feedback_size >= 0, "feedback_size must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"SearchConfig: {message}; got {self}")
+
+
+@dataclass
 class SearchSection(SearchConfig):
     drafts_per_generation: int = 8  # drafts proposed per generation (before tuning trials)
     proposers: list[str] = field(default_factory=lambda: ["rules"])
@@ -182,8 +213,8 @@ def _build(cls: type, data: Any, where: str) -> Any:
 
 
 def _validate(cfg: Config, where: str) -> None:
-    if cfg.device not in ("auto", "cpu", "cuda", "mps") and not cfg.device.startswith("cuda:"):
-        raise ConfigError(f"{where}.device: expected auto, cpu, cuda, cuda:N or mps, got {cfg.device!r}")
+    if not devices.valid(cfg.device):
+        raise ConfigError(f"{where}.device: expected {devices.choices()}, got {cfg.device!r}")
     for b in cfg.baselines:
         if b not in ("eager", "compile"):
             raise ConfigError(f"{where}.baselines: unknown baseline {b!r}; expected eager or compile")

@@ -6,12 +6,11 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .store import Store
+from .store import existing_store
 
 
 @dataclass
@@ -56,31 +55,19 @@ class ProblemRecord:
 
 
 def collect(run_dir: Path) -> list[ProblemRecord]:
-    path = run_dir / "store.sqlite"
-    if not path.exists():
-        raise FileNotFoundError(f"{run_dir}: no run here (no store.sqlite)")
-    store = Store(path)
-    try:
+    """Every problem of a run, with its evaluations and (once finished) its result, from the store."""
+    with existing_store(run_dir) as store:
         records = []
-        for prow in store.db.execute("SELECT id, name, level FROM problems ORDER BY level, name"):
-            rec = ProblemRecord(prow["id"], prow["name"], prow["level"] or "-")
-            query = ("SELECT e.created, e.status, e.reason, e.speedup, e.median_ms, e.candidate_id, c.technique, "
-                     "c.proposer, c.parents, c.params FROM evaluations e JOIN candidates c ON c.id = e.candidate_id "
-                     "AND c.problem_id = e.problem_id WHERE e.problem_id = ? ORDER BY e.seq")
-            for r in store.db.execute(query, (rec.problem_id,)):
-                rec.rows.append({"created": r["created"], "status": r["status"], "reason": r["reason"],
-                                 "speedup": r["speedup"], "median_ms": r["median_ms"], "candidate_id": r["candidate_id"],
-                                 "technique": r["technique"], "proposer": r["proposer"],
-                                 "parents": json.loads(r["parents"]), "params": json.loads(r["params"])})
-            for summary_path in (run_dir / "summary.json", run_dir / "problems" / rec.name / "summary.json"):
-                if summary_path.exists():
-                    s = json.loads(summary_path.read_text())
-                    if s.get("problem_id") == rec.problem_id:
-                        rec.summary = s
+        for prow in store.problems():
+            rec = ProblemRecord(prow.id, prow.name, prow.level or "-")
+            for r in store.records(prow.id):
+                c, e = r.candidate, r.evaluation
+                rec.rows.append({"created": r.created, "status": e.status, "reason": e.reason, "speedup": e.speedup,
+                                 "median_ms": e.median_ms, "candidate_id": c.id, "technique": c.technique,
+                                 "proposer": c.proposer, "parents": list(c.parents), "params": c.params})
+            rec.summary = store.summary(prow.id)
             records.append(rec)
         return records
-    finally:
-        store.close()
 
 
 def print_summary(records: list[ProblemRecord]) -> None:
@@ -217,19 +204,19 @@ padding:3px 8px;font-size:13px}}img{{max-width:100%}}</style></head><body>
 def export(run_dir: Path, out: Path) -> list[Path]:
     """Each problem's best module (its best.py: runs without evo_kernels) in KernelBench's layout:
     OUT/<level>/<problem file name>, defining `ModelNew`, next to the problem it solves."""
-    if not (run_dir / "store.sqlite").exists():
-        raise FileNotFoundError(f"{run_dir}: no run here (no store.sqlite)")
-    store = Store(run_dir / "store.sqlite")
     written = []
-    try:
-        for prow in store.db.execute("SELECT id, path, name, level FROM problems"):
-            for best in (run_dir / "best.py", run_dir / "problems" / prow["name"] / "best.py"):
-                summary = best.parent / "summary.json"
-                if best.exists() and summary.exists() and json.loads(summary.read_text()).get("problem_id") == prow["id"]:
-                    target = out / (prow["level"] or "problems") / Path(prow["path"]).name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(best.read_text())
-                    written.append(target)
-    finally:
-        store.close()
+    with existing_store(run_dir) as store:
+        problems = store.problems()
+        for prow in problems:
+            if store.summary(prow.id) is None:  # not finished: no best.py of its own yet
+                continue
+            # A suite writes problems/<name>/best.py; a one-problem run, best.py beside its store.
+            best = run_dir / "problems" / prow.name / "best.py"
+            if not best.exists() and len(problems) == 1:
+                best = run_dir / "best.py"
+            if best.exists():
+                target = out / (prow.level or "problems") / Path(prow.path).name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(best.read_text())
+                written.append(target)
     return written

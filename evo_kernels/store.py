@@ -1,19 +1,137 @@
-"""SQLite store: one file per run directory; the one place run state lives.
+"""The one place run state lives: problems, candidates, evaluations, baselines, search checkpoints and
+the results of finished searches. `Store` is the interface (tests/conformance/test_store.py holds
+every implementation to it); `SQLiteStore` is the implementation, one file per run directory.
 
-Tables: runs, problems, candidates (source, params, lineage), evaluations (status, reason, timings,
-device), baselines. Every write is one transaction (`with self.db:`), and SQLite's journal makes a
-killed process leave either the whole row or none of it. WAL mode lets readers (`show`, reports)
-look at a run while it is being written.
+Every write is one transaction, and SQLite's journal makes a killed process leave either the whole
+row or none of it. WAL mode lets readers (`show`, reports) look at a run while it is being written.
+Files a run writes for people (summary.json, best.py, reports) are written from here and never
+read back.
 """
 from __future__ import annotations
 
 import json
 import sqlite3
 import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .candidate import Candidate, Evaluation
+from .model.candidate import Candidate, Evaluation
+
+STORE_FILE = "store.sqlite"
+
+
+@dataclass(frozen=True)
+class ProblemRow:
+    id: str
+    path: str
+    name: str
+    level: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Record:
+    """One evaluation as recorded: its order, wall-clock time, candidate, outcome and the driver's context
+    (island, tuning trial) that a resumed run needs to put it back where it belongs."""
+
+    seq: int
+    created: float
+    candidate: Candidate
+    evaluation: Evaluation
+    meta: dict[str, Any]
+
+
+class Store(ABC):
+    """What a run reads and writes. Runs are rows (dicts: id, created, kind, config, state, updated,
+    problem_id); a suite has one run per problem in one store."""
+
+    # -- writes ------------------------------------------------------------------------------------
+    @abstractmethod
+    def start_run(self, kind: str, config: dict[str, Any], problem_id: str | None = None) -> int: ...
+
+    @abstractmethod
+    def save_state(self, run_id: int, state: dict[str, Any]) -> None:
+        """The search's checkpoint (population, pending work) for a resumed run."""
+
+    @abstractmethod
+    def add_problem(self, problem_id: str, path: str, name: str, level: str, source: str) -> None: ...
+
+    @abstractmethod
+    def add_evaluation(self, problem_id: str, candidate: Candidate, ev: Evaluation,
+                       meta: dict[str, Any] | None = None) -> int:
+        """Record a candidate and its evaluation together, both or neither; the evaluation's seq."""
+
+    @abstractmethod
+    def save_baselines(self, problem_id: str, hardware: str, data: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def save_summary(self, problem_id: str, summary: dict[str, Any]) -> None:
+        """A finished search's result (what summary.json shows), replacing an earlier one."""
+
+    # -- reads -------------------------------------------------------------------------------------
+    @abstractmethod
+    def runs(self) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def problems(self) -> list[ProblemRow]:
+        """Every problem of the store, by level, then name."""
+
+    @abstractmethod
+    def baselines(self, problem_id: str, hardware: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def records(self, problem_id: str | None = None, after_seq: int = 0) -> list[Record]:
+        """Evaluations recorded after `after_seq` (of one problem, or all), in the order recorded."""
+
+    @abstractmethod
+    def summary(self, problem_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # -- derived reads (every implementation gets them from the ones above) --------------------------
+    def latest_run(self) -> dict[str, Any] | None:
+        runs = self.runs()
+        return runs[-1] if runs else None
+
+    def run_for(self, problem_id: str) -> dict[str, Any] | None:
+        mine = [r for r in self.runs() if r["problem_id"] == problem_id]
+        return mine[-1] if mine else None
+
+    def evaluation_rows(self, problem_id: str, after_seq: int = 0) -> list[tuple[int, Candidate, Evaluation, dict[str, Any]]]:
+        """(seq, candidate, evaluation, meta) recorded after `after_seq`, in order."""
+        return [(r.seq, r.candidate, r.evaluation, r.meta) for r in self.records(problem_id, after_seq)]
+
+    def evaluations(self, problem_id: str | None = None) -> Iterator[tuple[Candidate, Evaluation]]:
+        for r in self.records(problem_id):
+            yield r.candidate, r.evaluation
+
+    def last_seq(self, problem_id: str) -> int:
+        recs = self.records(problem_id)
+        return recs[-1].seq if recs else 0
+
+    def evaluation_spans(self, problem_id: str) -> list[tuple[float, float]]:
+        """(start, end) wall-clock times of each evaluation of a problem: when it was recorded, less its
+        duration in the evaluator."""
+        return [(r.created - float(r.evaluation.duration_s or 0.0), r.created) for r in self.records(problem_id)]
+
+    def evaluated_ids(self, problem_id: str) -> set[str]:
+        return {r.candidate.id for r in self.records(problem_id)}
+
+    def count_evaluations(self, problem_id: str | None = None) -> int:
+        return len(self.records(problem_id))
+
+    def candidate(self, problem_id: str, candidate_id: str) -> Candidate | None:
+        return next((r.candidate for r in self.records(problem_id) if r.candidate.id == candidate_id), None)
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -38,10 +156,13 @@ CREATE TABLE IF NOT EXISTS baselines (
     problem_id TEXT NOT NULL, hardware TEXT NOT NULL, data TEXT NOT NULL, created REAL NOT NULL,
     PRIMARY KEY (problem_id, hardware)
 );
+CREATE TABLE IF NOT EXISTS summaries (
+    problem_id TEXT PRIMARY KEY, data TEXT NOT NULL, created REAL NOT NULL
+);
 """
 
 
-class Store:
+class SQLiteStore(Store):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,9 +176,8 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    # -- writes (each one transaction) ------------------------------------------------------------
+    # -- writes ------------------------------------------------------------------------------------
     def start_run(self, kind: str, config: dict[str, Any], problem_id: str | None = None) -> int:
-        """A run row: one per problem searched (a suite has several in one store)."""
         with self.db:
             cur = self.db.execute("INSERT INTO runs(created, kind, config, problem_id) VALUES (?, ?, ?, ?)",
                                   (time.time(), kind, json.dumps(config), problem_id))
@@ -73,20 +193,8 @@ class Store:
             self.db.execute("INSERT OR IGNORE INTO problems(id, path, name, level, source) VALUES (?, ?, ?, ?, ?)",
                             (problem_id, path, name, level, source))
 
-    def add_candidate(self, problem_id: str, c: Candidate) -> None:
-        with self.db:
-            self.db.execute(
-                "INSERT OR IGNORE INTO candidates(id, problem_id, source, params, parents, proposer, technique,"
-                " generation, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (c.id, problem_id, c.source, json.dumps(c.params, sort_keys=True), json.dumps(list(c.parents)),
-                 c.proposer, c.technique, c.generation, time.time()))
-
     def add_evaluation(self, problem_id: str, candidate: Candidate, ev: Evaluation,
                        meta: dict[str, Any] | None = None) -> int:
-        """Record a candidate and its evaluation together: both rows or neither.
-
-        `meta` is the driver's context for the evaluation (island, tuning trial), kept so a resumed
-        run can put the result back where it belongs."""
         with self.db:
             self.db.execute(
                 "INSERT OR IGNORE INTO candidates(id, problem_id, source, params, parents, proposer, technique,"
@@ -106,66 +214,74 @@ class Store:
             self.db.execute("INSERT OR REPLACE INTO baselines(problem_id, hardware, data, created) VALUES (?, ?, ?, ?)",
                             (problem_id, hardware, json.dumps(data), time.time()))
 
-    # -- reads ------------------------------------------------------------------------------------
-    def latest_run(self) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    def save_summary(self, problem_id: str, summary: dict[str, Any]) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO summaries(problem_id, data, created) VALUES (?, ?, ?)",
+                            (problem_id, json.dumps(summary), time.time()))
 
-    def run_for(self, problem_id: str) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM runs WHERE problem_id = ? ORDER BY id DESC LIMIT 1",
-                               (problem_id,)).fetchone()
+    # -- reads -------------------------------------------------------------------------------------
+    def runs(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM runs ORDER BY id")]
 
-    def runs(self) -> list[sqlite3.Row]:
-        return list(self.db.execute("SELECT * FROM runs ORDER BY id"))
+    def latest_run(self) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else dict(row)
+
+    def run_for(self, problem_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM runs WHERE problem_id = ? ORDER BY id DESC LIMIT 1",
+                              (problem_id,)).fetchone()
+        return None if row is None else dict(row)
+
+    def problems(self) -> list[ProblemRow]:
+        rows = self.db.execute("SELECT id, path, name, level, source FROM problems ORDER BY level, name")
+        return [ProblemRow(r["id"], r["path"], r["name"], r["level"] or "", r["source"]) for r in rows]
 
     def baselines(self, problem_id: str, hardware: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT data FROM baselines WHERE problem_id = ? AND hardware = ?",
                               (problem_id, hardware)).fetchone()
         return None if row is None else json.loads(row["data"])
 
-    def candidate(self, problem_id: str, candidate_id: str) -> Candidate | None:
-        row = self.db.execute("SELECT * FROM candidates WHERE problem_id = ? AND id = ?",
-                              (problem_id, candidate_id)).fetchone()
-        return None if row is None else _candidate(row)
-
-    def evaluations(self, problem_id: str | None = None) -> Iterator[tuple[Candidate, Evaluation]]:
-        """Every evaluation with its candidate, in the order they were recorded."""
-        query = ("SELECT e.data AS edata, c.* FROM evaluations e JOIN candidates c "
-                 "ON c.id = e.candidate_id AND c.problem_id = e.problem_id")
-        args: tuple[Any, ...] = ()
+    def records(self, problem_id: str | None = None, after_seq: int = 0) -> list[Record]:
+        query = ("SELECT e.seq AS seq, e.created AS ecreated, e.data AS edata, c.* FROM evaluations e "
+                 "JOIN candidates c ON c.id = e.candidate_id AND c.problem_id = e.problem_id WHERE e.seq > ?")
+        args: tuple[Any, ...] = (after_seq,)
         if problem_id is not None:
-            query += " WHERE e.problem_id = ?"
-            args = (problem_id,)
-        for row in self.db.execute(query + " ORDER BY e.seq", args):
-            yield _candidate(row), Evaluation.from_dict(json.loads(row["edata"]))
-
-    def evaluation_rows(self, problem_id: str, after_seq: int = 0) -> list[tuple[int, Candidate, Evaluation, dict[str, Any]]]:
-        """(seq, candidate, evaluation, meta) recorded after `after_seq`, in order."""
-        rows = self.db.execute(
-            "SELECT e.seq AS seq, e.data AS edata, c.* FROM evaluations e JOIN candidates c "
-            "ON c.id = e.candidate_id AND c.problem_id = e.problem_id WHERE e.problem_id = ? AND e.seq > ? "
-            "ORDER BY e.seq", (problem_id, after_seq))
+            query += " AND e.problem_id = ?"
+            args += (problem_id,)
         out = []
-        for row in rows:
+        for row in self.db.execute(query + " ORDER BY e.seq", args):
             data = json.loads(row["edata"])
-            out.append((int(row["seq"]), _candidate(row), Evaluation.from_dict(data), data.get("meta") or {}))
+            out.append(Record(int(row["seq"]), float(row["ecreated"]), _candidate(row), Evaluation.from_dict(data),
+                              data.get("meta") or {}))
         return out
 
-    def evaluation_spans(self, problem_id: str) -> list[tuple[float, float]]:
-        """(start, end) wall-clock times of each evaluation of a problem: when it was recorded, less
-        its duration in the evaluator."""
-        rows = self.db.execute("SELECT created, data FROM evaluations WHERE problem_id = ?", (problem_id,))
-        return [(float(r[0]) - float(json.loads(r[1]).get("duration_s") or 0.0), float(r[0])) for r in rows]
-
-    def evaluated_ids(self, problem_id: str) -> set[str]:
-        rows = self.db.execute("SELECT DISTINCT candidate_id FROM evaluations WHERE problem_id = ?", (problem_id,))
-        return {r[0] for r in rows}
+    def last_seq(self, problem_id: str) -> int:
+        row = self.db.execute("SELECT MAX(seq) FROM evaluations WHERE problem_id = ?", (problem_id,)).fetchone()
+        return int(row[0] or 0)
 
     def count_evaluations(self, problem_id: str | None = None) -> int:
         if problem_id is None:
             return int(self.db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0])
         return int(self.db.execute("SELECT COUNT(*) FROM evaluations WHERE problem_id = ?", (problem_id,)).fetchone()[0])
 
+    def summary(self, problem_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT data FROM summaries WHERE problem_id = ?", (problem_id,)).fetchone()
+        return None if row is None else json.loads(row["data"])
+
 
 def _candidate(row: sqlite3.Row) -> Candidate:
     return Candidate(source=row["source"], params=json.loads(row["params"]), parents=tuple(json.loads(row["parents"])),
                      proposer=row["proposer"], technique=row["technique"], generation=row["generation"])
+
+
+def open_store(run_dir: str | Path) -> Store:
+    """The store of a run directory (created when missing)."""
+    return SQLiteStore(Path(run_dir) / STORE_FILE)
+
+
+def existing_store(run_dir: str | Path) -> Store:
+    """The store of a run directory that must hold one; FileNotFoundError naming it otherwise."""
+    path = Path(run_dir) / STORE_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir}: no run here (no {STORE_FILE})")
+    return SQLiteStore(path)

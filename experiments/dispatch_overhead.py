@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
 
 from evo_kernels import config  # noqa: E402
-from evo_kernels.candidate import Candidate  # noqa: E402
+from evo_kernels.model.candidate import Candidate  # noqa: E402
 from evo_kernels.cluster import Job, RayPool  # noqa: E402
 
 PROBLEM = str(ROOT / "tests" / "problems" / "tiny_linear_relu.py")

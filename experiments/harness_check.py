@@ -21,13 +21,13 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from evo_kernels import integrity  # noqa: E402
-from evo_kernels.backends import get_backend  # noqa: E402
-from evo_kernels.candidate import Candidate  # noqa: E402
+from evo_kernels.harness import integrity, precision  # noqa: E402
+from evo_kernels.harness.backends import get_backend  # noqa: E402
+from evo_kernels.model.candidate import Candidate  # noqa: E402
 from evo_kernels.config import Config, TimingConfig  # noqa: E402
-from evo_kernels.evaluator import Evaluator  # noqa: E402
-from evo_kernels.problem import load_problem  # noqa: E402
-from evo_kernels.timing import benchmark, measure_ceilings  # noqa: E402
+from evo_kernels.harness.evaluator import Evaluator  # noqa: E402
+from evo_kernels.model.problem import load_problem  # noqa: E402
+from evo_kernels.harness.timing import benchmark, measure_ceilings  # noqa: E402
 
 
 def project_median(problem, model, backend, cfg: TimingConfig, seed: int) -> float:
@@ -62,7 +62,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--skip-crash", action="store_true")
     args = ap.parse_args()
-    integrity.set_strict_precision()
+    precision.set_strict_precision()
     backend = get_backend(args.device)
     info = measure_ceilings(backend, backend.describe())
     print(f"device: {info.name}  SMs {info.sm_count}  L2 {info.l2_bytes >> 20} MiB  "

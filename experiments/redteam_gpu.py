@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from evo_kernels.candidate import Candidate  # noqa: E402
+from evo_kernels.model.candidate import Candidate  # noqa: E402
 from evo_kernels.config import Config, SandboxConfig, TimingConfig  # noqa: E402
-from evo_kernels.evaluator import Evaluator  # noqa: E402
+from evo_kernels.harness.evaluator import Evaluator  # noqa: E402
 
 MATMUL = ROOT / "experiments" / "problems" / "level1" / "01_Square_matmul.py"  # 4096^3 fp32, ~2.7 ms
 GEMM_RELU = ROOT / "experiments" / "problems" / "level2" / "01_Gemm_BiasAdd_ReLU.py"  # Linear, + bias, ReLU

@@ -40,7 +40,7 @@ for var, value in (("NCCL_NVLS_ENABLE", "0"), ("TORCH_SYMM_MEM_DISABLE_MULTICAST
     os.environ.setdefault(var, value)
 
 from evo_kernels import config  # noqa: E402
-from evo_kernels.candidate import Candidate  # noqa: E402
+from evo_kernels.model.candidate import Candidate  # noqa: E402
 from evo_kernels.cluster import Job, RayPool  # noqa: E402
 from experiments.dispatch_overhead import CANDIDATE, PROBLEM, make_config, run_jobs  # noqa: E402
 
@@ -174,7 +174,7 @@ def run_setting(n: int, problems: list[Path], cfg: config.Config, run_dir: Path)
     """The search over `problems` on a fresh local Ray instance with GPUs 0..n-1, in a fresh `run_dir`."""
     import ray
 
-    from evo_kernels.optimize import Optimizer, drive
+    from evo_kernels.run.optimize import Optimizer, drive
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(n))
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
@@ -198,8 +198,11 @@ def run_setting(n: int, problems: list[Path], cfg: config.Config, run_dir: Path)
             best[path.stem] = {k: s.get(k) for k in ("best_speedup", "best_technique", "evaluations", "error")}
         # The run directory is fresh: its store holds exactly this setting's evaluations (a proposal
         # error never reached an evaluator).
-        statuses = dict(optimizers[0].store.db.execute(
-            "SELECT status, COUNT(*) FROM evaluations WHERE status != 'proposal_error' GROUP BY status ORDER BY status"))
+        statuses: dict[str, int] = {}
+        for rec in optimizers[0].store.records():
+            if rec.evaluation.status != "proposal_error":
+                statuses[rec.evaluation.status] = statuses.get(rec.evaluation.status, 0) + 1
+        statuses = dict(sorted(statuses.items()))
     finally:
         for o in optimizers:
             o.close()

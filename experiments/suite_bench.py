@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from evo_kernels.suite import fast_p, geomean  # noqa: E402  (the suite table's own arithmetic)
+from evo_kernels.run.suite import fast_p, geomean  # noqa: E402  (the suite table's own arithmetic)
 SUITE = ROOT / "experiments" / "problems"
 
 
@@ -91,11 +91,11 @@ def summaries_under(root: Path) -> list[dict]:
 def quick_one(path: Path, args: argparse.Namespace) -> dict | None:
     """No search: the candidate of every graph rule that applies (template defaults), judged by
     `evo-kernels bench` (the project's verification and timing); a summary like optimize's."""
-    from evo_kernels.problem import load_problem
+    from evo_kernels.model.problem import load_problem
     from evo_kernels.proposers.rules import RULES, build_source, facts_for
     problem = load_problem(path)
     facts = facts_for(problem, args.device)
-    rules = [r for r in RULES if r.fx and r.applies(facts) and r.name not in ("addmm", "avgpool_conv")]
+    rules = [r for r in RULES if r.graph and r.applies(facts) and r.name not in ("addmm", "avgpool_conv")]
     source = build_source(problem, rules, facts) if rules else None
     base = {"problem": str(path), "evaluations": 1}
     cand = Path(args.run_root) / "quick" / f"{path.parent.name}_{path.stem}.py"

@@ -19,9 +19,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from evo_kernels import integrity  # noqa: E402
-from evo_kernels.problem import import_file, load_problem  # noqa: E402
-from evo_kernels.proposers import fusion  # noqa: E402
+from evo_kernels.harness import integrity, precision  # noqa: E402
+from evo_kernels.model.problem import import_file, load_problem  # noqa: E402
+from evo_kernels.proposers.fusion import emit as fusion  # noqa: E402
 
 P = ROOT / "experiments" / "problems"
 G = dict(gemm=True)
@@ -71,6 +71,9 @@ PLAN = [  # (problem, options, configs, time torch.compile too)
 
 
 DEVICE = "cuda"
+# The plan's short names for the graph rules.
+RULE_OF = {"gemm": "triton_gemm", "conv": "triton_conv", "chains": "fuse_chains", "addmm": "addmm", "sdpa": "sdpa",
+           "avgpool_conv": "avgpool_conv"}
 
 
 def bench(fn) -> float:
@@ -95,7 +98,7 @@ def main() -> None:
     DEVICE = args.device
     out_dir = Path(args.out)
     (out_dir / "cands").mkdir(parents=True, exist_ok=True)
-    integrity.set_strict_precision()
+    precision.set_strict_precision()
     t_start = time.time()
     rows: list[dict] = []
     base: dict[str, dict] = {}
@@ -122,7 +125,7 @@ def main() -> None:
             expect = ref(*inputs)
             key = "+".join(k for k, v in opts.items() if v)
             try:
-                built = fusion.build(prob, fusion.Options(**opts))
+                built = fusion.build(prob, [RULE_OF[k] for k, v in opts.items() if v])
             except Exception as e:  # noqa: BLE001 - a probe reports and goes on
                 print(f"  {key}: build failed: {type(e).__name__}: {e}", flush=True)
                 continue

@@ -1,6 +1,6 @@
 """A proposer for tests: cheap, varied candidates for tests/problems/tiny_linear_relu.py (some
 wrong on purpose), each declaring a tunable, so the search, tuning and resume run in seconds."""
-from evo_kernels.candidate import Candidate
+from evo_kernels.model.candidate import Candidate
 from evo_kernels.proposers.base import Proposer
 
 VARIANTS = {

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from evo_kernels import config
-from evo_kernels.candidate import Candidate
+from evo_kernels.model.candidate import Candidate
 from evo_kernels.cluster import Job, LocalPool, RayPool
 
 from conftest import CANDIDATES, CONFIGS, PROBLEMS

@@ -19,9 +19,9 @@ def test_bench_example_on_cuda():
 
 
 def test_illegal_memory_access_is_a_crash_and_the_worker_recovers():
-    from evo_kernels.candidate import Candidate
+    from evo_kernels.model.candidate import Candidate
     from evo_kernels.config import Config
-    from evo_kernels.evaluator import Evaluator
+    from evo_kernels.harness.evaluator import Evaluator
     cfg = Config(device="cuda", baselines=["eager"])
     cfg.timing.min_reps = 20
     problem = ROOT / "examples" / "gemm_bias_gelu.py"
@@ -39,12 +39,12 @@ def test_illegal_memory_access_is_a_crash_and_the_worker_recovers():
 def test_project_timing_agrees_with_do_bench():
     import triton.testing
 
-    from evo_kernels import integrity
-    from evo_kernels.backends import get_backend
+    from evo_kernels.harness import integrity, precision
+    from evo_kernels.harness.backends import get_backend
     from evo_kernels.config import TimingConfig
-    from evo_kernels.problem import load_problem
-    from evo_kernels.timing import benchmark
-    integrity.set_strict_precision()
+    from evo_kernels.model.problem import load_problem
+    from evo_kernels.harness.timing import benchmark
+    precision.set_strict_precision()
     backend = get_backend("cuda")
     p = load_problem(ROOT / "experiments" / "problems" / "level1" / "06_Conv2d_3x3.py")
     model = p.make_model(p.Model, 0, "cuda")

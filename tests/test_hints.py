@@ -4,7 +4,7 @@ import json
 
 import yaml
 
-from evo_kernels.optimize import add_hint
+from evo_kernels.run.hints import add_hint
 
 from conftest import CONFIGS, ROOT, run_cli
 from test_llm import CORRECT, PROBLEM, _env, server  # noqa: F401 - server is a fixture

@@ -15,14 +15,14 @@ import yaml
 from chat_server import ChatServer
 from conftest import CONFIGS, PROBLEMS, ROOT, run_cli
 from evo_kernels import config
-from evo_kernels.candidate import Candidate, Evaluation
-from evo_kernels.problem import load_problem
+from evo_kernels.model.candidate import Candidate, Evaluation
+from evo_kernels.model.problem import load_problem
 from evo_kernels.proposers import Ask, Context, make_proposers, reference_candidate
-from evo_kernels.proposers.llm import LLMProposer
-from evo_kernels.proposers.llm_bandit import Bandit
-from evo_kernels.proposers.llm_endpoint import Cache, Endpoint
-from evo_kernels.proposers.llm_parse import Unusable, extract_source
-from evo_kernels.proposers import llm_prompts
+from evo_kernels.proposers.llm.proposer import LLMProposer
+from evo_kernels.proposers.llm.bandit import Bandit
+from evo_kernels.proposers.llm.endpoint import Cache, Endpoint
+from evo_kernels.proposers.llm.parse import Unusable, extract_source
+from evo_kernels.proposers.llm import prompts as llm_prompts
 
 PROBLEM = str(PROBLEMS / "tiny_linear_relu.py")
 SECRET = "sk-evo-test-0123456789abcdefSECRET"
@@ -312,7 +312,7 @@ def test_prompts_show_hardware_parents_failures_and_inspirations(tmp_path):
     assert "top kernels (torch.profiler, device time per call): aten::addmm 0.004 ms" in mut["content"]
     assert "SEARCH" in system["content"] and "torch" in system["content"]
     assert set(llm_prompts.TEMPLATES) <= {p.stem for p in llm_prompts.PROMPTS.glob("*.md")}
-    assert '"prompts/*.md"' in (ROOT / "pyproject.toml").read_text()  # the templates ship with the package
+    assert '"proposers/llm/prompts/*.md"' in (ROOT / "pyproject.toml").read_text()  # the templates ship with the package
 
 
 def test_state_survives_a_checkpoint(tmp_path, server):

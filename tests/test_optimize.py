@@ -122,7 +122,7 @@ def test_start_from_given_implementations_and_technique_filters(tmp_path):
 
 
 def test_technique_filter_rules():
-    from evo_kernels.optimize import technique_allowed
+    from evo_kernels.search.loop import technique_allowed
     assert technique_allowed("channels_last+compile_tuned", [], [])
     assert not technique_allowed("channels_last+compile_tuned", [], ["compile"])
     assert technique_allowed("compile_tuned", ["compile"], [])
@@ -138,8 +138,8 @@ class _LabelPool:
 
 def test_time_limit_charges_a_problem_for_its_own_running_evaluations_and_planning(tmp_path):
     from evo_kernels import config
-    from evo_kernels.candidate import Candidate, Evaluation
-    from evo_kernels.optimize import Optimizer
+    from evo_kernels.model.candidate import Candidate, Evaluation
+    from evo_kernels.run.optimize import Optimizer
     cfg = config.load(str(CONFIGS / "search_local.yaml"), {"device": "cpu", "time_limit_s": 10.0})
     opt = Optimizer(PROBLEM, cfg, tmp_path, _LabelPool())
     # Two evaluations overlapping by 2 s (two evaluators) and one after a gap: 4 + 4 - 2 + 3 = 9 s.
@@ -149,7 +149,7 @@ def test_time_limit_charges_a_problem_for_its_own_running_evaluations_and_planni
     assert abs(opt.spent_s() - 10.5) < 1e-9 and opt._out_of_time()
     # A recorded evaluation adds its own span (ending now), taken from the store on resume.
     opt.spans, opt.planning_s = [], 0.0
-    opt._record_local(Candidate("x = 1", proposer="t", technique="t"), Evaluation("ok", duration_s=2.5), 0)
+    opt._record_local(Candidate("x = 1", proposer="t", technique="t"), Evaluation("ok", duration_s=2.5), {"island": 0})
     assert abs(opt.spent_s() - 2.5) < 0.01
     opt.close()
     again = Optimizer(PROBLEM, cfg, tmp_path, _LabelPool(), resume=True)
@@ -170,9 +170,9 @@ class _RecordingPool(_LabelPool):
 
 def test_a_killed_run_resumes_the_drafts_it_had_planned_but_not_evaluated(tmp_path):
     from evo_kernels import config
-    from evo_kernels.candidate import Evaluation
+    from evo_kernels.model.candidate import Evaluation
     from evo_kernels.cluster import Result, WorkerInfo
-    from evo_kernels.optimize import Optimizer
+    from evo_kernels.run.optimize import Optimizer
     cfg = config.load(str(CONFIGS / "search_local.yaml"), {"device": "cpu"})
     pool = _RecordingPool()
     first = Optimizer(PROBLEM, cfg, tmp_path, pool)
@@ -183,7 +183,7 @@ def test_a_killed_run_resumes_the_drafts_it_had_planned_but_not_evaluated(tmp_pa
     first.handle(Result(ref_job, ref_ev, WorkerInfo("w", "cpu-test", "cpu")))
     assert first.feed(1) == 1  # a generation planned (and checkpointed), one draft sent...
     sent = pool.jobs[0]
-    planned = {item[0].id if isinstance(item, tuple) else item.base.id for item in first.ready}
+    planned = {item[0].id if isinstance(item, tuple) else item.base.id for item in first.loop.ready}
     if "study" not in sent.meta:  # a tuning trial in flight is optuna's: failed as stale, its task goes on
         planned.add(sent.candidate.id)
     assert len(planned) >= 2
@@ -191,7 +191,7 @@ def test_a_killed_run_resumes_the_drafts_it_had_planned_but_not_evaluated(tmp_pa
 
     again = Optimizer(PROBLEM, cfg, tmp_path, _RecordingPool(), resume=True)
     again.start()  # the reference is in the store: the search state comes back with its pending work
-    pending = {item[0].id if isinstance(item, tuple) else item.base.id for item in again.ready}
+    pending = {item[0].id if isinstance(item, tuple) else item.base.id for item in again.loop.ready}
     assert pending == planned  # the draft in flight and those still queued: none lost
     assert again.feed(10) >= len(planned) and again.pool.jobs
     assert {j.candidate.id for j in again.pool.jobs if "study" not in j.meta} <= planned

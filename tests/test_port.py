@@ -40,8 +40,8 @@ def test_port_from_cpu_a_to_cpu_b_and_export(cluster, tmp_path):
 
 
 def test_a_run_moved_to_another_machine_ports_from_its_stored_problem_source(tmp_path):
-    from evo_kernels.candidate import Candidate
-    from evo_kernels.port import Ported
+    from evo_kernels.model.candidate import Candidate
+    from evo_kernels.run.port import Ported
     here = tmp_path / "problem.py"
     here.write_text("# on this machine\n")
     assert Ported(str(here), "p", Candidate("x = 1"), "hw", 1.5, "# stored\n").problem_file(tmp_path / "port") == str(here)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from conftest import PROBLEMS
-from evo_kernels.problem import ProblemError, load_problem
+from evo_kernels.model.problem import ProblemError, load_problem
 
 
 def test_loads_a_good_problem_and_makes_seeded_inputs():

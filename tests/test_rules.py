@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from evo_kernels.candidate import Candidate, Evaluation
-from evo_kernels.policy import check_source
-from evo_kernels.problem import import_file, load_problem
+from evo_kernels.model.candidate import Candidate, Evaluation
+from evo_kernels.harness.policy import check_source
+from evo_kernels.model.problem import import_file, load_problem
 from evo_kernels.proposers import fusion
 from evo_kernels.proposers.base import reference_candidate
 from evo_kernels.proposers.rules import (BY_NAME, RULES, RulesProposer, bake, baked_params, facts_for, rule_names,
                                          space_of)
-from evo_kernels.tuning import parse_tunable, satisfies
+from evo_kernels.model.tunables import parse_tunable, satisfies
 
 SUITE = Path(__file__).resolve().parent.parent / "experiments" / "problems"
 OK = Evaluation("ok", speedup=1.0)
@@ -26,8 +26,7 @@ def _suite(name):
 
 def test_rules_are_a_flat_list_with_unique_names_and_known_graph_options():
     assert len({r.name for r in RULES}) == len(RULES)
-    options = {f.name for f in dataclasses.fields(fusion.Options)}
-    assert all(r.fx in options for r in RULES if r.fx)
+    assert [r.name for r in RULES if r.graph] == fusion.rule_names()
     assert all(rule_names(r.name) == [r.name] for r in RULES)
     assert rule_names("custom") is None and rule_names("reference") == []
 
@@ -57,8 +56,8 @@ def test_every_draft_passes_the_policy_and_declares_a_valid_space(name):
         compile(d.source, d.technique, "exec")
         parse_tunable(d.source)
     # Graph rules come first: they carry the expected gains; all template rules together first of all.
-    assert all(BY_NAME[n].fx for n in drafts[0].technique.split("+"))
-    assert all(BY_NAME[d.technique].fx for d in drafts[1:3])
+    assert all(BY_NAME[n].graph for n in drafts[0].technique.split("+"))
+    assert all(BY_NAME[d.technique].graph for d in drafts[1:3])
 
 
 @pytest.mark.parametrize("name, first", [
@@ -81,12 +80,12 @@ def test_from_the_reference_every_template_rule_together_is_drafted_first(name, 
 
 def test_cpu_runs_get_no_triton_rules():
     facts = facts_for(_suite("level2/05_Gemm_SiLU_Clamp"), "cpu")
-    assert not any(r.applies(facts) for r in RULES if r.fx in ("gemm", "conv", "chains"))
+    assert not any(r.applies(facts) for r in RULES if r.name in ("triton_gemm", "triton_conv", "fuse_chains"))
 
 
 def test_bake_fixes_values_and_keeps_the_space_for_later_mutations():
     problem = _suite("level2/05_Gemm_SiLU_Clamp")
-    source = fusion.build(problem, fusion.Options(gemm=True))[0]
+    source = fusion.build(problem, ['triton_gemm'])[0]
     baked = bake(source, {"BLOCK_N": 64, "PRECISION": "ieee"})
     assert parse_tunable(baked) == ({}, [])  # evaluated once, as it is
     assert baked_params(baked) == {"BLOCK_N": 64, "PRECISION": "ieee"}

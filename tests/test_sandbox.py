@@ -5,9 +5,9 @@ import pytest
 
 from conftest import CANDIDATES, CONFIGS, PROBLEMS
 from evo_kernels import config
-from evo_kernels.candidate import Candidate
-from evo_kernels.evaluator import Evaluator
-from evo_kernels.sandbox import scrub_environment
+from evo_kernels.model.candidate import Candidate
+from evo_kernels.harness.evaluator import Evaluator
+from evo_kernels.harness.sandbox import scrub_environment
 
 PROBLEM = PROBLEMS / "tiny_linear_relu.py"
 

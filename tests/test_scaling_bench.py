@@ -96,8 +96,8 @@ def test_actor_reports_its_gpu(monkeypatch, fast_config, device, gpu):
     """A GPU actor's gpu is the CUDA_VISIBLE_DEVICES Ray gave it; a CPU actor's is empty."""
     import ray
 
-    import evo_kernels.evaluator
-    monkeypatch.setattr(evo_kernels.evaluator, "Evaluator", _FakeEvaluator)
+    import evo_kernels.harness.evaluator
+    monkeypatch.setattr(evo_kernels.harness.evaluator, "Evaluator", _FakeEvaluator)
     monkeypatch.setattr(ray, "get_runtime_context", lambda: argparse.Namespace(get_node_id=lambda: "node"))
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     info = EvaluatorActor(fast_config, device, "a-0").info()

@@ -1,4 +1,4 @@
-"""Tests for evo_kernels.search: pure population logic, no GPU, fast."""
+"""Tests for evo_kernels.search.population: pure population logic, no GPU, fast."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from evo_kernels.candidate import Candidate, Evaluation
-from evo_kernels.search import Population, SearchConfig, count_custom_kernels
+from evo_kernels.model.candidate import Candidate, Evaluation
+from evo_kernels.search.population import Population, SearchConfig, count_custom_kernels
 
 REF = Candidate(source="class ModelNew: pass  # reference", technique="reference", proposer="reference")
 REF_EVAL = Evaluation(status="ok", speedup=1.0)

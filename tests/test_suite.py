@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from conftest import CONFIGS, PROBLEMS, run_cli
-from evo_kernels.suite import SuiteError, discover, fast_p, geomean, table
+from evo_kernels.run.suite import SuiteError, discover, fast_p, geomean, table
 
 SUITE = PROBLEMS / "suite"
 CFG = ["--config", str(CONFIGS / "search_local.yaml"), "--device", "cpu"]

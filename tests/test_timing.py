@@ -1,9 +1,9 @@
 import torch
 
-from evo_kernels.backends import get_backend
-from evo_kernels.candidate import Timing
+from evo_kernels.harness.backends import get_backend
+from evo_kernels.model.candidate import Timing
 from evo_kernels.config import TimingConfig
-from evo_kernels.timing import benchmark, hidden_work, summarize
+from evo_kernels.harness.timing import benchmark, hidden_work, summarize
 
 
 def test_summary_median_and_iqr():

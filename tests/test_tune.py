@@ -13,8 +13,8 @@ def test_grid_sweep_with_a_failing_configuration_and_a_constraint(tmp_path):
     # A named space with a constraint: REPEAT + WRONG <= 3 prunes (3, 1) before it runs.
     spaces = tmp_path / "cand.py"
     spaces.write_text(src.replace('TUNABLE = {"REPEAT": [1, 2, 3], "WRONG": [0, 1]}', 'TUNABLE = "relu_repeat_test"'))
-    from evo_kernels import tuning
-    space_dir = tuning.SPACES_DIR
+    from evo_kernels.model import tunables
+    space_dir = tunables.SPACES_DIR
     space_dir.mkdir(exist_ok=True)
     target = space_dir / "relu_repeat_test.yaml"
     target.write_text("params:\n  REPEAT: [1, 2, 3]\n  WRONG: [0, 1]\nconstraints:\n  - REPEAT + WRONG <= 3\n")

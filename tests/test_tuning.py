@@ -1,8 +1,9 @@
 import optuna
 import pytest
 
-from evo_kernels.candidate import Candidate, Evaluation
-from evo_kernels.tuning import Tuner, TunableError, make_storage, parse_tunable, satisfies
+from evo_kernels.model.candidate import Candidate, Evaluation
+from evo_kernels.model.tunables import TunableError, parse_tunable, satisfies
+from evo_kernels.search.tuning import Tuner, make_storage
 
 SRC = '''
 BLOCK = 64

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from evo_kernels.config import VerifyConfig
-from evo_kernels.audit import audit, speed_of_light_ms
-from evo_kernels.outputs import Reject, compare_outputs, compare_tensor, inputs_unchanged
+from evo_kernels.harness.audit import audit, speed_of_light_ms
+from evo_kernels.harness.checks import Reject, compare_outputs, compare_tensor, inputs_unchanged
 
 CFG = VerifyConfig()
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 def _resolve(name: str) -> type[Proposer]:
-    from .llm import LLMProposer
+    from .llm.proposer import LLMProposer
     from .rules import RulesProposer
     known: dict[str, type[Proposer]] = {"rules": RulesProposer, "llm": LLMProposer}
     if name in known:

@@ -16,8 +16,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..candidate import Candidate, Evaluation
-from ..problem import Problem
+from ..model.candidate import Candidate, Evaluation
+from ..model.problem import Problem
 
 Member = tuple[Candidate, Evaluation]
 

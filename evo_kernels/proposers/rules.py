@@ -2,7 +2,8 @@
 
 Two kinds of rule. A wrapper rule subclasses the problem's `Model` (or another candidate's
 `ModelNew`), adding lines to `__init__`, preparing the inputs or wrapping the forward (compile modes,
-channels_last, cuDNN autotuning). A graph rule (`fx`) names an option of fusion.py, which traces the
+channels_last, cuDNN autotuning). A graph rule (`graph`) is one of fusion's rules (an anchor
+template's, or one of fusion.GRAPH_RULES), which traces the
 reference and rewrites its forward around Triton templates, library calls or SDPA. A candidate's
 technique names its rules ("triton_gemm+fuse_chains+compile"): mutation adds a rule or perturbs one
 tuned value, crossover takes the union of two parents' rules and keeps the tuned template values of
@@ -17,10 +18,12 @@ from typing import Any, Callable
 
 from torch import nn
 
-from ..candidate import Candidate
-from ..problem import Problem
-from ..tuning import SPACES_DIR, TunableError, parse_tunable, satisfies
+from ..model import devices
+from ..model.candidate import Candidate
+from ..model.problem import Problem
+from ..model.tunables import bake, baked_params, satisfies, space_of, values_of
 from . import fusion
+from .templates import ANCHORS
 from .base import Member, Proposer
 
 
@@ -35,7 +38,7 @@ class Facts:
 
     @property
     def gpu(self) -> bool:
-        return self.device.startswith("cuda")
+        return devices.kind(self.device).triton if self.device != "auto" else False
 
     @property
     def conv2d(self) -> bool:
@@ -52,7 +55,7 @@ class Rule:
     defs: str = ""  # module-level code the rule's lines use
     tunable: dict[str, list[Any]] = field(default_factory=dict)  # first value is the default
     group: str = ""  # at most one rule of a group in a candidate
-    fx: str = ""  # a fusion.Options field: the rule rewrites the traced forward
+    graph: bool = False  # a fusion rule (by this name): it rewrites the traced forward
     prior: float = 1.0  # how early mutation tries it (expected gain; ties broken at random)
 
 
@@ -79,13 +82,13 @@ def _cudnn_autotuned(fn):
 '''
 
 RULES: list[Rule] = [
-    # Graph rules (fusion.py): applied first, to the reference's traced forward.
-    Rule("triton_gemm", _graph("triton_gemm"), fx="gemm", prior=5.0),
-    Rule("triton_conv", _graph("triton_conv"), fx="conv", prior=5.0),
-    Rule("sdpa", _graph("sdpa", gpu_only=False), fx="sdpa", prior=3.0),
-    Rule("fuse_chains", _graph("fuse_chains"), fx="chains", prior=3.0),
-    Rule("addmm", _graph("addmm", gpu_only=False), fx="addmm", prior=1.5),
-    Rule("avgpool_conv", _graph("avgpool_conv", gpu_only=False), fx="avgpool_conv", prior=1.5),
+    # Graph rules (fusion): applied first, to the reference's traced forward. Each anchor template
+    # brings its own (templates/__init__.py); the others are fusion's.
+    *[Rule(t.rule, _graph(t.rule), graph=True, prior=t.prior) for t in ANCHORS],
+    Rule("sdpa", _graph("sdpa", gpu_only=False), graph=True, prior=3.0),
+    Rule("fuse_chains", _graph("fuse_chains"), graph=True, prior=3.0),
+    Rule("addmm", _graph("addmm", gpu_only=False), graph=True, prior=1.5),
+    Rule("avgpool_conv", _graph("avgpool_conv", gpu_only=False), graph=True, prior=1.5),
     # Wrapper rules: around whatever ModelNew the graph rules (or another proposer) made.
     Rule("channels_last", lambda f: f.conv2d,
          init=("self.to(memory_format=torch.channels_last)",),
@@ -109,8 +112,8 @@ BY_NAME = {r.name: r for r in RULES}
 # between them), so together they fuse everything the templates cover. From the reference, that
 # combination is drafted first: on most problems it is the best single candidate, and a small
 # budget should not have to find it by crossing singles.
-_ALL_TEMPLATES = ("triton_gemm", "triton_conv", "sdpa", "fuse_chains")
-_FX_RULES = [r for r in RULES if r.fx]
+_ALL_TEMPLATES = tuple(t.rule for t in ANCHORS) + ("sdpa", "fuse_chains")
+_GRAPH_RULES = [r for r in RULES if r.graph]
 
 
 def facts_for(problem: Problem, device: str) -> Facts:
@@ -124,9 +127,9 @@ def facts_for(problem: Problem, device: str) -> Facts:
     except Exception:  # noqa: BLE001 - a model that cannot be built on meta just gets fewer rules
         types = frozenset()
     graph = set()
-    for rule in _FX_RULES:
+    for rule in _GRAPH_RULES:
         try:
-            if fusion.build(problem, fusion.Options(**{rule.fx: True})) is not None:
+            if fusion.build(problem, [rule.name]) is not None:
                 graph.add(rule.name)
         except Exception:  # noqa: BLE001 - a rule that fails on this problem does not apply to it
             pass
@@ -142,58 +145,6 @@ def rule_names(technique: str) -> list[str] | None:
 
 
 # --- sources -------------------------------------------------------------------------------------------
-_TUNABLE_LINE = re.compile(r"^TUNABLE = (.+)$", re.M)
-_FIXED_LINE = re.compile(r"^# TUNABLE \(fixed by the search\): (.+)$", re.M)
-
-
-def bake(source: str, params: dict[str, Any]) -> str:
-    """The source with `params` as its values and its TUNABLE turned into a comment (kept, so that a
-    later mutation knows the space): a candidate evaluated once, as it is."""
-    source = _TUNABLE_LINE.sub(lambda m: f"# TUNABLE (fixed by the search): {m.group(1)}", source)
-    params = {**baked_params(source), **params}
-    marker = "\n\n# Values chosen by the search.\n"
-    if marker in source:  # drop the old block (up to its first blank line), keep code layered after it
-        head, tail = source.split(marker, 1)
-        rest = tail.split("\n")
-        while rest and rest[0].strip():
-            rest.pop(0)
-        layered = "\n".join(rest).strip("\n")
-        source = head + ("\n\n\n" + layered if layered else "")
-    if params:
-        source = source.rstrip() + "\n\n# Values chosen by the search.\n" + "".join(
-            f"{k} = {v!r}\n" for k, v in sorted(params.items()))
-    return source
-
-
-def baked_params(source: str) -> dict[str, Any]:
-    """The values `bake` fixed in a source (empty when none)."""
-    import ast
-    marker = "# Values chosen by the search.\n"
-    if marker not in source:
-        return {}
-    out: dict[str, Any] = {}
-    for line in source.split(marker, 1)[1].splitlines():
-        if not line.strip():
-            break  # the block ends at its first blank line (code layered on top follows)
-        name, sep, value = line.partition(" = ")
-        if sep and name.isidentifier():
-            try:
-                out[name] = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                pass
-    return out
-
-
-def space_of(source: str) -> tuple[dict[str, list[Any]], list[str]]:
-    """The tunable space a source declares, or declared before `bake` fixed it."""
-    fixed = _FIXED_LINE.search(source)
-    text = f"TUNABLE = {fixed.group(1)}\n" if fixed else source
-    try:
-        return parse_tunable(text, SPACES_DIR)
-    except TunableError:
-        return {}, []
-
-
 def wrap_source(base_source: str, base_class: str, rules: list[Rule], facts: Facts) -> str:
     """`ModelNew` subclassing `base_class` (defined in `base_source`) with the wrapper rules."""
     lines = [base_source.rstrip(), "", "", f"# evo_kernels rules: {'+'.join(r.name for r in rules)}",
@@ -222,10 +173,10 @@ def wrap_source(base_source: str, base_class: str, rules: list[Rule], facts: Fac
 def build_source(problem: Problem, rules: list[Rule], facts: Facts, params: dict[str, Any] | None = None) -> str | None:
     """A candidate made of `rules` from the problem's reference: the graph rules rewrite its forward,
     the wrapper rules go around it. A graph candidate tuned before (`params`) keeps those values."""
-    graph = [r for r in rules if r.fx]
-    wrappers = [r for r in rules if not r.fx]
+    graph = [r for r in rules if r.graph]
+    wrappers = [r for r in rules if not r.graph]
     if graph:
-        built = fusion.build(problem, fusion.Options(**{r.fx: True for r in graph}))
+        built = fusion.build(problem, [r.name for r in graph])
         if built is None:
             return None
         base = built[0]
@@ -257,11 +208,6 @@ def _neighbour(values: list[Any], current: Any, rng: Any) -> Any:
     return rng.choice(values)
 
 
-def _values(candidate: Candidate) -> dict[str, Any]:
-    """Every tunable value a candidate runs with: fixed in its source, then set by the tuner."""
-    return {**baked_params(candidate.source), **candidate.params}
-
-
 class RulesProposer(Proposer):
     name = "rules"
 
@@ -285,7 +231,7 @@ class RulesProposer(Proposer):
             source = build_source(problem, rules, facts, params)
             technique = "+".join(r.name for r in rules)
         else:  # another proposer's candidate: layer the new wrapper rules on top of its ModelNew
-            added = [r for r in rules if r.name not in parent.technique.split("+") and not r.fx]
+            added = [r for r in rules if r.name not in parent.technique.split("+") and not r.graph]
             if not added:
                 return None
             base = re.sub(r"\bModelNew\b", "_EvoBase", parent.source)
@@ -321,13 +267,13 @@ class RulesProposer(Proposer):
             (pa, _), (pb, _) = parents[:2]
             a, b = rule_names(pa.technique), rule_names(pb.technique)
             if a is not None and b is not None:
-                keep = pa if any(BY_NAME[r].fx for r in a) else pb
-                cand = self._make(problem, pa, sorted(set(a) | set(b)), facts, _values(keep))
+                keep = pa if any(BY_NAME[r].graph for r in a) else pb
+                cand = self._make(problem, pa, sorted(set(a) | set(b)), facts, values_of(keep.source, keep.params))
                 if cand is not None and cand.technique not in failed:
                     out.append(cand)
         parent = parents[0][0]
         have = rule_names(parent.technique) or []
-        values = _values(parent)
+        values = values_of(parent.source, parent.params)
         together = [n for n in _ALL_TEMPLATES if BY_NAME[n].applies(facts)] if parent.technique == "reference" else []
         if len(together) >= 2:
             cand = self._make(problem, parent, together, facts)

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from evo_kernels import integrity
+from evo_kernels.harness import integrity
 from evo_kernels.config import VerifyConfig
-from evo_kernels.policy import check_source
-from evo_kernels.outputs import Reject, check_follows_inputs, check_inputs, check_plain, compare_outputs
-from evo_kernels.verify import ReferenceGuard
+from evo_kernels.harness.policy import check_source
+from evo_kernels.harness.checks import Reject, check_follows_inputs, check_inputs, check_plain, compare_outputs
+from evo_kernels.harness.verify import ReferenceGuard
 
 CFG = VerifyConfig()
 

@@ -1,0 +1,1 @@
+"""Judging candidates on one device: policy, sandbox, verification, timing, audit, backends."""

@@ -1,0 +1,128 @@
+"""A candidate's tunable parameters: how a source declares them, how a choice of values is fixed in it.
+
+A candidate declares `TUNABLE = {"NAME": [choices...]}` at module level, or `TUNABLE = "space"`: a
+space registered by name (each Triton template registers its own, see proposers/templates) or a
+file `space.yaml` in the spaces folder with the same mapping under `params:` and optional
+`constraints:`, expressions over the names that every configuration must satisfy. The first value of
+each list is the default. `bake` fixes a configuration in the source itself (a candidate evaluated
+once, as it is); `space_of` still finds the space it was fixed from.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+Space = tuple[dict[str, list[Any]], list[str]]  # (parameter -> choices, constraint expressions)
+
+SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+_NAMED: dict[str, Space] = {}
+
+
+class TunableError(ValueError):
+    """A candidate's TUNABLE declaration is malformed."""
+
+
+def register_space(name: str, params: dict[str, list[Any]], constraints: list[str] = ()) -> None:
+    """Make `TUNABLE = "name"` resolve to this space (templates register theirs when imported)."""
+    _NAMED[name] = (dict(params), list(constraints))
+
+
+def named_space(name: str, spaces_dir: Path = SPACES_DIR) -> Space:
+    """A registered space, else `spaces_dir/name.yaml`."""
+    if name in _NAMED:
+        params, constraints = _NAMED[name]
+        return dict(params), list(constraints)
+    path = spaces_dir / f"{name}.yaml"
+    if not path.is_file():
+        raise TunableError(f"TUNABLE names space {name!r}, but no template registers it and {path} does not exist")
+    data = yaml.safe_load(path.read_text()) or {}
+    constraints = list(data.pop("constraints", []) or [])
+    return data.get("params", data), constraints
+
+
+def parse_tunable(source: str, spaces_dir: Path = SPACES_DIR) -> Space:
+    """The parameter space a source declares ({} when none) and its constraint expressions."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}, []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "TUNABLE" for t in node.targets):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                raise TunableError(f"line {node.lineno}: TUNABLE must be a literal dict or a space name") from None
+            constraints: list[str] = []
+            if isinstance(value, str):
+                value, constraints = named_space(value, spaces_dir)
+            if not isinstance(value, dict) or not all(isinstance(v, list) and v for v in value.values()):
+                raise TunableError(f"line {node.lineno}: TUNABLE must map names to non-empty lists of values")
+            return value, constraints
+    return {}, []
+
+
+def satisfies(params: dict[str, Any], constraints: list[str]) -> bool:
+    """Constraint expressions over the parameter names, e.g. `BLOCK_M * BLOCK_N <= 16384`."""
+    for expr in constraints:
+        if not eval(compile(expr, "<constraint>", "eval"), {"__builtins__": {}}, dict(params)):  # noqa: S307
+            return False
+    return True
+
+
+_TUNABLE_LINE = re.compile(r"^TUNABLE = (.+)$", re.M)
+_FIXED_LINE = re.compile(r"^# TUNABLE \(fixed by the search\): (.+)$", re.M)
+_BAKED = "# Values chosen by the search.\n"
+
+
+def bake(source: str, params: dict[str, Any]) -> str:
+    """The source with `params` as its values and its TUNABLE turned into a comment (kept, so that a
+    later mutation knows the space): a candidate evaluated once, as it is."""
+    source = _TUNABLE_LINE.sub(lambda m: f"# TUNABLE (fixed by the search): {m.group(1)}", source)
+    params = {**baked_params(source), **params}
+    marker = "\n\n" + _BAKED
+    if marker in source:  # drop the old block (up to its first blank line), keep code layered after it
+        head, tail = source.split(marker, 1)
+        rest = tail.split("\n")
+        while rest and rest[0].strip():
+            rest.pop(0)
+        layered = "\n".join(rest).strip("\n")
+        source = head + ("\n\n\n" + layered if layered else "")
+    if params:
+        source = source.rstrip() + "\n\n" + _BAKED + "".join(f"{k} = {v!r}\n" for k, v in sorted(params.items()))
+    return source
+
+
+def baked_params(source: str) -> dict[str, Any]:
+    """The values `bake` fixed in a source (empty when none)."""
+    if _BAKED not in source:
+        return {}
+    out: dict[str, Any] = {}
+    for line in source.split(_BAKED, 1)[1].splitlines():
+        if not line.strip():
+            break  # the block ends at its first blank line (code layered on top follows)
+        name, sep, value = line.partition(" = ")
+        if sep and name.isidentifier():
+            try:
+                out[name] = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                pass
+    return out
+
+
+def space_of(source: str, spaces_dir: Path = SPACES_DIR) -> Space:
+    """The tunable space a source declares, or declared before `bake` fixed it ({} when none or invalid)."""
+    fixed = _FIXED_LINE.search(source)
+    text = f"TUNABLE = {fixed.group(1)}\n" if fixed else source
+    try:
+        return parse_tunable(text, spaces_dir)
+    except TunableError:
+        return {}, []
+
+
+def values_of(source: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Every tunable value a candidate runs with: fixed in its source, then set by the tuner."""
+    return {**baked_params(source), **params}

@@ -1,0 +1,50 @@
+"""The Triton templates: one file each, registered here by one line.
+
+Order matters: anchor patterns are tried in this order on each node of a traced forward, a chain goes
+to the first chain template that claims it, and the spaces' defaults are merged in this order into
+every template candidate (each candidate carries every launch constant, so any template can follow
+any other).
+"""
+from __future__ import annotations
+
+from ...model.tunables import register_space
+from .ir import Op
+from . import conv, elementwise, gemm, pool, rowwise
+from .base import HELPERS, AnchorTemplate, ChainTemplate, Emitted, Lowered, TritonTemplate
+
+TEMPLATES: list[TritonTemplate] = [
+    gemm.TEMPLATE,
+    conv.TEMPLATE,
+    pool.TEMPLATE,  # a chain with a pooling, whatever else it holds
+    rowwise.TEMPLATE,  # a chain with a row reduction
+    elementwise.TEMPLATE,  # any other chain
+]
+
+BY_NAME = {t.name: t for t in TEMPLATES}
+ANCHORS = [t for t in TEMPLATES if isinstance(t, AnchorTemplate)]
+CHAINS = [t for t in TEMPLATES if isinstance(t, ChainTemplate)]
+for _t in TEMPLATES:
+    if _t.params:
+        register_space(_t.name, _t.params, _t.constraints)
+
+
+def lower_chain(name: str, ops: list[Op], kinds: list[str], y: str, full_shape: tuple[int, ...],
+                split: str = "1") -> Lowered | None:
+    """One kernel for `ops` on the tensor named `y`, by the first chain template that claims them."""
+    for t in CHAINS:
+        if t.claims(ops):
+            lowered = t.lower(name, ops, kinds, y, full_shape, split)
+            return None if lowered is None else lowered._replace(space=t.space_name)
+    return None
+
+
+def defaults() -> dict[str, list]:
+    """Every tunable any template reads, with its choices (the first is the default), merged in order."""
+    merged: dict[str, list] = {}
+    for t in TEMPLATES:
+        merged.update(t.params)
+    return merged
+
+
+__all__ = ["ANCHORS", "BY_NAME", "CHAINS", "HELPERS", "TEMPLATES", "AnchorTemplate", "ChainTemplate", "Emitted",
+           "Lowered", "TritonTemplate", "defaults", "lower_chain"]

@@ -1,0 +1,163 @@
+"""Implicit-GEMM Conv2d (and Conv1d, as a Conv2d of height 1) over NCHW input, K ordered (kh, kw, c),
+with the same epilogue as the GEMM template (bias, elementwise ops, BatchNorm statistics); a pooling
+after it goes to the pooling template. Groups 1, zero padding.
+"""
+from __future__ import annotations
+
+from string import Template
+from typing import Any
+
+from torch import fx, nn
+
+from .ir import Group
+from .base import AnchorTemplate, Chain, Emitted, _with_grouped_tiles, body, operand_lines, prefix, render, shift, with_bias
+from .stats import STATS, STATS_PTRS, bn_apply, bn_args
+
+CONV = _with_grouped_tiles('''
+@triton.jit
+def $name(x_ptr, w_ptr, c_ptr,$ptrs$stats_ptrs NB, C, H, W, CO, OH, OW, CP, s_xn, s_xc, s_xh, s_xw,
+          SH: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, DH: tl.constexpr,
+          DW: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+          BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr):
+    # Implicit GEMM: M = output pixels (n, oh, ow), N = output channels, K = (kh, kw, c) with c
+    # padded to CP (a multiple of BLOCK_K) so that one K block never spans two filter taps.
+    pid = tl.program_id(0)
+    M = NB * OH * OW
+    grid_m = tl.cdiv(M, BLOCK_M)
+    grid_n = tl.cdiv(CO, BLOCK_N)
+$grouped_tiles
+    m_ok = rm < M
+    n_ok = rn < CO
+    ohw = OH * OW
+    img = rm // ohw
+    pix = rm % ohw
+    oh = pix // OW
+    ow = pix % OW
+    x_img = x_ptr + img.to(tl.int64) * s_xn
+    w_rows = w_ptr + tl.where(n_ok, rn, 0)[None, :] * (KH * KW * C)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for kk in range(0, KH * KW * CP, BLOCK_K):
+        tap = kk // CP
+        c = kk - tap * CP + rk
+        kh = tap // KW
+        kw = tap - kh * KW
+        ih = oh * SH - PH + kh * DH
+        iw = ow * SW - PW + kw * DW
+        ok = m_ok & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+        c_ok = c < C
+        a = tl.load(x_img[:, None] + (ih * s_xh + iw * s_xw)[:, None] + c[None, :] * s_xc,
+                    mask=ok[:, None] & c_ok[None, :], other=0.0)
+        b = tl.load(w_rows + (tap * C + c)[:, None], mask=c_ok[:, None], other=0.0)
+        acc = tl.dot(a, b, acc, input_precision=PRECISION)
+    mask = m_ok[:, None] & n_ok[None, :]
+    offs = (img.to(tl.int64) * CO * ohw + pix)[:, None] + rn[None, :] * ohw
+    v = acc
+$body
+$stats
+    tl.store(c_ptr + offs, $out, mask=mask)
+''')
+
+
+def conv_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] | None:
+    """A Conv2d (or Conv1d, as a Conv2d of height 1) anchor the implicit-GEMM template covers:
+    groups 1, zero padding, integer padding."""
+    mod = modules.get(node.target) if node.op == "call_module" else None
+    if type(mod) not in (nn.Conv2d, nn.Conv1d) or mod.groups != 1 or mod.padding_mode != "zeros":
+        return None
+    if isinstance(mod.padding, str):
+        return None
+    return {"x": node.args[0], "module": node.target, "conv": mod}
+
+
+def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | None:
+    conv: nn.Conv2d = group.source["conv"]
+    if conv.in_channels < 16:  # tiny K per tap: padding C to a tensor-core block would waste most work
+        return None
+    kinds = [o.kind for o in group.operands]
+    args: list[Any] = [group.source["x"], f"attr:{group.source['module']}.weight"] + [o.node for o in group.operands]
+    ops = group.ops
+    if conv.bias is not None:
+        kinds.append("chan")
+        args.append(f"attr:{group.source['module']}.bias")
+        ops = with_bias(ops, f"p{len(kinds) - 1}")
+    head = prefix(ops, t, kinds)
+    rest = shift(ops, head) if head < len(ops) else []
+    bn = rest[0] if rest and rest[0].name == "bn" else None
+    name = f"_conv_{k}"
+    lines, out = body(ops[:head], t.loads_for(kinds))
+    stats = STATS.format(i="    ", out=out, ncols="CO") if bn is not None else ""
+    kernels = [render(CONV, name, len(kinds), body="\n".join(lines), out=out, stats=stats,
+                        stats_ptrs=STATS_PTRS if bn is not None else "")]
+    one_d = isinstance(conv, nn.Conv1d)  # as a Conv2d over (N, C, 1, L)
+    geometry = [conv.kernel_size, conv.stride, conv.padding, conv.dilation]
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = [((1 if i != 2 else 0),) + tuple(g) if one_d else tuple(g)
+                                              for i, g in enumerate(geometry)]
+    ptrs = "".join(f"p{j}, " for j in range(len(kinds))) + ("st_mean, st_m2, st_cnt, " if bn is not None else "")
+    n_ops = len(kinds)
+    params = ", ".join(["x", "w"] + [f"p{j}" for j in range(len(kinds))])
+    if bn is not None:
+        bn_arg_list, bn_params, bn_finish = bn_args(bn)
+        args += bn_arg_list
+        params += ", " + bn_params
+    code = [f"def _f{k}({params}):"] + operand_lines(kinds) + (
+        ["    x, w = x.unsqueeze(2), w.unsqueeze(2)"] if one_d else []) + [
+        "    nb, c, h, w_ = x.shape",
+        "    co = w.shape[0]",
+        f"    oh, ow = (h + {2 * ph} - {dh * (kh - 1) + 1}) // {sh} + 1, (w_ + {2 * pw} - {dw * (kw - 1) + 1}) // {sw} + 1",
+        "    # Filters as rows of (kh, kw, c): K-major, as the tensor cores read them.",
+        "    wk = w.permute(0, 2, 3, 1).contiguous()",
+        "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
+        "    cp = triton.cdiv(c, CONV_BLOCK_K) * CONV_BLOCK_K",
+        "    bn = min(CONV_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels",
+        "    tiles_m = triton.cdiv(nb * oh * ow, CONV_BLOCK_M)",
+        "    st_mean = torch.empty((tiles_m, co), device=x.device, dtype=torch.float32)",
+        "    st_m2, st_cnt = torch.empty_like(st_mean), torch.empty((tiles_m,), device=x.device, dtype=torch.float32)",
+        "    grid = (tiles_m * triton.cdiv(co, bn),)",
+        f"    {name}[grid](x, wk, y, {ptrs}nb, c, h, w_, co, oh, ow, cp, *x.stride(), SH={sh}, SW={sw}, PH={ph}, "
+        f"PW={pw}, DH={dh}, DW={dw}, KH={kh}, KW={kw}, BLOCK_M=CONV_BLOCK_M, BLOCK_N=bn, "
+        "BLOCK_K=CONV_BLOCK_K, GROUP_M=8, PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, "
+        "num_stages=_fit_stages(CONV_BLOCK_M, bn, CONV_BLOCK_K, CONV_STAGES))",
+    ]
+    if bn is None:
+        code = [line for line in code if "st_m" not in line]
+    if one_d:
+        code.append("    y = y.squeeze(2)")
+    spaces = {"conv"}
+    if bn is not None:
+        _, rest, kinds = bn_apply(rest, kinds, "chan")
+        code.append(f"    p{n_ops}, p{n_ops + 1} = {bn_finish}")
+    if rest:
+        chained = chain(f"_post_{k}", rest, kinds, "y", group.shape)
+        if chained is None:
+            return None
+        kernels.append(chained[0])
+        code += chained[1] + ["    return out"]
+        spaces.add("elementwise")
+    else:
+        code.append("    return y")
+    return Emitted(args, kernels, "\n".join(code) + "\n", spaces)
+
+
+EXAMPLE = '''
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(16, 8, 3, padding=1)
+    def forward(self, x):
+        return torch.relu(self.conv(x)) * 2.0
+def get_inputs():
+    return [torch.randn(2, 16, 5, 6)]
+def get_init_inputs():
+    return []
+'''
+
+
+TEMPLATE = AnchorTemplate(
+    kernel=CONV, example=EXAMPLE, example_rules=('triton_conv',), example_params={'CONV_BLOCK_M': 32, 'CONV_BLOCK_N': 16, 'CONV_BLOCK_K': 16},
+    name="conv", rule="triton_conv", prior=5.0, kind="conv", pattern=conv_source, emitter=_emit,
+    params={"CONV_BLOCK_M": [128, 64, 256], "CONV_BLOCK_N": [128, 64], "CONV_BLOCK_K": [64, 32, 16],
+            "CONV_WARPS": [8, 4], "CONV_STAGES": [3, 2, 4], "CONV_PRECISION": ["tf32x3", "ieee"]},
+    constraints=["CONV_BLOCK_M * CONV_BLOCK_N <= 128 * 32 * CONV_WARPS",
+                 "(CONV_BLOCK_M + CONV_BLOCK_N) * CONV_BLOCK_K * 4 * CONV_STAGES <= 200000"],
+    loads={"chan": "tl.load({ptr} + rn, mask=n_ok, other=0.0)[None, :]",
+           "full": "tl.load({ptr} + offs, mask=mask, other=0.0)"})

@@ -1,0 +1,70 @@
+"""Training-mode BatchNorm after an anchor: per-channel statistics (count, mean, M2) computed in the
+anchor's epilogue (STATS) or by a kernel of their own for a tensor made elsewhere (CHAN_STATS), then
+combined on the host (`_bn_scale_shift` in base.HELPERS) into a scale and a shift that one more pass
+applies, updating the running statistics as BatchNorm does."""
+from __future__ import annotations
+
+from string import Template
+from typing import Any
+
+from .ir import Op
+
+# Per-tile column statistics of an anchor's output for a BatchNorm after it: (count, mean, M2) per
+# BLOCK_M rows, combined later with Chan's formula (stable whatever the mean).
+STATS_PTRS = " st_mean_ptr, st_m2_ptr, st_cnt_ptr,"
+STATS = """{i}sv = tl.where(mask, {out}, 0.0)
+{i}cnt = tl.sum(tl.where(rm < M, 1.0, 0.0), axis=0)
+{i}tmean = tl.sum(sv, axis=0) / cnt
+{i}dv = tl.where(mask, {out} - tmean[None, :], 0.0)
+{i}tl.store(st_mean_ptr + pid_m * {ncols} + rn, tmean, mask=rn < {ncols})
+{i}tl.store(st_m2_ptr + pid_m * {ncols} + rn, tl.sum(dv * dv, axis=0), mask=rn < {ncols})
+{i}tl.store(st_cnt_ptr + pid_m, cnt)"""
+
+# The same statistics for a tensor made elsewhere (cuDNN, cuBLAS, an input), viewed as [R, C, S].
+CHAN_STATS = Template('''
+@triton.jit
+def $name(x_ptr, mean_ptr, m2_ptr, cnt_ptr, R, C, S: tl.constexpr, BLOCK: tl.constexpr):
+    c = tl.program_id(0)
+    chunk = tl.program_id(1)
+    j = chunk * BLOCK + tl.arange(0, BLOCK)
+    ok = j < R * S
+    r = j // S
+    x = tl.load(x_ptr + (r * C + c).to(tl.int64) * S + (j - r * S), mask=ok, other=0.0)
+    cnt = tl.sum(tl.where(ok, 1.0, 0.0), axis=0)
+    mean = tl.sum(x, axis=0) / cnt
+    d = tl.where(ok, x - mean, 0.0)
+    tl.store(mean_ptr + chunk * C + c, mean)
+    tl.store(m2_ptr + chunk * C + c, tl.sum(d * d, axis=0))
+    tl.store(cnt_ptr + chunk, cnt)
+''')
+
+
+def bn_apply(ops: list[Op], kinds: list[str], chan: str) -> tuple[Op, list[Op], list[str]]:
+    """A leading BatchNorm as two more operands (per-channel scale and shift) and two ops on them."""
+    n = len(kinds)
+
+    def ref(a: Any) -> Any:
+        return f"t{int(a[1:]) + 1}" if isinstance(a, str) and a.startswith("t") else a
+    apply = [Op("mul", ("v", f"p{n}")), Op("add", ("t0", f"p{n + 1}"))]
+    apply += [Op(op.name, tuple(ref(a) for a in op.args), op.const) for op in ops[1:]]
+    return ops[0], apply, kinds + [chan, chan]
+
+
+def bn_args(bn: Op) -> tuple[list[Any], str, str]:
+    """The BatchNorm's tensors as helper arguments, their parameter names, and the finishing line."""
+    target, eps, momentum, affine, track = bn.const
+    names = ["bn_w", "bn_b", "bn_rm", "bn_rv", "bn_nbt"]
+    attrs = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+    args = [f"attr:{target}.{a}" if (affine if i < 2 else track) else None for i, a in enumerate(attrs)]
+    return args, ", ".join(names), f"_bn_scale_shift(st_cnt, st_mean, st_m2, {', '.join(names)}, {eps!r}, {momentum!r})"
+
+
+def stats_kernel_lines(name: str, y: str, ndim: int) -> list[str]:
+    r, c, sz = (f"{y}.shape[0]", f"{y}.shape[1]", f"{y}[0, 0].numel()") if ndim == 4 else \
+        (f"{y}.shape[0]", f"{y}.shape[1]", "1")
+    return [f"    st_r, st_c, st_s = {r}, {c}, {sz}",
+            "    chunks = triton.cdiv(st_r * st_s, 4096)",
+            f"    st_mean = torch.empty((chunks, st_c), device={y}.device, dtype=torch.float32)",
+            "    st_m2 = torch.empty_like(st_mean)",
+            f"    st_cnt = torch.empty((chunks,), device={y}.device, dtype=torch.float32)",
+            f"    {name}[(st_c, chunks)]({y}, st_mean, st_m2, st_cnt, st_r, st_c, S=st_s, BLOCK=4096, num_warps=8)"]

@@ -1,0 +1,302 @@
+"""One problem's search as a state machine: plan generations, hand out work, record results.
+
+No store, pool, clock or network here: the runner (run/optimize.py) asks proposers for the drafts a
+plan calls for, submits the jobs this hands out, writes every result to the store and then tells it
+here. The tuner (optuna, search/tuning.py) is the one collaborator: a draft that declares tunables
+becomes a tuning task whose trials are asked one at a time, interleaved with other work.
+
+    loop = SearchLoop(cfg, tuner, study_name)
+    loop.begin(reference, ref_eval, state=None, records=[...], seeds=[...])
+    while not loop.out_of_work(...):
+        if loop.needs_plan():
+            plan = loop.plan_generation()                         # parents per draft
+            loop.add_drafts(plan, drafts_from_proposers, rejected)  # proposal errors come back to record
+        item = loop.next_job()                                    # (candidate, meta) or None
+        ... evaluate ... loop.record(candidate, evaluation, meta)
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from ..config import Config, SearchConfig
+from ..model.candidate import Candidate, Evaluation
+from ..model.tunables import TunableError, parse_tunable
+from .population import Member, Population
+
+
+class TunerLike(Protocol):
+    def study(self, name: str, space: dict[str, list[Any]]) -> Any: ...
+    def enqueue(self, study: str, space: dict[str, list[Any]], params: dict[str, Any]) -> None: ...
+    def asked(self, study: str, space: dict[str, list[Any]]) -> int: ...
+    def ask(self, study: str, base: Candidate, space: dict[str, list[Any]],
+            constraints: list[str] = ()) -> tuple[Candidate, int] | None: ...
+    def tell(self, study: str, trial: int, evaluation: Evaluation) -> None: ...
+
+
+@dataclass
+class Tuning:
+    """A tunable draft being tuned: trials are asked one at a time, interleaved with other work."""
+
+    study: str
+    base: Candidate
+    space: dict[str, list[Any]]
+    constraints: list[str]
+    island: int
+    left: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"study": self.study, "base": self.base.to_dict(), "space": self.space,
+                "constraints": self.constraints, "island": self.island, "left": self.left}
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One generation's plan: per draft its island, its parents and the island's recent failures."""
+
+    generation: int
+    asks: list[tuple[int, list[Member], list[Member]]]
+    elites: list[Member]
+
+
+@dataclass
+class Progress:
+    generation: int = 0
+    done: int = 0
+    running: int = 0
+    budget: int = 0
+    best_speedup: float = 0.0
+    best_technique: str = ""
+    by_status: dict[str, int] = field(default_factory=dict)
+
+
+def technique_allowed(technique: str, only: list[str], exclude: list[str]) -> bool:
+    """`only`/`exclude` name techniques or their families: "compile" covers "compile_tuned"."""
+    parts = [p for p in technique.split("+") if p]
+
+    def named(part: str, names: list[str]) -> bool:
+        return any(part == n or part.startswith(n + "_") for n in names)
+
+    if any(named(p, exclude) for p in parts):
+        return False
+    return not only or all(named(p, only) for p in parts)
+
+
+class SearchLoop:
+    def __init__(self, cfg: Config, tuner: TunerLike, study_name: Callable[[Candidate], str]) -> None:
+        self.cfg = cfg
+        self.tuner = tuner
+        self.study_name = study_name
+        self.population: Population | None = None
+        self.reference: Candidate | None = None
+        self.results: dict[str, Evaluation] = {}
+        self.planned: set[str] = set()  # drafts already queued or tuned: never planned twice
+        self.echoes: dict[str, list[tuple[str, int]]] = {}  # trials asking for a configuration in flight
+        self.ready: collections.deque[tuple[Candidate, dict[str, Any]] | Tuning] = collections.deque()
+        self.inflight: dict[int, tuple[Candidate, dict[str, Any]]] = {}
+        self.progress = Progress(budget=cfg.budget)
+        self.empty = 0  # consecutive generations that planned nothing new
+
+    # -- start ---------------------------------------------------------------------------------------
+    def begin(self, reference: Candidate, ref_eval: Evaluation, state: dict[str, Any] | None,
+              records: list[tuple[int, Candidate, Evaluation, dict[str, Any]]],
+              seeds: list[Candidate]) -> list[tuple[Candidate, Evaluation, int]]:
+        """The reference is measured: build the population (or restore it from a checkpoint `state`),
+        replay the recorded evaluations the checkpoint has not seen, and queue the given seeds (a new
+        run) or the pending work of the checkpoint (a resumed one). Returns the seeds that will not run,
+        with their evaluations (a malformed TUNABLE), for the runner to record."""
+        self.reference = reference
+        last_seq = 0
+        invalid: list[tuple[Candidate, Evaluation, int]] = []
+        if state is not None:
+            self.population = Population.from_state(state["population"])
+            last_seq = state["last_seq"]
+            self.progress.generation = state.get("generation", 0)
+            self.planned = set(state.get("planned", []))
+        else:
+            core = {f.name: getattr(self.cfg.search, f.name) for f in dataclasses.fields(SearchConfig)}
+            self.population = Population(SearchConfig(**core), reference, ref_eval)
+            for i, seed in enumerate(seeds):
+                self.planned.add(seed.id)
+                error = self.enqueue(seed, i % self.cfg.search.islands)
+                if error is not None:
+                    invalid.append((seed, error, i % self.cfg.search.islands))
+        self.progress.done, self.progress.by_status = 0, {}  # recounted from the records
+        for seq, cand, ev, meta in records:
+            self.results[cand.id] = ev
+            self._count(ev)
+            if seq > last_seq and cand.id != reference.id:
+                self.population.add(cand, ev, int(meta.get("island", 0)) % self.cfg.search.islands)
+        if state is not None:
+            self._restore_pending(state.get("ready", []))
+        self.update_best()
+        return invalid
+
+    @property
+    def started(self) -> bool:
+        return self.population is not None
+
+    # -- planning ------------------------------------------------------------------------------------
+    def needs_plan(self) -> bool:
+        return not self.ready
+
+    def has_budget(self) -> bool:
+        return self.progress.done + len(self.inflight) < self.cfg.budget
+
+    def plan_generation(self, n: int | None = None) -> Planned:
+        """Close the last generation (truncation, migration) and choose parents for the next."""
+        pop = self.population
+        assert pop is not None
+        if self.progress.generation > 0:
+            pop.end_generation()
+        self.progress.generation += 1
+        plan = pop.plan_generation(self.cfg.search.drafts_per_generation if n is None else n)
+        asks = [(island, parents, pop.feedback(island)) for island, parents in plan]
+        elites = sorted(pop.archive().values(), key=lambda m: -(m[1].speedup or 0.0))
+        return Planned(self.progress.generation, asks, elites)
+
+    def add_drafts(self, plan: Planned, drafts: list[list[Candidate]],
+                   rejected: dict[str, str]) -> tuple[int, list[tuple[Candidate, Evaluation, int]]]:
+        """Queue each ask's drafts (never one seen or planned before, nor one of a technique the run
+        excludes). Returns how many were queued, and the drafts that will not run, with the evaluation
+        the runner records for each: `proposal_error` for those that are not code (`rejected`: an
+        unusable LLM answer), `compile_error` for a malformed TUNABLE."""
+        queued = 0
+        errors: list[tuple[Candidate, Evaluation, int]] = []
+        pop = self.population
+        assert pop is not None
+        for (island, _, _), out in zip(plan.asks, drafts):
+            for draft in out:
+                if pop.seen(draft.id) or draft.id in self.planned:
+                    continue
+                if not technique_allowed(draft.technique, self.cfg.search.only, self.cfg.search.exclude):
+                    continue
+                self.planned.add(draft.id)
+                if draft.id in rejected:
+                    errors.append((draft, Evaluation(status="proposal_error", reason=rejected[draft.id],
+                                                     candidate_id=draft.id, device=self.cfg.device), island))
+                    continue
+                invalid = self.enqueue(draft, island)
+                if invalid is None:
+                    queued += 1
+                else:
+                    errors.append((draft, invalid, island))
+        self.empty = 0 if queued else self.empty + 1
+        return queued, errors
+
+    def enqueue(self, draft: Candidate, island: int) -> Evaluation | None:
+        """Queue a draft; one that declares tunables becomes a tuning task (its first trial is its own
+        values: a ported candidate's tuned ones, else the defaults). A malformed TUNABLE is not queued:
+        its compile_error comes back, for the runner to record."""
+        try:
+            space, constraints = parse_tunable(draft.source)
+        except TunableError as e:
+            return Evaluation(status="compile_error", reason=f"TUNABLE: {e}")
+        if not space or self.cfg.tuning.trials_per_candidate <= 1:
+            self.ready.append((draft, {"island": island}))
+            return None
+        study = self.study_name(draft)
+        defaults = {k: (draft.params[k] if k in draft.params else v[0]) for k, v in space.items()}
+        if self.cfg.tuning.sampler != "grid":  # a grid visits the defaults anyway
+            self.tuner.enqueue(study, space, defaults)
+        self.ready.append(Tuning(study, draft, space, constraints, island, self.cfg.tuning.trials_per_candidate))
+        return None
+
+    # -- handing out work ----------------------------------------------------------------------------
+    def next_job(self) -> tuple[Candidate, dict[str, Any]] | None:
+        """The next candidate to evaluate and its meta (island, tuning trial), or None when what was at
+        the head of the queue needs no evaluation (measured already, or in flight)."""
+        item = self.ready.popleft()
+        if isinstance(item, Tuning):
+            return self._ask_trial(item)
+        cand, meta = item
+        if cand.id in self.results or any(c.id == cand.id for c, _ in self.inflight.values()):
+            return None
+        return cand, meta
+
+    def _ask_trial(self, task: Tuning) -> tuple[Candidate, dict[str, Any]] | None:
+        asked = self.tuner.ask(task.study, task.base, task.space, task.constraints)
+        if asked is None:
+            return None
+        cand, number = asked
+        task.left -= 1
+        if task.left > 0:
+            self.ready.append(task)  # interleave its next trial with other work
+        if cand.id in self.results:  # the sampler proposed a configuration already measured
+            self.tuner.tell(task.study, number, self.results[cand.id])
+            return None
+        if any(c.id == cand.id for c, _ in self.inflight.values()):  # ...or one being measured
+            self.echoes.setdefault(cand.id, []).append((task.study, number))
+            return None
+        return cand, {"island": task.island, "study": task.study, "trial": number}
+
+    def submitted(self, key: int, cand: Candidate, meta: dict[str, Any]) -> None:
+        self.inflight[key] = (cand, meta)
+
+    # -- results -------------------------------------------------------------------------------------
+    def record(self, cand: Candidate, ev: Evaluation, meta: dict[str, Any], key: int | None = None) -> None:
+        """A result the runner has stored: results, counts, the population, the tuner."""
+        if key is not None:
+            self.inflight.pop(key, None)
+        self.results[cand.id] = ev
+        self._count(ev)
+        if self.population is not None and not meta.get("reference"):
+            self.population.add(cand, ev, int(meta.get("island", 0)) % self.cfg.search.islands)
+        if "study" in meta:
+            self.tuner.tell(meta["study"], meta["trial"], ev)
+        for study, number in self.echoes.pop(cand.id, []):
+            self.tuner.tell(study, number, ev)
+        self.update_best()
+
+    def _count(self, ev: Evaluation) -> None:
+        if ev.status != "proposal_error":  # no device time spent: not part of the budget
+            self.progress.done += 1
+        self.progress.by_status[ev.status] = self.progress.by_status.get(ev.status, 0) + 1
+
+    def update_best(self) -> None:
+        self.progress.running = len(self.inflight)
+        if self.population is not None:
+            best, best_ev = self.population.best()
+            self.progress.best_speedup = best_ev.speedup or 0.0
+            self.progress.best_technique = best.technique
+
+    def out_of_work(self) -> bool:
+        """Nothing in flight or queued, and the proposers had nothing new for several generations."""
+        return not self.inflight and not self.ready and self.empty >= self.cfg.search.max_generations_without_drafts
+
+    def over_budget(self) -> bool:
+        return self.progress.done >= self.cfg.budget
+
+    # -- checkpoint ----------------------------------------------------------------------------------
+    def state(self, last_seq: int) -> dict[str, Any]:
+        """What a resumed run needs (the runner adds its own: proposers, planning time)."""
+        assert self.population is not None
+        return {"population": self.population.to_state(), "last_seq": last_seq,
+                "generation": self.progress.generation, "planned": sorted(self.planned), "ready": self._pending()}
+
+    def _pending(self) -> list[dict[str, Any]]:
+        """Planned work not yet evaluated (queued drafts, tuning left, drafts in flight): a killed run
+        that resumes evaluates it, instead of losing drafts already marked as planned."""
+        out: list[dict[str, Any]] = []
+        for item in self.ready:
+            out.append(item.to_dict() if isinstance(item, Tuning) else {"candidate": item[0].to_dict(), "meta": item[1]})
+        for cand, meta in self.inflight.values():
+            if "study" not in meta and not meta.get("reference"):  # a trial in flight is optuna's
+                out.append({"candidate": cand.to_dict(), "meta": meta})
+        return out
+
+    def _restore_pending(self, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            if "study" in item:
+                # Trials asked after the checkpoint are in the study: only the rest is still to do.
+                asked = self.tuner.asked(item["study"], item["space"])
+                left = min(item["left"], self.cfg.tuning.trials_per_candidate - asked)
+                if left > 0:
+                    self.ready.append(Tuning(item["study"], Candidate.from_dict(item["base"]), item["space"],
+                                             item["constraints"], item["island"], left))
+            else:
+                cand = Candidate.from_dict(item["candidate"])
+                if cand.id not in self.results:
+                    self.ready.append((cand, item["meta"]))

@@ -1,0 +1,118 @@
+"""optuna studies over a candidate's declared parameters.
+
+A candidate declares its parameters (model/tunables.py). Each (problem, candidate, hardware) gets one study; each trial is one evaluation whose
+value is the median latency in ms. Failed configurations are recorded as failed trials with their
+reason. Storage is SQLite in the run directory by default, or any optuna storage URL (an RDB for a
+cluster, `journal:PATH` for journal storage on a shared file system).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from ..model.candidate import Candidate, Evaluation
+from ..model.tunables import satisfies
+
+def make_storage(url: str, run_dir: Path) -> Any:
+    if not url:
+        return optuna.storages.RDBStorage(f"sqlite:///{run_dir / 'optuna.sqlite'}",
+                                          engine_kwargs={"connect_args": {"timeout": 30}})
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend
+        return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal:"):]))
+    return optuna.storages.RDBStorage(url)
+
+
+class _AskTellGridSampler(optuna.samplers.GridSampler):
+    """GridSampler stops the study when the grid is done, which only works inside study.optimize;
+    with ask/tell the tuner checks `is_exhausted` itself."""
+
+    def after_trial(self, study: optuna.Study, trial: Any, state: Any, values: Any) -> None:
+        pass
+
+
+def _sampler(name: str, space: dict[str, list[Any]], seed: int) -> optuna.samplers.BaseSampler:
+    if name == "grid":
+        return _AskTellGridSampler({k: list(v) for k, v in space.items()}, seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=3)
+
+
+class Tuner:
+    """Asks optuna for parameter values of tunable candidates and tells it the outcomes."""
+
+    def __init__(self, storage: Any, sampler: str = "tpe", seed: int = 0) -> None:
+        self.storage = storage
+        self.sampler = sampler
+        self.seed = seed
+        self._studies: dict[str, optuna.Study] = {}
+        self._trials: dict[tuple[str, int], optuna.Trial] = {}  # asked, not yet told
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def study(self, name: str, space: dict[str, list[Any]]) -> optuna.Study:
+        if name not in self._studies:
+            self._studies[name] = optuna.create_study(
+                study_name=name, storage=self.storage, direction="minimize", load_if_exists=True,
+                sampler=_sampler(self.sampler, space, self.seed))
+        return self._studies[name]
+
+    def enqueue(self, study: str, space: dict[str, list[Any]], params: dict[str, Any]) -> None:
+        """Make `params` the study's next trial (unless a trial with them exists)."""
+        self.study(study, space).enqueue_trial(params, skip_if_exists=True)
+
+    def asked(self, study: str, space: dict[str, list[Any]]) -> int:
+        """Trials of the study asked so far (finished, failed or still running)."""
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING)
+        return len(self.study(study, space).get_trials(deepcopy=False, states=states))
+
+    def fail_stale(self) -> int:
+        """Mark trials left RUNNING by a killed run as failed (their evaluations were lost)."""
+        n = 0
+        for summary in optuna.get_all_study_summaries(self.storage):
+            study = self.study(summary.study_name, {})
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+                study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+                n += 1
+        return n
+
+    def ask(self, study_name: str, base: Candidate, space: dict[str, list[Any]],
+            constraints: list[str] = ()) -> tuple[Candidate, int] | None:
+        """A trial: the base candidate with sampled parameters, or None when the space is exhausted.
+
+        Configurations that break a constraint are pruned here, before any device time.
+        """
+        study = self.study(study_name, space)
+        if isinstance(study.sampler, optuna.samplers.GridSampler) and study.sampler.is_exhausted(study):
+            return None
+        dists = {k: optuna.distributions.CategoricalDistribution(v) for k, v in space.items()}
+        for _ in range(20):
+            trial = study.ask(fixed_distributions=dists)
+            params = dict(trial.params)
+            if satisfies(params, list(constraints)):
+                self._trials[(study_name, trial.number)] = trial
+                cand = Candidate(source=base.source, params=params, parents=base.parents, proposer=base.proposer,
+                                 technique=base.technique, generation=base.generation)
+                return cand, trial.number
+            trial.set_user_attr("reason", "pruned: breaks a constraint of the space")
+            study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
+            if isinstance(study.sampler, optuna.samplers.GridSampler) and study.sampler.is_exhausted(study):
+                return None
+        return None
+
+    def tell(self, study_name: str, trial_number: int, evaluation: Evaluation) -> None:
+        study = self._studies[study_name]
+        trial = self._trials.pop((study_name, trial_number), None)
+        ms = evaluation.median_ms
+        if trial is not None:
+            trial.set_user_attr("status", evaluation.status)
+            trial.set_user_attr("speedup", evaluation.speedup)
+        if evaluation.ok and ms is not None and math.isfinite(ms):
+            study.tell(trial_number, ms)
+        else:
+            if trial is not None:
+                trial.set_user_attr("reason", evaluation.reason[:500])
+            study.tell(trial_number, state=optuna.trial.TrialState.FAIL)

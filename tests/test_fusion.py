@@ -1,0 +1,246 @@
+"""The Triton templates' numerics on the CPU, in Triton's interpreter (TRITON_INTERPRET=1).
+
+Each test writes a tiny KernelBench-format problem, builds the fusion candidate for it
+(proposers/fusion), checks it against the static policy, and compares it with the reference:
+outputs within the project's fp32 tolerance, and the same buffers after the call (BatchNorm's
+running statistics). Shapes are tiny and uneven (edges of every tile are exercised).
+"""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from evo_kernels.harness.policy import check_source
+from evo_kernels.model.problem import load_problem
+from evo_kernels.proposers import fusion
+from evo_kernels.proposers.rules import bake
+from evo_kernels.model.tunables import parse_tunable
+
+HEADER = "import math\nimport torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Runs in a fresh interpreter: TRITON_INTERPRET must be set before Triton is first imported (its
+# standard library, tl.sum and kin, is built at import), and other tests may import it without.
+NUMERICS = """
+import sys, torch
+from evo_kernels.model.problem import import_file, load_problem
+problem = load_problem(sys.argv[1])
+for i, path in enumerate(sys.argv[2:]):
+    module = import_file(__import__("pathlib").Path(path), f"tmpl_test_{i}")
+    ref = problem.make_model(problem.Model, 0, "cpu")
+    new = problem.make_model(module.ModelNew, 1, "cpu")
+    new.load_state_dict(ref.state_dict())
+    for seed in (1, 2):
+        inputs = problem.make_inputs(seed, "cpu")
+        with torch.no_grad():
+            want = ref(*[x.clone() for x in inputs])
+            got = new(*[x.clone() for x in inputs])
+        want = want if isinstance(want, tuple) else (want,)
+        got = got if isinstance(got, tuple) else (got,)
+        for w, g in zip(want, got):
+            assert g.shape == w.shape and g.dtype == w.dtype, (path, g.shape, w.shape)
+            torch.testing.assert_close(g, w, atol=1e-4, rtol=1e-4, msg=lambda m: path + ": " + m)
+    for key, value in ref.state_dict().items():  # BatchNorm's running statistics
+        torch.testing.assert_close(new.state_dict()[key].float(), value.float(), atol=1e-5, rtol=1e-4)
+print("numerics ok")
+"""
+
+
+def _problem(tmp_path, body: str, name: str = "prob"):
+    path = tmp_path / f"{name}.py"
+    path.write_text(HEADER + textwrap.dedent(body))
+    return load_problem(path)
+
+
+def _build(tmp_path, problem, options, params=None, expect_kernels=1):
+    """The candidate for `options` (policy-checked), written with `params` baked in: its path."""
+    built = fusion.build(problem, options)
+    assert built is not None, "the options should change this problem"
+    source, spaces = built
+    assert check_source(source) == [], [str(v) for v in check_source(source)]
+    parse_tunable(source)  # a valid declaration (a named space or a literal)
+    assert source.count("@triton.jit") >= expect_kernels
+    run = bake(source, params) if params else source
+    path = tmp_path / f"cand_{len(list(tmp_path.glob('cand_*.py')))}.py"
+    path.write_text(run)
+    return path, source, spaces
+
+
+def _numerics(problem, *paths):
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", NUMERICS, str(problem.path), *map(str, paths)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "numerics ok" in out.stdout, out.stderr[-3000:]
+
+
+def _check(tmp_path, problem, options, params=None, expect_kernels=1):
+    path, source, spaces = _build(tmp_path, problem, options, params, expect_kernels)
+    _numerics(problem, path)
+    return source, spaces
+
+
+LINEAR_CHAIN = """
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(40, 72)
+        self.bias = nn.Parameter(torch.randn(72) * 0.1)
+    def forward(self, x):
+        y = self.linear(x)
+        y = torch.clamp(F.silu(y * 0.5 + self.bias), min=-0.2, max=0.4)
+        return F.gelu(y) - torch.tanh(y) + torch.sigmoid(y)
+def get_inputs():
+    return [torch.randn(3, 50, 40)]
+def get_init_inputs():
+    return []
+"""
+
+
+def test_gemm_with_a_fused_epilogue(tmp_path):
+    prob = _problem(tmp_path, LINEAR_CHAIN)
+    source, spaces = _check(tmp_path, prob, ['triton_gemm'], params={"BLOCK_M": 32, "BLOCK_N": 32,
+                                                                                 "BLOCK_K": 16})
+    assert spaces == ["gemm"] and "TUNABLE = 'gemm'" in source
+    _check(tmp_path, prob, ['triton_gemm'], params={"PRECISION": "ieee", "BLOCK_M": 64,
+                                                              "BLOCK_N": 32, "BLOCK_K": 32})
+
+
+def test_library_gemm_and_one_elementwise_kernel(tmp_path):
+    prob = _problem(tmp_path, LINEAR_CHAIN)
+    source, spaces = _check(tmp_path, prob, ['fuse_chains'])
+    assert spaces == ["elementwise"] and "torch.addmm" in source
+
+
+def test_matmul_layouts_batches_and_split_k(tmp_path):
+    prob = _problem(tmp_path, """
+    class Model(nn.Module):
+        def forward(self, a, b, c, d):
+            x = torch.matmul(a.transpose(-2, -1), b)   # A read M-major, B N-major: copied K-major
+            y = torch.matmul(c, d.transpose(-2, -1))   # 4-D: two batch dims
+            return x, y
+    def get_inputs():
+        return [torch.randn(4096, 20), torch.randn(4096, 24), torch.randn(2, 3, 33, 17), torch.randn(2, 3, 40, 17)]
+    def get_init_inputs():
+        return []
+    """)
+    source, _ = _check(tmp_path, prob, ['triton_gemm'], expect_kernels=2)
+    assert "_split_k(" in source
+    _check(tmp_path, prob, ['triton_gemm'], params={"GEMM_KMAJOR": False, "BLOCK_K": 32})
+
+
+def test_gemm_then_row_kernel_and_row_sum_epilogue(tmp_path):
+    prob = _problem(tmp_path, """
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(24, 40)
+            self.ln = nn.LayerNorm(40)
+            self.other = nn.Linear(24, 40)
+        def forward(self, x):
+            a = F.gelu(self.ln(self.linear(x) + 1.0))
+            b = torch.sigmoid(self.other(x)).sum(dim=1, keepdim=True)
+            return a, b
+    def get_inputs():
+        return [torch.randn(37, 24)]
+    def get_init_inputs():
+        return []
+    """)
+    source, _ = _check(tmp_path, prob, ['triton_gemm'], params={"BLOCK_M": 16, "BLOCK_N": 32,
+                                                                        "BLOCK_K": 16}, expect_kernels=3)
+    assert "tl.atomic_add" in source
+
+
+def test_row_templates(tmp_path):
+    prob = _problem(tmp_path, """
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.rand(300) + 0.5)
+        def forward(self, x):
+            rms = x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + 1e-6) * self.weight
+            sm = torch.softmax(x, dim=-1)
+            lsm = torch.log_softmax(x * 2.0, dim=1)
+            l2 = x / torch.norm(x, p=2, dim=1, keepdim=True)
+            centred = F.gelu(x - x.mean(dim=1, keepdim=True))
+            return rms, sm, lsm, l2, centred, x.mean(dim=-1)
+    def get_inputs():
+        return [torch.randn(21, 300)]
+    def get_init_inputs():
+        return []
+    """)
+    source, spaces = _check(tmp_path, prob, ['fuse_chains'], expect_kernels=6)
+    assert spaces == ["rowwise"]
+    _check(tmp_path, prob, ['fuse_chains'], params={"ROW_TILE": 16384, "ROW_PER_THREAD": 4})
+
+
+CONV_CHAIN = """
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(16, 12, 3, stride=STRIDE, padding=1)
+        self.bias = nn.Parameter(torch.randn(12, 1, 1) * 0.1)
+        self.pool = nn.MaxPool2d(2)
+    def forward(self, x):
+        y = torch.tanh(self.conv(x)) * 2.0 + self.bias
+        return self.pool(F.hardswish(y - 0.25))
+def get_inputs():
+    return [torch.randn(2, 16, 11, 9)]
+def get_init_inputs():
+    return []
+"""
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv_with_epilogue_and_pool(tmp_path, stride):
+    prob = _problem(tmp_path, CONV_CHAIN.replace("STRIDE", str(stride)))
+    source, spaces = _check(tmp_path, prob, ['triton_conv'], expect_kernels=2,
+                            params={"CONV_BLOCK_M": 32, "CONV_BLOCK_N": 16, "CONV_BLOCK_K": 16})
+    assert set(spaces) == {"conv", "elementwise"}
+    _check(tmp_path, prob, ['fuse_chains'])  # cuDNN conv + one pool kernel
+
+
+def test_conv1d_and_batchnorm_statistics(tmp_path):
+    prob = _problem(tmp_path, """
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(16, 8, 3, padding=1, bias=False)
+            self.bn = nn.BatchNorm2d(8)
+            self.c1 = nn.Conv1d(16, 8, 5, padding=2)
+            self.linear = nn.Linear(16, 24)
+            self.bn1 = nn.BatchNorm1d(24)
+        def forward(self, x, s, v):
+            a = F.relu6(self.bn(self.conv(x)))
+            return a, torch.relu(self.c1(s)), torch.relu(self.bn1(self.linear(v)))
+    def get_inputs():
+        return [torch.randn(3, 16, 7, 6) + 0.5, torch.randn(2, 16, 19), torch.randn(45, 16) * 3.0 + 1.0]
+    def get_init_inputs():
+        return []
+    """)
+    small = {"CONV_BLOCK_M": 32, "CONV_BLOCK_N": 16, "CONV_BLOCK_K": 16, "BLOCK_M": 16, "BLOCK_N": 16,
+             "BLOCK_K": 16}
+    _check(tmp_path, prob, ['triton_conv', 'triton_gemm'], params=small, expect_kernels=4)
+    _check(tmp_path, prob, ['fuse_chains'], expect_kernels=2)  # stats kernel + apply
+
+
+def test_pooling_templates_standalone(tmp_path):
+    prob = _problem(tmp_path, """
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mp = nn.MaxPool2d(3, stride=2, padding=1)
+            self.ap = nn.AvgPool2d(3, stride=1, padding=1)
+        def forward(self, x):
+            return self.mp(x), torch.sigmoid(self.ap(x))
+    def get_inputs():
+        return [torch.randn(2, 3, 9, 8)]
+    def get_init_inputs():
+        return []
+    """)
+    _check(tmp_path, prob, ['fuse_chains'], expect_kernels=2)
+    _check(tmp_path, prob, ['avgpool_conv'], expect_kernels=0)
