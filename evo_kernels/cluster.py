@@ -31,8 +31,12 @@ class Job:
     problem: str  # problem file path
     candidate: Candidate
     hardware: str | None = None  # run only on evaluators with this label (None: any)
+    # "evaluate"; "confirm": verify again, then time in rounds interleaved with the baselines;
+    # "screen": time each of `configs` briefly, then evaluate the fastest (tuning in one evaluation)
+    kind: str = "evaluate"
     attempts: int = 0
     meta: dict[str, Any] = field(default_factory=dict)  # opaque to the pool (island, trial, ...)
+    configs: list[dict[str, Any]] = field(default_factory=list)  # a screen's parameter values
 
 
 @dataclass
@@ -94,6 +98,15 @@ class Pool(ABC):
         self.close()
 
 
+def run_job(evaluator: Any, kind: str, problem: str, candidate: Candidate,
+            configs: list[dict[str, Any]] | None = None) -> Evaluation:
+    if kind == "confirm":
+        return evaluator.confirm(problem, candidate)
+    if kind == "screen":
+        return evaluator.screen(problem, candidate, list(configs or [candidate.params]))
+    return evaluator.evaluate(problem, candidate)
+
+
 def _evaluator_error(worker: str, error: BaseException) -> Evaluation:
     """The evaluator itself raised (e.g. the reference fails on this device): that job's `crash`."""
     return Evaluation(status="crash", reason=f"crash: evaluator error on {worker}: {type(error).__name__}: {error}")
@@ -134,7 +147,7 @@ class LocalPool(Pool):
         started = time.monotonic()
         self.idle_pending_s += started - self._mark
         try:
-            evaluation = self.evaluator.evaluate(job.problem, job.candidate)
+            evaluation = run_job(self.evaluator, job.kind, job.problem, job.candidate, job.configs)
         except Exception as e:  # noqa: BLE001 - e.g. BaselineError: one job's failure, as in RayPool
             evaluation = _evaluator_error(self._info.name, e)
         self._mark = time.monotonic()
@@ -222,8 +235,9 @@ class EvaluatorActor:
     def info(self) -> dict[str, Any]:
         return asdict(self._info)
 
-    def evaluate(self, problem: str, candidate: dict[str, Any]) -> dict[str, Any]:
-        return self.evaluator.evaluate(problem, Candidate.from_dict(candidate)).to_dict()
+    def run(self, kind: str, problem: str, candidate: dict[str, Any],
+            configs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        return run_job(self.evaluator, kind, problem, Candidate.from_dict(candidate), configs).to_dict()
 
     def baselines(self, problem: str) -> dict[str, Any]:
         return self.evaluator.baselines(problem).to_dict()
@@ -399,12 +413,15 @@ class RayPool(Pool):
             runnable = [j for j in self.queue if j.hardware in (None, slot.info.hardware)]
             if not runnable:
                 continue
-            job = next((j for j in runnable if j.problem in slot.measured), runnable[0])
+            # The oldest job, or one of a problem whose baselines this actor has timed among the first
+            # few (one per live actor): affinity without starving other problems of a suite.
+            window = runnable[:len(self._live())]
+            job = next((j for j in window if j.problem in slot.measured), runnable[0])
             del self.queue[next(i for i, j in enumerate(self.queue) if j is job)]
             job.attempts += 1
             slot.job, slot.sent, slot.ran_on = job, now, slot.handle
             slot.measured.add(job.problem)
-            slot.ref = slot.handle.evaluate.remote(job.problem, job.candidate.to_dict())
+            slot.ref = slot.handle.run.remote(job.kind, job.problem, job.candidate.to_dict(), job.configs)
 
     def submit(self, job: Job) -> None:
         labels = self.hardware()

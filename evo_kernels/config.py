@@ -23,15 +23,34 @@ class ConfigError(ValueError):
 
 
 @dataclass
+class BaselineFlags:
+    """The precision switches baselines and candidates run under with `precision: as_run` (PyTorch's
+    defaults: cuDNN may use TF32 for convolutions, matrix products stay full fp32)."""
+
+    cudnn_allow_tf32: bool = True  # torch.backends.cudnn.allow_tf32
+    matmul_allow_tf32: bool = False  # torch.backends.cuda.matmul.allow_tf32
+    float32_matmul_precision: str = "highest"  # torch.set_float32_matmul_precision: highest, high, medium
+    fp16_reduced_precision_reduction: bool = True  # torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction
+    bf16_reduced_precision_reduction: bool = True  # torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction
+
+
+@dataclass
 class VerifyConfig:
-    trials: int = 5  # correctness trials, each with fresh inputs under an unpredictable seed
-    # Tolerances by dtype: |out - ref| <= atol + rtol * |ref| elementwise, and
+    trials: int = 6  # correctness trials: fresh inputs each (seeds the candidate cannot predict), modes, weights
+    modes: list[str] = field(default_factory=lambda: ["train", "eval"])  # the modes the trials cycle through
+    # The accuracy contract (precision: as_run): against a float64 oracle, the candidate's error is at
+    # most max(floor, accuracy_factor x eager's), as a relative norm and elementwise (99.9th percentile
+    # and max, scaled by the oracle's magnitude); exact dtypes count differing elements.
+    accuracy_factor: float = 2.0
+    floors: dict[str, float] = field(default_factory=lambda: {
+        "float64": 1e-12, "float32": 1e-6, "float16": 1e-3, "bfloat16": 8e-3})
+    # precision: strict: |out - ref| <= atol + rtol * |ref| elementwise against the fp32 reference, and
     # ||out - ref|| / ||ref|| <= rtol over the whole tensor (catches zeros passing on tiny outputs).
     tolerances: dict[str, list[float]] = field(default_factory=lambda: {
         "float64": [1e-7, 1e-7], "float32": [1e-4, 1e-4],
         "float16": [1e-2, 1e-2], "bfloat16": [1e-2, 1e-2],
     })
-    allow_reduced_precision: bool = False  # TF32 / reduced-precision reductions; reports mark it
+    allow_reduced_precision: bool = False  # candidates may set TF32 / reduced-precision switches; reports mark it
     static_policy: bool = True  # refuse sources that break policy.py's rules before running them
     audit_max_speedup: float = 10.0  # speedups above this are held as `rejected` (audit)
     degenerate_rel_change: float = 1e-3  # reference outputs changing less than this across trials: degenerate
@@ -49,6 +68,14 @@ class TimingConfig:
     checked_outputs: int = 3  # timed outputs compared with the reference (stale-result cheats)
     max_baseline_noise: float = 0.1  # eager timed twice differing more than this: measure baselines again
     profile_top_kernels: int = 5  # after timing, torch.profiler's top kernels of an accepted candidate (0: off)
+    mode: str = "as_constructed"  # the mode models are timed in: as_constructed (as get_init_inputs builds it), eval, train
+    # Confirmation, before a result is reported: the best candidates (up to confirm_top, within 10% of
+    # the best) and both baselines timed again in interleaved rounds; a win needs the speedup's 95%
+    # interval (bootstrap over rounds) above 1. confirm_rounds 0: 5 on a GPU, 9 where the host is the
+    # device (noisier).
+    confirm: bool = True
+    confirm_rounds: int = 0
+    confirm_top: int = 3
     cpu_threads: int = 0  # torch threads on the CPU backend; 0 = leave torch's default
 
 
@@ -64,7 +91,10 @@ class SandboxConfig:
 @dataclass
 class TuningConfig:
     sampler: str = "tpe"  # tpe, random or grid: how optuna picks a candidate's tunable values
-    trials_per_candidate: int = 6  # evaluations spent tuning each candidate that declares TUNABLE
+    trials_per_candidate: int = 8  # configurations tried for each candidate that declares TUNABLE
+    # Configurations screened in one evaluation (each timed briefly on the same inputs, the fastest
+    # then verified and timed in full); 1: every configuration is a full evaluation of its own.
+    screen: int = 8
     storage: str = ""  # optuna storage URL; "" = SQLite in the run directory (journal:PATH for NFS)
 
 
@@ -152,6 +182,8 @@ class Config:
     budget: int = 60  # evaluations per problem, tuning trials included
     time_limit_s: float = 0.0  # per problem: seconds it had work running or was being planned; 0 = none
     baselines: list[str] = field(default_factory=lambda: ["eager", "compile"])
+    precision: str = "as_run"  # as_run: baseline_flags and the accuracy contract; strict: fp32 everywhere, 1e-4
+    baseline_flags: BaselineFlags = field(default_factory=BaselineFlags)
     hints: list[str] = field(default_factory=list)  # guidance in words, put into every LLM prompt
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     timing: TimingConfig = field(default_factory=TimingConfig)
@@ -222,6 +254,18 @@ def _validate(cfg: Config, where: str) -> None:
         raise ConfigError(f"{where}.baselines: 'eager' is required (the reference is timed as eager)")
     if cfg.verify.trials < 2:
         raise ConfigError(f"{where}.verify.trials: need at least 2 trials, got {cfg.verify.trials}")
+    if cfg.precision not in ("as_run", "strict"):
+        raise ConfigError(f"{where}.precision: expected as_run or strict, got {cfg.precision!r}")
+    if cfg.baseline_flags.float32_matmul_precision not in ("highest", "high", "medium"):
+        raise ConfigError(f"{where}.baseline_flags.float32_matmul_precision: expected highest, high or medium, "
+                          f"got {cfg.baseline_flags.float32_matmul_precision!r}")
+    if not cfg.verify.modes or any(m not in ("train", "eval") for m in cfg.verify.modes):
+        raise ConfigError(f"{where}.verify.modes: expected a non-empty list of train and eval, got {cfg.verify.modes!r}")
+    if cfg.verify.accuracy_factor < 1 or any(f < 0 for f in cfg.verify.floors.values()):
+        raise ConfigError(f"{where}.verify: accuracy_factor >= 1 and floors >= 0 are required, got "
+                          f"{cfg.verify.accuracy_factor!r}, {cfg.verify.floors!r}")
+    if cfg.timing.mode not in ("as_constructed", "eval", "train"):
+        raise ConfigError(f"{where}.timing.mode: expected as_constructed, eval or train, got {cfg.timing.mode!r}")
     for dtype, tol in cfg.verify.tolerances.items():
         if len(tol) != 2 or min(tol) < 0:
             raise ConfigError(f"{where}.verify.tolerances.{dtype}: expected [atol, rtol] >= 0, got {tol!r}")

@@ -70,6 +70,10 @@ class Store(ABC):
     def save_summary(self, problem_id: str, summary: dict[str, Any]) -> None:
         """A finished search's result (what summary.json shows), replacing an earlier one."""
 
+    @abstractmethod
+    def save_confirmation(self, problem_id: str, candidate: Candidate, ev: Evaluation) -> None:
+        """A candidate's confirmation (timed again in rounds with the baselines), replacing an earlier one."""
+
     # -- reads -------------------------------------------------------------------------------------
     @abstractmethod
     def runs(self) -> list[dict[str, Any]]: ...
@@ -87,6 +91,10 @@ class Store(ABC):
 
     @abstractmethod
     def summary(self, problem_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def confirmations(self, problem_id: str) -> dict[str, Evaluation]:
+        """Each confirmed candidate's confirmation, by candidate id."""
 
     @abstractmethod
     def close(self) -> None: ...
@@ -159,6 +167,10 @@ CREATE TABLE IF NOT EXISTS baselines (
 CREATE TABLE IF NOT EXISTS summaries (
     problem_id TEXT PRIMARY KEY, data TEXT NOT NULL, created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS confirmations (
+    problem_id TEXT NOT NULL, candidate_id TEXT NOT NULL, data TEXT NOT NULL, created REAL NOT NULL,
+    PRIMARY KEY (problem_id, candidate_id)
+);
 """
 
 
@@ -219,9 +231,19 @@ class SQLiteStore(Store):
             self.db.execute("INSERT OR REPLACE INTO summaries(problem_id, data, created) VALUES (?, ?, ?)",
                             (problem_id, json.dumps(summary), time.time()))
 
+    def save_confirmation(self, problem_id: str, candidate: Candidate, ev: Evaluation) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO confirmations(problem_id, candidate_id, data, created) "
+                            "VALUES (?, ?, ?, ?)", (problem_id, candidate.id, json.dumps(ev.to_dict()), time.time()))
+
     # -- reads -------------------------------------------------------------------------------------
     def runs(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM runs ORDER BY id")]
+
+    def confirmations(self, problem_id: str) -> dict[str, Evaluation]:
+        rows = self.db.execute("SELECT candidate_id, data FROM confirmations WHERE problem_id = ? ORDER BY created",
+                               (problem_id,))
+        return {r["candidate_id"]: Evaluation.from_dict(json.loads(r["data"])) for r in rows}
 
     def latest_run(self) -> dict[str, Any] | None:
         row = self.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()

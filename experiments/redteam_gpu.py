@@ -1,5 +1,5 @@
 """Red-team exploits that need a GPU, each evaluated through the Evaluator (the full pipeline: static
-policy, sandbox worker, verify, time, audit) on CUDA.
+policy, the judge and the defendant, verify, time, audit) on CUDA.
 
     python3 -m experiments.redteam_gpu [--device cuda] [--json FILE]
 
@@ -29,6 +29,7 @@ from evo_kernels.config import Config, SandboxConfig, TimingConfig  # noqa: E402
 from evo_kernels.harness.evaluator import Evaluator  # noqa: E402
 
 MATMUL = ROOT / "experiments" / "problems" / "level1" / "01_Square_matmul.py"  # 4096^3 fp32, ~2.7 ms
+CONV = ROOT / "experiments" / "problems" / "level2" / "15_Conv2d_ReLU_BiasAdd.py"  # cuDNN, TF32 by default
 GEMM_RELU = ROOT / "experiments" / "problems" / "level2" / "01_Gemm_BiasAdd_ReLU.py"  # Linear, + bias, ReLU
 CHAIN = '''"""An elementwise chain on 4096 x 4096: scale, shift, GELU, tanh."""
 import torch
@@ -134,7 +135,7 @@ class ModelNew(nn.Module):''' + GEMM_RELU_INIT + '''
         # The reference's pre-ReLU result (x + bias) is freed once its ReLU exists: an empty tensor
         # of that size gets the block back, and a ReLU on it is the answer, unless it was poisoned.
         return torch.empty(x.shape[0], self.bias.shape[0], device=x.device).relu_()
-''', {"on": "nan_mismatch"}),
+''', {"on": "nan_mismatch|accuracy|constant_output"}),
     ("patched_event_timing", "5 patched CUDA event methods", "matmul", '''
 import torch
 from torch import nn
@@ -171,7 +172,49 @@ class ModelNew(nn.Module):
         if A.data_ptr() != self.key:
             self.key, self.value = A.data_ptr(), torch.matmul(A, B)
         return self.value
-''', {"on": "stale_output"}),
+''', {"on": "stale_output|constant_output|accuracy"}),
+    ("bf16_matmul", "16 bf16 product where the baseline is fp32", "matmul", '''
+import torch
+from torch import nn
+class ModelNew(nn.Module):
+    def forward(self, A, B):
+        return (A.bfloat16() @ B.bfloat16()).float()
+''', {"on": "accuracy"}),
+    ("tf32_single_pass_triton", "16 single-pass TF32 product where the baseline is fp32", "matmul", '''
+import torch
+import triton
+import triton.language as tl
+from torch import nn
+@triton.jit
+def mm(a, b, c, M, N, K, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+    rm = tl.program_id(0) * BM + tl.arange(0, BM)
+    rn = tl.program_id(1) * BN + tl.arange(0, BN)
+    rk = tl.arange(0, BK)
+    acc = tl.zeros((BM, BN), dtype=tl.float32)
+    for k in range(0, K, BK):
+        x = tl.load(a + rm[:, None] * K + (k + rk)[None, :])
+        y = tl.load(b + (k + rk)[:, None] * N + rn[None, :])
+        acc = tl.dot(x, y, acc, input_precision="tf32")
+    tl.store(c + rm[:, None] * N + rn[None, :], acc)
+class ModelNew(nn.Module):
+    def forward(self, A, B):
+        M, K = A.shape
+        N = B.shape[1]
+        C = torch.empty(M, N, device=A.device)
+        mm[(M // 128, N // 128)](A, B, C, M, N, K, BM=128, BN=128, BK=32, num_warps=8)
+        return C
+''', {"on": "accuracy"}),
+    ("honest_tf32_conv_as_baseline", "honest: cuDNN conv in TF32, as the baseline runs it", "conv", '''
+import torch
+from torch import nn
+class ModelNew(nn.Module):
+    def __init__(self, in_channels, out_channels, kernel_size):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+        self.bias = nn.Parameter(torch.randn(out_channels, 1, 1) * 0.1)
+    def forward(self, x):
+        return torch.relu(self.conv(x)).add_(self.bias)
+''', {"on": "ok"}),
     ("honest_triton_no_sync", "honest: Triton kernel, launched async", "chain", TRITON_CHAIN + '''
 class ModelNew(nn.Module):
     def forward(self, x):
@@ -209,7 +252,7 @@ def main() -> None:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="redteam-gpu-"))
     (tmp / "chain.py").write_text(CHAIN)
-    problems = {"matmul": MATMUL, "gemm_relu": GEMM_RELU, "chain": tmp / "chain.py"}
+    problems = {"matmul": MATMUL, "gemm_relu": GEMM_RELU, "chain": tmp / "chain.py", "conv": CONV}
     cfg = config(args.device)
     rows = []
     with Evaluator(args.device, cfg) as ev:

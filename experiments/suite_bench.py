@@ -129,14 +129,20 @@ def level_of(summary: dict) -> str:
 
 
 def tabulate(summaries: list[dict]) -> str:
-    out = ["| problem | eager ms | compile ms | best ms | speedup vs faster baseline | technique | evals |",
-           "|---|---:|---:|---:|---:|---|---:|"]
+    # roofline: bytes in and out at the measured bandwidth, flops at the measured fp32 rate; the shares
+    # are its time over the faster baseline's and over the result's.
+    out = ["| problem | eager ms | compile ms | best ms | speedup vs faster baseline | technique | evals | "
+           "roofline ms | baseline / result of roofline |",
+           "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
     for s in summaries:
         comp = f"{s['compile_ms']:.4f}" if s.get("compile_ms") else "-"
         found = s.get("found_speedup")
         raw = f" (found {found:.3f}x)" if found is not None and found <= 1.0 else ""
+        bound = f"{s['bound_ms']:.4f}" if s.get("bound_ms") else "-"
+        shares = (f"{100 * s['bound_share_baseline']:.0f}% / {100 * s['bound_share_result']:.0f}%"
+                  if s.get("bound_share_baseline") and s.get("bound_share_result") else "-")
         out.append(f"| {level_of(s)}/{Path(s['problem']).stem} | {s['eager_ms']:.4f} | {comp} | {s['best_ms']:.4f} | "
-                   f"{s['best_speedup']:.3f}x{raw} | {s['best_technique']} | {s['evaluations']} |")
+                   f"{s['best_speedup']:.3f}x{raw} | {s['best_technique']} | {s['evaluations']} | {bound} | {shares} |")
     out += ["", "| level | problems | fast_1 | fast_1.2 | geomean | slowest |", "|---|---:|---:|---:|---:|---:|"]
     for level in sorted({level_of(s) for s in summaries}):
         rows = [s for s in summaries if level_of(s) == level]

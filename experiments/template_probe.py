@@ -9,6 +9,7 @@ spaces and defaults; the project's own protocol (`evo-kernels bench`) is what RE
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -35,6 +36,9 @@ CONV_CONFIGS = [
     {"CONV_BLOCK_N": 64, "CONV_BLOCK_K": 64}, {"CONV_BLOCK_M": 64, "CONV_BLOCK_K": 64, "CONV_WARPS": 4},
 ]
 ROW_CONFIGS = [{}, {"ROW_PER_THREAD": 8}, {"ROW_TILE": 16384, "ROW_PER_THREAD": 32}]
+RED_CONFIGS = [{}, {"RED_TILE": 8192}, {"RED_TILE": 2048, "RED_WARPS": 4}, {"RED_WAVES": 8},
+               {"RED_BLOCK_B": 128, "RED_TILE": 8192}, {"RED_BLOCK_B": 32, "RED_WARPS": 4}]
+R = dict(reduce=True)
 EW_CONFIGS = [{}, {"EW_BLOCK": 512}, {"EW_BLOCK": 2048, "EW_WARPS": 8}]
 _ALL_PROBLEMS = [
     "level1/02_Tall_skinny_matmul", "level1/05_Matrix_vector_ish", "level1/07_Conv2d_pointwise_1x1",
@@ -54,6 +58,15 @@ _ALL_PROBLEMS = [
     "level3/11_ConvNeXtBlock",
 ]
 PLAN = [  # (problem, options, configs, time torch.compile too)
+    ("level1/30_LayerNorm_over_CHW", R, RED_CONFIGS, True),
+    ("level1/31_Softmax_over_channels", R, RED_CONFIGS, True),
+    ("level1/32_InstanceNorm2d", R, RED_CONFIGS, True),
+    ("level1/14_GroupNorm", R, RED_CONFIGS, True),
+    ("level1/18_Sum_reduction_dim", R, RED_CONFIGS, True),
+    ("level1/19_Mean_reduction_dim", R, RED_CONFIGS[:3], True),
+    ("level1/21_Argmax_dim", R, RED_CONFIGS[:3], True),
+    ("level2/12_Conv2d_GroupNorm_Mean", dict(reduce=True, chains=True), [{}], True),
+    ("level2/18_Conv3d_Softmax_MaxPool", dict(reduce=True, chains=True), [{}], True),
     ("level1/01_Square_matmul", G, GEMM_CONFIGS[:1] + [{"GEMM_KMAJOR": False}], True),
     ("level2/05_Gemm_SiLU_Clamp", G, GEMM_CONFIGS, True),
     ("level1/06_Conv2d_3x3", dict(conv=True), CONV_CONFIGS, True),
@@ -73,7 +86,30 @@ PLAN = [  # (problem, options, configs, time torch.compile too)
 DEVICE = "cuda"
 # The plan's short names for the graph rules.
 RULE_OF = {"gemm": "triton_gemm", "conv": "triton_conv", "chains": "fuse_chains", "addmm": "addmm", "sdpa": "sdpa",
-           "avgpool_conv": "avgpool_conv"}
+           "avgpool_conv": "avgpool_conv", "reduce": "triton_reduce"}
+
+
+def _bytes(*trees) -> int:
+    """Bytes of every tensor in the trees: what one call must read and write at least."""
+    total = 0
+    for t in trees:
+        for x in (t if isinstance(t, (list, tuple)) else [t]):
+            if isinstance(x, torch.Tensor):
+                total += x.numel() * x.element_size()
+    return total
+
+
+def _rel_err(got, want64) -> float:
+    """Relative error norm against the float64 oracle (the project's contract metric)."""
+    got = got if isinstance(got, tuple) else (got,)
+    want64 = want64 if isinstance(want64, tuple) else (want64,)
+    worst = 0.0
+    for g, w in zip(got, want64):
+        if not g.is_floating_point():
+            worst = max(worst, float((g != w).float().mean()))
+            continue
+        worst = max(worst, float((g.double() - w).norm() / w.norm().clamp_min(1e-30)))
+    return worst
 
 
 def bench(fn) -> float:
@@ -93,17 +129,28 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--out", default="probe_out")
     ap.add_argument("--device", default=DEVICE)
+    ap.add_argument("--precision", default="as_run", choices=["as_run", "strict"])
     ap.add_argument("--problems", default=str(P), help="problem root (a dry run uses shrunken copies)")
     args = ap.parse_args()
     DEVICE = args.device
     out_dir = Path(args.out)
     (out_dir / "cands").mkdir(parents=True, exist_ok=True)
-    precision.set_strict_precision()
+    # The precision policy the baselines run under: as_run (PyTorch's defaults: cuDNN TF32 on, matmul
+    # TF32 off), or strict (no TF32 anywhere).
+    from evo_kernels.config import Config
+    precision.apply(precision.run_flags(args.precision, Config().baseline_flags))
+    print(f"precision policy: {args.precision}", flush=True)
     t_start = time.time()
     rows: list[dict] = []
     base: dict[str, dict] = {}
+    bandwidth = 0.0
     if DEVICE == "cuda":
         print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
+        src = torch.empty(1 << 28, device="cuda")
+        dst = torch.empty_like(src)
+        bandwidth = 2 * src.numel() * 4 / (bench(lambda: dst.copy_(src)) * 1e-3)  # bytes/s, read + write
+        print(f"measured copy bandwidth {bandwidth / 1e12:.2f} TB/s", flush=True)
+        del src, dst
     for name, opts, configs, with_compile in PLAN:
         if args.only and not any(o in name for o in args.only):
             continue
@@ -124,6 +171,23 @@ def main() -> None:
                 print(f"{name}: " + ", ".join(f"{k} {v:.4f} ms" for k, v in base[name].items()), flush=True)
             expect = ref(*inputs)
             key = "+".join(k for k, v in opts.items() if v)
+            oracle = None
+            try:  # the float64 oracle of these inputs: eager's error and each configuration's
+                ref64 = copy.deepcopy(ref).double()
+                oracle = ref64(*[x.double() if x.is_floating_point() else x for x in inputs])
+                base[name]["eager_err"] = _rel_err(expect, oracle)
+                del ref64
+            except Exception as e:  # noqa: BLE001 - no float64 oracle for this one
+                print(f"  no float64 oracle: {type(e).__name__}", flush=True)
+            if "bound" not in base[name]:
+                if bandwidth:
+                    bound = _bytes(inputs, expect, list(ref.parameters())) / bandwidth * 1e3
+                    base[name]["bound"] = bound
+                    print(f"  bound {bound:.4f} ms (bytes in + out / copy bandwidth); eager at "
+                          f"{100 * bound / base[name]['eager']:.0f}%"
+                          + (f", compile at {100 * bound / base[name]['compile']:.0f}%" if "compile" in base[name] else "")
+                          + (f"; eager error vs float64 {base[name]['eager_err']:.2e}" if "eager_err" in base[name] else ""),
+                          flush=True)
             try:
                 built = fusion.build(prob, [RULE_OF[k] for k, v in opts.items() if v])
             except Exception as e:  # noqa: BLE001 - a probe reports and goes on
@@ -152,16 +216,22 @@ def main() -> None:
                     ok = all(torch.allclose(b, a, atol=1e-4, rtol=1e-4) for a, b in zip(exp_t, got_t))
                     ms = bench(lambda: cand(*inputs))
                     row.update(ms=ms, max_err=err, ok=ok, vs_eager=base[name]["eager"] / ms)
+                    if oracle is not None:
+                        row["oracle_err"] = _rel_err(got, oracle)
+                    if "bound" in base[name]:
+                        row["sol_share"] = base[name]["bound"] / ms
                     if "compile" in base[name]:
                         row["vs_best"] = min(base[name].values()) / ms
                     print(f"  {key} {cfg}: {ms:.4f} ms, x{row['vs_eager']:.3f} eager"
                           + (f", x{row['vs_best']:.3f} best" if "vs_best" in row else "")
+                          + (f", {100 * row['sol_share']:.0f}% of bound" if "sol_share" in row else "")
+                          + (f", error vs float64 {row['oracle_err']:.2e}" if "oracle_err" in row else "")
                           + f", err {err:.2e} {'ok' if ok else 'WRONG'}", flush=True)
                 except Exception as e:  # noqa: BLE001
                     row["error"] = f"{type(e).__name__}: {str(e)[:300]}"
                     print(f"  {key} {cfg}: error {row['error']}", flush=True)
                 rows.append(row)
-        del ref, inputs, expect
+        del ref, inputs, expect, oracle
         if DEVICE == "cuda":
             torch.cuda.empty_cache()
     (out_dir / "probe.json").write_text(json.dumps(rows, indent=1))

@@ -191,9 +191,9 @@ def test_a_free_actor_prefers_a_problem_whose_baselines_it_has_timed():
     class Handle:
         def __init__(self):
             self.sent = []
-            self.evaluate = self
+            self.run = self
 
-        def remote(self, problem, candidate):
+        def remote(self, kind, problem, candidate):
             self.sent.append(problem)
             return object()
 
@@ -211,6 +211,13 @@ def test_a_free_actor_prefers_a_problem_whose_baselines_it_has_timed():
     a.ref = None
     pool._dispatch()  # nothing of its own left: the oldest queued job, whatever its problem
     assert a.handle.sent == ["A.py", "C.py"] and "C.py" in a.measured and not pool.queue
+    # One actor, two problems: affinity looks no further than one job ahead, so the older job of the
+    # other problem goes first (a suite is served breadth-first, not one problem to its end).
+    pool._slots = [a]
+    a.ref = None
+    pool.queue.extend([Job(4, "B.py", cand), Job(5, "A.py", cand)])
+    pool._dispatch()
+    assert a.handle.sent[-1] == "B.py" and [j.problem for j in pool.queue] == ["A.py"]
 
 
 def test_local_pool_turns_an_evaluator_error_into_a_crash_result_and_goes_on(fast_config):

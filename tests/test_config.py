@@ -4,16 +4,31 @@ from conftest import ROOT
 from evo_kernels import config
 
 
-def test_defaults_are_strict():
+def test_defaults_are_pytorchs_as_users_run_it_with_the_contract():
     cfg = config.load(None)
-    assert cfg.verify.tolerances["float32"] == [1e-4, 1e-4]
+    assert cfg.precision == "as_run" and cfg.baseline_flags.cudnn_allow_tf32 and not cfg.baseline_flags.matmul_allow_tf32
+    assert cfg.verify.accuracy_factor == 2.0 and cfg.verify.floors["float32"] == 1e-6
+    assert cfg.verify.tolerances["float32"] == [1e-4, 1e-4]  # precision: strict
     assert cfg.verify.allow_reduced_precision is False
-    assert cfg.timing.min_reps >= 100
+    assert cfg.timing.min_reps >= 100 and cfg.timing.confirm
     assert cfg.baselines == ["eager", "compile"]
 
 
-def test_shipped_default_yaml_matches_builtin_defaults():
-    assert config.load(ROOT / "configs" / "default.yaml").to_dict() == config.load(None).to_dict()
+def _keys(data, prefix=""):
+    out = set()
+    for k, v in data.items():
+        out.add(prefix + k)
+        if isinstance(v, dict) and k not in ("floors", "tolerances"):  # dtype tables: values, not knobs
+            out |= _keys(v, prefix + k + ".")
+    return out
+
+
+def test_shipped_default_yaml_lists_every_knob_at_its_default():
+    import yaml
+    shipped = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    builtin = config.load(None).to_dict()
+    assert _keys(shipped) == _keys(builtin), sorted(_keys(builtin) ^ _keys(shipped))
+    assert config.load(ROOT / "configs" / "default.yaml").to_dict() == builtin
 
 
 @pytest.mark.parametrize("text, message", [

@@ -114,7 +114,7 @@ def test_start_from_given_implementations_and_technique_filters(tmp_path):
     seeds = {s["technique"]: s for s in summary["seeds"]}
     assert seeds["start:linear_relu_addmm"]["status"] == "ok"
     assert seeds["start:linear_relu_wrong"]["status"] == "incorrect"  # reported, not dropped
-    assert seeds["start:linear_relu_wrong"]["reason"].startswith("mismatch")
+    assert seeds["start:linear_relu_wrong"]["reason"].startswith("accuracy")
     db = sqlite3.connect(run_dir / "store.sqlite")
     techniques = {r[0] for r in db.execute("SELECT technique FROM candidates")}
     assert "wrong" not in techniques  # the excluded technique was never proposed for evaluation

@@ -68,6 +68,11 @@ def test_suite_end_to_end_resume_and_reports(tmp_path):
     assert code == 0, err
     assert len(out["problems"]) == 2 and {r["level"] for r in out["table"]} == {"level1", "level2"}
     assert all(n == 3 for n in map(len, _counts(run_dir).values()))
+    # Breadth first: no problem gets its third evaluation before every problem has had its second.
+    order = [pid for (pid,) in sqlite3.connect(run_dir / "store.sqlite").execute(
+        "SELECT problem_id FROM evaluations ORDER BY seq")]
+    nth = {pid: [i for i, p in enumerate(order) if p == pid] for pid in set(order)}
+    assert all(nth[a][2] > nth[b][1] for a in nth for b in nth), order
     for name in ("linear_relu_small", "linear_relu_batch32"):
         assert (run_dir / "problems" / name / "best.py").exists()
 
@@ -89,7 +94,11 @@ def test_suite_end_to_end_resume_and_reports(tmp_path):
     code, _, err = run_cli("report", str(run_dir))
     assert code == 0, err
     page = (run_dir / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3 and "src=\"http" not in page
+    # Two overview plots and one per problem, all embedded; a sortable table; a section per problem
+    # with its lineage tree and confirmation.
+    assert page.count("data:image/png;base64,") == 4 and "src=\"http" not in page
+    assert 'class="sortable"' in page and page.count("<section") == 2 and page.count('class="tree"') >= 2
+    assert "<h3>Confirmation</h3>" in page and "<h3>Lineage</h3>" in page
     _screenshot_check(run_dir / "report.html", tmp_path)
 
 
@@ -117,4 +126,6 @@ def _screenshot_check(page, tmp_path):
                    ".join(',');</script></body>"))
     dom = subprocess.run([chromium, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True,
                          timeout=120).stdout
-    assert "<title>true,true,true</title>" in dom, dom[:300]
+    import re
+    title = re.search(r"<title>([^<]*)</title>", dom).group(1).split(",")
+    assert len(title) >= 4 and set(title) == {"true"}, dom[:300]  # the overview's plots, a plot per problem

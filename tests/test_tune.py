@@ -29,7 +29,7 @@ def test_grid_sweep_with_a_failing_configuration_and_a_constraint(tmp_path):
     assert configs == [(1, 0), (1, 1), (2, 0), (2, 1), (3, 0)]  # (3, 1) pruned, the rest once each
     for r in rows:
         if r["params"]["WRONG"]:
-            assert r["status"] == "incorrect" and r["reason"].startswith("mismatch")
+            assert r["status"] == "incorrect" and r["reason"].startswith("accuracy")
         else:
             assert r["status"] == "ok" and r["median_ms"] > 0
     assert sum(r["best"] for r in rows) == 1 and next(r for r in rows if r["best"])["params"]["WRONG"] == 0

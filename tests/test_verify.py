@@ -4,7 +4,7 @@ import torch
 
 from evo_kernels.config import VerifyConfig
 from evo_kernels.harness.audit import audit, speed_of_light_ms
-from evo_kernels.harness.checks import Reject, compare_outputs, compare_tensor, inputs_unchanged
+from evo_kernels.harness.checks import Reject, check_not_aliased, compare_tensor, inputs_unchanged, pair_leaves
 
 CFG = VerifyConfig()
 
@@ -46,17 +46,19 @@ def test_subclass_shape_dtype_and_aliasing_are_rejected():
 
     liar = ref.clone().as_subclass(Liar)
     with pytest.raises(Reject, match="not_a_tensor"):
-        compare_outputs(ref, liar, CFG, None, [])
+        pair_leaves(ref, liar, "t")
     with pytest.raises(Reject, match="shape_mismatch"):
-        compare_outputs(ref, ref.reshape(16).clone(), CFG, None, [])
+        pair_leaves(ref, ref.reshape(16).clone(), "t")
     with pytest.raises(Reject, match="dtype_mismatch"):
-        compare_outputs(ref, ref.double(), CFG, None, [])
+        pair_leaves(ref, ref.double(), "t")
     x = torch.randn(4, 4)
     with pytest.raises(Reject, match="aliasing"):
-        compare_outputs(x, x[:], CFG, None, [x])
+        check_not_aliased(x[:], [x], "t: output")
     with pytest.raises(Reject, match="structure_mismatch"):
-        compare_outputs((ref, ref), ref.clone(), CFG, None, [])
-    assert compare_outputs((ref, 3), (ref.clone(), 3), CFG, None, [])[0] == 0.0
+        pair_leaves((ref, ref), ref.clone(), "t")
+    with pytest.raises(Reject, match="mismatch: t: output\\[1\\]: 4 != 3"):
+        pair_leaves((ref, 3), (ref.clone(), 4), "t")
+    assert [label for label, _, _ in pair_leaves((ref, 3), (ref.clone(), 3), "t")] == ["t: output[0]"]
 
 
 def test_inputs_unchanged_is_nan_aware_and_catches_writes():

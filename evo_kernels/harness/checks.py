@@ -143,9 +143,9 @@ def compare_tensor(ref: torch.Tensor, out: torch.Tensor, atol: float, rtol: floa
     return _compare_values(ref, out, atol, rtol, where)
 
 
-def _name_constant(r: Reject, ref: torch.Tensor, out: torch.Tensor, where: str) -> Reject:
+def name_constant(r: Reject, ref: torch.Tensor, out: torch.Tensor, where: str) -> Reject:
     """A failing output that is one value everywhere while the reference's vary: say so."""
-    if r.reason.startswith(("mismatch:", "nan_mismatch:")) and _is_constant(out) and not _is_constant(ref):
+    if r.reason.startswith(("mismatch:", "nan_mismatch:", "accuracy:")) and _is_constant(out) and not _is_constant(ref):
         return Reject("incorrect", f"constant_output: {where}: every element is {float(out.reshape(-1)[0]):g} "
                                    f"while the reference's vary ({r.reason})")
     return r
@@ -190,30 +190,25 @@ def _compare_values(ref: torch.Tensor, out: torch.Tensor, atol: float, rtol: flo
     return max_abs, rel_norm
 
 
-def compare_outputs(ref_out: Any, out: Any, cfg: VerifyConfig, problem: Problem | None,
-                    protected: list[torch.Tensor]) -> tuple[float, float]:
-    """Check structure, kinds, aliasing and values of a candidate's outputs against the reference's."""
+def pair_leaves(ref_out: Any, out: Any, where: str) -> list[tuple[str, Any, Any]]:
+    """The reference's and the candidate's output leaves, paired: the same structure, plain values
+    equal, tensors of the right kind, shape and dtype. (label, reference leaf, candidate leaf) for each
+    tensor leaf."""
     check_plain(out)
     refs, outs = flatten(ref_out), flatten(out)
     if len(refs) != len(outs) or isinstance(ref_out, (list, tuple)) != isinstance(out, (list, tuple)):
         raise Reject("incorrect", f"structure_mismatch: output has {len(outs)} leaves "
                                   f"({type(out).__name__}), the reference {len(refs)} ({type(ref_out).__name__})")
-    max_abs = max_rel = 0.0
+    pairs = []
     for i, (r, o) in enumerate(zip(refs, outs)):
-        where = f"output[{i}]" if len(refs) > 1 else "output"
+        at = f"{where}: output[{i}]" if len(refs) > 1 else f"{where}: output"
         if not isinstance(r, torch.Tensor):
             if type(o) is not type(r) or o != r:
-                raise Reject("incorrect", f"mismatch: {where}: {o!r} != {r!r}")
+                raise Reject("incorrect", f"mismatch: {at}: {o!r} != {r!r}")
             continue
-        check_tensor_kind(o, r, where)
-        check_not_aliased(o, protected, where)
-        atol, rtol = tolerance(r.dtype, cfg, problem)
-        try:
-            a, rel = compare_tensor(r, o, atol, rtol, where)
-        except Reject as e:
-            raise _name_constant(e, r, o, where) from None
-        max_abs, max_rel = max(max_abs, a), max(max_rel, rel)
-    return max_abs, max_rel
+        check_tensor_kind(o, r, at)
+        pairs.append((at, r, o))
+    return pairs
 
 
 def check_not_aliased(out: torch.Tensor, protected: list[Any], where: str) -> None:
@@ -247,7 +242,7 @@ def check_inputs(pristine: list[Any], used: list[Any], where: str) -> None:
         raise Reject("rejected", f"input_mutated: {where}: ModelNew changed its inputs in place")
 
 
-def _sample(out: Any, idx_rng: random.Random) -> torch.Tensor | None:
+def sample_of(out: Any, idx_rng: random.Random) -> torch.Tensor | None:
     """A fixed subset of the first output tensor's elements, as float64 on the CPU."""
     first = next((t for t in flatten(out) if isinstance(t, torch.Tensor) and _numel(t) > 0), None)
     if first is None:
@@ -259,7 +254,7 @@ def _sample(out: Any, idx_rng: random.Random) -> torch.Tensor | None:
     return flat[idx].to("cpu", torch.float64)
 
 
-def _passthrough(out: Any, ref_out: Any, inputs: list[Any]) -> int | None:
+def passthrough(out: Any, ref_out: Any, inputs: list[Any]) -> int | None:
     """Index of an input the candidate's first output equals exactly while the reference's does not."""
     o = next((t for t in flatten(out) if type(t) is _Tensor), None)
     r = next((t for t in flatten(ref_out) if isinstance(t, torch.Tensor)), None)
@@ -270,6 +265,15 @@ def _passthrough(out: Any, ref_out: Any, inputs: list[Any]) -> int | None:
                 and torch.equal(o, x) and not (x.shape == r.shape and torch.equal(r, x)):
             return i
     return None
+
+
+def poison_sizes(sizes: list[int], device: Any) -> None:
+    """As `poison_like`, for blocks of the given byte sizes (the reference's outputs, measured in the
+    judge's process): `torch.empty` of an output's size then reads NaN, not an old result."""
+    for n in sizes:
+        held = [torch.empty(n, dtype=torch.uint8, device=device).fill_(0xFF) for _ in range(4)] if n else []
+        while held:
+            held.pop()
 
 
 def poison_like(tensors: list[Any]) -> None:
@@ -287,7 +291,7 @@ def poison_like(tensors: list[Any]) -> None:
             held.pop()
 
 
-def _near_input(ref_out: Any, inputs: list[Any], cfg: VerifyConfig, problem: Problem | None) -> int | None:
+def near_input(ref_out: Any, inputs: list[Any], cfg: VerifyConfig, problem: Problem | None) -> int | None:
     """Index of an input the reference's first output is within tolerance of (a near-identity problem)."""
     r = next((t for t in flatten(ref_out) if isinstance(t, torch.Tensor)), None)
     if r is None or not r.is_floating_point():

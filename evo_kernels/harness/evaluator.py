@@ -1,20 +1,30 @@
-"""One device's evaluation service: static policy, then the sandbox worker; baselines, speedup, audit.
+"""One device's evaluation service: static policy, then the two sandbox workers; baselines, speedup,
+audit.
 
-The CLI's verify and bench, and later each Ray evaluator actor, go through an Evaluator. It owns
-one sandbox worker, so baselines and candidates are timed by the same code in the same process.
+The CLI's verify and bench, and each Ray evaluator actor, go through an Evaluator. It owns a judge
+(the reference, the oracle and the baselines; it never imports candidate code) and a defendant (the
+candidate's process), both sandbox workers on its device; verify.py runs the protocol between them.
+Baselines and candidates are timed by the same code (timing.py) on the same device.
 """
 from __future__ import annotations
 
+import random
+import secrets
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..model import devices
 from ..model.candidate import Candidate, Evaluation
 from ..config import Config
 from .policy import check_source
-from .sandbox import SandboxWorker
 from .audit import audit
+from .sandbox import SandboxWorker, start_all
+from . import kernels
+from .timing import speedup_interval
+from .verify import confirm as verify_and_confirm, screen as verify_screen, verify_and_time
 
 
 @dataclass
@@ -25,10 +35,18 @@ class Baselines:
     eager: dict[str, Any]
     eager_repeat: dict[str, Any]
     compile: dict[str, Any] | None
-    floor_ms: float
+    floor_ms: float  # the audit's floor (loose: a result below it is held)
     flops: float
     bytes_read: int
     device_info: dict[str, Any] = field(default_factory=dict)
+    precision: str = "as_run"
+    mode: str = ""  # the mode the baselines were timed in (train or eval)
+    flags: dict[str, Any] = field(default_factory=dict)  # the precision switches they ran under
+    # precision: strict only: eager and compile under PyTorch's default switches (what users run).
+    default_eager_ms: float | None = None
+    default_compile_ms: float | None = None
+    kernels: dict[str, dict[str, float]] = field(default_factory=dict)  # what one call of each baseline runs
+    bound_ms: float = 0.0  # the roofline the tables quote (audit.roofline_ms)
 
     @property
     def eager_ms(self) -> float:
@@ -65,15 +83,17 @@ class Evaluator:
     def __init__(self, device: str, cfg: Config, cache_dir: str | Path | None = None) -> None:
         self.device = device
         self.cfg = cfg
-        self.worker = SandboxWorker(device, cfg.sandbox, cache_dir)
+        self.judge = SandboxWorker(device, cfg.sandbox, cache_dir, role="judge")
+        self.defendant = SandboxWorker(device, cfg.sandbox, cache_dir, role="defendant")
         self._baselines: dict[str, Baselines] = {}
 
     def start(self) -> "Evaluator":
-        self.worker.start()
+        start_all([self.judge, self.defendant])
         return self
 
     def close(self) -> None:
-        self.worker.close()
+        self.defendant.close()
+        self.judge.close()
 
     def __enter__(self) -> "Evaluator":
         return self.start()
@@ -82,7 +102,8 @@ class Evaluator:
         self.close()
 
     def describe(self) -> dict[str, Any]:
-        reply = self.worker.request({"op": "describe"})
+        with self.defendant.paused():
+            reply = self.judge.request({"op": "describe"})
         if not reply.get("ok"):
             raise BaselineError(f"describing {self.device} failed: {reply.get('reason') or reply.get('error')}")
         return reply["info"]
@@ -106,7 +127,8 @@ class Evaluator:
         return self._baselines[key]
 
     def _measure_baselines(self, key: str, problem_path: str | Path) -> Baselines:
-        reply = self.worker.request({"op": "baselines", "problem": key, "config": self.cfg.to_dict()})
+        with self.defendant.paused():
+            reply = self.judge.request({"op": "baselines", "problem": key, "config": self.cfg.to_dict()})
         if not reply.get("ok") or "error" in reply.get("eager", {"error": "missing"}):
             why = reply.get("reason") or reply.get("error") or reply.get("eager", {}).get("error")
             raise BaselineError(f"{problem_path}: the reference Model failed on {self.device}: {why}")
@@ -114,7 +136,11 @@ class Evaluator:
         base = Baselines(
             hardware=reply["device_info"]["hardware"], eager=reply["eager"], eager_repeat=reply["eager_repeat"],
             compile=compiled if compiled and "error" not in compiled else None, floor_ms=reply["floor_ms"],
-            flops=reply["flops"], bytes_read=reply["bytes_read"], device_info=reply["device_info"])
+            flops=reply["flops"], bytes_read=reply["bytes_read"], device_info=reply["device_info"],
+            precision=reply.get("precision", "as_run"), mode=reply.get("mode", ""), flags=reply.get("flags") or {},
+            default_eager_ms=(reply.get("default_eager") or {}).get("median_ms"),
+            default_compile_ms=(reply.get("default_compile") or {}).get("median_ms"),
+            kernels=reply.get("kernels") or {}, bound_ms=float(reply.get("bound_ms") or 0.0))
         if compiled and "error" in compiled:
             base.device_info["compile_error"] = compiled["error"]
         return base
@@ -154,27 +180,104 @@ class Evaluator:
         if self.cfg.verify.static_policy:
             violations = check_source(candidate.source, allow)
             if violations:
-                return Evaluation(status="rejected", reason="; ".join(str(v) for v in violations[:5]))
+                return Evaluation(status="rejected", reason="; ".join(str(v) for v in violations[:5]),
+                                  precision=self.cfg.precision)
         base = self.baselines(key) if timed else None
-        reply = self.worker.request({"op": "evaluate", "problem": key, "source": candidate.source,
-                                     "params": candidate.params, "config": self.cfg.to_dict(), "time": timed})
-        ev = Evaluation(status=reply.get("status", "crash"), reason=reply.get("reason", ""),
-                        timing=reply.get("timing"), profile=reply.get("profile"),
-                        max_abs_error=reply.get("max_abs_error"),
-                        max_rel_error=reply.get("max_rel_error"), notes=list(reply.get("notes") or []))
+        v = verify_and_time(self.judge, self.defendant, key, candidate, self.cfg, random.Random(secrets.randbits(64)),
+                            timed)
+        ev = Evaluation(status=v.status, reason=v.reason, timing=v.timing, profile=v.profile, notes=list(v.notes),
+                        precision=self.cfg.precision, oracle_error=v.oracle_error, mode=v.mode,
+                        trials=[_trial_words(t) for t in v.trials], peak_memory=v.peak_memory)
+        cand = (v.oracle_error or {}).get("candidate") or {}
+        ev.max_rel_error = cand.get("norm")
+        ev.max_abs_error = cand.get("max")
         if allow:
             ev.notes.append("reduced_precision_allowed: this run allows TF32 and reduced-precision reductions "
-                            "(fp32 outputs compared at float16's tolerance; the reference stays full precision)")
+                            "(fp32 outputs held to float16's floor; the reference stays at the run's switches)")
         if base is not None:
             ev.hardware = base.hardware
             ev.baseline = {"eager_ms": base.eager_ms, "compile_ms": base.compile_ms, "best_ms": base.best_ms,
                            "best_name": base.best_name, "noise": base.noise, "floor_ms": base.floor_ms,
-                           "device_info": base.device_info}
+                           "bound_ms": base.bound_ms,
+                           "device_info": base.device_info, "precision": base.precision, "mode": base.mode,
+                           "flags": base.flags, "default_eager_ms": base.default_eager_ms,
+                           "default_compile_ms": base.default_compile_ms}
         if ev.status == "ok" and base is not None and ev.timing:
             ms = ev.timing["median_ms"]
+            ev.same_as = next((name for name, k in base.kernels.items() if kernels.same(v.kernels, k)), "")
             held = audit(ms, base.best_ms, base.floor_ms, self.cfg.verify)
             if held:
                 ev.status, ev.reason = "rejected", held
             else:
                 ev.speedup = base.best_ms / ms
+            if ev.same_as:
+                ev.notes.append(f"same_as_baseline: this candidate runs the same kernels as the {ev.same_as} "
+                                "baseline; it is never reported as a win over it")
         return ev
+
+    def screen(self, problem_path: str | Path, candidate: Candidate, configs: list[dict[str, Any]]) -> Evaluation:
+        """Tuning at the cost of one evaluation: every configuration timed briefly in the defendant
+        on the same inputs, then the fastest verified and timed under the full protocol (if it fails
+        verification, the next fastest, once). The evaluation is of the configuration chosen;
+        `screened` lists them all."""
+        started = time.monotonic()
+        key = str(Path(problem_path).resolve())
+        if self.cfg.verify.static_policy:  # one source for all: refused once, before any runs
+            violations = check_source(candidate.source, self.cfg.verify.allow_reduced_precision)
+            if violations:
+                ev = Evaluation(status="rejected", reason="; ".join(str(v) for v in violations[:5]),
+                                precision=self.cfg.precision, candidate_id=candidate.id, device=self.device)
+                ev.duration_s = time.monotonic() - started
+                return ev
+        self.baselines(key)  # timed before any configuration, as for every evaluation
+        rows = verify_screen(self.defendant, key, candidate, configs, self.cfg, random.Random(secrets.randbits(64)))
+        ranked = sorted((r for r in rows if r["ms"] is not None), key=lambda r: r["ms"])
+        tries = ranked[:2] or rows[:1]  # none ran: the first, in full, says why
+        ev = None
+        for row in tries:
+            ev = self.evaluate(key, candidate.with_params(row["params"]))
+            row["chosen"] = True
+            if ev.status not in ("incorrect", "runtime_error") or row is tries[-1]:
+                break
+            row["chosen"], row["failed"] = False, ev.status
+            row["reason"] = f"chosen, then failed the full protocol: {ev.reason[:300]}"
+        assert ev is not None
+        ev.screened = rows
+        ev.duration_s = time.monotonic() - started
+        return ev
+
+    def confirm(self, problem_path: str | Path, candidate: Candidate) -> Evaluation:
+        """The candidate verified again, then timed in interleaved rounds with the baselines; the
+        speedup over the faster baseline of each round, with a bootstrap interval over rounds."""
+        started = time.monotonic()
+        key = str(Path(problem_path).resolve())
+        base = self.baselines(key)
+        rounds = self.cfg.timing.confirm_rounds or (9 if self.judge_backend_host_clock() else 5)
+        names = [b for b in ("eager", "compile") if b in self.cfg.baselines and (b == "eager" or base.compile_ms)]
+        v, rows = verify_and_confirm(self.judge, self.defendant, key, candidate, self.cfg,
+                                     random.Random(secrets.randbits(64)), rounds, names)
+        ev = Evaluation(status=v.status, reason=v.reason, notes=list(v.notes), precision=self.cfg.precision,
+                        oracle_error=v.oracle_error, trials=[_trial_words(t) for t in v.trials],
+                        peak_memory=v.peak_memory, hardware=base.hardware, candidate_id=candidate.id,
+                        device=self.device)
+        if v.status == "ok" and rows:
+            cand = [r["candidate"] for r in rows]
+            best = [min(r[n] for n in names) for r in rows]
+            point, low, high = speedup_interval(cand, best)
+            ev.speedup = point
+            ev.confirmation = {"rounds": rows, "speedup": point, "interval": [low, high], "level": 0.95,
+                               "significant": low > 1.0, "baselines": names,
+                               "eager_speedup": speedup_interval(cand, [r["eager"] for r in rows])[0]}
+            ev.timing = {"median_ms": statistics.median(cand)}
+        ev.duration_s = time.monotonic() - started
+        return ev
+
+    def judge_backend_host_clock(self) -> bool:
+        """Whether this evaluator's device is the host (noisier timings: more confirmation rounds)."""
+        return devices.kind(self.device).host_clock
+
+
+def _trial_words(trial: dict[str, Any]) -> str:
+    weights = "weights as built" if trial.get("weights") is None else "fresh weights"
+    return (f"{trial.get('mode')}, {'autograd' if trial.get('grad') else 'no_grad'}, {weights}, "
+            f"{trial.get('inputs', 'standard')} inputs")

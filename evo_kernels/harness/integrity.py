@@ -28,8 +28,11 @@ from .precision import _restore_precision, precision_flags
 # Modules whose functions, classes and submodules are identity-checked (every one of them: a
 # candidate need not patch what the harness calls by name; it can patch what those call).
 _MODULES = ("torch", "torch.linalg", "torch.nn.functional", "torch.testing", "torch.cuda", "torch.random",
-            "torch.nn.modules.module", "torch.library", "time", "builtins", "statistics", "random", "secrets",
-            "math", "gc")
+            "torch.nn.modules.module", "torch.library", "torch.nn.init", "torch.nn", "time", "builtins", "statistics",
+            "random", "secrets", "math", "gc")
+# Every module of these packages too (torch.nn.modules.linear's `F`, batchnorm's private `_BatchNorm`):
+# what a layer's forward calls may be replaced anywhere along the way.
+_PACKAGES = ("torch.nn.modules",)
 # Classes whose attribute dicts are checked entry by entry, including entries added (method lookup
 # would find an added `__call__` or `__eq__` before the inherited one).
 _CLASSES = ("torch.Tensor", "torch.nn.Module", "torch.UntypedStorage", "torch.cuda.Event", "torch.cuda.Stream",
@@ -110,6 +113,8 @@ def dispatcher_table() -> dict[str, str]:
 
 def _watched_modules() -> list[ModuleType]:
     mods = [_resolve(name) for name in _MODULES]
+    mods += [m for name, m in list(sys.modules.items()) if isinstance(m, ModuleType)
+             and any(name.startswith(p + ".") for p in _PACKAGES)]
     mods += [sys.modules[name] for name in _HARNESS_MODULES if name in sys.modules]
     return [m for m in mods if isinstance(m, ModuleType)]
 
@@ -117,6 +122,10 @@ def _watched_modules() -> list[ModuleType]:
 def _watched_classes() -> list[type]:
     classes = [_resolve(name) for name in _CLASSES]
     classes += [c for c in _vars(torch.nn).values() if isinstance(c, type) and issubclass(c, torch.nn.Module)]
+    for mod in _watched_modules():  # the layers' private bases too (_BatchNorm, _NormBase, _ConvNd)
+        if any(mod.__name__.startswith(p + ".") for p in _PACKAGES):
+            classes += [c for c in _vars(mod).values() if isinstance(c, type) and issubclass(c, torch.nn.Module)
+                        and c.__module__ == mod.__name__]
     for name in _HARNESS_MODULES:
         mod = sys.modules.get(name)
         if mod is not None:
@@ -279,6 +288,12 @@ def snapshot_precision() -> Iterator[None]:
         yield
     finally:
         _restore_precision(saved)
+
+
+def expect_precision() -> None:
+    """The precision switches as they are now (the run's) are what candidates may not change."""
+    if _snapshot:
+        _snapshot["precision"] = precision_flags()
 
 
 def set_num_threads(n: int) -> None:

@@ -5,17 +5,27 @@ computation: no other threads, processes or streams, no files, network or enviro
 of torch or the harness, no introspection that could find the reference's results, no global
 precision switches unless the run allows reduced precision, and no try/except that could fall back
 to a slower path when a fast one fails. Each violation is `policy:<rule>: line N: what`.
+
+Attribute chains on imported modules are resolved here, in the checker's own process (no call is
+made): a chain that lands on a module outside the allowed packages (`collections._sys`,
+`enum.bltns`), on a reflective builtin or on a private name of a module is refused, so the
+allow-list of imports cannot be walked around. `import os` is allowed (generated code often carries
+it unused), but any use of the name `os` is refused as `environment`.
 """
 from __future__ import annotations
 
 import ast
+import importlib
+import types
 from dataclasses import dataclass
+from typing import Any
 
 from ..model.candidate import ALLOWED_IMPORTS
 
 # Sub-modules of allowed packages that still reach outside the computation.
 FORBIDDEN_MODULES = {
     "torch.multiprocessing": "threads", "torch.distributed": "threads", "torch.utils.data": "threads",
+    "torch.futures": "threads",
     "torch.hub": "network", "torch.testing": "patching", "torch._dynamo.config": "patching",
 }
 # Names of modules outside the allow-list, mapped to the rule their import breaks.
@@ -68,6 +78,15 @@ _FORBIDDEN_ATTRS = {
 # back after, where the post-call integrity check cannot see them. Reached from a module only (a
 # NumPy array's .flags is data).
 _BACKEND_FLAGS = {"flags"}
+# Reached through a module only (torch.jit.fork; an Event's own .wait is its business): TorchScript's
+# fork runs the function on a native thread of the inter-op pool, after the call has returned.
+_THREAD_ATTRS = {"fork": "threads", "_fork": "threads", "wait": "threads", "_wait": "threads",
+                 "collect_all": "threads", "wait_all": "threads", "Future": "threads"}
+# Modules a candidate may import but not use: generated code often carries them unused.
+_IMPORT_ONLY = {"os": "environment"}
+# Private names of modules that candidates may reach: operator namespaces (torch.ops.aten._softmax, and
+# torch._C._nn.linear, which torch.fx writes for F.linear).
+_PRIVATE_OK_UNDER = ("torch.ops.", "torch._C._nn.", "torch._C._linalg.", "torch._C._fft.", "torch._C._special.")
 # Module names reached as attributes of other modules (typing.sys, torch.os, numpy.ctypeslib.ctypes)
 # break the rule their import would.
 _MODULE_ATTRS = {name: rule for name, rule in _IMPORT_RULES.items() if name not in ("time", "io")}
@@ -88,6 +107,30 @@ _REFLECTIVE = {"getattr", "setattr", "delattr", "hasattr", "vars", "eval", "exec
 _FILE_ATTRS = {"load", "save", "from_file"}
 
 
+_MISSING = object()
+
+
+def _import_quietly(name: str) -> Any:
+    """The module of that name when it is importable and allowed, else None (nothing else is imported)."""
+    if name.split(".")[0] not in ALLOWED_IMPORTS:
+        return None
+    try:
+        return importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - not a module: an attribute, or absent here
+        return None
+
+
+def _public_prefix(node: ast.AST) -> bool:
+    """A computed name that starts with constant text not starting with "_": f"layer{i}", "w" + str(i)."""
+    if isinstance(node, ast.JoinedStr) and node.values:
+        first = node.values[0]
+        return isinstance(first, ast.Constant) and isinstance(first.value, str) and first.value[:1].isalpha()
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _public_prefix(node.left) or (isinstance(node.left, ast.Constant) and isinstance(node.left.value, str)
+                                            and node.left.value[:1].isalpha())
+    return False
+
+
 @dataclass
 class Violation:
     rule: str
@@ -105,6 +148,10 @@ class _Checker(ast.NodeVisitor):
         self.imported: dict[str, str] = {}  # local name -> module, for `import x` / `import x as y`
         self.triton: set[str] = set()  # those of them bound to Triton (tl.load is a memory access)
         self.called: set[int] = set()  # ids of Name nodes in call position
+        self.unusable: dict[str, str] = {}  # names bound by an import-only module -> the rule using them breaks
+        self.from_names: dict[str, str] = {}  # local name -> "module.name", for `from module import name`
+        self.checked: set[str] = set()  # attribute chains already resolved
+        self.inner: set[int] = set()  # ids of Attribute nodes that are the value of another Attribute
         self.found: list[Violation] = []
 
     def flag(self, rule: str, node: ast.AST, what: str) -> None:
@@ -121,8 +168,18 @@ class _Checker(ast.NodeVisitor):
         if top not in ALLOWED_IMPORTS:
             self.flag(_IMPORT_RULES.get(top, "import"), node, f"import of {name} (not an allowed module)")
 
+    def _import_only(self, alias: ast.alias) -> bool:
+        """`import os` (or `import os.path`): allowed; the name it binds may not be used."""
+        top = alias.name.split(".")[0]
+        if top in _IMPORT_ONLY:
+            self.unusable[alias.asname or top] = _IMPORT_ONLY[top]
+            return True
+        return False
+
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
+            if self._import_only(alias):
+                continue
             self._check_module(alias.name, node)
             self.modules.add(alias.asname or alias.name.split(".")[0])
             self.imported[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
@@ -144,6 +201,7 @@ class _Checker(ast.NodeVisitor):
             elif alias.name.startswith(_GLOBAL_HOOK_PREFIX):
                 self.flag("patching", node, f"import of {mod}.{alias.name} (a hook on every module)")
             self.modules.add(alias.asname or alias.name)
+            self.from_names[alias.asname or alias.name] = f"{mod}.{alias.name}"
             if mod.split(".")[0] == "triton":
                 self.triton.add(alias.asname or alias.name)
 
@@ -174,11 +232,15 @@ class _Checker(ast.NodeVisitor):
         target, attr = node.args[0], node.args[1]
         if isinstance(attr, ast.Constant) and isinstance(attr.value, str):
             rule = _FORBIDDEN_ATTRS.get(attr.value) or _MODULE_ATTRS.get(attr.value) \
-                or ("patching" if attr.value.startswith(_GLOBAL_HOOK_PREFIX) else None)
+                or ("patching" if attr.value.startswith(_GLOBAL_HOOK_PREFIX) else None) \
+                or ("introspection" if attr.value.startswith("__") else None)
             if rule:
                 self.flag(rule, node, f"{name}(..., {attr.value!r})")
-        elif not (isinstance(target, ast.Name) and target.id == "self"):
-            self.flag("introspection", node, f"{name}() with a computed attribute name (only on self)")
+            elif self._rooted_in_module(target):
+                self._check_chain(f"{self._dotted(target)}.{attr.value}", node)
+        elif not (isinstance(target, ast.Name) and target.id == "self" and _public_prefix(attr)):
+            self.flag("introspection", node, f"{name}() with a computed attribute name (only on self, and only "
+                                             "a name that starts with a constant public prefix, e.g. f'layer{i}')")
 
     def _check_library(self, called: str, node: ast.Call) -> None:
         """Kernel registrations may target the candidate's own namespace, never PyTorch's."""
@@ -192,7 +254,53 @@ class _Checker(ast.NodeVisitor):
         if called == "Library" and node.args and not isinstance(node.args[0], ast.Constant):
             self.flag("patching", node, "torch.library.Library with a computed namespace")
 
+    def _dotted(self, node: ast.AST) -> str:
+        """`torch.nn.functional` for an attribute chain rooted at an imported name (the module's full name)."""
+        parts: list[str] = []
+        while isinstance(node, ast.Attribute):
+            parts.insert(0, node.attr)
+            node = node.value
+        root = node.id if isinstance(node, ast.Name) else ""
+        return ".".join([self.imported.get(root, self.from_names.get(root, root))] + parts)
+
+    def _check_chain(self, dotted: str, node: ast.AST) -> None:
+        """Resolve a chain on an imported module without calling anything: it may not land on a module
+        outside the allowed packages, on a reflective builtin, or on a private name of a module."""
+        if dotted in self.checked:
+            return
+        self.checked.add(dotted)
+        private_ok = dotted.startswith(_PRIVATE_OK_UNDER)
+        parts = dotted.split(".")
+        obj = _import_quietly(parts[0])
+        if obj is None:
+            return
+        path = parts[0]
+        for part in parts[1:]:
+            owner_is_module = isinstance(obj, types.ModuleType)
+            if owner_is_module and part.startswith("_") and not part.startswith("__") and not private_ok:
+                self.flag("introspection", node, f"use of {path}.{part} (a private name of a module)")
+                return
+            nxt = _import_quietly(f"{path}.{part}") if owner_is_module and not hasattr(obj, part) else None
+            obj = nxt if nxt is not None else getattr(obj, part, _MISSING)
+            if obj is _MISSING:
+                return  # fails when it runs; nothing is reached
+            path = f"{path}.{part}"
+            if isinstance(obj, types.ModuleType) and obj.__name__.split(".")[0] not in ALLOWED_IMPORTS:
+                self.flag(_IMPORT_RULES.get(obj.__name__.split(".")[0], "introspection"), node,
+                          f"{path} is the module {obj.__name__}, which is not an allowed one")
+                return
+            if isinstance(obj, types.BuiltinFunctionType) and getattr(obj, "__module__", "") == "builtins" \
+                    and obj.__name__ in _REFLECTIVE | set(_FORBIDDEN_CALLS):
+                self.flag("introspection", node, f"{path} is the builtin {obj.__name__}")
+                return
+            if not isinstance(obj, types.ModuleType):
+                return  # a class, function or value of an allowed module: the other rules judge its use
+
     def visit_Attribute(self, node: ast.Attribute) -> None:
+        if isinstance(node.ctx, ast.Load) and self._rooted_in_module(node) and not self._inside_attribute(node):
+            self._check_chain(self._dotted(node), node)
+        if node.attr in _THREAD_ATTRS and self._rooted_in_module(node.value):
+            self.flag(_THREAD_ATTRS[node.attr], node, f"use of .{node.attr} (work on a thread of the inter-op pool)")
         if node.attr in _FILE_ATTRS:  # torch.load / cpp_extension.load, not a method of one's own
             if self._rooted_in_module(node.value) and self._root(node.value) not in self.triton:
                 self.flag("io", node, f"use of .{node.attr}")
@@ -209,7 +317,18 @@ class _Checker(ast.NodeVisitor):
                                          "for the calls inside it)")
         self.generic_visit(node)
 
+    def _inside_attribute(self, node: ast.AST) -> bool:
+        """Whether the node is the value of a longer attribute chain (the longest one is checked)."""
+        return id(node) in self.inner
+
+    def generic_visit(self, node: ast.AST) -> None:
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute):
+            self.inner.add(id(node.value))
+        super().generic_visit(node)
+
     def visit_Name(self, node: ast.Name) -> None:
+        if node.id in self.unusable:
+            self.flag(self.unusable[node.id], node, f"use of {node.id} (importing it is allowed, using it is not)")
         if node.id in ("__builtins__", "__loader__", "__spec__"):
             self.flag("introspection", node, f"use of {node.id}")
         elif node.id in _REFLECTIVE and id(node) not in self.called:

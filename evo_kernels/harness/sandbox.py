@@ -1,13 +1,16 @@
-"""The sandbox: one long-lived worker process per device, and its recovery.
+"""The sandbox: long-lived worker processes (a judge and a defendant per device), and their recovery.
 
-The worker is a new interpreter (spawned, not forked: no CUDA context or Ray state is inherited)
-with a scrubbed environment, a temporary working directory and resource limits (see worker.py).
-A request that outlives its time limit gets `timeout`; a worker that dies (segfault, abort, a CUDA
-error that poisons the context) gets `crash`. Either way the worker is replaced and the next
-request runs normally.
+A worker is a new interpreter (spawned, not forked: no CUDA context or Ray state is inherited) with a
+scrubbed environment, a temporary working directory and resource limits (see worker.py). Messages
+are JSON both ways. A request that outlives its time limit gets `timeout`; a worker that dies
+(segfault, abort, a CUDA error that poisons the context) or answers with something that is not JSON
+gets `crash`. Either way the worker is replaced and the next request runs normally. `paused()`
+stops a worker (SIGSTOP) while the other one works, so nothing the candidate left running competes
+with the judge's timing.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,9 +23,10 @@ import tempfile
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..config import SandboxConfig
+from . import transfer
 from .worker import SANDBOX_ENV
 
 # Variables the worker keeps: what Python, PyTorch, Triton and the GPU runtime need. Anything whose
@@ -44,11 +48,26 @@ def scrub_environment(env: dict[str, str]) -> dict[str, str]:
     return out
 
 
+def start_all(workers: list["SandboxWorker"]) -> None:
+    """Start several workers at once (each spends seconds importing torch); closes them all on failure."""
+    try:
+        for w in workers:
+            w.spawn()
+        for w in workers:
+            w.wait_ready()
+    except BaseException:
+        for w in workers:
+            w.close()
+        raise
+
+
 class SandboxWorker:
     """Parent-side handle of one worker process bound to one device."""
 
-    def __init__(self, device: str, cfg: SandboxConfig | None = None, cache_dir: str | Path | None = None) -> None:
+    def __init__(self, device: str, cfg: SandboxConfig | None = None, cache_dir: str | Path | None = None,
+                 role: str = "defendant") -> None:
         self.device = device
+        self.role = role
         self.cfg = cfg or SandboxConfig()
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -77,23 +96,31 @@ class SandboxWorker:
         return env
 
     def start(self) -> None:
-        self.workdir = Path(tempfile.mkdtemp(prefix="evo-worker-"))
+        self.spawn()
+        self.wait_ready()
+
+    def spawn(self) -> None:
+        """Start the process (it imports torch and the harness while its peer starts too)."""
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"evo-{self.role}-"))
         parent_sock, child_sock = socket.socketpair()
         log = open(self.workdir / "worker.log", "ab")
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "evo_kernels.harness.worker", "--fd", str(child_sock.fileno()), "--device", self.device],
+                [sys.executable, "-m", "evo_kernels.harness.worker", "--fd", str(child_sock.fileno()), "--device", self.device,
+                 "--role", self.role],
                 cwd=self.workdir, env=self._env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 pass_fds=(child_sock.fileno(),), start_new_session=True)
         finally:
             child_sock.close()
             log.close()
         self.conn = Connection(parent_sock.detach())
+
+    def wait_ready(self) -> None:
         hello = self._receive(self.cfg.startup_timeout_s)
         if hello is None or not hello.get("ok"):
             detail = (hello or {}).get("error") or self._death_reason() or "no answer"
             self.close()
-            raise RuntimeError(f"sandbox worker for {self.device} failed to start: {detail}; log: {self._log_tail()}")
+            raise RuntimeError(f"sandbox {self.role} for {self.device} failed to start: {detail}; log: {self._log_tail()}")
         self.notes = list(hello.get("notes") or [])
 
     def alive(self) -> bool:
@@ -102,7 +129,7 @@ class SandboxWorker:
     def close(self) -> None:
         if self.conn is not None and self.alive():
             try:
-                self.conn.send({"op": "exit"})
+                self.conn.send_bytes(transfer.encode({"op": "exit"}))
                 self.proc.wait(timeout=5)  # type: ignore[union-attr]
             except (OSError, subprocess.TimeoutExpired):
                 pass
@@ -140,16 +167,25 @@ class SandboxWorker:
                 return None
             try:
                 if self.conn.poll(min(left, 1.0)):
-                    return self.conn.recv()
+                    return self._read()
             except (EOFError, OSError):
                 return {"_dead": True}
             if not self.alive():
                 try:
                     if self.conn.poll(0):
-                        return self.conn.recv()
+                        return self._read()
                 except (EOFError, OSError):
                     pass
                 return {"_dead": True}
+
+    def _read(self) -> dict[str, Any]:
+        """One message; anything that is not a JSON object means the worker cannot be trusted."""
+        assert self.conn is not None
+        data = self.conn.recv_bytes()
+        try:
+            return transfer.decode(data)
+        except ValueError as e:
+            return {"_dead": True, "_why": f"it sent a message that is not a JSON object ({str(e)[:200]})"}
 
     def _death_reason(self) -> str:
         if self.proc is None:
@@ -177,7 +213,7 @@ class SandboxWorker:
         assert self.conn is not None
         limit = self.cfg.timeout_s if timeout is None else timeout
         try:
-            self.conn.send(msg)
+            self.conn.send_bytes(transfer.encode(msg))
         except (OSError, EOFError):
             reply: dict[str, Any] | None = {"_dead": True}
         else:
@@ -187,13 +223,34 @@ class SandboxWorker:
             return {"status": "timeout", "reason": f"timeout: no result within {limit:g} s; the worker was "
                                                    "killed and replaced"}
         if reply.get("_dead"):
-            why = self._death_reason() or "worker died"
+            if reply.get("_why"):
+                self._kill()
+            why = reply.get("_why") or self._death_reason() or "worker died"
             tail = self._log_tail(600).strip().splitlines()[-3:]
             self.restart()
             return {"status": "crash", "reason": f"crash: {why}" + (f" ({' | '.join(tail)})" if tail else "")}
         if reply.get("fatal"):
             self.restart()
         return reply
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The worker stopped (SIGSTOP to its process group) for the block, then let go on."""
+        stopped = False
+        if self.alive():
+            try:
+                os.killpg(self.proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+                stopped = True
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            yield
+        finally:
+            if stopped and self.alive():
+                try:
+                    os.killpg(self.proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
+                except (ProcessLookupError, PermissionError):
+                    pass
 
     def __enter__(self) -> "SandboxWorker":
         self.start()

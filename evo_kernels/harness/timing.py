@@ -3,7 +3,13 @@
 Per timed repetition: fresh input contents are copied in (outside the timed region), the cache is
 flushed, the device timer brackets the call, and a device-wide synchronize ends it, with the host
 clock around the call as a cross-check (work on another stream or left running asynchronously
-shows up as host time far above device time). Median and IQR over at least `min_reps`.
+shows up as host time far above device time). Median and IQR over at least `min_reps`. On a few
+repetitions chosen after the call, the process sits idle for a moment while its CPU time is read:
+work on a native thread of its own shows there (`hidden_cpu_work`).
+
+`time_model` times a model on fresh inputs per repetition (the baselines in the judge, a candidate
+in its own process, with a sample of its outputs kept for the judge); `confirm` puts a
+speedup's interval on rounds of the candidate and the baselines, interleaved.
 """
 from __future__ import annotations
 
@@ -23,6 +29,8 @@ from ..config import TimingConfig
 # Taken before any candidate code is imported: a candidate that replaces these changes nothing here
 # (and integrity.py reports that it tried).
 _perf_counter_ns = time.perf_counter_ns
+_process_time_ns = time.process_time_ns
+_sleep = time.sleep
 _median = statistics.median
 _fmean = statistics.fmean
 _gc_enable, _gc_disable, _gc_isenabled = gc.enable, gc.disable, gc.isenabled
@@ -40,6 +48,14 @@ HIDDEN_WORK_MARGIN_MS = 0.1
 # then the call, then a device-wide synchronize, all on the host clock. At least this many...
 CROSS_CHECKS = 3
 CROSS_CHECK_FRACTION = 0.1  # ...and about this fraction of the timed repetitions.
+# Idle windows: after this many repetitions (at least), chosen at random, the process settles for a
+# moment (thread pools spin a little after their last parallel region), then sleeps while its CPU
+# time is read. An idle process uses almost none; a native thread still working uses a core. The
+# median over the windows is compared with the limit (work that goes on is in every window).
+IDLE_WINDOWS = 3
+IDLE_SETTLE_S = 0.01
+IDLE_WINDOW_S = 0.03
+IDLE_CPU_LIMIT = 0.5  # cores used while idle above this: hidden work
 _chooser = random.SystemRandom()
 
 
@@ -62,6 +78,23 @@ def summarize(call_ms: list[float], wall_ms: list[float], host_ms: list[float] |
 def hidden_work(t: Timing) -> bool:
     """True when host wall time says far more happened than the device timer saw."""
     return t.wall_median_ms > t.median_ms * HIDDEN_WORK_FACTOR + HIDDEN_WORK_MARGIN_MS
+
+
+def hidden_cpu_work(t: Timing) -> str | None:
+    """What the idle windows saw, when the process worked while it should have been idle."""
+    if t.idle_cpu > IDLE_CPU_LIMIT:
+        return (f"the process used {t.idle_cpu:.2f} of a core while it sat idle between timed calls: code of "
+                "the candidate's runs on a thread of its own (work the timer would not see)")
+    return None
+
+
+def _idle_window() -> float:
+    """Cores' worth of CPU time the process used while it slept for IDLE_WINDOW_S (after settling)."""
+    _sleep(IDLE_SETTLE_S)
+    c0, t0 = _process_time_ns(), _perf_counter_ns()
+    _sleep(IDLE_WINDOW_S)
+    c1, t1 = _process_time_ns(), _perf_counter_ns()
+    return (c1 - c0) / max(t1 - t0, 1)
 
 
 def benchmark(run: Callable[[], Any], refresh: Callable[[int], None], backend: Backend, cfg: TimingConfig,
@@ -108,6 +141,8 @@ def _benchmark(run: Callable[[], Any], refresh: Callable[[int], None], backend: 
     host_ms: list[float] = []
     wall_ms: list[float] = []
     cross_ms: list[float] = []
+    idle: list[float] = []
+    p_idle = IDLE_WINDOWS / max(cfg.min_reps, 1)  # about IDLE_WINDOWS of them at random, the rest after
     # Only where there is a lead-in to hide work in: on the CPU the device clock is the host's.
     has_lead = cfg.lead_ms > 0 and type(backend).busy_wait is not Backend.busy_wait
     p_cross = max(CROSS_CHECK_FRACTION, CROSS_CHECKS / max(cfg.min_reps, 1)) if has_lead else 0.0
@@ -147,6 +182,8 @@ def _benchmark(run: Callable[[], Any], refresh: Callable[[int], None], backend: 
         wall_ms.append(max((h1 - h0) / 1e6 - lead.elapsed_ms(), 0.0))
         if on_output is not None:
             on_output(i, out)
+        if _chooser.random() < p_idle:
+            idle.append(_idle_window())
         i += 1
         if i >= cfg.min_reps:
             if sum(device_ms) >= cfg.min_time_ms or (_perf_counter_ns() - start) / 1e9 >= cfg.max_time_s:
@@ -154,7 +191,13 @@ def _benchmark(run: Callable[[], Any], refresh: Callable[[int], None], backend: 
     out = None
     while has_lead and len(cross_ms) < CROSS_CHECKS:
         cross_ms.append(_cross_check(run, refresh, backend, -(10 ** 9) - len(cross_ms)))
+    while len(idle) < IDLE_WINDOWS:
+        out = _call(run)
+        backend.synchronize()
+        out = None
+        idle.append(_idle_window())
     timing = summarize(device_ms, wall_ms, host_ms)
+    timing.idle_cpu = _median(idle)
     if cross_ms:
         # The wall-clock cross-check reads the longer of the two: with the lead-in (work past its
         # end) and without it (work that would otherwise have run while it spun).
@@ -196,3 +239,111 @@ def measure_ceilings(backend: Backend, info: DeviceInfo) -> DeviceInfo:
     info.peak_tflops_fp32 = 2 * m ** 3 / (mm.median_ms * 1e-3) / 1e12
     del src, dst, a, b
     return info
+
+
+def in_mode(model: Any, mode: str, like: Any = None) -> Any:
+    """Put a model in the mode timing uses: `eval`, `train`, or `as_constructed` (the mode `like`, a
+    freshly built reference, has; the model's own when there is none)."""
+    if mode == "eval":
+        model.eval()
+    elif mode == "train":
+        model.train()
+    elif like is not None:
+        model.train(like.training)
+    return model
+
+
+def time_model(model: Any, problem: Any, cfg: TimingConfig, rng: random.Random, backend: Backend, keep: int = 0,
+               after_call: Callable[[], None] | None = None) -> tuple[Timing, list[tuple[int, str, Any]]]:
+    """Time `model` on fresh inputs per repetition, under no_grad; keep `keep` timed outputs for the
+    judge as (input seed, input distribution, output copy).
+
+    Every repetition's inputs come from a seed drawn then (torch's seed is replaced right after, so
+    `torch.initial_seed()` tells the candidate nothing). Which repetitions are kept is decided after
+    each call, by reservoir sampling from the OS's randomness: nothing in the process says in advance
+    which outputs will be looked at. A kept repetition's inputs are made again from its seed to check
+    that the model left them unchanged and that its output does not alias them.
+    """
+    from . import integrity
+    from .checks import Reject, _clone, _copy_, _detach, check_not_aliased, check_plain, flatten, inputs_unchanged
+    device = backend.device
+    buffers = problem.make_inputs(rng.getrandbits(31), device)
+    integrity.reseed()
+    seeds: dict[int, int] = {}
+
+    def refresh(i: int) -> None:
+        seeds[i] = rng.getrandbits(31)
+        fresh = problem.make_inputs(seeds[i], device)
+        integrity.reseed()
+        for b, f in zip(buffers, fresh):
+            if isinstance(b, torch.Tensor):
+                _copy_(b, f)  # the unbound method: a candidate may have shadowed `b.copy_`
+
+    chooser = random.SystemRandom()
+    kept: list[tuple[int, str, Any]] = []
+    seen = 0
+
+    def on_output(i: int, out: Any) -> None:
+        nonlocal seen
+        where = f"timed repetition {i}"
+        if after_call is not None:
+            after_call()
+        check_plain(out, f"{where}: output")
+        seen += 1
+        slot = len(kept) if len(kept) < keep else chooser.randrange(seen)
+        if slot >= keep:
+            return
+        pristine = problem.make_inputs(seeds[i], device)
+        integrity.reseed()
+        if not inputs_unchanged(pristine, buffers):
+            raise Reject("rejected", f"input_mutated: {where}: the model changed its inputs in place")
+        for t in flatten(out):
+            if isinstance(t, torch.Tensor):
+                check_not_aliased(t, buffers, f"{where}: output")
+        leaves = [_clone(_detach(t)) if isinstance(t, torch.Tensor) else t for t in flatten(out)]
+        entry = (seeds[i], "standard", leaves if isinstance(out, (list, tuple)) else leaves[0])
+        if slot == len(kept):
+            kept.append(entry)
+        else:
+            kept[slot] = entry
+
+    def run() -> Any:
+        with torch.no_grad():
+            return model(*buffers)
+
+    timing = benchmark(run, refresh, backend, cfg, on_output if (keep or after_call) else None)
+    return timing, kept
+
+
+def speedup_interval(candidate_ms: list[float], baseline_ms: list[float], level: float = 0.95,
+                     draws: int = 4000, seed: int = 0) -> tuple[float, float, float]:
+    """The speedup median(baseline) / median(candidate) over rounds timed in pairs, and a bootstrap
+    interval: the rounds resampled with replacement, the ratio of medians each time, the central
+    `level` share of those ratios. (point, low, high)."""
+    import numpy as np
+    c, b = np.asarray(candidate_ms, dtype=float), np.asarray(baseline_ms, dtype=float)
+    point = float(np.median(b) / np.median(c))
+    if len(c) < 2:
+        return point, point, point
+    idx = np.random.default_rng(seed).integers(0, len(c), size=(draws, len(c)))
+    ratios = np.median(b[idx], axis=1) / np.median(c[idx], axis=1)
+    low, high = np.quantile(ratios, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return point, float(low), float(high)
+
+
+def round_config(cfg: TimingConfig) -> TimingConfig:
+    """One confirmation round: a tenth of the repetitions and time of a full measurement (the
+    interval comes from the spread across rounds, so many short rounds beat few long ones), one
+    timed output kept for the judge."""
+    import dataclasses
+    return dataclasses.replace(cfg, min_reps=max(5, cfg.min_reps // 10), min_time_ms=cfg.min_time_ms / 10,
+                               warmup_ms=cfg.warmup_ms / 4, checked_outputs=min(cfg.checked_outputs, 1))
+
+
+def screen_config(cfg: TimingConfig) -> TimingConfig:
+    """Screening one of a candidate's configurations: a short measurement (a fifth of the
+    repetitions and time of a full one), enough to rank configurations that differ by more than
+    the noise; the winner is then timed in full."""
+    import dataclasses
+    return dataclasses.replace(cfg, min_reps=max(5, cfg.min_reps // 5), min_time_ms=cfg.min_time_ms / 5,
+                               warmup_ms=cfg.warmup_ms / 2, max_time_s=min(cfg.max_time_s, 10.0), checked_outputs=0)

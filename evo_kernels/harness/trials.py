@@ -107,19 +107,28 @@ def make_inputs(problem: Any, trial: Trial, device: str | torch.device) -> list[
 
 
 @torch.no_grad()
-def fresh_weights(model: nn.Module, seed: int) -> None:
+def fresh_weights(model: nn.Module, seed: int, pristine: dict[str, torch.Tensor] | None = None) -> None:
     """Give every floating parameter and buffer new values drawn from `seed`, scaled like a trained
     model's: a tensor initialised to one value (a norm's weight 1 or bias 0, a layer scale 1e-6)
-    spreads around it by about 0.5 or its size; any other keeps its mean and spread. Running
-    variances stay positive. The same model class and seed give the same values in any process."""
+    spreads around it by about 0.5 or its size; any other is drawn like a fan-in-scaled initialiser
+    (standard deviation 1/sqrt(fan in)). Running variances stay positive; integer buffers
+    (num_batches_tracked) go back to their values as built. The values depend on the
+    seed, the names and shapes and the `pristine` values (the model as built, before any call changed
+    its buffers; its own current values when not given): the same model class and the same pristine
+    state give the same ones in any process."""
     g = None
     for name, t in nn.Module.state_dict(model, keep_vars=True).items():
-        if not (isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel()):
+        if not (isinstance(t, torch.Tensor) and t.numel()):
+            continue
+        if not t.is_floating_point():  # counters (num_batches_tracked): back to their value as built
+            if pristine is not None and name in pristine:
+                t.data.copy_(pristine[name])
             continue
         if g is None:
             g = _generator(t.device, seed)
         noise = torch.randn(t.shape, generator=g, device=t.device, dtype=torch.float32)
-        flat = t.detach().reshape(-1).float()
+        base = pristine[name] if pristine is not None and name in pristine else t
+        flat = base.detach().reshape(-1).float().to(t.device)
         first = flat[0]
         if name.endswith("running_var"):
             new = 0.5 + torch.rand(t.shape, generator=g, device=t.device, dtype=torch.float32)
@@ -127,5 +136,6 @@ def fresh_weights(model: nn.Module, seed: int) -> None:
             c = float(first)
             new = c + max(abs(c), 0.5) * 0.5 * noise
         else:
-            new = flat.mean() + flat.std() * noise
+            fan_in = t[0].numel() if t.dim() > 1 else t.numel()
+            new = noise / max(fan_in, 1) ** 0.5
         t.data.copy_(new.to(t.dtype))

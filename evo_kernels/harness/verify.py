@@ -1,219 +1,172 @@
-"""The correctness protocol (runs inside the sandbox worker).
+"""The correctness protocol, as the evaluator runs it: requests to the judge and to the defendant.
 
-Reference and candidate are built under the same seed, the candidate gets the reference's weights
-where names and shapes match, and both run on separate clones of fresh inputs in several trials.
-Run order alternates and freed device memory is poisoned before each candidate call, so a result
-left behind by the reference can never be handed back as the candidate's. Every rejection is a
-`Reject` whose reason starts with a tag naming what failed (e.g. `mismatch:`, `input_mutated:`); the
-checks on outputs and inputs are in outputs.py.
+    defendant: load          import the candidate, build ModelNew with the reference's weights
+    judge:     begin         build the reference and the float64 oracle; plan the trials
+    per trial:
+      judge:     reference   the reference as run and the oracle on the trial's inputs and weights
+      defendant: trial       ModelNew on the same inputs and weights, in the trial's mode
+      judge:     compare     the outputs (mapped from the defendant's memory), inputs and buffers
+    defendant: time          the timing protocol, a sample of timed outputs kept
+    judge:     timed         those outputs against the reference for their inputs
+
+The defendant is stopped (SIGSTOP) whenever the judge works. Nothing the candidate's process says
+is believed: the judge decides, from what it maps of that process's memory. Every rejection is a
+reason starting with the tag of the check that failed (`accuracy:`, `mode_mismatch:`,
+`buffer_mismatch:`, `input_mutated:`, `output_lifetime:`, ...).
 """
 from __future__ import annotations
 
-import gc
 import random
-from collections import OrderedDict
+import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-import torch
-from torch import nn
-
-from . import integrity
-from .backends.base import Backend
-from ..config import VerifyConfig
-from .checks import (Reject, _clone, _copy_, _detach, _passthrough, _near_input, _sample, _state_dict, _Tensor,
-                      _vars, check_follows_inputs, check_inputs, check_not_stale, check_plain, clone_inputs,
-                      compare_outputs, degeneracy_notes, flatten, inputs_unchanged, poison_like, _degeneracy_suffix)
-from ..model.problem import Problem
+from ..config import Config
+from ..model.candidate import Candidate
+from .sandbox import SandboxWorker
 
 
 @dataclass
-class VerifyResult:
-    max_abs_error: float = 0.0
-    max_rel_error: float = 0.0
+class Verdict:
+    status: str = "ok"
+    reason: str = ""
     notes: list[str] = field(default_factory=list)
-    reference: nn.Module | None = None
-    candidate: nn.Module | None = None
-    guard: "ReferenceGuard | None" = None
-    held: list[Any] = field(default_factory=list)  # the last candidate outputs, released after timing
+    trials: list[str] = field(default_factory=list)  # what each trial ran (mode, grad, weights, inputs)
+    oracle_error: dict[str, Any] = field(default_factory=dict)  # the worst "candidate" and "baseline" errors
+    timing: dict[str, Any] | None = None
+    profile: list[dict[str, Any]] | None = None
+    peak_memory: dict[str, int] = field(default_factory=dict)  # bytes, per process
+    mode: str = ""  # the mode the candidate was timed in
+    kernels: dict[str, float] = field(default_factory=dict)  # what one call runs: kernel name -> count
 
 
-def load_weights(reference: nn.Module, candidate: nn.Module) -> int:
-    """Copy the reference's parameters and buffers into the candidate where names and shapes match."""
-    target = _state_dict(candidate)
-    n = 0
-    with torch.no_grad():
-        for name, value in _state_dict(reference).items():
-            t = target.get(name) if type(target) in (dict, OrderedDict) else None
-            if type(t) is _Tensor and t.shape == value.shape:
-                _copy_(t, value)
-                n += 1
-    return n
+class _Stop(Exception):
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
 
 
-class ReferenceGuard:
-    """The reference model as the harness last left it: its weights, module tree and hooks.
-
-    `update()` after each reference call (a reference may change its own buffers, e.g. BatchNorm's
-    running statistics); `changes()` after candidate code: a candidate that reached the reference
-    (through introspection) and changed it would change what it is compared against.
-    """
-
-    def __init__(self, reference: nn.Module) -> None:
-        self.reference = reference
-        self.update()
-
-    def update(self) -> None:
-        self.weights = {k: _clone(_detach(v)) for k, v in _state_dict(self.reference).items()}
-        self.tree = self._tree()
-
-    def _tree(self) -> list[tuple[str, type, dict[str, int], dict[str, int]]]:
-        out = []
-        for name, m in nn.Module.named_modules(self.reference):
-            attrs = _vars(m)
-            out.append((name, type(m), {k: id(v) for k, v in attrs.items()},
-                        {k: len(v) for k, v in attrs.items() if type(v) in (dict, OrderedDict)}))
-        return out
-
-    def changes(self) -> list[str]:
-        if self._tree() != self.tree:
-            return ["the reference model's modules, attributes or hooks"]
-        now = _state_dict(self.reference)
-        return [f"the reference model's {k}" for k, v in self.weights.items()
-                if k not in now or not inputs_unchanged([v], [now[k]])]  # NaN-aware (uninitialised buffers)
+def _ask(worker: SandboxWorker, msg: dict[str, Any], deadline: float, who: str) -> dict[str, Any]:
+    """One request with what is left of the evaluation's time; a failure ends the evaluation."""
+    left = max(1.0, deadline - time.monotonic())
+    reply = worker.request(msg, timeout=min(left, worker.cfg.timeout_s))
+    if reply.get("status") not in (None, "ok"):
+        status, reason = reply["status"], reply.get("reason", "")
+        if status == "timeout":
+            reason = (f"timeout: no result within the evaluation's time limit of {worker.cfg.timeout_s:g} s "
+                      f"(sandbox.timeout_s); the {who}'s process was killed and replaced")
+        if who == "judge" and status in ("crash", "timeout"):
+            reason = f"{reason} (in the judge's process, judging this candidate's outputs)"
+        raise _Stop(status, reason)
+    if reply.get("ok") is False:
+        raise _Stop("crash", f"crash: the {who}'s process failed: {reply.get('error') or reply.get('reason')}")
+    return reply
 
 
-def check_integrity(allow_reduced_precision: bool, guard: ReferenceGuard | None = None,
-                    dispatcher: bool = True) -> None:
-    """After candidate code ran: no thread of it still running, nothing the harness relies on
-    replaced (functions, classes, modes, hooks, kernels, the reference) and no precision switch
-    flipped. Tampering leaves the process untrusted: such a rejection is fatal to the worker."""
-    threads = integrity.candidate_threads()
-    if threads:
-        raise Reject("rejected", f"hidden_work: candidate code still runs after the call returned "
-                                 f"({'; '.join(threads[:3])}): work the timer would not see", fatal=True)
-    patched = integrity.changed(dispatcher) + (guard.changes() if guard is not None else [])
-    if patched:
-        integrity.restore()
-        raise Reject("rejected", f"patched_harness: candidate replaced or changed {', '.join(patched[:5])}"
-                                 + (f" and {len(patched) - 5} more" if len(patched) > 5 else ""), fatal=True)
-    flips = integrity.precision_changes()
-    if flips and not allow_reduced_precision:
-        integrity.restore()
-        raise Reject("rejected", f"precision: candidate changed global precision switches ({'; '.join(flips)}); "
-                                 "reduced precision is not allowed by this run's policy")
+def _load_and_verify(judge: SandboxWorker, defendant: SandboxWorker, problem: str, candidate: Candidate,
+                     cfg: Config, rng: random.Random, deadline: float, verdict: Verdict) -> None:
+    """Load the candidate and run every trial; raises _Stop on the first failure."""
+    config = cfg.to_dict()
+    init_seed, idx_seed = rng.getrandbits(31), rng.getrandbits(31)
+    _ask(defendant, {"op": "load", "problem": problem, "source": candidate.source, "params": candidate.params,
+                     "config": config, "init_seed": init_seed}, deadline, "defendant")
+    with defendant.paused():
+        begun = _ask(judge, {"op": "begin", "problem": problem, "config": config, "init_seed": init_seed,
+                             "idx_seed": idx_seed, "plan_seed": rng.getrandbits(63)}, deadline, "judge")
+    for trial in begun["trials"]:
+        with defendant.paused():
+            ref = _ask(judge, {"op": "reference", "trial": trial}, deadline, "judge")
+        trial = ref["trial"]  # widened inputs the reference cannot take fall back to standard ones
+        ran = _ask(defendant, {"op": "trial", "trial": trial, "out_bytes": ref["out_bytes"]}, deadline, "defendant")
+        with defendant.paused():
+            judged = _ask(judge, {"op": "compare", "trial": trial, "payload": ran["payload"]}, deadline, "judge")
+        verdict.notes.extend(ref.get("notes", []) + ran.get("notes", []) + judged.get("notes", []))
+        verdict.trials.append(trial)
 
 
-def call_candidate(fn: Callable[[], Any], backend: Backend, what: str) -> Any:
-    """Run candidate code; its exceptions become `runtime_error` with the error text."""
+def _time_round(judge: SandboxWorker, defendant: SandboxWorker, cfg: Config, deadline: float) -> dict[str, Any]:
+    """The candidate timed (a sample of its timed outputs judged); its timing, mode and kernels."""
+    t = _ask(defendant, {"op": "time", "config": cfg.to_dict()}, deadline, "defendant")
+    with defendant.paused():
+        _ask(judge, {"op": "timed", "payload": t["payload"]}, deadline, "judge")
+    return t
+
+
+def _close(judge: SandboxWorker, defendant: SandboxWorker, verdict: Verdict) -> None:
+    ended = judge.request({"op": "end"}) if judge.alive() else {}
+    unloaded = defendant.request({"op": "unload"}) if defendant.alive() else {}
+    verdict.oracle_error = ended.get("oracle_error") or {}
+    verdict.notes = list(dict.fromkeys(verdict.notes + list(ended.get("notes") or [])))
+    verdict.peak_memory = {"judge": int(ended.get("peak_memory") or 0),
+                           "defendant": int(unloaded.get("peak_memory") or 0)}
+
+
+def verify_and_time(judge: SandboxWorker, defendant: SandboxWorker, problem: str, candidate: Candidate,
+                    cfg: Config, rng: random.Random, timed: bool = True) -> Verdict:
+    verdict = Verdict()
+    deadline = time.monotonic() + cfg.sandbox.timeout_s
     try:
-        out = fn()
-        backend.synchronize()  # asynchronous device errors surface here
-        return out
-    except Reject:
-        raise
-    except Exception as e:  # noqa: BLE001 - anything the candidate raises is its failure
-        raise Reject("runtime_error", f"{what} raised {type(e).__name__}: {str(e)[:2000]}") from None
-
-
-def verify(problem: Problem, candidate_cls: type, backend: Backend, cfg: VerifyConfig,
-           rng: random.Random) -> VerifyResult:
-    """Run the correctness protocol; raises `Reject` on the first failure.
-
-    The cyclic garbage collector runs only inside candidate calls (a candidate's finalizer then runs
-    in its own time, never in the middle of a comparison), and candidate outputs are released just
-    before the next candidate call for the same reason.
-    """
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _verify(problem, candidate_cls, backend, cfg, rng)
+        _load_and_verify(judge, defendant, problem, candidate, cfg, rng, deadline, verdict)
+        if timed:
+            t = _time_round(judge, defendant, cfg, deadline)
+            verdict.timing, verdict.mode, verdict.kernels = t["timing"], t.get("mode", ""), t.get("kernels") or {}
+            if cfg.timing.profile_top_kernels > 0:
+                verdict.profile = _ask(defendant, {"op": "profile", "top": cfg.timing.profile_top_kernels},
+                                       deadline, "defendant")["profile"]
+    except _Stop as stop:
+        verdict.status, verdict.reason = stop.status, stop.reason
     finally:
-        if gc_was_enabled:
-            gc.enable()
+        _close(judge, defendant, verdict)
+    return verdict
 
 
-def _verify(problem: Problem, candidate_cls: type, backend: Backend, cfg: VerifyConfig,
-            rng: random.Random) -> VerifyResult:
-    device = backend.device
-    result = VerifyResult()
-    init_seed = rng.getrandbits(31)
-    reference = problem.make_model(problem.Model, init_seed, device)
-    candidate = call_candidate(lambda: problem.make_model(candidate_cls, init_seed, device), backend,
-                               "constructing ModelNew")
-    integrity.reseed()
-    check_integrity(cfg.allow_reduced_precision)
-    if not isinstance(candidate, nn.Module):
-        raise Reject("compile_error", "ModelNew(...) did not return an nn.Module")
-    load_weights(reference, candidate)
-    guard = ReferenceGuard(reference)
-    result.reference, result.candidate, result.guard = reference, candidate, guard
+def confirm(judge: SandboxWorker, defendant: SandboxWorker, problem: str, candidate: Candidate, cfg: Config,
+            rng: random.Random, rounds: int, baselines: list[str]) -> tuple[Verdict, list[dict[str, float]]]:
+    """The candidate verified again, then timed in `rounds` short rounds interleaved with the
+    baselines' (the order rotates each round: drift and warm-up fall on each alike). Per round the
+    median ms of the candidate and of each baseline."""
+    verdict = Verdict()
+    deadline = time.monotonic() + cfg.sandbox.timeout_s + rounds * 60.0
+    from .timing import round_config
+    short = Config(**{**cfg.__dict__, "timing": round_config(cfg.timing)})
+    order = ["candidate"] + list(baselines)
+    rows: list[dict[str, float]] = []
+    try:
+        _load_and_verify(judge, defendant, problem, candidate, cfg, rng, deadline, verdict)
+        for r in range(rounds):
+            row: dict[str, float] = {}
+            for which in order[r % len(order):] + order[:r % len(order)]:
+                if which == "candidate":
+                    row[which] = _time_round(judge, defendant, short, deadline)["timing"]["median_ms"]
+                else:
+                    with defendant.paused():
+                        row[which] = _ask(judge, {"op": "time_baseline", "problem": problem, "which": which,
+                                                  "config": short.to_dict()}, deadline, "judge")["timing"]["median_ms"]
+            rows.append(row)
+    except _Stop as stop:
+        verdict.status, verdict.reason = stop.status, stop.reason
+    finally:
+        _close(judge, defendant, verdict)
+    return verdict, rows
 
-    idx_seed = rng.getrandbits(31)
-    ref_samples: list[torch.Tensor | None] = []
-    cand_samples: list[torch.Tensor | None] = []
-    released = result.held  # the previous trial's candidate outputs, released before its next call
-    for trial in range(cfg.trials):
-        where = f"trial {trial}"
-        inputs = problem.make_inputs(rng.getrandbits(31), device)
-        integrity.reseed()
-        pristine = clone_inputs(inputs)
-        ref_in, cand_in = clone_inputs(inputs), clone_inputs(inputs)
-        del inputs
 
-        def run_reference() -> Any:
-            check_integrity(cfg.allow_reduced_precision, guard, dispatcher=False)
-            with torch.no_grad(), integrity.snapshot_precision():
-                out = reference(*ref_in)
-            backend.synchronize()
-            guard.update()
-            return out
-
-        def run_candidate(after: Any = None) -> Any:
-            released.clear()
-            backend.poison_free_memory()
-            if after is not None:  # the reference ran first: its freed blocks of the output's size
-                poison_like(flatten(after))
-            gc.enable()
-            try:
-                with torch.no_grad():
-                    out = call_candidate(lambda: candidate(*cand_in), backend, "ModelNew.forward")
-            finally:
-                gc.disable()
-            # The dispatcher's tables take ~0.1 s to read: after construction, the last trial and timing.
-            check_integrity(cfg.allow_reduced_precision, guard, dispatcher=trial == cfg.trials - 1)
-            return out
-
-        if trial % 2 == 0:  # alternate: reference first, then candidate first
-            ref_out = run_reference()
-            out = run_candidate(after=ref_out)
-        else:
-            out = run_candidate()
-            ref_out = run_reference()
-        released.append(out)
-        check_inputs(pristine, cand_in, where)
-        check_plain(out)
-
-        ref_samples.append(_sample(ref_out, random.Random(idx_seed)))
-        cand_samples.append(_sample(out, random.Random(idx_seed)))
-        if trial > 0:
-            check_not_stale(ref_samples, cand_samples, cfg, problem, where)
-        protected = [t for t in flatten(cand_in) + flatten(ref_in) + flatten(ref_out) if isinstance(t, torch.Tensor)]
-        max_abs, max_rel = compare_outputs(ref_out, out, cfg, problem, protected)
-        which = _passthrough(out, ref_out, pristine)
-        if which is not None:
-            raise Reject("incorrect", f"input_passthrough: {where}: ModelNew returned input {which} unchanged "
-                                      "where the reference's output differs from it (within tolerance only)"
-                                      + _degeneracy_suffix(ref_samples, cfg, problem))
-        if trial > 0:
-            check_follows_inputs(ref_samples, cand_samples, cfg, problem, where)
-        near = _near_input(ref_out, pristine, cfg, problem) if trial == 0 else None
-        if near is not None:
-            result.notes.append(f"degenerate: the reference output is within tolerance of input {near}: "
-                                "returning the input would pass a tolerance test (input_passthrough rejects it)")
-        result.max_abs_error = max(result.max_abs_error, max_abs)
-        result.max_rel_error = max(result.max_rel_error, max_rel)
-        del out, ref_out, protected
-
-    result.notes.extend(degeneracy_notes(ref_samples, cfg, problem))
-    return result
+def screen(defendant: SandboxWorker, problem: str, candidate: Candidate, configs: list[dict[str, Any]],
+           cfg: Config, rng: random.Random) -> list[dict[str, Any]]:
+    """Each configuration of a candidate loaded and timed briefly in the defendant, on the same
+    inputs: per configuration {"params", "ms"} or {"params", "ms": None, "reason"}. A configuration
+    that crashes or hangs costs only itself (the process is replaced for the next one)."""
+    config, init_seed, seed = cfg.to_dict(), rng.getrandbits(31), rng.getrandbits(31)
+    out: list[dict[str, Any]] = []
+    for params in configs:
+        deadline = time.monotonic() + cfg.sandbox.timeout_s
+        row: dict[str, Any] = {"params": dict(params), "ms": None}
+        try:
+            _ask(defendant, {"op": "load", "problem": problem, "source": candidate.source, "params": params,
+                             "config": config, "init_seed": init_seed}, deadline, "defendant")
+            row["ms"] = _ask(defendant, {"op": "screen", "seed": seed}, deadline, "defendant")["ms"]
+        except _Stop as stop:
+            row["reason"] = f"{stop.status}: {stop.reason}"[:500]
+        out.append(row)
+    if defendant.alive():
+        defendant.request({"op": "unload"})
+    return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,6 +38,10 @@ class Candidate:
         blob = json.dumps({"source": self.source, "params": self.params}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    def with_params(self, params: dict[str, Any]) -> "Candidate":
+        """The same draft run with other parameter values (a tuning trial)."""
+        return dataclasses.replace(self, params=dict(params))
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["parents"] = list(self.parents)
@@ -66,6 +71,7 @@ class Timing:
     reps: int
     wall_median_ms: float  # host wall clock around call + device-wide sync; cross-check for events
     host_median_ms: float = 0.0  # host time to issue the call (launches); above device time: host-bound
+    idle_cpu: float = 0.0  # cores' worth of CPU the process used while idle between calls (hidden work)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,6 +96,19 @@ class Evaluation:
     # noise, floor_ms and the device facts. Set for every timed evaluation.
     baseline: dict[str, Any] | None = None
     profile: list[dict[str, Any]] | None = None  # top kernels by device time per call (torch.profiler)
+    precision: str = ""  # the run's policy: as_run (the accuracy contract) or strict
+    # Errors against the float64 oracle, the worst over the trials: "candidate" and "baseline" (eager as
+    # run), each {norm, q999, max, mismatches}; empty where no oracle ran.
+    oracle_error: dict[str, Any] = field(default_factory=dict)
+    mode: str = ""  # the mode the candidate was timed in (train or eval)
+    trials: list[str] = field(default_factory=list)  # what each verification trial ran
+    peak_memory: dict[str, int] = field(default_factory=dict)  # bytes of device memory, per sandbox process
+    same_as: str = ""  # "eager" or "compile": runs the same kernels as that baseline (never a win over it)
+    # A confirmation's rounds (interleaved with the baselines'), speedup, 95% interval and verdict.
+    confirmation: dict[str, Any] | None = None
+    # A screening evaluation's configurations: {"params", "ms" (short timing, or None), "reason"};
+    # the one verified and timed in full (this evaluation's candidate) has "chosen": True.
+    screened: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -109,9 +109,37 @@ def _check_kinds(path: Path, module: ModuleType) -> None:
             raise ProblemError(f"{path}: get_inputs() returned no tensor")
 
 
+def where_in(path: Path, tb: Any) -> str:
+    """" (line N)" for the innermost frame of `tb` in the file at `path`, or ""."""
+    frames = [f for f in traceback.extract_tb(tb) if Path(f.filename).resolve() == path.resolve()]
+    return f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
+
+
+def check_reference(problem: Problem) -> None:
+    """Build the reference and run it once on the meta device (shapes only: no memory, no time): a
+    reference that raises is a ProblemError naming the exception and the line. Operators without a
+    meta kernel are not the problem's fault and pass."""
+    try:
+        model = problem.make_model(problem.Model, 0, "meta")
+        inputs = problem.make_inputs(0, "meta")
+        with torch.no_grad():
+            model(*inputs)
+    except NotImplementedError:
+        return  # an operator the meta device cannot run: it runs on the real one
+    except Exception as e:  # noqa: BLE001 - any failure of the problem's own code
+        text = str(e).split("\n")[0][:300]
+        if "meta" in text.lower() or "fake" in text.lower():
+            return  # a meta-device limitation, not the problem's
+        raise ProblemError(f"{problem.path}: the reference Model raised {type(e).__name__}: {text}"
+                           f"{where_in(problem.path, e.__traceback__)}") from None
+
+
 def load_problem(path: str | Path) -> Problem:
     """Load and check a KernelBench-format problem file."""
     p = Path(path)
+    if p.is_dir():
+        raise ProblemError(f"{p}: is a directory, not a problem file; `evo-kernels suite {p}` searches every "
+                           "problem in it")
     if not p.is_file():
         raise ProblemError(f"{p}: problem file not found")
     if p.suffix != ".py":

@@ -60,7 +60,8 @@ class Rule:
 
 
 def _compile_modes(facts: Facts) -> list[str]:
-    modes = ["default", "max-autotune-no-cudagraphs"]
+    # Not "default": that is the compile baseline itself, which a draft cannot beat.
+    modes = ["max-autotune-no-cudagraphs"]
     return modes + ["reduce-overhead", "max-autotune"] if facts.gpu else modes
 
 
@@ -96,12 +97,18 @@ RULES: list[Rule] = [
                   "if isinstance(x, torch.Tensor) and x.dim() == 4 else x for x in inputs]",)),
     Rule("compile", lambda f: True,
          wrap="torch.compile(fn, mode=COMPILE_MODE, dynamic=False)",
-         tunable={"COMPILE_MODE": ["default", "max-autotune-no-cudagraphs", "reduce-overhead", "max-autotune"]},
+         tunable={"COMPILE_MODE": ["max-autotune-no-cudagraphs", "reduce-overhead", "max-autotune"]},
          group="compile"),
     Rule("compile_tuned", lambda f: f.gpu,
          wrap=("torch.compile(fn, dynamic=False, options={'coordinate_descent_tuning': COORDINATE_DESCENT, "
                "'epilogue_fusion': True, 'max_autotune': MAX_AUTOTUNE, 'triton.cudagraphs': CUDA_GRAPHS})"),
          tunable={"COORDINATE_DESCENT": [True, False], "MAX_AUTOTUNE": [False, True], "CUDA_GRAPHS": [False, True]},
+         group="compile"),
+    # Where the host is the device: Inductor's C++ options that change the code it writes.
+    Rule("compile_cpu", lambda f: not f.gpu,
+         wrap=("torch.compile(fn, dynamic=False, options={'cpp_wrapper': CPP_WRAPPER, 'max_autotune': MAX_AUTOTUNE, "
+               "'aggressive_fusion': AGGRESSIVE_FUSION, 'epilogue_fusion': True})"),
+         tunable={"CPP_WRAPPER": [True, False], "AGGRESSIVE_FUSION": [True, False], "MAX_AUTOTUNE": [False, True]},
          group="compile"),
     # Outermost, so that the switch is not inside a compiled region.
     Rule("cudnn_benchmark", lambda f: f.gpu and f.conv2d, wrap="_cudnn_autotuned(fn)", defs=_CUDNN_BENCHMARK,

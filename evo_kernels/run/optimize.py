@@ -21,6 +21,7 @@ from ..proposers import Ask, Context, make_proposers, reference_candidate
 from ..search.loop import Planned, Progress, SearchLoop
 from ..search.tuning import Tuner, make_storage
 from ..store import open_store
+from . import result
 from .hints import read_hints
 
 
@@ -28,27 +29,24 @@ class RunError(RuntimeError):
     """The run cannot start or go on (a reference that fails, a run dir in the wrong state)."""
 
 
-_COMPILED_REFERENCE = """class ModelNew(Model):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._compiled = torch.compile(super().forward)
+class Interrupted(Exception):
+    """A signal asked the run to stop; raised by `drive` between two steps (never inside a pool call)."""
 
-    def forward(self, *inputs):
-        return self._compiled(*inputs)
-"""
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+_stop = {"signum": 0}
+
+
+def request_stop(signum: int) -> None:
+    """Ask every running `drive` to stop at its next step (safe to call from a signal handler)."""
+    _stop["signum"] = signum
 
 
 def problem_id(problem: Problem) -> str:
     return f"{problem.name}-{problem.digest[:8]}"
-
-
-def drop_in_source(candidate: Candidate) -> str:
-    """The candidate as a module runnable without evo_kernels: its source with its parameters set."""
-    if not candidate.params:
-        return candidate.source
-    lines = [candidate.source.rstrip(), "", "", "# Parameters chosen by the search (override the defaults above)."]
-    lines += [f"{k} = {v!r}" for k, v in sorted(candidate.params.items())]
-    return "\n".join(lines) + "\n"
 
 
 class Optimizer:
@@ -90,6 +88,9 @@ class Optimizer:
         self.reference: Candidate | None = None
         self.error = ""  # set when the problem cannot be searched (its reference fails)
         self.started = time.monotonic()
+        self.confirmed: dict[str, Evaluation] = self.store.confirmations(self.pid)  # candidate id -> confirmation
+        self._confirm_list: list[Candidate] | None = None
+        self.interrupted = False  # a signal stopped the run (the summary says so)
         # The time limit's clock (see spent_s): evaluation spans from the store, planning time here.
         self.spans: list[tuple[float, float]] = []
         self.planning_s = 0.0
@@ -150,19 +151,29 @@ class Optimizer:
             return False
         return self._out_of_time() or self.loop.over_budget() or self.loop.out_of_work()
 
-    def handle(self, result: Result) -> None:
+    def handle(self, outcome: Result) -> None:
         """Record one result (the store first); the reference's result starts the search."""
-        job, ev = result.job, result.evaluation
+        job, ev = outcome.job, outcome.evaluation
         self.jobs.pop(job.key, None)
-        ev.hardware = result.worker.hardware  # the routing label (a node's hw: resource), not the device name
-        self._record_local(job.candidate, ev, job.meta, key=job.key)
+        ev.hardware = outcome.worker.hardware  # the routing label (a node's hw: resource), not the device name
+        if job.kind == "confirm":
+            self.store.save_confirmation(self.pid, job.candidate, ev)
+            self.confirmed[job.candidate.id] = ev
+            return
+        cand = job.candidate
+        chosen = next((r for r in ev.screened if r.get("chosen")), None)
+        if chosen is not None:  # a screen: the evaluation is of the configuration it chose
+            cand = cand.with_params(chosen["params"])
+        self._record_local(cand, ev, job.meta, key=job.key)
         if job.meta.get("reference"):
             self._begin(ev)
 
     def feed(self, capacity: int) -> int:
-        """Submit up to `capacity` jobs; returns how many were submitted."""
-        if not self.loop.started or self.finished:
+        """Submit up to `capacity` jobs (drafts while searching, then confirmations); how many."""
+        if not self.loop.started or self.error:
             return 0
+        if self.finished:
+            return self._feed_confirmations(capacity)
         submitted = 0
         while submitted < capacity and self.loop.has_budget():
             if self.loop.needs_plan() and not self._plan_generation():
@@ -247,7 +258,10 @@ class Optimizer:
         return drafts, rejected
 
     def _submit(self, cand: Candidate, meta: dict[str, Any]) -> None:
-        job = Job(key=self.next_key, problem=self.problem_path, candidate=cand, hardware=self.hardware, meta=meta)
+        screen = [t["params"] for t in meta.get("screen", [])]
+        configs = [p for i, p in enumerate(screen) if p not in screen[:i]]
+        job = Job(key=self.next_key, problem=self.problem_path, candidate=cand, hardware=self.hardware, meta=meta,
+                  kind="screen" if configs else "evaluate", configs=configs)
         self.next_key += 1
         self.jobs[job.key] = job
         self.loop.submitted(job.key, cand, meta)
@@ -276,56 +290,50 @@ class Optimizer:
         return [(c, e) for _, c, e, meta in self.store.evaluation_rows(self.pid)
                 if c.id == seed.id or meta.get("study") == study]
 
-    # -- outputs ----------------------------------------------------------------------------------
+    # -- confirmation and outputs --------------------------------------------------------------
+    def to_confirm(self) -> list[Candidate]:
+        """The candidates to time again before a result is reported (result.py decides which), fixed
+        once the search has finished."""
+        if self._confirm_list is None:
+            self._confirm_list = result.to_confirm(self.cfg, self.store.evaluation_rows(self.pid),
+                                                   self.reference.id if self.reference else "")
+        return self._confirm_list
+
+    @property
+    def done(self) -> bool:
+        """Finished searching, and every confirmation the result needs has come back."""
+        if self.error:
+            return True
+        if not self.finished:
+            return False
+        return not self.jobs and all(c.id in self.confirmed for c in self.to_confirm())
+
+    def _feed_confirmations(self, capacity: int) -> int:
+        submitted = 0
+        pending = {j.candidate.id for j in self.jobs.values()}
+        for cand in self.to_confirm():
+            if submitted >= capacity:
+                break
+            if cand.id in self.confirmed or cand.id in pending:
+                continue
+            job = Job(key=self.next_key, problem=self.problem_path, candidate=cand, hardware=self.hardware,
+                      kind="confirm", meta={"confirm": True})
+            self.next_key += 1
+            self.jobs[job.key] = job
+            self.pool.submit(job)
+            submitted += 1
+        return submitted
+
     def finish(self) -> dict[str, Any]:
-        """Write best.py and summary.json. When no candidate beat the faster baseline, the baseline
-        itself is the result (the reference, or the reference under torch.compile), at 1.0x."""
-        assert self.population is not None
-        best, best_ev = self.population.best()
-        eager_ms = self.baselines["eager_ms"]
-        compile_ms = self.baselines.get("compile_ms")
-        baseline_ms = self.baselines["best_ms"]
-        # The reference beating the faster baseline is timing noise, not a result of the search.
-        if best_ev.speedup is not None and best_ev.speedup > 1.0 and best.id != self.reference.id:
-            source, technique, speedup, best_ms = drop_in_source(best), best.technique, best_ev.speedup, best_ev.median_ms
-            params, best_id = best.params, best.id
-        else:
-            use_compile = compile_ms is not None and compile_ms < eager_ms
-            source = reference_candidate(self.problem).source
-            if use_compile:
-                source = source.replace("class ModelNew(Model):\n    pass\n", _COMPILED_REFERENCE)
-            technique = "baseline:" + ("compile" if use_compile else "eager")
-            speedup, best_ms, params, best_id = 1.0, baseline_ms, {}, None
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "best.py").write_text(source)
-        by_proposer: dict[str, int] = {}
-        for _, cand, _, _ in self.store.evaluation_rows(self.pid):
-            by_proposer[cand.proposer] = by_proposer.get(cand.proposer, 0) + 1
-        found = [e.speedup for _, e in self._searched() if e.ok and e.speedup]
-        found_best = max(found) if found else None
-        summary = {
-            "problem": self.problem_path, "problem_id": self.pid, "level": self.problem.level,
-            "device": self.cfg.device,
-            "found_speedup": found_best,  # best of the search's own correct candidates (fast_p)
-            "found_speedup_vs_eager": found_best * baseline_ms / eager_ms if found_best else None,
-            "hardware": self.hardware, "best_speedup": speedup, "best_speedup_vs_eager": eager_ms / best_ms,
-            "best_ms": best_ms, "best_candidate": best_id, "best_technique": technique, "best_params": params,
-            "eager_ms": eager_ms, "compile_ms": compile_ms,
-            "evaluations": self.progress.done, "budget": self.cfg.budget, "generations": self.progress.generation,
-            "by_status": dict(sorted(self.progress.by_status.items())), "by_proposer": dict(sorted(by_proposer.items())),
-            "reduced_precision_allowed": self.cfg.verify.allow_reduced_precision,
-            "seeds": self.seed_report(),
-            "hints": self.hints(),
-            "elapsed_s": round(time.monotonic() - self.started, 2),
-            "spent_s": round(self.spent_s(), 2),
-            # Where the result's time goes: the winner's top kernels, or the reference's.
-            "top_kernels": (best_ev if best_id else self.results.get(self.reference.id, best_ev)).profile or [],
-        }
+        """Write best.py and summary.json from the store (result.py)."""
+        summary = result.summarize(self)
         for p in self.proposers:  # e.g. the LLM's requests, tokens and cost, under "llm"
             report = p.report()
             if report and p.name not in summary:
                 summary[p.name] = report
         self.store.save_summary(self.pid, summary)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "best.py").write_text(summary.pop("_source"))
         (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
 
@@ -341,10 +349,22 @@ class Optimizer:
                          "reason": first.reason if first else "", "best_speedup": max(ok) if ok else None})
         return rows
 
-    def _searched(self) -> list[tuple[Candidate, Evaluation]]:
-        """Every evaluation of this problem except the reference's."""
-        ref_id = self.reference.id if self.reference else None
-        return [(c, e) for _, c, e, _ in self.store.evaluation_rows(self.pid) if c.id != ref_id]
+    def stop_reason(self) -> tuple[str, str]:
+        """Why the search ended: (budget | time_limit | no_new_drafts | error | interrupted, a sentence)."""
+        if self.error:
+            return "error", self.error
+        if self.interrupted:
+            return "interrupted", "the run was stopped (a signal); --resume continues it"
+        if self.loop.over_budget():
+            return "budget", f"the budget of {self.cfg.budget} evaluations is spent"
+        if self._out_of_time():
+            return "time_limit", (f"the time limit of {self.cfg.time_limit_s:g} s for this problem is reached "
+                                  f"({self.spent_s():.0f} s spent)")
+        if self.loop.out_of_work():
+            return "no_new_drafts", (f"the proposers had no new draft for {self.cfg.search.max_generations_without_drafts} "
+                                     f"generations, with {self.cfg.budget - self.progress.done} evaluations of the "
+                                     "budget left (add a proposer, e.g. --llm MODEL, or hints)")
+        return "running", "the search has not finished"
 
     def close(self) -> None:
         self._checkpoint()
@@ -355,13 +375,18 @@ def drive(optimizers: list[Optimizer], pool: Pool, poll_s: float = 0.5) -> None:
     """Run several searches on one pool until each is finished.
 
     The pool is kept fed across problems (one job per evaluator plus one waiting), so evaluators
-    never idle at one problem's tail while another has work. Problems take turns submitting.
+    never idle at one problem's tail while another has work. Problems take turns submitting, the one
+    with the fewest evaluations done or running first (breadth first).
     """
     by_problem = {o.problem_path: o for o in optimizers}
     for o in optimizers:
         o.start()
     while True:
-        active = [o for o in optimizers if not o.finished]
+        if _stop["signum"]:
+            for o in optimizers:
+                o.interrupted = True
+            raise Interrupted(_stop["signum"])
+        active = [o for o in optimizers if not o.done]
         inflight = sum(len(o.inflight) for o in optimizers)
         if not active and not inflight:
             return
@@ -369,15 +394,16 @@ def drive(optimizers: list[Optimizer], pool: Pool, poll_s: float = 0.5) -> None:
         progressed = True
         while inflight < target and progressed:  # round robin, one job per problem per turn
             progressed = False
-            for o in active:
+            # The least served problem first: a suite stopped early has every problem equally informed.
+            for o in sorted(active, key=lambda o: o.progress.done + len(o.jobs)):
                 if inflight >= target:
                     break
                 n = o.feed(1)
                 inflight += n
                 progressed = progressed or n > 0
         if not inflight:
-            if all(o.finished for o in optimizers):
+            if all(o.done for o in optimizers):
                 return
             continue  # nothing could be submitted now: planning moves each search toward its end
-        for result in pool.poll(timeout=poll_s):
-            by_problem[result.job.problem].handle(result)
+        for outcome in pool.poll(timeout=poll_s):
+            by_problem[outcome.job.problem].handle(outcome)

@@ -12,7 +12,8 @@ from typing import Any
 from ..model.candidate import Candidate
 from ..cluster import Pool
 from ..config import Config, from_dict
-from .optimize import Optimizer, drive, drop_in_source
+from .optimize import Optimizer, drive
+from .result import drop_in_source
 from ..model.tunables import TunableError, parse_tunable
 
 
@@ -32,6 +33,7 @@ def tune(problem: str, candidate: Candidate, cfg: Config, run_dir: Path, pool: P
     tcfg = from_dict(cfg.to_dict())
     tcfg.search.proposers = []
     tcfg.tuning.trials_per_candidate = trials
+    tcfg.tuning.screen = 1  # a sweep's table: every configuration verified and timed in full
     tcfg.budget = trials + 1  # the reference, then the trials
     optimizers = [Optimizer(problem, tcfg, run_dir / hw, pool, resume=resume, hardware=hw, seeds=[candidate])
                   for hw in labels]

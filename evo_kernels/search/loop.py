@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
@@ -34,6 +35,7 @@ class TunerLike(Protocol):
     def ask(self, study: str, base: Candidate, space: dict[str, list[Any]],
             constraints: list[str] = ()) -> tuple[Candidate, int] | None: ...
     def tell(self, study: str, trial: int, evaluation: Evaluation) -> None: ...
+    def tell_screened(self, study: str, trial: int, row: dict[str, Any] | None) -> None: ...
 
 
 @dataclass
@@ -217,6 +219,8 @@ class SearchLoop:
         return cand, meta
 
     def _ask_trial(self, task: Tuning) -> tuple[Candidate, dict[str, Any]] | None:
+        if self.cfg.tuning.screen > 1:
+            return self._ask_screen(task)
         asked = self.tuner.ask(task.study, task.base, task.space, task.constraints)
         if asked is None:
             return None
@@ -232,6 +236,34 @@ class SearchLoop:
             return None
         return cand, {"island": task.island, "study": task.study, "trial": number}
 
+    def _ask_screen(self, task: Tuning) -> tuple[Candidate, dict[str, Any]] | None:
+        """Up to `tuning.screen` trials at once, for one evaluation that screens them all and verifies
+        the fastest. Trials asking for a configuration measured or in flight are answered from it."""
+        configs: list[dict[str, Any]] = []
+        trials: list[dict[str, Any]] = []
+        k = min(self.cfg.tuning.screen, task.left)
+        for _ in range(k):
+            asked = self.tuner.ask(task.study, task.base, task.space, task.constraints)
+            if asked is None:
+                task.left = 0
+                break
+            cand, number = asked
+            task.left -= 1
+            if cand.id in self.results:
+                self.tuner.tell(task.study, number, self.results[cand.id])
+            elif any(c.id == cand.id for c, _ in self.inflight.values()):
+                self.echoes.setdefault(cand.id, []).append((task.study, number))
+            else:
+                if cand.params not in configs:
+                    configs.append(cand.params)
+                trials.append({"trial": number, "params": cand.params})
+        if task.left > 0:
+            self.ready.append(task)
+        if not configs:
+            return None
+        first = task.base.with_params(configs[0])
+        return first, {"island": task.island, "study": task.study, "screen": trials}
+
     def submitted(self, key: int, cand: Candidate, meta: dict[str, Any]) -> None:
         self.inflight[key] = (cand, meta)
 
@@ -244,11 +276,22 @@ class SearchLoop:
         self._count(ev)
         if self.population is not None and not meta.get("reference"):
             self.population.add(cand, ev, int(meta.get("island", 0)) % self.cfg.search.islands)
-        if "study" in meta:
+        if "screen" in meta:
+            self._tell_screen(meta, cand, ev)
+        elif "study" in meta:
             self.tuner.tell(meta["study"], meta["trial"], ev)
         for study, number in self.echoes.pop(cand.id, []):
             self.tuner.tell(study, number, ev)
         self.update_best()
+
+    def _tell_screen(self, meta: dict[str, Any], chosen: Candidate, ev: Evaluation) -> None:
+        """The chosen configuration's trial gets the evaluation; the others their screening times."""
+        rows = {json.dumps(r["params"], sort_keys=True): r for r in ev.screened}
+        for t in meta["screen"]:
+            if t["params"] == chosen.params or not rows:  # (nothing screened: the evaluation failed first)
+                self.tuner.tell(meta["study"], t["trial"], ev)
+            else:
+                self.tuner.tell_screened(meta["study"], t["trial"], rows.get(json.dumps(t["params"], sort_keys=True)))
 
     def _count(self, ev: Evaluation) -> None:
         if ev.status != "proposal_error":  # no device time spent: not part of the budget

@@ -60,9 +60,12 @@ def count_custom_kernels(source: str) -> int:
 
 
 def fitness(evaluation: Evaluation) -> float | None:
-    """Speedup of an `ok` evaluation; None (not selectable) for every other outcome."""
+    """Speedup of an `ok` evaluation; None (not selectable) for every other outcome. A candidate that
+    runs a baseline's own kernels (`same_as`) is worth at most 1.0: it cannot beat itself."""
     s = evaluation.speedup
-    return float(s) if evaluation.ok and s is not None and math.isfinite(s) else None
+    if not (evaluation.ok and s is not None and math.isfinite(s)):
+        return None
+    return min(float(s), 1.0) if evaluation.same_as else float(s)
 
 
 class Population:

@@ -116,3 +116,19 @@ class Tuner:
             if trial is not None:
                 trial.set_user_attr("reason", evaluation.reason[:500])
             study.tell(trial_number, state=optuna.trial.TrialState.FAIL)
+
+    def tell_screened(self, study_name: str, trial_number: int, row: dict[str, Any] | None) -> None:
+        """A configuration only screened (timed briefly, not verified): its short timing is the
+        trial's value, marked `screened`; one that failed to run, or was chosen and failed the full
+        protocol, is a failed trial with its reason."""
+        study = self._studies[study_name]
+        trial = self._trials.pop((study_name, trial_number), None)
+        ms = None if (row or {}).get("failed") else (row or {}).get("ms")  # (failed in full: not a value)
+        if trial is not None:
+            trial.set_user_attr("screened", True)
+            if ms is None:
+                trial.set_user_attr("reason", str((row or {}).get("reason") or "not screened")[:500])
+        if ms is not None and math.isfinite(ms):
+            study.tell(trial_number, ms)
+        else:
+            study.tell(trial_number, state=optuna.trial.TrialState.FAIL)

@@ -67,12 +67,17 @@ def test_problems_baselines_and_summaries(make):
     s.save_baselines("a", "H100", {"eager_ms": 1.0})
     s.save_baselines("a", "H100", {"eager_ms": 2.0})
     assert s.baselines("a", "H100") == {"eager_ms": 2.0} and s.baselines("a", "H200") is None
-    assert s.summary("a") is None
+    assert s.summary("a") is None and s.confirmations("a") == {}
+    c = Candidate(source="fast")
+    s.save_confirmation("a", c, Evaluation(status="ok", speedup=1.2, confirmation={"interval": [1.1, 1.3]}))
+    s.save_confirmation("a", c, Evaluation(status="ok", speedup=1.25, confirmation={"interval": [1.2, 1.3]}))
     s.save_summary("a", {"best_speedup": 1.5})
     s.save_summary("a", {"best_speedup": 1.7})
     s.close()
     s = make()
     assert s.summary("a") == {"best_speedup": 1.7}
+    (only,) = s.confirmations("a").values()
+    assert only.speedup == 1.25 and only.confirmation == {"interval": [1.2, 1.3]}
     s.close()
 
 

@@ -61,7 +61,7 @@ def test_space_is_well_formed(template):
                          ids=[t.name for t in TEMPLATES if isinstance(t, AnchorTemplate)])
 def test_anchor_template_has_a_rule(template):
     assert template.rule in fusion.rule_names() and template.rule in {r.name for r in RULES}
-    assert template.kind in ("gemm", "conv") and template.pattern is not None and template.emitter is not None
+    assert template.kind in ("gemm", "conv", "reduce") and template.pattern is not None and template.emitter is not None
 
 
 def _built(template, tmp_path):

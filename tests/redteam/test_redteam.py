@@ -1,24 +1,27 @@
 """The red-team suite: every cheating candidate in cheats/ is rejected with a reason that names its
 exploit, every honest candidate in honest/ is accepted, all through `evo-kernels bench ... --json`
-(the full verify-then-time pipeline, in the sandbox worker).
+(the full verify-then-time pipeline: the judge and the defendant), one CLI run per problem and config
+with every candidate of that group, judged in turn by one evaluator.
 
 Each candidate file says what it is through module-level constants, read here without importing it
 (importing a cheat would patch this process): PROBLEM (a file in problems/), EXPECT (cheats: the tag
-the reason starts with, or a tuple of tags where the device decides which check fires first),
+the reason starts with, or a tuple of tags where more than one check may fire first),
 CONTAINS (optional: text the reason, or an honest candidate's notes, must contain) and CONFIG
 (optional: a file in configs/, default fast.yaml). A cheat's docstring starts with "Exploit N".
 """
 import ast
+import json
 import os
 import re
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from conftest import run_cli  # noqa: E402
+from conftest import ROOT, run_cli  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CHEATS = sorted((HERE / "cheats").glob("*.py"))
@@ -43,29 +46,50 @@ def bench(candidate: Path, meta: dict, env: dict | None = None) -> tuple[int, di
     return code, out, err
 
 
+@pytest.fixture(scope="module")
+def verdicts() -> dict[Path, dict]:
+    """Every cheat and honest candidate judged through `bench --json`, one CLI run (one evaluator) per
+    problem and config: its JSON object, by path."""
+    groups: dict[tuple[str, str], list[Path]] = {}
+    for path in CHEATS + HONEST:
+        meta = constants(path)
+        groups.setdefault((meta["PROBLEM"], meta.get("CONFIG", "fast.yaml")), []).append(path)
+    out: dict[Path, dict] = {}
+    for (problem, config), paths in sorted(groups.items()):
+        proc = subprocess.run([sys.executable, "-m", "evo_kernels", "bench", str(HERE / "problems" / problem),
+                               *map(str, paths), "--json", "--device", "cpu", "--config", str(HERE / "configs" / config)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=1200)
+        lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+        assert len(lines) == len(paths), f"{problem}/{config}: {len(lines)} results for {len(paths)}: {proc.stderr[-2000:]}"
+        for path, line in zip(paths, lines):
+            assert line["candidate_file"] == str(path)
+            out[path] = line
+    return out
+
+
 @pytest.mark.parametrize("path", CHEATS, ids=[p.stem for p in CHEATS])
-def test_cheat_is_rejected_naming_its_exploit(path: Path):
+def test_cheat_is_rejected_naming_its_exploit(path: Path, verdicts):
     meta = constants(path)
     expect = meta["EXPECT"] if isinstance(meta["EXPECT"], tuple) else (meta["EXPECT"],)
-    code, out, err = bench(path, meta)
-    assert code == 1, f"{path.name}: exit {code}, status {out['status']}: {out['reason']}"
-    assert out["status"] in ("incorrect", "rejected"), out
+    out = verdicts[path]
+    assert out["status"] in ("incorrect", "rejected"), f"{path.name}: status {out['status']}: {out['reason']}"
     assert out["speedup"] is None
     assert out["reason"].startswith(expect), f"{path.name}: expected {expect}, got: {out['reason']}"
     assert meta.get("CONTAINS", "") in out["reason"], out["reason"]
 
 
 @pytest.mark.parametrize("path", HONEST, ids=[p.stem for p in HONEST])
-def test_honest_candidate_is_accepted(path: Path):
+def test_honest_candidate_is_accepted(path: Path, verdicts):
     meta = constants(path)
-    code, out, err = bench(path, meta)
-    assert code == 0 and out["status"] == "ok", f"{path.name}: {out['status']}: {out['reason']}\n{err[-1500:]}"
+    out = verdicts[path]
+    assert out["status"] == "ok", f"{path.name}: {out['status']}: {out['reason']}"
     assert out["speedup"] is not None and out["speedup"] > 0
     assert meta.get("CONTAINS", "") in " ".join(out["notes"]), out["notes"]
 
 
 def test_suite_covers_every_exploit():
-    """At least 15 cheats spanning exploits 1-10 (several past the static policy), 8 honest candidates."""
+    """Every exploit class 1-17 has cheats (threat_model.md names them), at least 15 of them caught at
+    run time (past the static policy, or with it off), and at least 8 honest candidates."""
     exploits = set()
     runtime = 0
     for path in CHEATS:
@@ -74,8 +98,8 @@ def test_suite_covers_every_exploit():
         assert found, f"{path.name}: the docstring must start with 'Exploit N'"
         exploits.add(int(found.group(1)))
         tags = meta["EXPECT"] if isinstance(meta["EXPECT"], tuple) else (meta["EXPECT"],)
-        runtime += not any(t.startswith("policy:") for t in tags) and "CONFIG" not in meta
-    assert exploits == set(range(1, 11))
+        runtime += not any(t.startswith("policy:") for t in tags)
+    assert exploits == set(range(1, 18))
     assert len(CHEATS) >= 15 and runtime >= 15 and len(HONEST) >= 8
 
 

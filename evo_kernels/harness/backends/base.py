@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from ...model import devices
+
 
 @dataclass
 class DeviceInfo:
@@ -53,6 +55,16 @@ class Timer(ABC):
 class Backend(ABC):
     kind: str = ""
 
+    @property
+    def host_clock(self) -> bool:
+        """The device clock is the host's (the CPU): no lead-in to hide work in, no device timer."""
+        return devices.kind(self.kind).host_clock
+
+    @property
+    def poisons_context(self) -> bool:
+        """A device error can leave this process's context unusable (the worker is replaced)."""
+        return devices.kind(self.kind).poisons_context
+
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self._flush_buffer: torch.Tensor | None = None
@@ -85,3 +97,13 @@ class Backend(ABC):
 
     def memory_in_use(self) -> int:
         return 0
+
+    def max_memory(self) -> int:
+        """The most device memory this process's tensors held since `reset_peak_memory` (0: not tracked)."""
+        return 0
+
+    def reset_peak_memory(self) -> None:
+        pass
+
+    def release_memory(self) -> None:
+        """Give cached free memory back to the device (between evaluations)."""

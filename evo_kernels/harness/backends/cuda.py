@@ -73,6 +73,16 @@ class CudaBackend(Backend):
     def memory_in_use(self) -> int:
         return int(torch.cuda.memory_allocated(self.device))
 
+    def max_memory(self) -> int:
+        return int(torch.cuda.max_memory_allocated(self.device))
+
+    def reset_peak_memory(self) -> None:
+        torch.cuda.reset_peak_memory_stats(self.device)
+
+    def release_memory(self) -> None:
+        torch.cuda.ipc_collect()  # blocks the other process mapped: freed once it let go of them
+        torch.cuda.empty_cache()
+
     def poison_free_memory(self) -> int:
         """Fill every block the caching allocator holds free with 0xFF bytes (NaN in float types).
 

@@ -135,7 +135,7 @@ class _Lowering:
 
     def lower(self, node: fx.Node) -> str | None:
         kind = kind_of(node, self.modules)
-        if kind is None:
+        if kind is None or self.g.kind == "reduce":  # (a reduction anchor fuses nothing after it)
             return None
         shape = self.g.shape
         mod = self.modules.get(node.target) if node.op == "call_module" else None
@@ -191,8 +191,8 @@ class _Lowering:
             return self.lower_batch_norm(node, mod, v)
         if kind in ("max_pool2d", "avg_pool2d"):
             return self.lower_pool(node, kind, mod, v) if self.g.kind != "gemm" and ndim == 4 else None
-        # --- row ops: over the last dim, with the row held whole ---
-        if self.g.kind == "conv":
+        # --- row ops: over the last dim, with the row held whole (at most 64 Ki elements) ---
+        if self.g.kind == "conv" or shape[-1] > 65536:
             return None
         if kind in ("softmax", "log_softmax"):
             dim = mod.dim if mod is not None else arg(node, 1, "dim")
@@ -338,6 +338,12 @@ def grow(gm: fx.GraphModule, start: fx.Node, kind: str, source: Any, exclude: se
     return None
 
 
+def _index_valued(node: fx.Node) -> bool:
+    """An int64 tensor (argmax, argmin): an anchor may make it, no chain goes through it."""
+    tm = node.meta.get("tensor_meta")
+    return getattr(tm, "dtype", None) == torch.int64
+
+
 def find_groups(gm: fx.GraphModule, anchors: list[tuple[str, str, Anchor]]) -> list[Group]:
     """Non-overlapping groups in graph order: every node an anchor pattern matches, with the chain
     after it, then chains from any other tensor into at least a reduction, a pooling or two
@@ -350,7 +356,7 @@ def find_groups(gm: fx.GraphModule, anchors: list[tuple[str, str, Anchor]]) -> l
             continue
         g = None
         matched = None
-        if shape_of(node) is not None:
+        if shape_of(node) is not None or _index_valued(node):
             matched = next(((name, kind, src) for name, kind, pattern in anchors
                             if (src := pattern(node, modules)) is not None), None)
         if matched is not None:

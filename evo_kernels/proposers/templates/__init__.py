@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from ...model.tunables import register_space
 from .ir import Op
-from . import conv, elementwise, gemm, pool, rowwise
+from . import conv, elementwise, gemm, pool, reduce, rowwise
 from .base import HELPERS, AnchorTemplate, ChainTemplate, Emitted, Lowered, TritonTemplate
 
 TEMPLATES: list[TritonTemplate] = [
     gemm.TEMPLATE,
     conv.TEMPLATE,
+    reduce.TEMPLATE,  # reductions and norms a row template cannot hold
     pool.TEMPLATE,  # a chain with a pooling, whatever else it holds
     rowwise.TEMPLATE,  # a chain with a row reduction
     elementwise.TEMPLATE,  # any other chain

@@ -4,7 +4,6 @@ after it goes to the pooling template. Groups 1, zero padding.
 """
 from __future__ import annotations
 
-from string import Template
 from typing import Any
 
 from torch import fx, nn

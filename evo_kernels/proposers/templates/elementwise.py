@@ -33,7 +33,7 @@ def _lower(t: ChainTemplate, name: str, ops: list[Op], kinds: list[str], y: str,
     chan = (f"{y}.shape[1], {y}[0, 0].numel()" if len(full_shape) >= 3 else "1, 1")
     launch = [
         f"    out = torch.empty({y}.shape[-{len(full_shape)}:], device={y}.device, dtype=torch.float32)",
-        f"    n = out.numel()",
+        "    n = out.numel()",
         f"    {name}[(triton.cdiv(n, EW_BLOCK),)]({y}, out, {ptrs}n, out.shape[-1], {chan}, SPLIT={split}, "
         "BLOCK=EW_BLOCK, num_warps=EW_WARPS)",
     ]

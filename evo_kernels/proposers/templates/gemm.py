@@ -10,7 +10,6 @@ verifier, not this comment, decides: each precision is a value of the space.
 from __future__ import annotations
 
 import operator
-from string import Template
 from typing import Any
 
 import torch

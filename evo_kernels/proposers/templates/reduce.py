@@ -1,0 +1,389 @@
+"""Reductions and normalizations over any run of dims, at the memory roofline: sum, mean, amax,
+amin, argmax, argmin; softmax and log-softmax over any dim; LayerNorm over any trailing dims,
+GroupNorm, InstanceNorm. The ones a row template cannot hold (rows of more than 64 Ki elements,
+reductions not over the last dim, norms over several dims) come here.
+
+The input is viewed as [A, R, B] (R: the reduced dims, B: the dims after them, contiguous). Pass one
+(`stats`) splits each reduction over R into SPLIT chunks, so that long rows and few rows still fill
+the device, and keeps per chunk and column one or two partials: a sum, a running max or min (with
+its index), (mean, M2) for a norm (Welford within a tile, Chan's formula across tiles: stable
+whatever the mean), (max, sum of exp) for a softmax (online). Pass two combines the chunks' partials
+and either stores the reduction or reads the chunk again to apply the normalization (with the
+affine weight and bias); a reduction whose SPLIT is 1 is stored by pass one. Bytes moved: one read
+for a reduction; two reads and a write for a normalization (the second read often from L2).
+
+RED_TILE: elements per tile (BLOCK_R x BLOCK_B); RED_BLOCK_B: columns per tile when B > 1;
+RED_WARPS; RED_WAVES: programs per SM aimed at when choosing SPLIT.
+"""
+from __future__ import annotations
+
+from string import Template
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from .base import AnchorTemplate, Emitted
+from .ir import Group, arg, dims, shape_of
+
+# STAT codes shared by the kernels and the launcher.
+SUM, MAX, MIN, ARGMAX, ARGMIN, NORM, SOFTMAX, LOG_SOFTMAX = range(8)
+
+REDUCE = Template('''
+@triton.jit
+def ${name}_stats(x_ptr, p1_ptr, p2_ptr, out_ptr, R, B, CH, SPLIT, STAT: tl.constexpr, FINAL: tl.constexpr,
+                  MEAN: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
+    # Pass one over [A, R, B]: program (a, s, b-tile) folds rows [s * CH, s * CH + CH) of R into one
+    # or two partials per column, stored at [a, s, b] (or, FINAL, the reduction itself at [a, b]).
+    a = tl.program_id(0)
+    s = tl.program_id(1)
+    rb = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)
+    bmask = rb < B
+    base = x_ptr + a.to(tl.int64) * R * B
+    lo = s * CH
+    hi = tl.minimum(lo + CH, R)
+    if STAT == 1 or STAT == 3 or STAT == 6 or STAT == 7:
+        acc = tl.full((BLOCK_B,), float('-inf'), tl.float32)
+    elif STAT == 2 or STAT == 4:
+        acc = tl.full((BLOCK_B,), float('inf'), tl.float32)
+    else:
+        acc = tl.zeros((BLOCK_B,), tl.float32)
+    acc2 = tl.zeros((BLOCK_B,), tl.float32)
+    cnt = tl.zeros((BLOCK_B,), tl.float32)
+    idx = tl.zeros((BLOCK_B,), tl.int64)
+    for r0 in range(lo, hi, BLOCK_R):
+        rr = r0 + tl.arange(0, BLOCK_R)
+        m = (rr < hi)[:, None] & bmask[None, :]
+        ptrs = base + rr.to(tl.int64)[:, None] * B + rb[None, :]
+        if STAT == 0:
+            acc += tl.sum(tl.load(ptrs, mask=m, other=0.0), axis=0)
+        elif STAT == 1:
+            acc = tl.maximum(acc, tl.max(tl.load(ptrs, mask=m, other=float('-inf')), axis=0))
+        elif STAT == 2:
+            acc = tl.minimum(acc, tl.min(tl.load(ptrs, mask=m, other=float('inf')), axis=0))
+        elif STAT == 3 or STAT == 4:
+            if STAT == 3:
+                x = tl.load(ptrs, mask=m, other=float('-inf'))
+                x = tl.where(x != x, float('inf'), x)  # NaN wins, as in torch
+                tv = tl.max(x, axis=0)
+                better = tv > acc
+            else:
+                x = tl.load(ptrs, mask=m, other=float('inf'))
+                x = tl.where(x != x, float('-inf'), x)
+                tv = tl.min(x, axis=0)
+                better = tv < acc
+            ti = tl.min(tl.where(m & (x == tv[None, :]), rr[:, None], 2147483647), axis=0)  # first of the tile
+            idx = tl.where(better, ti.to(tl.int64), idx)  # ties keep the earlier tile's: the first index
+            acc = tl.where(better, tv, acc)
+        elif STAT == 5:
+            x = tl.load(ptrs, mask=m, other=0.0)
+            c = tl.sum(m.to(tl.float32), axis=0)
+            tmean = tl.sum(x, axis=0) / tl.maximum(c, 1.0)
+            d = tl.where(m, x - tmean[None, :], 0.0)
+            delta = tmean - acc
+            tot = cnt + c
+            acc += delta * (c / tl.maximum(tot, 1.0))
+            acc2 += tl.sum(d * d, axis=0) + delta * delta * (cnt * c / tl.maximum(tot, 1.0))
+            cnt = tot
+        else:
+            x = tl.load(ptrs, mask=m, other=float('-inf'))
+            new = tl.maximum(acc, tl.max(x, axis=0))
+            safe = tl.where(new == float('-inf'), 0.0, new)
+            acc2 = acc2 * tl.exp(acc - safe) + tl.sum(tl.exp(x - safe[None, :]), axis=0)
+            acc = new
+    if FINAL:
+        o = a.to(tl.int64) * B + rb
+        if STAT == 3 or STAT == 4:
+            tl.store(out_ptr + o, idx, mask=bmask)
+        elif MEAN:
+            tl.store(out_ptr + o, acc / R, mask=bmask)
+        else:
+            tl.store(out_ptr + o, acc, mask=bmask)
+    else:
+        o = (a.to(tl.int64) * SPLIT + s) * B + rb
+        tl.store(p1_ptr + o, acc, mask=bmask)
+        if STAT == 3 or STAT == 4:
+            tl.store(p2_ptr + o, idx, mask=bmask)
+        elif STAT >= 5:
+            tl.store(p2_ptr + o, acc2, mask=bmask)
+
+
+@triton.jit
+def ${name}_combine(p1_ptr, p2_ptr, R, B, CH, SPLIT, STAT: tl.constexpr, SPLIT_P2: tl.constexpr,
+                    BLOCK_B: tl.constexpr):
+    # The chunks' partials of columns (a, b-tile), combined: (value, index) for the reductions,
+    # (mean, rstd-to-be: M2) for a norm, (max, sum of exp) for a softmax.
+    a = tl.program_id(0)
+    rb = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)
+    sp = tl.arange(0, SPLIT_P2)
+    m = (sp < SPLIT)[:, None] & (rb < B)[None, :]
+    o = (a.to(tl.int64) * SPLIT + sp[:, None]) * B + rb[None, :]
+    if STAT == 0:
+        return tl.sum(tl.load(p1_ptr + o, mask=m, other=0.0), axis=0), tl.zeros((BLOCK_B,), tl.float32)
+    elif STAT == 1:
+        return tl.max(tl.load(p1_ptr + o, mask=m, other=float('-inf')), axis=0), tl.zeros((BLOCK_B,), tl.float32)
+    elif STAT == 2:
+        return tl.min(tl.load(p1_ptr + o, mask=m, other=float('inf')), axis=0), tl.zeros((BLOCK_B,), tl.float32)
+    elif STAT == 3:
+        v = tl.load(p1_ptr + o, mask=m, other=float('-inf'))
+        best = tl.max(v, axis=0)
+        first = tl.min(tl.where((v == best[None, :]) & m, sp[:, None], SPLIT_P2), axis=0)  # earliest chunk
+        return best, tl.sum(tl.where(sp[:, None] == first[None, :], tl.load(p2_ptr + o, mask=m, other=0), 0), axis=0)
+    elif STAT == 4:
+        v = tl.load(p1_ptr + o, mask=m, other=float('inf'))
+        best = tl.min(v, axis=0)
+        first = tl.min(tl.where((v == best[None, :]) & m, sp[:, None], SPLIT_P2), axis=0)
+        return best, tl.sum(tl.where(sp[:, None] == first[None, :], tl.load(p2_ptr + o, mask=m, other=0), 0), axis=0)
+    elif STAT == 5:
+        mean_s = tl.load(p1_ptr + o, mask=m, other=0.0)
+        m2_s = tl.load(p2_ptr + o, mask=m, other=0.0)
+        n_s = tl.minimum(tl.maximum(R - sp * CH, 0), CH).to(tl.float32)[:, None]
+        mean = tl.sum(n_s * mean_s, axis=0) / R
+        d = mean_s - mean[None, :]
+        return mean, (tl.sum(m2_s, axis=0) + tl.sum(tl.where(m, n_s * d * d, 0.0), axis=0)) / R
+    else:
+        mx_s = tl.load(p1_ptr + o, mask=m, other=float('-inf'))
+        sm_s = tl.load(p2_ptr + o, mask=m, other=0.0)
+        mx = tl.max(mx_s, axis=0)
+        safe = tl.where(mx == float('-inf'), 0.0, mx)
+        return mx, tl.sum(sm_s * tl.exp(mx_s - safe[None, :]), axis=0)
+
+
+@triton.jit
+def ${name}_finish(p1_ptr, p2_ptr, out_ptr, R, B, CH, SPLIT, STAT: tl.constexpr, MEAN: tl.constexpr,
+                   SPLIT_P2: tl.constexpr, BLOCK_B: tl.constexpr):
+    # Pass two of a reduction split over chunks: combine and store [a, b].
+    a = tl.program_id(0)
+    rb = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)
+    v, i = ${name}_combine(p1_ptr, p2_ptr, R, B, CH, SPLIT, STAT, SPLIT_P2, BLOCK_B)
+    o = a.to(tl.int64) * B + rb
+    if STAT == 3 or STAT == 4:
+        tl.store(out_ptr + o, i.to(tl.int64), mask=rb < B)
+    elif MEAN:
+        tl.store(out_ptr + o, v / R, mask=rb < B)
+    else:
+        tl.store(out_ptr + o, v, mask=rb < B)
+
+
+@triton.jit
+def ${name}_apply(x_ptr, p1_ptr, p2_ptr, out_ptr, w_ptr, b_ptr, R, B, CH, SPLIT, eps, AMOD, RMUL, RDIV,
+                  STAT: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr, SPLIT_P2: tl.constexpr,
+                  BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
+    # Pass two of a normalization: combine the statistics, then read chunk s again and write it
+    # normalized. The affine weight of element (a, r) is w[(a % AMOD) * RMUL + r // RDIV]: LayerNorm
+    # (1, 0, 1), GroupNorm (groups, channels per group, spatial size), InstanceNorm (C, 1, R).
+    a = tl.program_id(0)
+    s = tl.program_id(1)
+    rb = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)
+    bmask = rb < B
+    v1, v2 = ${name}_combine(p1_ptr, p2_ptr, R, B, CH, SPLIT, STAT, SPLIT_P2, BLOCK_B)
+    if STAT == 5:
+        scale = 1.0 / tl.sqrt(v2 + eps)
+    else:
+        logsum = tl.log(v2)
+        inv = 1.0 / v2
+    base = a.to(tl.int64) * R * B
+    lo = s * CH
+    hi = tl.minimum(lo + CH, R)
+    for r0 in range(lo, hi, BLOCK_R):
+        rr = r0 + tl.arange(0, BLOCK_R)
+        m = (rr < hi)[:, None] & bmask[None, :]
+        offs = base + rr.to(tl.int64)[:, None] * B + rb[None, :]
+        x = tl.load(x_ptr + offs, mask=m, other=0.0)
+        if STAT == 5:
+            y = (x - v1[None, :]) * scale[None, :]
+            widx = (a % AMOD) * RMUL + rr // RDIV
+            if HAS_W:
+                y = y * tl.load(w_ptr + widx, mask=rr < hi, other=0.0)[:, None]
+            if HAS_B:
+                y = y + tl.load(b_ptr + widx, mask=rr < hi, other=0.0)[:, None]
+        elif STAT == 6:
+            y = tl.exp(x - v1[None, :]) * inv[None, :]
+        else:
+            y = (x - v1[None, :]) - logsum[None, :]
+        tl.store(out_ptr + offs, y, mask=m)
+''')
+
+# The launcher each candidate carries once per group, next to its kernels.
+LAUNCH = Template('''
+def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul=0, rdiv=1):
+    # Tile: BLOCK_B columns (1 when B is 1: rows are contiguous) by BLOCK_R rows of R.
+    block_b = 1 if n_b == 1 else min(RED_BLOCK_B, triton.next_power_of_2(n_b))
+    block_r = max(1, min(RED_TILE // block_b, triton.next_power_of_2(r)))
+    n_bt = triton.cdiv(n_b, block_b)
+    sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 4
+    # Split R so that about RED_WAVES programs per SM run; at most 64 chunks, each of >= 4 tiles.
+    split = max(1, min(64, triton.cdiv(RED_WAVES * sms, a * n_bt), triton.cdiv(r, 4 * block_r)))
+    ch = triton.cdiv(triton.cdiv(r, split), block_r) * block_r
+    split = triton.cdiv(r, ch)
+    final = stat < 5 and split == 1
+    p1 = torch.empty((a, split, n_b), device=x.device, dtype=torch.float32)
+    p2 = torch.empty((a, split, n_b), device=x.device, dtype=torch.int64 if stat in (3, 4) else torch.float32)
+    ${name}_stats[(a, split, n_bt)](x, p1, p2, out, r, n_b, ch, split, STAT=stat, FINAL=final, MEAN=mean,
+                                    BLOCK_R=block_r, BLOCK_B=block_b, num_warps=RED_WARPS)
+    sp2 = max(2, triton.next_power_of_2(split))
+    if stat < 5 and not final:
+        ${name}_finish[(a, 1, n_bt)](p1, p2, out, r, n_b, ch, split, STAT=stat, MEAN=mean, SPLIT_P2=sp2,
+                                     BLOCK_B=block_b, num_warps=RED_WARPS)
+    elif stat >= 5:
+        ${name}_apply[(a, split, n_bt)](x, p1, p2, out, w if w is not None else x, b if b is not None else x,
+                                        r, n_b, ch, split, eps, amod, rmul, rdiv, STAT=stat, HAS_W=w is not None,
+                                        HAS_B=b is not None, SPLIT_P2=sp2, BLOCK_R=block_r, BLOCK_B=block_b,
+                                        num_warps=RED_WARPS)
+    return out
+''')
+
+# --- the pattern -----------------------------------------------------------------------------------------
+_REDUCTIONS = {torch.sum: SUM, "sum": SUM, torch.mean: SUM, "mean": SUM, torch.amax: MAX, "amax": MAX,
+               torch.amin: MIN, "amin": MIN, torch.argmax: ARGMAX, "argmax": ARGMAX, torch.argmin: ARGMIN,
+               "argmin": ARGMIN}
+_SOFTMAX = {torch.softmax: SOFTMAX, F.softmax: SOFTMAX, "softmax": SOFTMAX, nn.Softmax: SOFTMAX,
+            torch.log_softmax: LOG_SOFTMAX, F.log_softmax: LOG_SOFTMAX, "log_softmax": LOG_SOFTMAX,
+            nn.LogSoftmax: LOG_SOFTMAX}
+_INSTANCE = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
+_ROW_LIMIT = 65536  # rows up to this length are the row template's (held whole in registers)
+
+
+def _target(node: fx.Node, modules: dict[str, nn.Module]) -> Any:
+    if node.op == "call_module":
+        return type(modules.get(node.target))
+    return node.target if node.op in ("call_function", "call_method") else None
+
+
+def _hashable_get(table: dict[Any, int], key: Any) -> int | None:
+    try:
+        return table.get(key)
+    except TypeError:  # an unhashable target
+        return None
+
+
+def reduce_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] | None:
+    """What a reduction or normalization node computes, as the [A, R, B] view of its input: the
+    dims reduced (d0..d1), the statistic, the affine parameters; None when it is not one."""
+    target = _target(node, modules)
+    x = node.args[0] if node.args else None
+    xs = shape_of(x) if isinstance(x, fx.Node) else None
+    if target is None or xs is None or not xs or shape_of(node) is None and target not in (torch.argmax, torch.argmin,
+                                                                                          "argmax", "argmin"):
+        return None
+    ndim = len(xs)
+    mod = modules.get(node.target) if node.op == "call_module" else None
+    stat = _hashable_get(_REDUCTIONS, target)
+    if stat is not None:
+        if node.kwargs.get("dtype") is not None or node.kwargs.get("out") is not None:
+            return None
+        dim = arg(node, 1, "dim")
+        run = tuple(range(ndim)) if dim is None else dims(dim, ndim)
+        if not run or run != tuple(range(run[0], run[-1] + 1)) or (stat >= ARGMAX and dim is not None and len(run) > 1):
+            return None
+        keep = bool(arg(node, 2, "keepdim", False))
+        return {"stat": stat, "mean": target in (torch.mean, "mean"), "x": x, "d0": run[0], "d1": run[-1],
+                "keepdim": keep, "flat": dim is None}
+    stat = _hashable_get(_SOFTMAX, target)
+    if stat is not None:
+        dim = mod.dim if mod is not None else arg(node, 1, "dim")
+        if dim is None or not isinstance(dim, int) or node.kwargs.get("dtype") is not None:
+            return None
+        d = dim % ndim
+        if d == ndim - 1 and xs[-1] <= _ROW_LIMIT:
+            return None  # a short last-dim row: the row template's
+        return {"stat": stat, "x": x, "d0": d, "d1": d}
+    if target in (F.layer_norm, nn.LayerNorm):
+        if mod is not None:
+            shape, w, b, eps = tuple(mod.normalized_shape), mod.weight, mod.bias, mod.eps
+            w = f"attr:{node.target}.weight" if w is not None else None
+            b = f"attr:{node.target}.bias" if b is not None else None
+        else:
+            shape, w, b, eps = tuple(arg(node, 1, "normalized_shape")), arg(node, 2, "weight"), \
+                arg(node, 3, "bias"), arg(node, 4, "eps", 1e-5)
+        k = len(shape)
+        if not 0 < k <= ndim or tuple(xs[-k:]) != shape or (k == 1 and xs[-1] <= _ROW_LIMIT):
+            return None
+        return {"stat": NORM, "x": x, "d0": ndim - k, "d1": ndim - 1, "w": w, "b": b, "eps": float(eps),
+                "affine": "layer"}
+    if target in (nn.GroupNorm, F.group_norm):
+        if mod is not None:
+            groups, w, b, eps = mod.num_groups, mod.weight, mod.bias, mod.eps
+            w = f"attr:{node.target}.weight" if w is not None else None
+            b = f"attr:{node.target}.bias" if b is not None else None
+        else:
+            groups, w, b, eps = arg(node, 1, "num_groups"), arg(node, 2, "weight"), arg(node, 3, "bias"), \
+                arg(node, 4, "eps", 1e-5)
+        if ndim < 2 or not isinstance(groups, int) or xs[1] % groups:
+            return None
+        return {"stat": NORM, "x": x, "d0": 1, "d1": ndim - 1, "w": w, "b": b, "eps": float(eps),
+                "affine": "group", "groups": groups}
+    if target in _INSTANCE:
+        if mod.track_running_stats or ndim < 3:
+            return None  # running statistics (used in eval mode) are not this template's
+        w = f"attr:{node.target}.weight" if mod.affine else None
+        b = f"attr:{node.target}.bias" if mod.affine else None
+        return {"stat": NORM, "x": x, "d0": 2, "d1": ndim - 1, "w": w, "b": b, "eps": float(mod.eps),
+                "affine": "instance"}
+    return None
+
+
+# --- the emitter -----------------------------------------------------------------------------------------
+def _emit(k: int, group: Group, t: Any, chain: Any) -> Emitted | None:
+    """The helper `_fK`: the input made contiguous, the output allocated, both passes launched."""
+    src = group.source
+    if group.ops:
+        return None  # nothing is fused after it (the group is the node alone)
+    stat, d0, d1 = src["stat"], src["d0"], src["d1"]
+    name = f"_red_{k}"
+    code = [f"def _f{k}(x, w, b):", "    x = x.contiguous()",
+            f"    a, r, n_b = x.shape[:{d0}].numel(), x.shape[{d0}:{d1 + 1}].numel(), x.shape[{d1 + 1}:].numel()"]
+    if stat < NORM:
+        if src.get("flat"):
+            shape = "(1,) * x.dim()" if src["keepdim"] else "()"
+        elif src["keepdim"]:
+            shape = f"(*x.shape[:{d0}], {', '.join(['1'] * (d1 - d0 + 1))}, *x.shape[{d1 + 1}:])"
+        else:
+            shape = f"(*x.shape[:{d0}], *x.shape[{d1 + 1}:])"
+        dtype = "torch.int64" if stat in (ARGMAX, ARGMIN) else "torch.float32"
+        code += [f"    out = torch.empty({shape}, device=x.device, dtype={dtype})",
+                 f"    return {name}_run(x, out, None, None, a, r, n_b, {stat}, mean={src.get('mean', False)})"]
+        args: list[Any] = [src["x"], None, None]
+    else:
+        code.append("    out = torch.empty_like(x)")
+        if stat == NORM:
+            affine = src["affine"]
+            if affine == "group":
+                g = src["groups"]
+                code += [f"    c, sp = x.shape[1], x.shape[2:].numel()",
+                         f"    a, r = a * {g}, r // {g}  # rows: (sample, group)",
+                         f"    return {name}_run(x, out, w, b, a, r, 1, {NORM}, eps={src['eps']!r}, amod={g}, "
+                         f"rmul=c // {g}, rdiv=sp)"]
+            elif affine == "instance":  # rows: (sample, channel)
+                code.append(f"    return {name}_run(x, out, w, b, a, r, 1, {NORM}, eps={src['eps']!r}, "
+                            "amod=x.shape[1], rmul=1, rdiv=r)")
+            else:
+                code.append(f"    return {name}_run(x, out, w, b, a, r, 1, {NORM}, eps={src['eps']!r})")
+            args = [src["x"], src.get("w"), src.get("b")]
+        else:
+            code.append(f"    return {name}_run(x, out, None, None, a, r, n_b, {stat})")
+            args = [src["x"], None, None]
+    kernels = [REDUCE.substitute(name=name), LAUNCH.substitute(name=name)]
+    return Emitted(args, kernels, "\n".join(code) + "\n", {"reduce"})
+
+
+EXAMPLE = '''
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.GroupNorm(4, 8)
+    def forward(self, x):
+        return torch.softmax(self.norm(x), dim=1).sum(dim=(2, 3))
+def get_inputs():
+    return [torch.randn(3, 8, 5, 7)]
+def get_init_inputs():
+    return []
+'''
+
+
+TEMPLATE = AnchorTemplate(
+    kernel=REDUCE, example=EXAMPLE, example_rules=("triton_reduce",), example_params={},
+    name="reduce", rule="triton_reduce", prior=4.0, kind="reduce", pattern=reduce_source, emitter=_emit,
+    params={"RED_TILE": [4096, 2048, 8192, 1024], "RED_BLOCK_B": [64, 32, 128, 16], "RED_WARPS": [8, 4, 16],
+            "RED_WAVES": [4, 2, 8]})

@@ -1,0 +1,75 @@
+"""A win is reported only when it is significant: a candidate that is a baseline under another name
+is recognised and never a win; a candidate that does half the work is a confirmed win with an
+interval above 1; the summary's figures agree with each other; the report starts from the reference."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import CANDIDATES, CONFIGS, PROBLEMS, ROOT, run_cli
+from evo_kernels.harness.timing import speedup_interval
+from evo_kernels.report import ProblemRecord
+
+LINEAR = str(PROBLEMS / "tiny_linear_relu.py")
+
+
+def _config(tmp_path, extra: str = "") -> str:
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text((CONFIGS / "search_local.yaml").read_text().replace("baselines: [eager]", "baselines: [eager, compile]")
+                   + extra)
+    return str(cfg)
+
+
+def test_the_compile_baseline_under_another_name_is_recognised_five_times_of_five(tmp_path):
+    disguised = str(CANDIDATES / "compile_in_disguise.py")
+    proc = subprocess.run([sys.executable, "-m", "evo_kernels", "bench", LINEAR, *[disguised] * 5, "--json", "--device",
+                           "cpu", "--config", _config(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(results) == 5, proc.stderr[-2000:]
+    for r in results:
+        assert r["status"] == "ok" and r["same_as"] == "compile", (r["reason"], r.get("same_as"))
+        assert any(n.startswith("same_as_baseline") for n in r["notes"])
+
+
+def test_as_a_start_candidate_it_is_not_reported_as_a_win(tmp_path):
+    code, summary, err = run_cli("optimize", LINEAR, "--device", "cpu", "--config", _config(tmp_path), "--budget", "2",
+                                 "--start", str(CANDIDATES / "compile_in_disguise.py"), "--only", "start",
+                                 "--run-dir", str(tmp_path / "run"), "--json")
+    assert code == 0, err[-2000:]
+    assert summary["result"] != "win" and summary["best_speedup"] == 1.0 and summary["significant"] is False
+    assert summary["best_technique"].startswith("baseline:")
+
+
+def test_half_the_work_is_a_win_with_an_interval_above_one(tmp_path):
+    problem = str(PROBLEMS / "redundant_matmul.py")
+    code, summary, err = run_cli("optimize", problem, "--device", "cpu", "--config", _config(tmp_path), "--budget", "2",
+                                 "--start", str(CANDIDATES / "matmul_once.py"), "--only", "start",
+                                 "--run-dir", str(tmp_path / "run"), "--json")
+    assert code == 0, err[-2000:]
+    assert summary["result"] == "win" and summary["significant"] is True, summary["confirmation"]
+    low, high = summary["best_speedup_ci"]
+    assert 1.0 < low <= summary["best_speedup"] <= high
+    (conf,) = summary["confirmation"]
+    assert conf["significant"] and len(conf["rounds"]) == 3 and {"candidate", "eager", "compile"} <= set(conf["rounds"][0])
+    # The eager-relative figures are the others times eager over the faster baseline, all alike.
+    factor = summary["eager_ms"] / min(summary["eager_ms"], summary["compile_ms"] or summary["eager_ms"])
+    assert summary["best_speedup_vs_eager"] == pytest.approx(summary["best_speedup"] * factor)
+    assert summary["found_speedup_vs_eager"] == pytest.approx(summary["found_speedup"] * factor)
+    assert summary["stopped"] == "budget" and "noise_floor" in summary
+
+
+def test_bootstrap_interval_of_paired_rounds():
+    point, low, high = speedup_interval([1.0, 1.02, 0.98, 1.01, 0.99], [2.0, 2.03, 1.97, 2.02, 1.99])
+    assert point == pytest.approx(2.0, rel=0.02) and 1.9 < low <= point <= high < 2.1
+    point, low, high = speedup_interval([1.0, 1.05, 0.95, 1.02, 0.97], [1.01, 0.96, 1.04, 0.98, 1.03])
+    assert low < 1.0 < high  # the same speed: no significant win
+
+
+def test_best_so_far_starts_at_the_reference():
+    rec = ProblemRecord("p", "p", "level1")
+    for i, (tech, status, s) in enumerate([("reference", "ok", 0.92), ("a", "incorrect", None), ("b", "ok", 0.81),
+                                           ("c", "ok", 1.3)]):
+        rec.rows.append({"created": float(i), "status": status, "speedup": s, "technique": tech,
+                         "candidate_id": tech, "parents": [], "proposer": "t"})
+    assert rec.best_so_far() == [0.92, 0.92, 0.92, 1.3]

@@ -1,0 +1,102 @@
+"""The reduce template (templates/reduce.py) on every kind it claims, under Triton's interpreter:
+reductions over a run of dims (sum, mean, amax, amin, argmax, argmin, with and without keepdim, over
+all dims), softmax and log-softmax over a middle dim and over a long last dim, LayerNorm over several
+trailing dims, GroupNorm, InstanceNorm with affine parameters. Tiles are made small so that each
+reduction is split into several chunks (the combine path) and has a partial last tile."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from evo_kernels.harness.policy import check_source
+from evo_kernels.model.problem import load_problem
+from evo_kernels.model.tunables import bake
+from evo_kernels.proposers import fusion
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+
+CASES = {
+    "sum_middle": ("return x.sum(dim=1)", "torch.randn(3, 37, 5)"),
+    "mean_keepdim_run": ("return torch.mean(x, dim=(1, 2), keepdim=True)", "torch.randn(2, 9, 7, 6)"),
+    "amax_leading": ("return torch.amax(x, dim=(0, 1))", "torch.randn(4, 13, 5)"),
+    "amin_first": ("return x.amin(0)", "torch.randn(45, 6)"),
+    "sum_all": ("return x.sum()", "torch.randn(5, 41)"),
+    "argmax_middle": ("return torch.argmax(x, dim=1)", "torch.randn(3, 70, 4)"),
+    "argmin_keepdim": ("return torch.argmin(x, dim=2, keepdim=True)", "torch.randn(3, 4, 66)"),
+    "softmax_middle": ("return torch.softmax(x, dim=1)", "torch.randn(2, 53, 6)"),
+    "log_softmax_first": ("return F.log_softmax(x * 3.0, dim=0)", "torch.randn(40, 5)"),
+    "softmax_long_row": ("return torch.softmax(x, dim=-1)", "torch.randn(2, 70000)"),
+}
+MODULES = {
+    "layer_norm_3d": ("nn.LayerNorm((4, 5, 6))", "torch.randn(3, 4, 5, 6)"),
+    "group_norm": ("nn.GroupNorm(3, 6)", "torch.randn(2, 6, 7, 5)"),
+    "instance_norm_affine": ("nn.InstanceNorm2d(5, affine=True)", "torch.randn(2, 5, 9, 7)"),
+}
+# Small tiles: chunks of a few tiles, several chunks per reduction.
+PARAMS = {"RED_TILE": 16, "RED_BLOCK_B": 4, "RED_WARPS": 4, "RED_WAVES": 8}
+
+NUMERICS = """
+import sys, torch
+from pathlib import Path
+from evo_kernels.model.problem import import_file, load_problem
+for i in range(1, len(sys.argv), 2):
+    problem = load_problem(sys.argv[i])
+    module = import_file(Path(sys.argv[i + 1]), f"reduce_{i}")
+    ref = problem.make_model(problem.Model, 0, "cpu")
+    new = problem.make_model(module.ModelNew, 1, "cpu")
+    new.load_state_dict(ref.state_dict())
+    with torch.no_grad():
+        for p in ref.parameters():  # affine parameters away from their initial ones and zeros
+            p.copy_(torch.randn_like(p))
+        new.load_state_dict(ref.state_dict())
+        x = problem.make_inputs(7, "cpu")
+        want, got = ref(*[t.clone() for t in x]), new(*[t.clone() for t in x])
+    assert got.shape == want.shape and got.dtype == want.dtype, (sys.argv[i], got.shape, want.shape, got.dtype)
+    torch.testing.assert_close(got, want, atol=2e-5, rtol=2e-5, msg=lambda m: sys.argv[i] + ": " + m)
+    print("ok", Path(sys.argv[i]).stem)
+"""
+
+
+def _problem(tmp_path, name: str) -> str:
+    if name in CASES:
+        body, inp = CASES[name]
+        src = f"class Model(nn.Module):\n    def forward(self, x):\n        {body}\n"
+    else:
+        mod, inp = MODULES[name]
+        src = (f"class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+               f"        self.m = {mod}\n    def forward(self, x):\n        return self.m(x)\n")
+    path = tmp_path / f"{name}.py"
+    path.write_text(HEADER + src + f"def get_inputs():\n    return [{inp}]\ndef get_init_inputs():\n    return []\n")
+    return str(path)
+
+
+def test_each_kind_is_claimed_and_computes_the_reference(tmp_path):
+    pairs = []
+    for name in list(CASES) + list(MODULES):
+        path = _problem(tmp_path, name)
+        built = fusion.build(load_problem(path), ["triton_reduce"])
+        assert built is not None, name
+        source, spaces = built
+        assert spaces == ["reduce"] and "_red_0_stats" in source, name
+        assert check_source(source) == [], (name, [str(v) for v in check_source(source)])
+        cand = tmp_path / f"{name}_candidate.py"
+        cand.write_text(bake(source, PARAMS))
+        pairs += [path, str(cand)]
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", NUMERICS, *pairs], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, out.stdout + out.stderr[-4000:]
+    assert out.stdout.count("ok ") == len(CASES) + len(MODULES), out.stdout
+
+
+@pytest.mark.parametrize("body", ["return torch.softmax(x, dim=-1)", "return F.layer_norm(x, (300,))",
+                                  "return x.sum(-1, keepdim=True) * 2.0"])
+def test_short_last_dim_rows_stay_with_the_row_template(tmp_path, body):
+    path = tmp_path / "p.py"
+    path.write_text(HEADER + f"class Model(nn.Module):\n    def forward(self, x):\n        {body}\n"
+                    "def get_inputs():\n    return [torch.randn(4, 300)]\ndef get_init_inputs():\n    return []\n")
+    built = fusion.build(load_problem(str(path)), ["triton_reduce", "fuse_chains"])
+    assert built is not None and "_red_0_stats" not in built[0] and "rowwise" in built[1]

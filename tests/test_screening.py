@@ -1,0 +1,88 @@
+"""Tuning at the cost of one evaluation: a candidate's configurations are timed briefly in one
+sandbox call, the fastest is verified and timed in full (the next fastest if it fails), and every
+configuration is still an optuna trial, marked as screened."""
+import dataclasses
+
+import optuna
+import pytest
+
+from conftest import CANDIDATES, CONFIGS, PROBLEMS
+from evo_kernels import config
+from evo_kernels.harness.evaluator import Evaluator
+from evo_kernels.model.candidate import Candidate, Evaluation
+from evo_kernels.search.loop import SearchLoop
+from evo_kernels.search.tuning import Tuner, make_storage
+
+PROBLEM = str(PROBLEMS / "tiny_linear_relu.py")
+SOURCE = (CANDIDATES / "screened_linear_relu.py").read_text()
+CONFIGS_ = [{"MODE": m} for m in ("slow", "fast", "wrong", "raises")]
+
+
+def test_the_fastest_correct_configuration_is_evaluated_and_all_are_listed():
+    cfg = config.load(CONFIGS / "search_local.yaml")
+    cfg.device = "cpu"
+    with Evaluator("cpu", cfg) as evaluator:
+        ev = evaluator.screen(PROBLEM, Candidate(source=SOURCE), CONFIGS_)
+    rows = {r["params"]["MODE"]: r for r in ev.screened}
+    assert list(rows) == ["slow", "fast", "wrong", "raises"]
+    assert rows["raises"]["ms"] is None and "this configuration does not run" in rows["raises"]["reason"]
+    assert rows["slow"]["ms"] > 3 * rows["fast"]["ms"], rows
+    # "wrong" screened fastest, failed the full protocol, and the next fastest was evaluated instead.
+    assert rows["wrong"]["ms"] < rows["fast"]["ms"] and rows["wrong"]["failed"] == "incorrect"
+    assert rows["wrong"]["reason"].startswith("chosen, then failed the full protocol: constant_output")
+    assert rows["fast"]["chosen"] and ev.status == "ok", ev.reason
+    assert ev.candidate_id == Candidate(source=SOURCE, params={"MODE": "fast"}).id
+    assert ev.timing["reps"] >= cfg.timing.min_reps and ev.speedup is not None
+
+
+def test_one_screen_spends_one_evaluation_and_tells_optuna_every_configuration(tmp_path):
+    cfg = config.load(CONFIGS / "search_local.yaml")
+    cfg.tuning = dataclasses.replace(cfg.tuning, trials_per_candidate=4, screen=4, sampler="grid")
+    storage = make_storage("", tmp_path)
+    tuner = Tuner(storage, "grid", seed=0)
+    loop = SearchLoop(cfg, tuner, lambda c: "study")
+    reference = Candidate(source="class ModelNew: pass", technique="reference")
+    ref_ev = Evaluation(status="ok", timing={"median_ms": 1.0}, speedup=1.0)
+    loop.begin(reference, ref_ev, None, [], [Candidate(source=SOURCE, technique="start")])
+    cand, meta = loop.next_job()
+    assert sorted(t["params"]["MODE"] for t in meta["screen"]) == ["fast", "raises", "slow", "wrong"]
+    assert not loop.ready  # the whole tuning task is in this one job
+    loop.submitted(1, cand, meta)
+    chosen = cand.with_params({"MODE": "fast"})
+    screened = [{"params": {"MODE": "slow"}, "ms": 2.0}, {"params": {"MODE": "fast"}, "ms": 0.5, "chosen": True},
+                {"params": {"MODE": "wrong"}, "ms": 0.1, "failed": "incorrect",
+                 "reason": "chosen, then failed the full protocol: mismatch"},
+                {"params": {"MODE": "raises"}, "ms": None, "reason": "runtime_error: raised"}]
+    ev = Evaluation(status="ok", timing={"median_ms": 0.6}, speedup=1.6, candidate_id=chosen.id, screened=screened)
+    loop.record(chosen, ev, meta, key=1)
+    assert loop.progress.done == 1 and loop.results[chosen.id] is ev
+    study = optuna.load_study(study_name="study", storage=storage)
+    by_mode = {t.params["MODE"]: t for t in study.trials}
+    assert by_mode["fast"].value == pytest.approx(0.6) and "screened" not in by_mode["fast"].user_attrs
+    assert by_mode["slow"].value == pytest.approx(2.0) and by_mode["slow"].user_attrs["screened"] is True
+    assert by_mode["wrong"].state == optuna.trial.TrialState.FAIL  # fast, but wrong: never optuna's best
+    assert by_mode["raises"].state == optuna.trial.TrialState.FAIL
+    assert by_mode["raises"].user_attrs["reason"] == "runtime_error: raised"
+    assert loop.population.seen(chosen.id) and study.best_params == {"MODE": "fast"}
+
+
+def test_a_search_screens_a_tunable_start_candidate_in_one_evaluation(tmp_path):
+    from conftest import run_cli
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text((CONFIGS / "search_local.yaml").read_text().replace(
+        "  trials_per_candidate: 2\n  screen: 1", "  trials_per_candidate: 4\n  screen: 4\n  sampler: grid"))
+    code, summary, err = run_cli("optimize", PROBLEM, "--device", "cpu", "--config", str(cfg), "--budget", "2",
+                                 "--start", str(CANDIDATES / "screened_linear_relu.py"), "--only", "start",
+                                 "--run-dir", str(tmp_path / "run"), "--json")
+    assert code == 0, err[-2000:]
+    assert summary["evaluations"] == 2  # the reference, and one screen of the four configurations
+    from evo_kernels.store import SQLiteStore
+    store = SQLiteStore(tmp_path / "run" / "store.sqlite")
+    (prow,) = store.problems()
+    rows = [r for r in store.records(prow.id) if r.candidate.technique != "reference"]
+    assert len(rows) == 1 and rows[0].candidate.params == {"MODE": "fast"} and rows[0].evaluation.ok
+    assert len(rows[0].evaluation.screened) == 4 and rows[0].meta["study"]
+    trials = optuna.load_study(study_name=rows[0].meta["study"],
+                               storage=f"sqlite:///{tmp_path / 'run' / 'optuna.sqlite'}").trials
+    assert sorted(t.params["MODE"] for t in trials) == ["fast", "raises", "slow", "wrong"]
+    assert sum(bool(t.user_attrs.get("screened")) for t in trials) == 3

@@ -1,0 +1,87 @@
+"""What a user meets: a search that spends its budget on distinct drafts or says why it stopped, a
+clean stop on SIGTERM that --resume continues, and messages that name what is wrong."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from conftest import CONFIGS, PROBLEMS, ROOT, run_cli
+
+LINEAR = str(PROBLEMS / "tiny_linear_relu.py")
+CFG = ["--config", str(CONFIGS / "search_local.yaml"), "--device", "cpu"]
+
+
+def _ids(run_dir):
+    db = sqlite3.connect(run_dir / "store.sqlite")
+    return [r[0] for r in db.execute("SELECT candidate_id FROM evaluations WHERE status != 'proposal_error' ORDER BY seq")]
+
+
+def test_a_budget_the_proposers_can_fill_is_spent_on_distinct_candidates(tmp_path):
+    run_dir = tmp_path / "run"
+    code, summary, err = run_cli("optimize", LINEAR, *CFG, "--budget", "10", "--run-dir", str(run_dir), "--json")
+    assert code == 0, err[-2000:]
+    ids = _ids(run_dir)
+    assert len(ids) == 10 and len(set(ids)) == 10  # no candidate evaluated twice
+    assert summary["stopped"] == "budget" and "budget of 10" in summary["stopped_because"]
+
+
+def test_a_budget_the_proposers_cannot_fill_ends_with_no_new_drafts_and_says_so(tmp_path):
+    # The offline rules without compile have nothing for a Linear -> ReLU on the CPU.
+    cfg = tmp_path / "rules.yaml"
+    cfg.write_text((CONFIGS / "search_local.yaml").read_text().replace(
+        'proposers: ["tests.cheap_proposer:CheapProposer"]', "proposers: [rules]"))
+    run_dir = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "evo_kernels", "optimize", LINEAR, "--config", str(cfg), "--device",
+                           "cpu", "--budget", "40", "--exclude", "compile", "--run-dir", str(run_dir)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["stopped"] == "no_new_drafts" and summary["evaluations"] < 40
+    assert "had no new draft" in summary["stopped_because"]
+    assert proc.stdout.strip().splitlines()[-1].startswith("stopped: no_new_drafts")
+
+
+def test_sigterm_checkpoints_exits_143_and_resume_continues(tmp_path):
+    run_dir = tmp_path / "run"
+    cfg = tmp_path / "ray.yaml"  # through Ray, whose own SIGTERM handler dumps native stacks
+    cfg.write_text((CONFIGS / "search_local.yaml").read_text().replace("backend: local", "backend: ray"))
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "evo_kernels", "optimize", LINEAR, "--config", str(cfg), "--device",
+                             "cpu", "--budget", "40", "--run-dir", str(run_dir)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if (run_dir / "store.sqlite").exists() and len(_ids(run_dir)) >= 3:
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 143, err[-3000:]
+    assert "stopped by SIGTERM" in err and "--resume" in err and "logging.cc" not in err, err[-3000:]
+    done = _ids(run_dir)
+    code, summary, err = run_cli("optimize", LINEAR, *CFG, "--budget", str(len(done) + 3), "--run-dir", str(run_dir),
+                                 "--resume", "--json")
+    assert code == 0, err[-2000:]
+    again = _ids(run_dir)
+    assert again[:len(done)] == done and len(again) == len(done) + 3 and len(set(again)) == len(again)
+
+
+def test_a_reference_that_raises_is_named_before_any_evaluator_starts(tmp_path):
+    boom = tmp_path / "boom.py"
+    boom.write_text("import torch\nfrom torch import nn\n\n\nclass Model(nn.Module):\n    def forward(self, x):\n"
+                    "        raise ValueError('boom from forward')\n\n\ndef get_inputs():\n    return [torch.randn(4, 4)]\n\n\n"
+                    "def get_init_inputs():\n    return []\n")
+    code, _, err = run_cli("optimize", str(boom), *CFG, "--run-dir", str(tmp_path / "run"))
+    assert code == 2
+    assert "the reference Model raised ValueError: boom from forward (line 7" in err and "deterministic" not in err
+    assert "Ray" not in err  # no evaluator was started
+
+
+def test_a_directory_points_to_suite_and_help_says_what_the_tool_does(tmp_path):
+    code, _, err = run_cli("optimize", str(PROBLEMS / "suite"), *CFG)
+    assert code == 2 and "is a directory" in err and "evo-kernels suite" in err
+    proc = subprocess.run([sys.executable, "-m", "evo_kernels", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.stdout.split("\n\n")[1].startswith("evo_kernels searches for a faster drop-in ModelNew")
