@@ -82,7 +82,7 @@ GEMM_RELU_INIT = '''
 
 # name, exploit, problem, source, {policy mode: expected tag}. Modes: "on" (the static policy, as a
 # run has it), "off" (static policy off: the run-time check behind it), "allowed" (reduced precision
-# allowed by the run).
+# allowed by the run). "counted": accepted, slower than the baseline: the hidden work was timed.
 CASES = [
     ("side_stream_matmul", "7 hidden work: another stream", "matmul", '''
 import torch
@@ -106,7 +106,7 @@ class ModelNew(nn.Module):
             for _ in range(7):
                 out = launch(x)
             return out
-''', {"on": "policy:streams", "off": "hidden_work"}),
+''', {"on": "policy:streams", "off": "hidden_work|counted"}),
     ("late_launch_thread", "7 hidden work: kernel launched after return", "matmul", '''
 import threading
 import torch
@@ -273,6 +273,8 @@ def main() -> None:
                     got = ":".join(e.reason.split(":")[:2])
                 want = expected[mode].split("|")
                 passed = any(got == w or (w.endswith(":") and got.startswith(w)) for w in want)
+                # "counted": accepted, but the hidden work landed in the measured time (no gain from it).
+                passed = passed or ("counted" in want and e.status == "ok" and (e.speedup or 0) < 1.0)
                 row = {"case": name, "exploit": exploit, "policy": mode, "expected": expected[mode],
                        "status": e.status, "reason": e.reason, "speedup": e.speedup,
                        "median_ms": e.median_ms, "timing": e.timing, "notes": e.notes, "seconds": round(time.monotonic() - t0, 1),

@@ -66,7 +66,7 @@ def test_project_timing_agrees_with_do_bench():
 def test_reduce_template_compiles_and_matches_on_cuda(tmp_path):
     """templates/reduce.py compiled by Triton (not interpreted): every kind of tests/test_reduce_template.py,
     at its defaults and with small split tiles, against the reference on the GPU."""
-    from test_reduce_template import CASES, MODULES, PARAMS, _problem
+    from test_reduce_template import CASES, MODULES, PARAMS, UNSPLIT, _problem
 
     from evo_kernels.model.problem import import_file, load_problem
     from evo_kernels.model.tunables import bake
@@ -75,7 +75,7 @@ def test_reduce_template_compiles_and_matches_on_cuda(tmp_path):
         path = _problem(tmp_path, name)
         problem = load_problem(path)
         source, _ = fusion.build(problem, ["triton_reduce"])
-        for i, params in enumerate(({}, PARAMS)):
+        for i, params in enumerate(({}, PARAMS, UNSPLIT)):
             cand = tmp_path / f"{name}_{i}.py"
             cand.write_text(bake(source, params) if params else source)
             module = import_file(cand, f"gpu_reduce_{name}_{i}")

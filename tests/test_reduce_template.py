@@ -35,8 +35,10 @@ MODULES = {
     "group_norm": ("nn.GroupNorm(3, 6)", "torch.randn(2, 6, 7, 5)"),
     "instance_norm_affine": ("nn.InstanceNorm2d(5, affine=True)", "torch.randn(2, 5, 9, 7)"),
 }
-# Small tiles: chunks of a few tiles, several chunks per reduction.
+# Small tiles: chunks of a few tiles, several chunks per reduction (the two-pass path); and no split
+# at all (RED_WAVES 0: one program per row, a norm folded and applied in one kernel).
 PARAMS = {"RED_TILE": 16, "RED_BLOCK_B": 4, "RED_WARPS": 4, "RED_WAVES": 8}
+UNSPLIT = {"RED_TILE": 16, "RED_BLOCK_B": 4, "RED_WARPS": 4, "RED_WAVES": 0}
 
 NUMERICS = """
 import sys, torch
@@ -82,14 +84,15 @@ def test_each_kind_is_claimed_and_computes_the_reference(tmp_path):
         source, spaces = built
         assert spaces == ["reduce"] and "_red_0_stats" in source, name
         assert check_source(source) == [], (name, [str(v) for v in check_source(source)])
-        cand = tmp_path / f"{name}_candidate.py"
-        cand.write_text(bake(source, PARAMS))
-        pairs += [path, str(cand)]
+        for i, params in enumerate((PARAMS, UNSPLIT)):
+            cand = tmp_path / f"{name}_candidate_{i}.py"
+            cand.write_text(bake(source, params))
+            pairs += [path, str(cand)]
     env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=ROOT)
     out = subprocess.run([sys.executable, "-c", NUMERICS, *pairs], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=900)
     assert out.returncode == 0, out.stdout + out.stderr[-4000:]
-    assert out.stdout.count("ok ") == len(CASES) + len(MODULES), out.stdout
+    assert out.stdout.count("ok ") == 2 * (len(CASES) + len(MODULES)), out.stdout
 
 
 @pytest.mark.parametrize("body", ["return torch.softmax(x, dim=-1)", "return F.layer_norm(x, (300,))",

@@ -193,7 +193,7 @@ class Evaluator:
         ev.max_abs_error = cand.get("max")
         if allow:
             ev.notes.append("reduced_precision_allowed: this run allows TF32 and reduced-precision reductions "
-                            "(fp32 outputs held to float16's floor; the reference stays at the run's switches)")
+                            "(fp32 outputs held to bfloat16's floor; the reference stays at the run's switches)")
         if base is not None:
             ev.hardware = base.hardware
             ev.baseline = {"eager_ms": base.eager_ms, "compile_ms": base.compile_ms, "best_ms": base.best_ms,

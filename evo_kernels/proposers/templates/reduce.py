@@ -9,8 +9,10 @@ the device, and keeps per chunk and column one or two partials: a sum, a running
 its index), (mean, M2) for a norm (Welford within a tile, Chan's formula across tiles: stable
 whatever the mean), (max, sum of exp) for a softmax (online). Pass two combines the chunks' partials
 and either stores the reduction or reads the chunk again to apply the normalization (with the
-affine weight and bias); a reduction whose SPLIT is 1 is stored by pass one. Bytes moved: one read
-for a reduction; two reads and a write for a normalization (the second read often from L2).
+affine weight and bias). With SPLIT 1 (rows enough to fill the device) there is one kernel: a
+reduction is stored at once, and a normalization folds and applies its row in the same program, so
+that the second read comes mostly from L2. Bytes moved: one read for a reduction; a read and a
+write for a normalization in one kernel, plus a second read when it is split.
 
 RED_TILE: elements per tile (BLOCK_R x BLOCK_B); RED_BLOCK_B: columns per tile when B > 1;
 RED_WARPS; RED_WAVES: programs per SM aimed at when choosing SPLIT.
@@ -32,17 +34,8 @@ SUM, MAX, MIN, ARGMAX, ARGMIN, NORM, SOFTMAX, LOG_SOFTMAX = range(8)
 
 REDUCE = Template('''
 @triton.jit
-def ${name}_stats(x_ptr, p1_ptr, p2_ptr, out_ptr, R, B, CH, SPLIT, STAT: tl.constexpr, FINAL: tl.constexpr,
-                  MEAN: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
-    # Pass one over [A, R, B]: program (a, s, b-tile) folds rows [s * CH, s * CH + CH) of R into one
-    # or two partials per column, stored at [a, s, b] (or, FINAL, the reduction itself at [a, b]).
-    a = tl.program_id(0)
-    s = tl.program_id(1)
-    rb = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)
-    bmask = rb < B
-    base = x_ptr + a.to(tl.int64) * R * B
-    lo = s * CH
-    hi = tl.minimum(lo + CH, R)
+def ${name}_fold(base, lo, hi, B, rb, bmask, STAT: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
+    # Rows [lo, hi) of R folded into per-column partials: (acc, acc2, idx), by STAT.
     if STAT == 1 or STAT == 3 or STAT == 6 or STAT == 7:
         acc = tl.full((BLOCK_B,), float('-inf'), tl.float32)
     elif STAT == 2 or STAT == 4:
@@ -62,19 +55,19 @@ def ${name}_stats(x_ptr, p1_ptr, p2_ptr, out_ptr, R, B, CH, SPLIT, STAT: tl.cons
             acc = tl.maximum(acc, tl.max(tl.load(ptrs, mask=m, other=float('-inf')), axis=0))
         elif STAT == 2:
             acc = tl.minimum(acc, tl.min(tl.load(ptrs, mask=m, other=float('inf')), axis=0))
-        elif STAT == 3 or STAT == 4:
-            if STAT == 3:
-                x = tl.load(ptrs, mask=m, other=float('-inf'))
-                x = tl.where(x != x, float('inf'), x)  # NaN wins, as in torch
-                tv = tl.max(x, axis=0)
-                better = tv > acc
-            else:
-                x = tl.load(ptrs, mask=m, other=float('inf'))
-                x = tl.where(x != x, float('-inf'), x)
-                tv = tl.min(x, axis=0)
-                better = tv < acc
-            ti = tl.min(tl.where(m & (x == tv[None, :]), rr[:, None], 2147483647), axis=0)  # first of the tile
-            idx = tl.where(better, ti.to(tl.int64), idx)  # ties keep the earlier tile's: the first index
+        elif STAT == 3:
+            x = tl.load(ptrs, mask=m, other=float('-inf'))
+            tv, ti = tl.max(tl.where(x != x, float('inf'), x), axis=0, return_indices=True,
+                            return_indices_tie_break_left=True)  # NaN wins, as in torch; the first of the tile
+            better = tv > acc  # ties keep the earlier tile's: the first index overall
+            idx = tl.where(better, (r0 + ti).to(tl.int64), idx)
+            acc = tl.where(better, tv, acc)
+        elif STAT == 4:
+            x = tl.load(ptrs, mask=m, other=float('inf'))
+            tv, ti = tl.min(tl.where(x != x, float('-inf'), x), axis=0, return_indices=True,
+                            return_indices_tie_break_left=True)
+            better = tv < acc
+            idx = tl.where(better, (r0 + ti).to(tl.int64), idx)
             acc = tl.where(better, tv, acc)
         elif STAT == 5:
             x = tl.load(ptrs, mask=m, other=0.0)
@@ -92,6 +85,21 @@ def ${name}_stats(x_ptr, p1_ptr, p2_ptr, out_ptr, R, B, CH, SPLIT, STAT: tl.cons
             safe = tl.where(new == float('-inf'), 0.0, new)
             acc2 = acc2 * tl.exp(acc - safe) + tl.sum(tl.exp(x - safe[None, :]), axis=0)
             acc = new
+    return acc, acc2, idx
+
+
+@triton.jit
+def ${name}_stats(x_ptr, p1_ptr, p2_ptr, out_ptr, R, B, CH, SPLIT, STAT: tl.constexpr, FINAL: tl.constexpr,
+                  MEAN: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
+    # Pass one over [A, R, B]: program (a, s, b-tile) folds rows [s * CH, s * CH + CH) of R into one
+    # or two partials per column, stored at [a, s, b] (or, FINAL, the reduction itself at [a, b]).
+    a = tl.program_id(0)
+    s = tl.program_id(1)
+    rb = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)
+    bmask = rb < B
+    lo = s * CH
+    acc, acc2, idx = ${name}_fold(x_ptr + a.to(tl.int64) * R * B, lo, tl.minimum(lo + CH, R), B, rb, bmask, STAT,
+                                  BLOCK_R, BLOCK_B)
     if FINAL:
         o = a.to(tl.int64) * B + rb
         if STAT == 3 or STAT == 4:
@@ -113,7 +121,7 @@ def ${name}_stats(x_ptr, p1_ptr, p2_ptr, out_ptr, R, B, CH, SPLIT, STAT: tl.cons
 def ${name}_combine(p1_ptr, p2_ptr, R, B, CH, SPLIT, STAT: tl.constexpr, SPLIT_P2: tl.constexpr,
                     BLOCK_B: tl.constexpr):
     # The chunks' partials of columns (a, b-tile), combined: (value, index) for the reductions,
-    # (mean, rstd-to-be: M2) for a norm, (max, sum of exp) for a softmax.
+    # (mean, variance) for a norm, (max, sum of exp) for a softmax.
     a = tl.program_id(0)
     rb = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)
     sp = tl.arange(0, SPLIT_P2)
@@ -168,24 +176,30 @@ def ${name}_finish(p1_ptr, p2_ptr, out_ptr, R, B, CH, SPLIT, STAT: tl.constexpr,
 
 @triton.jit
 def ${name}_apply(x_ptr, p1_ptr, p2_ptr, out_ptr, w_ptr, b_ptr, R, B, CH, SPLIT, eps, AMOD, RMUL, RDIV,
-                  STAT: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr, SPLIT_P2: tl.constexpr,
-                  BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
-    # Pass two of a normalization: combine the statistics, then read chunk s again and write it
-    # normalized. The affine weight of element (a, r) is w[(a % AMOD) * RMUL + r // RDIV]: LayerNorm
-    # (1, 0, 1), GroupNorm (groups, channels per group, spatial size), InstanceNorm (C, 1, R).
+                  STAT: tl.constexpr, FUSED: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr,
+                  SPLIT_P2: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
+    # A normalization's pass two: the statistics (FUSED: folded here, from the same rows this program
+    # then reads again, mostly from L2; else combined from pass one's chunks), then chunk s read again
+    # and written normalized. The affine weight of element (a, r) is w[(a % AMOD) * RMUL + r // RDIV]:
+    # LayerNorm (1, 0, 1), GroupNorm (groups, channels per group, spatial size), InstanceNorm (C, 1, R).
     a = tl.program_id(0)
     s = tl.program_id(1)
     rb = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)
     bmask = rb < B
-    v1, v2 = ${name}_combine(p1_ptr, p2_ptr, R, B, CH, SPLIT, STAT, SPLIT_P2, BLOCK_B)
+    base = a.to(tl.int64) * R * B
+    lo = s * CH
+    hi = tl.minimum(lo + CH, R)
+    if FUSED:
+        v1, v2, _ = ${name}_fold(x_ptr + base, lo, hi, B, rb, bmask, STAT, BLOCK_R, BLOCK_B)
+        if STAT == 5:
+            v2 = v2 / R
+    else:
+        v1, v2 = ${name}_combine(p1_ptr, p2_ptr, R, B, CH, SPLIT, STAT, SPLIT_P2, BLOCK_B)
     if STAT == 5:
         scale = 1.0 / tl.sqrt(v2 + eps)
     else:
         logsum = tl.log(v2)
         inv = 1.0 / v2
-    base = a.to(tl.int64) * R * B
-    lo = s * CH
-    hi = tl.minimum(lo + CH, R)
     for r0 in range(lo, hi, BLOCK_R):
         rr = r0 + tl.arange(0, BLOCK_R)
         m = (rr < hi)[:, None] & bmask[None, :]
@@ -217,20 +231,23 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
     split = max(1, min(64, triton.cdiv(RED_WAVES * sms, a * n_bt), triton.cdiv(r, 4 * block_r)))
     ch = triton.cdiv(triton.cdiv(r, split), block_r) * block_r
     split = triton.cdiv(r, ch)
-    final = stat < 5 and split == 1
-    p1 = torch.empty((a, split, n_b), device=x.device, dtype=torch.float32)
-    p2 = torch.empty((a, split, n_b), device=x.device, dtype=torch.int64 if stat in (3, 4) else torch.float32)
-    ${name}_stats[(a, split, n_bt)](x, p1, p2, out, r, n_b, ch, split, STAT=stat, FINAL=final, MEAN=mean,
-                                    BLOCK_R=block_r, BLOCK_B=block_b, num_warps=RED_WARPS)
+    one = split == 1  # one program per (a, b-tile): a reduction stores at once, a norm is one kernel
     sp2 = max(2, triton.next_power_of_2(split))
-    if stat < 5 and not final:
+    p1 = p2 = x
+    if not one:
+        p1 = torch.empty((a, split, n_b), device=x.device, dtype=torch.float32)
+        p2 = torch.empty((a, split, n_b), device=x.device, dtype=torch.int64 if stat in (3, 4) else torch.float32)
+    if stat < 5 or not one:
+        ${name}_stats[(a, split, n_bt)](x, p1, p2, out, r, n_b, ch, split, STAT=stat, FINAL=one, MEAN=mean,
+                                        BLOCK_R=block_r, BLOCK_B=block_b, num_warps=RED_WARPS)
+    if stat < 5 and not one:
         ${name}_finish[(a, 1, n_bt)](p1, p2, out, r, n_b, ch, split, STAT=stat, MEAN=mean, SPLIT_P2=sp2,
                                      BLOCK_B=block_b, num_warps=RED_WARPS)
     elif stat >= 5:
         ${name}_apply[(a, split, n_bt)](x, p1, p2, out, w if w is not None else x, b if b is not None else x,
-                                        r, n_b, ch, split, eps, amod, rmul, rdiv, STAT=stat, HAS_W=w is not None,
-                                        HAS_B=b is not None, SPLIT_P2=sp2, BLOCK_R=block_r, BLOCK_B=block_b,
-                                        num_warps=RED_WARPS)
+                                        r, n_b, ch, split, eps, amod, rmul, rdiv, STAT=stat, FUSED=one,
+                                        HAS_W=w is not None, HAS_B=b is not None, SPLIT_P2=sp2, BLOCK_R=block_r,
+                                        BLOCK_B=block_b, num_warps=RED_WARPS)
     return out
 ''')
 
