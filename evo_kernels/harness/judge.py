@@ -197,11 +197,16 @@ class Judge:
                     compiled = torch.compile(model)
                 runnable = compiled if name == "compile" else model
                 out[name] = timing.time_model(runnable, problem, cfg.timing, rng, self.backend)[0].to_dict()
-                if not name.endswith("_repeat"):
-                    out["kernels"][name] = kernels.kernel_counts(
-                        kernels.profile(lambda: runnable(*inputs), self.backend), self.backend)
             except Exception as e:  # noqa: BLE001 - a failing compile baseline is reported, not fatal
                 out[name] = {"error": f"{type(e).__name__}: {str(e)[:1000]}"}
+        # Profiled after all timings: the profiler's tracing must not sit between the two eager
+        # measurements whose difference is the noise floor.
+        for name in names:
+            if name.endswith("_repeat") or "error" in out[name]:
+                continue
+            runnable = compiled if name == "compile" else model
+            out["kernels"][name] = kernels.kernel_counts(kernels.profile(lambda: runnable(*inputs), self.backend),
+                                                         self.backend)
         self.timing_models[problem.path] = {"eager": model, "compile": compiled}
         return out
 

@@ -35,57 +35,76 @@ SUM, MAX, MIN, ARGMAX, ARGMIN, NORM, SOFTMAX, LOG_SOFTMAX = range(8)
 REDUCE = Template('''
 @triton.jit
 def ${name}_fold(base, lo, hi, B, rb, bmask, STAT: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
-    # Rows [lo, hi) of R folded into per-column partials: (acc, acc2, idx), by STAT.
-    if STAT == 1 or STAT == 3 or STAT == 6 or STAT == 7:
-        acc = tl.full((BLOCK_B,), float('-inf'), tl.float32)
-    elif STAT == 2 or STAT == 4:
-        acc = tl.full((BLOCK_B,), float('inf'), tl.float32)
-    else:
-        acc = tl.zeros((BLOCK_B,), tl.float32)
-    acc2 = tl.zeros((BLOCK_B,), tl.float32)
-    cnt = tl.zeros((BLOCK_B,), tl.float32)
-    idx = tl.zeros((BLOCK_B,), tl.int64)
-    for r0 in range(lo, hi, BLOCK_R):
-        rr = r0 + tl.arange(0, BLOCK_R)
-        m = (rr < hi)[:, None] & bmask[None, :]
-        ptrs = base + rr.to(tl.int64)[:, None] * B + rb[None, :]
+    # Rows [lo, hi) of R folded into per-column partials (acc, acc2, idx), by STAT. Sums, extrema
+    # and arg-extrema keep a whole tile of running values and reduce across its rows once, at the
+    # end; a norm (Welford) and a softmax (online max and sum of exp) fold each tile as it comes.
+    if STAT <= 4:
         if STAT == 0:
-            acc += tl.sum(tl.load(ptrs, mask=m, other=0.0), axis=0)
-        elif STAT == 1:
-            acc = tl.maximum(acc, tl.max(tl.load(ptrs, mask=m, other=float('-inf')), axis=0))
-        elif STAT == 2:
-            acc = tl.minimum(acc, tl.min(tl.load(ptrs, mask=m, other=float('inf')), axis=0))
-        elif STAT == 3:
-            x = tl.load(ptrs, mask=m, other=float('-inf'))
-            tv, ti = tl.max(tl.where(x != x, float('inf'), x), axis=0, return_indices=True,
-                            return_indices_tie_break_left=True)  # NaN wins, as in torch; the first of the tile
-            better = tv > acc  # ties keep the earlier tile's: the first index overall
-            idx = tl.where(better, (r0 + ti).to(tl.int64), idx)
-            acc = tl.where(better, tv, acc)
-        elif STAT == 4:
-            x = tl.load(ptrs, mask=m, other=float('inf'))
-            tv, ti = tl.min(tl.where(x != x, float('-inf'), x), axis=0, return_indices=True,
-                            return_indices_tie_break_left=True)
-            better = tv < acc
-            idx = tl.where(better, (r0 + ti).to(tl.int64), idx)
-            acc = tl.where(better, tv, acc)
-        elif STAT == 5:
-            x = tl.load(ptrs, mask=m, other=0.0)
-            c = tl.sum(m.to(tl.float32), axis=0)
-            tmean = tl.sum(x, axis=0) / tl.maximum(c, 1.0)
-            d = tl.where(m, x - tmean[None, :], 0.0)
-            delta = tmean - acc
-            tot = cnt + c
-            acc += delta * (c / tl.maximum(tot, 1.0))
-            acc2 += tl.sum(d * d, axis=0) + delta * delta * (cnt * c / tl.maximum(tot, 1.0))
-            cnt = tot
+            run = tl.zeros((BLOCK_R, BLOCK_B), tl.float32)
+        elif STAT == 1 or STAT == 3:
+            run = tl.full((BLOCK_R, BLOCK_B), float('-inf'), tl.float32)
         else:
-            x = tl.load(ptrs, mask=m, other=float('-inf'))
-            new = tl.maximum(acc, tl.max(x, axis=0))
-            safe = tl.where(new == float('-inf'), 0.0, new)
-            acc2 = acc2 * tl.exp(acc - safe) + tl.sum(tl.exp(x - safe[None, :]), axis=0)
-            acc = new
-    return acc, acc2, idx
+            run = tl.full((BLOCK_R, BLOCK_B), float('inf'), tl.float32)
+        where = tl.zeros((BLOCK_R, BLOCK_B), tl.int64)
+        for r0 in range(lo, hi, BLOCK_R):
+            rr = r0 + tl.arange(0, BLOCK_R)
+            m = (rr < hi)[:, None] & bmask[None, :]
+            ptrs = base + rr.to(tl.int64)[:, None] * B + rb[None, :]
+            if STAT == 0:
+                run += tl.load(ptrs, mask=m, other=0.0)
+            elif STAT == 1:
+                run = tl.maximum(run, tl.load(ptrs, mask=m, other=float('-inf')))
+            elif STAT == 2:
+                run = tl.minimum(run, tl.load(ptrs, mask=m, other=float('inf')))
+            else:
+                if STAT == 3:
+                    x = tl.load(ptrs, mask=m, other=float('-inf'))
+                    x = tl.where(x != x, float('inf'), x)  # NaN wins, as in torch
+                    better = x > run  # strictly: a tie keeps the earlier row
+                else:
+                    x = tl.load(ptrs, mask=m, other=float('inf'))
+                    x = tl.where(x != x, float('-inf'), x)
+                    better = x < run
+                where = tl.where(better, rr.to(tl.int64)[:, None] + tl.zeros_like(where), where)
+                run = tl.where(better, x, run)
+        if STAT == 0:
+            acc = tl.sum(run, axis=0)
+        elif STAT == 1 or STAT == 3:
+            acc = tl.max(run, axis=0)
+        else:
+            acc = tl.min(run, axis=0)
+        # The first row holding the extremum (rows that never held a value keep index hi: never chosen
+        # unless the column is all masked).
+        idx = tl.min(tl.where(run == acc[None, :], where, 9223372036854775807), axis=0)
+        return acc, tl.zeros((BLOCK_B,), tl.float32), idx
+    else:
+        if STAT == 5:
+            acc = tl.zeros((BLOCK_B,), tl.float32)
+        else:
+            acc = tl.full((BLOCK_B,), float('-inf'), tl.float32)
+        acc2 = tl.zeros((BLOCK_B,), tl.float32)
+        cnt = tl.zeros((BLOCK_B,), tl.float32)
+        for r0 in range(lo, hi, BLOCK_R):
+            rr = r0 + tl.arange(0, BLOCK_R)
+            m = (rr < hi)[:, None] & bmask[None, :]
+            ptrs = base + rr.to(tl.int64)[:, None] * B + rb[None, :]
+            if STAT == 5:
+                x = tl.load(ptrs, mask=m, other=0.0)
+                c = tl.sum(m.to(tl.float32), axis=0)
+                tmean = tl.sum(x, axis=0) / tl.maximum(c, 1.0)
+                d = tl.where(m, x - tmean[None, :], 0.0)
+                delta = tmean - acc
+                tot = cnt + c
+                acc += delta * (c / tl.maximum(tot, 1.0))
+                acc2 += tl.sum(d * d, axis=0) + delta * delta * (cnt * c / tl.maximum(tot, 1.0))
+                cnt = tot
+            else:
+                x = tl.load(ptrs, mask=m, other=float('-inf'))
+                new = tl.maximum(acc, tl.max(x, axis=0))
+                safe = tl.where(new == float('-inf'), 0.0, new)
+                acc2 = acc2 * tl.exp(acc - safe) + tl.sum(tl.exp(x - safe[None, :]), axis=0)
+                acc = new
+        return acc, acc2, tl.zeros((BLOCK_B,), tl.int64)
 
 
 @triton.jit
@@ -200,8 +219,10 @@ def ${name}_apply(x_ptr, p1_ptr, p2_ptr, out_ptr, w_ptr, b_ptr, R, B, CH, SPLIT,
     else:
         logsum = tl.log(v2)
         inv = 1.0 / v2
-    for r0 in range(lo, hi, BLOCK_R):
-        rr = r0 + tl.arange(0, BLOCK_R)
+    # Backwards over the chunk: the tiles read last by the fold are the likeliest still in L2.
+    n_tiles = tl.cdiv(hi - lo, BLOCK_R)
+    for t in range(0, n_tiles):
+        rr = lo + (n_tiles - 1 - t) * BLOCK_R + tl.arange(0, BLOCK_R)
         m = (rr < hi)[:, None] & bmask[None, :]
         offs = base + rr.to(tl.int64)[:, None] * B + rb[None, :]
         x = tl.load(x_ptr + offs, mask=m, other=0.0)
