@@ -142,7 +142,10 @@ def _benchmark(run: Callable[[], Any], refresh: Callable[[int], None], backend: 
     wall_ms: list[float] = []
     cross_ms: list[float] = []
     idle: list[float] = []
-    p_idle = IDLE_WINDOWS / max(cfg.min_reps, 1)  # about IDLE_WINDOWS of them at random, the rest after
+    # About IDLE_WINDOWS of them at random over the whole measurement (the rest after it): each puts
+    # the device to rest for a moment, and a short kernel timed thousands of times (min_time_ms) must
+    # not get one every few dozen repetitions, or the clock's ramp-up after each becomes the noise.
+    p_idle = IDLE_WINDOWS / max(cfg.min_reps, 1)
     # Only where there is a lead-in to hide work in: on the CPU the device clock is the host's.
     has_lead = cfg.lead_ms > 0 and type(backend).busy_wait is not Backend.busy_wait
     p_cross = max(CROSS_CHECK_FRACTION, CROSS_CHECKS / max(cfg.min_reps, 1)) if has_lead else 0.0
@@ -182,6 +185,9 @@ def _benchmark(run: Callable[[], Any], refresh: Callable[[int], None], backend: 
         wall_ms.append(max((h1 - h0) / 1e6 - lead.elapsed_ms(), 0.0))
         if on_output is not None:
             on_output(i, out)
+        if i + 1 == cfg.min_reps and cfg.min_time_ms > 0:  # the expected count, now that a call's time is known
+            expected = max(cfg.min_reps, cfg.min_time_ms / max(sum(device_ms) / len(device_ms), 1e-6))
+            p_idle = IDLE_WINDOWS / expected
         if _chooser.random() < p_idle:
             idle.append(_idle_window())
         i += 1
