@@ -47,6 +47,14 @@ for i, path in enumerate(sys.argv[2:]):
             torch.testing.assert_close(g, w, atol=1e-4, rtol=1e-4, msg=lambda m: path + ": " + m)
     for key, value in ref.state_dict().items():  # BatchNorm's running statistics
         torch.testing.assert_close(new.state_dict()[key].float(), value.float(), atol=1e-5, rtol=1e-4)
+    ref.eval(), new.eval()  # after .eval(): the running statistics, no updates (BatchNorm)
+    inputs = problem.make_inputs(3, "cpu")
+    with torch.no_grad():
+        want, got = ref(*[x.clone() for x in inputs]), new(*[x.clone() for x in inputs])
+    for w, g in zip(want if isinstance(want, tuple) else (want,), got if isinstance(got, tuple) else (got,)):
+        torch.testing.assert_close(g, w, atol=1e-4, rtol=1e-4, msg=lambda m: path + " (eval): " + m)
+    for key, value in ref.state_dict().items():
+        torch.testing.assert_close(new.state_dict()[key].float(), value.float(), atol=1e-5, rtol=1e-4)
 print("numerics ok")
 """
 

@@ -14,7 +14,9 @@ def test_bench_example_on_cuda():
     assert code == 0, err
     assert out["status"] == "ok" and out["speedup"] > 0
     assert out["eager"] / out["candidate"] > 1.0  # fusing the bias and GELU beats eager
-    assert out["eager_noise"] < 0.05
+    # Eager timed twice: within the harness's own threshold (timing.max_baseline_noise, above which
+    # it measures the baselines again); on an H200 this 0.26 ms problem reads 5% (experiments/RESULTS.md).
+    assert out["eager_noise"] < 0.1
     assert out["timings"]["candidate"]["reps"] >= 100
 
 

@@ -267,15 +267,19 @@ def _split_k(tiles, k, bk):
     return split
 
 
-def _bn_scale_shift(cnt, mean_t, m2_t, weight, bias, running_mean, running_var, tracked, eps, momentum):
-    # Chan's formula over per-tile (count, mean, M2); running statistics updated as BatchNorm does.
-    n = cnt.sum()
-    mean = (cnt[:, None] * mean_t).sum(0) / n
-    var = (m2_t.sum(0) + (cnt[:, None] * (mean_t - mean) ** 2).sum(0)) / n
-    if running_mean is not None:
-        running_mean.mul_(1.0 - momentum).add_(mean * momentum)
-        running_var.mul_(1.0 - momentum).add_(var * (n / (n - 1)) * momentum)
-        tracked.add_(1)
+def _bn_scale_shift(cnt, mean_t, m2_t, weight, bias, running_mean, running_var, tracked, training, eps, momentum):
+    # Training (or no running statistics): Chan's formula over per-tile (count, mean, M2), running
+    # statistics updated as BatchNorm does. Eval: the running statistics, untouched.
+    if training or running_mean is None:
+        n = cnt.sum()
+        mean = (cnt[:, None] * mean_t).sum(0) / n
+        var = (m2_t.sum(0) + (cnt[:, None] * (mean_t - mean) ** 2).sum(0)) / n
+        if training and running_mean is not None:
+            running_mean.mul_(1.0 - momentum).add_(mean * momentum)
+            running_var.mul_(1.0 - momentum).add_(var * (n / (n - 1)) * momentum)
+            tracked.add_(1)
+    else:
+        mean, var = running_mean, running_var
     scale = torch.rsqrt(var + eps)
     if weight is not None:
         scale = scale * weight

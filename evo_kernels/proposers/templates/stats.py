@@ -51,12 +51,16 @@ def bn_apply(ops: list[Op], kinds: list[str], chan: str) -> tuple[Op, list[Op], 
 
 
 def bn_args(bn: Op) -> tuple[list[Any], str, str]:
-    """The BatchNorm's tensors as helper arguments, their parameter names, and the finishing line."""
+    """The BatchNorm's tensors as helper arguments, their parameter names, and the finishing line.
+    The module itself comes too: its `training` flag decides, at each call, between batch statistics
+    (updating the running ones) and the running statistics, as BatchNorm does after `.eval()`."""
     target, eps, momentum, affine, track = bn.const
     names = ["bn_w", "bn_b", "bn_rm", "bn_rv", "bn_nbt"]
     attrs = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
     args = [f"attr:{target}.{a}" if (affine if i < 2 else track) else None for i, a in enumerate(attrs)]
-    return args, ", ".join(names), f"_bn_scale_shift(st_cnt, st_mean, st_m2, {', '.join(names)}, {eps!r}, {momentum!r})"
+    args.append(f"attr:{target}")
+    finish = f"_bn_scale_shift(st_cnt, st_mean, st_m2, {', '.join(names)}, bn_mod.training, {eps!r}, {momentum!r})"
+    return args, ", ".join(names + ["bn_mod"]), finish
 
 
 def stats_kernel_lines(name: str, y: str, ndim: int) -> list[str]:
