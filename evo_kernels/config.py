@@ -179,7 +179,7 @@ class SearchSection(SearchConfig):
 @dataclass
 class Config:
     device: str = "auto"
-    budget: int = 60  # evaluations per problem, tuning trials included
+    budget: int = 60  # evaluations per problem (a tuning screen counts one)
     time_limit_s: float = 0.0  # per problem: seconds it had work running or was being planned; 0 = none
     baselines: list[str] = field(default_factory=lambda: ["eager", "compile"])
     precision: str = "as_run"  # as_run: baseline_flags and the accuracy contract; strict: fp32 everywhere, 1e-4

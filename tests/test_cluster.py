@@ -193,7 +193,7 @@ def test_a_free_actor_prefers_a_problem_whose_baselines_it_has_timed():
             self.sent = []
             self.run = self
 
-        def remote(self, kind, problem, candidate):
+        def remote(self, kind, problem, candidate, configs=None):
             self.sent.append(problem)
             return object()
 

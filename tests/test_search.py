@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from collections import Counter
 
 import pytest
@@ -291,3 +292,29 @@ def test_seen_dedups_candidates():
     for _ in range(5):
         p.end_generation()
     assert p.seen(f.id) and p.seen(c.id)  # pruning records never forgets what was evaluated
+
+
+def test_generations_planned_empty_while_a_draft_runs_do_not_end_the_search(tmp_path):
+    """Proposers with nothing new while the only draft is in flight: its result (a new parent) resets
+    the count, and the search stops for lack of drafts only after empty generations that followed it."""
+    from evo_kernels import config
+    from evo_kernels.model.candidate import Candidate, Evaluation
+    from evo_kernels.search.loop import SearchLoop
+    from evo_kernels.search.tuning import Tuner, make_storage
+    cfg = config.load(Path(__file__).parent / "configs" / "search_local.yaml")
+    loop = SearchLoop(cfg, Tuner(make_storage("", tmp_path)), lambda c: "s")
+    reference = Candidate(source="class ModelNew: pass", technique="reference")
+    draft = Candidate(source="class ModelNew: pass  # a draft", technique="x")
+    loop.begin(reference, Evaluation(status="ok", timing={"median_ms": 1.0}, speedup=1.0), None, [], [draft])
+    cand, meta = loop.next_job()
+    loop.submitted(1, cand, meta)
+    for _ in range(cfg.search.max_generations_without_drafts + 2):  # the proposers repeat themselves
+        plan = loop.plan_generation()
+        loop.add_drafts(plan, [[draft] for _ in plan.asks], {})
+    assert not loop.out_of_work()  # in flight
+    loop.record(cand, Evaluation(status="ok", timing={"median_ms": 0.9}, speedup=1.1), meta, key=1)
+    assert not loop.out_of_work()  # its result may give the proposers something new
+    for _ in range(cfg.search.max_generations_without_drafts):
+        plan = loop.plan_generation()
+        loop.add_drafts(plan, [[draft] for _ in plan.asks], {})
+    assert loop.out_of_work()

@@ -29,8 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("optimize", help="search for a faster ModelNew for a problem")
     p.add_argument("problem")
     p.add_argument("--device", default=None, help="cpu, cuda, mps or auto")
-    p.add_argument("--budget", type=int, default=None, help="evaluations for the run, tuning trials included")
-    p.add_argument("--time-limit", type=float, default=None, help="wall-clock seconds for the run")
+    p.add_argument("--budget", type=int, default=None, help="evaluations for the run (a tuning screen counts one)")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="seconds of the problem's evaluations and planning (its wall-clock time while any of "
+                        "its evaluations runs); confirmation of the result comes after it")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--run-dir", default=None, help="where the store, best.py and summary.json go "
                                                   "(default: runs/<problem>-<time>)")

@@ -272,6 +272,9 @@ class SearchLoop:
         """A result the runner has stored: results, counts, the population, the tuner."""
         if key is not None:
             self.inflight.pop(key, None)
+        # A result can make new drafts possible (a new parent): generations planned empty while it
+        # was in flight do not count towards stopping for lack of drafts.
+        self.empty = 0
         self.results[cand.id] = ev
         self._count(ev)
         if self.population is not None and not meta.get("reference"):

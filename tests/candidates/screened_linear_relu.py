@@ -1,6 +1,6 @@
 """A tunable candidate for tests/problems/tiny_linear_relu.py whose configurations differ in kind:
-MODE "slow" computes the product 300 times, "fast" once, "wrong" returns zeros (the fastest, and
-incorrect), "raises" fails."""
+MODE "slow" computes the product 300 times, "fast" 20 times (so that "wrong", which returns zeros,
+is surely the fastest however noisy the host), "wrong" is incorrect, "raises" fails."""
 import torch
 from torch import nn
 
@@ -19,6 +19,6 @@ class ModelNew(nn.Module):
         if MODE == "wrong":
             return torch.zeros(x.shape[0], self.linear.out_features, device=x.device)
         y = torch.addmm(self.linear.bias, x, self.linear.weight.t())
-        for _ in range(299 if MODE == "slow" else 0):
+        for _ in range(299 if MODE == "slow" else 19):
             y = torch.addmm(self.linear.bias, x, self.linear.weight.t())
         return torch.relu(y)
