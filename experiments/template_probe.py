@@ -39,6 +39,7 @@ ROW_CONFIGS = [{}, {"ROW_PER_THREAD": 8}, {"ROW_TILE": 16384, "ROW_PER_THREAD": 
 RED_CONFIGS = [{}, {"RED_TILE": 8192}, {"RED_TILE": 2048, "RED_WARPS": 4}, {"RED_WAVES": 8}, {"RED_WARPS": 4},
                {"RED_WARPS": 16}, {"RED_WARPS": 16, "RED_TILE": 8192}, {"RED_BLOCK_B": 32, "RED_WARPS": 4}]
 R = dict(reduce=True)
+CE_CONFIGS = [{}, {"CE_TILE": 8192}, {"CE_TILE": 2048, "CE_WARPS": 4}, {"CE_WARPS": 16}, {"CE_WAVES": 8}]
 EW_CONFIGS = [{}, {"EW_BLOCK": 512}, {"EW_BLOCK": 2048, "EW_WARPS": 8}]
 _ALL_PROBLEMS = [
     "level1/02_Tall_skinny_matmul", "level1/05_Matrix_vector_ish", "level1/07_Conv2d_pointwise_1x1",
@@ -58,6 +59,7 @@ _ALL_PROBLEMS = [
     "level3/11_ConvNeXtBlock",
 ]
 PLAN = [  # (problem, options, configs, time torch.compile too)
+    ("level1/33_CrossEntropy_large_vocab", dict(cross_entropy=True), CE_CONFIGS, True),
     ("level1/30_LayerNorm_over_CHW", R, RED_CONFIGS, True),
     ("level1/31_Softmax_over_channels", R, RED_CONFIGS, True),
     ("level1/32_InstanceNorm2d", R, RED_CONFIGS, True),
@@ -86,7 +88,7 @@ PLAN = [  # (problem, options, configs, time torch.compile too)
 DEVICE = "cuda"
 # The plan's short names for the graph rules.
 RULE_OF = {"gemm": "triton_gemm", "conv": "triton_conv", "chains": "fuse_chains", "addmm": "addmm", "sdpa": "sdpa",
-           "avgpool_conv": "avgpool_conv", "reduce": "triton_reduce"}
+           "avgpool_conv": "avgpool_conv", "reduce": "triton_reduce", "cross_entropy": "triton_cross_entropy"}
 
 
 def _bytes(*trees) -> int:

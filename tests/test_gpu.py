@@ -91,3 +91,27 @@ def test_reduce_template_compiles_and_matches_on_cuda(tmp_path):
                 want, got = ref(*x), new(*x)
             assert got.dtype == want.dtype and got.shape == want.shape, name
             torch.testing.assert_close(got, want, atol=2e-5, rtol=2e-5, msg=lambda m: f"{name} {params}: {m}")
+
+
+def test_cross_entropy_template_compiles_and_matches_on_cuda(tmp_path):
+    """templates/cross_entropy.py compiled by Triton: every form of tests/test_cross_entropy_template.py,
+    at its defaults, split into chunks and not, against the reference on the GPU."""
+    from test_cross_entropy_template import CASES, SPLIT, UNSPLIT, _problem
+
+    from evo_kernels.model.problem import import_file, load_problem
+    from evo_kernels.model.tunables import bake
+    from evo_kernels.proposers import fusion
+    for name, (body, n, c) in CASES.items():
+        problem = load_problem(_problem(tmp_path, name, body, n, c))
+        source, _ = fusion.build(problem, ["triton_cross_entropy"])
+        for i, params in enumerate(({}, SPLIT, UNSPLIT)):
+            cand = tmp_path / f"{name}_{i}.py"
+            cand.write_text(bake(source, params) if params else source)
+            module = import_file(cand, f"gpu_ce_{name}_{i}")
+            ref = problem.make_model(problem.Model, 0, "cuda")
+            new = problem.make_model(module.ModelNew, 1, "cuda")
+            with torch.no_grad():
+                x = problem.make_inputs(3, "cuda")
+                want, got = ref(*x), new(*x)
+            assert got.dtype == want.dtype and got.shape == want.shape, name
+            torch.testing.assert_close(got, want, atol=2e-5, rtol=2e-5, msg=lambda m: f"{name} {params}: {m}")

@@ -38,6 +38,7 @@ def test_rules_are_a_flat_list_with_unique_names_and_known_graph_options():
     ("level3/09_CausalSelfAttention", {"triton_gemm", "fuse_chains", "sdpa"}),
     ("level1/23_AvgPool2d", {"fuse_chains", "avgpool_conv"}),
     ("level1/26_Tanh", set()),
+    ("level1/33_CrossEntropy_large_vocab", {"triton_cross_entropy"}),
 ])
 def test_graph_rules_apply_where_the_traced_forward_has_their_pattern(name, expected):
     assert set(facts_for(_suite(name), "cuda").graph_rules) == expected
@@ -252,3 +253,23 @@ def test_baking_a_layered_source_keeps_the_code_on_top_of_its_values():
     namespace = {}
     exec(compile(again, "again", "exec"), namespace)
     assert namespace["X"] == 2 and namespace["MODE"] == "b" and "ModelNew" in namespace
+
+
+def test_a_template_slower_than_the_baseline_alone_is_not_drafted_again_unless_it_helped_a_win():
+    from evo_kernels.proposers.base import Context
+    problem = _suite("level2/05_Gemm_SiLU_Clamp")
+    ref = reference_candidate(problem)
+
+    def drafted(techniques):
+        proposer = RulesProposer(seed=0, device="cuda")
+        proposer.observe(Context(3, {}, [], {}, techniques=techniques))
+        return [d.technique for d in proposer.propose(problem, [(ref, OK)], [], 20)]
+
+    fresh = drafted({})
+    assert "triton_gemm+fuse_chains" in fresh and "triton_gemm" in fresh
+    lost = drafted({"triton_gemm": 0.8, "compile": 0.5})
+    assert lost and not any("triton_gemm" in t.split("+") for t in lost), lost
+    assert "compile" in lost  # a wrapper rule is not a template: its own loss does not exclude it
+    # The same template in a candidate that beat the baseline: still drafted.
+    helped = drafted({"triton_gemm": 0.8, "triton_gemm+fuse_chains": 1.3})
+    assert "triton_gemm+fuse_chains" in helped and "triton_gemm" in helped

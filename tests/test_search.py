@@ -314,6 +314,7 @@ def test_generations_planned_empty_while_a_draft_runs_do_not_end_the_search(tmp_
     assert not loop.out_of_work()  # in flight
     loop.record(cand, Evaluation(status="ok", timing={"median_ms": 0.9}, speedup=1.1), meta, key=1)
     assert not loop.out_of_work()  # its result may give the proposers something new
+    assert loop.technique_best == {"x": 1.1}  # what proposers are told each technique reached
     for _ in range(cfg.search.max_generations_without_drafts):
         plan = loop.plan_generation()
         loop.add_drafts(plan, [[draft] for _ in plan.asks], {})

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..model.candidate import Candidate, Evaluation
@@ -40,6 +40,8 @@ class Context:
     elites: list[Member]  # the elite archive, fittest first
     results: Mapping[str, Evaluation]  # every evaluation recorded so far, by candidate id
     hints: tuple[str, ...] = ()  # guidance in words from the engineer running the search
+    # Technique -> the best speedup over the faster baseline it reached on this problem (ok evaluations).
+    techniques: Mapping[str, float] = field(default_factory=dict)
 
 
 class Proposer(ABC):

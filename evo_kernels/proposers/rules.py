@@ -24,7 +24,7 @@ from ..model.problem import Problem
 from ..model.tunables import bake, baked_params, satisfies, space_of, values_of
 from . import fusion
 from .templates import ANCHORS
-from .base import Member, Proposer
+from .base import Context, Member, Proposer
 
 
 @dataclass(frozen=True)
@@ -221,6 +221,18 @@ class RulesProposer(Proposer):
     def __init__(self, seed: int = 0, device: str = "cpu") -> None:
         super().__init__(seed, device)
         self._facts: dict[str, Facts] = {}
+        self._techniques: dict[str, float] = {}  # the search's best speedup per technique (observe)
+
+    def observe(self, context: Context) -> None:
+        self._techniques = dict(context.techniques)
+
+    def losing_templates(self) -> set[str]:
+        """Template rules that were slower than the faster baseline alone here (tuned: the screen chose
+        their fastest configuration) and are in no candidate that reached it: not drafted again for
+        this problem, so the budget goes to other ideas."""
+        best = self._techniques
+        lost = {t for t, s in best.items() if t in BY_NAME and BY_NAME[t].graph and s < 1.0}
+        return {t for t in lost if not any(s >= 1.0 and t in name.split("+") for name, s in best.items())}
 
     def facts(self, problem: Problem) -> Facts:
         if problem.digest not in self._facts:
@@ -269,6 +281,13 @@ class RulesProposer(Proposer):
     def propose(self, problem: Problem, parents: list[Member], feedback: list[Member], n: int) -> list[Candidate]:
         facts = self.facts(problem)
         failed = {c.technique for c, _ in feedback}
+        losing = self.losing_templates()
+
+        def usable(cand: Candidate | None, stepped: bool = False) -> bool:
+            # (a stepped value is worth trying after a failure of another configuration)
+            return (cand is not None and (stepped or cand.technique not in failed)
+                    and not losing & set(cand.technique.split("+")))
+
         out: list[Candidate] = []
         if len(parents) >= 2:  # crossover: the union of both parents' rules, the graph parent's values
             (pa, _), (pb, _) = parents[:2]
@@ -276,31 +295,32 @@ class RulesProposer(Proposer):
             if a is not None and b is not None:
                 keep = pa if any(BY_NAME[r].graph for r in a) else pb
                 cand = self._make(problem, pa, sorted(set(a) | set(b)), facts, values_of(keep.source, keep.params))
-                if cand is not None and cand.technique not in failed:
+                if usable(cand):
                     out.append(cand)
         parent = parents[0][0]
         have = rule_names(parent.technique) or []
         values = values_of(parent.source, parent.params)
-        together = [n for n in _ALL_TEMPLATES if BY_NAME[n].applies(facts)] if parent.technique == "reference" else []
+        together = [n for n in _ALL_TEMPLATES if BY_NAME[n].applies(facts) and n not in losing] \
+            if parent.technique == "reference" else []
         if len(together) >= 2:
             cand = self._make(problem, parent, together, facts)
-            if cand is not None and cand.technique not in failed:
+            if usable(cand):
                 out.append(cand)
         if values and self.rng.random() < 0.3:  # sometimes: step a tuned value
             cand = self._perturb(parent)
-            if cand is not None:
+            if usable(cand, stepped=True):
                 out.append(cand)
-        options = [r for r in RULES if r.applies(facts) and r.name not in have]
+        options = [r for r in RULES if r.applies(facts) and r.name not in have and r.name not in losing]
         noise = {r.name: self.rng.random() for r in options}
         options.sort(key=lambda r: -(r.prior + noise[r.name]))
         for rule in options:
             if len(out) >= n:
                 break
             cand = self._make(problem, parent, have + [rule.name], facts, values)
-            if cand is not None and cand.technique not in failed:
+            if usable(cand):
                 out.append(cand)
         if not out and values:
             cand = self._perturb(parent)
-            if cand is not None:
+            if usable(cand, stepped=True):
                 out.append(cand)
         return out[:n]

@@ -243,7 +243,8 @@ class Optimizer:
 
     def _propose(self, plan: Planned) -> tuple[list[list[Candidate]], dict[str, str]]:
         """Each proposer gets its share of the plan's asks at once (they may answer concurrently)."""
-        context = Context(plan.generation, self.baselines, plan.elites, self.results, hints=tuple(self.hints()))
+        context = Context(plan.generation, self.baselines, plan.elites, self.results, hints=tuple(self.hints()),
+                          techniques=dict(self.loop.technique_best))
         drafts: list[list[Candidate]] = [[] for _ in plan.asks]
         rejected: dict[str, str] = {}
         for k, proposer in enumerate(self.proposers):

@@ -100,6 +100,9 @@ class SearchLoop:
         self.inflight: dict[int, tuple[Candidate, dict[str, Any]]] = {}
         self.progress = Progress(budget=cfg.budget)
         self.empty = 0  # consecutive generations that planned nothing new
+        # Technique -> the best speedup over the faster baseline it reached here (ok evaluations only):
+        # what proposers learn from (the rules proposer stops drafting a template that lost alone).
+        self.technique_best: dict[str, float] = {}
 
     # -- start ---------------------------------------------------------------------------------------
     def begin(self, reference: Candidate, ref_eval: Evaluation, state: dict[str, Any] | None,
@@ -129,6 +132,7 @@ class SearchLoop:
         for seq, cand, ev, meta in records:
             self.results[cand.id] = ev
             self._count(ev)
+            self._note_technique(cand, ev)
             if seq > last_seq and cand.id != reference.id:
                 self.population.add(cand, ev, int(meta.get("island", 0)) % self.cfg.search.islands)
         if state is not None:
@@ -277,6 +281,7 @@ class SearchLoop:
         self.empty = 0
         self.results[cand.id] = ev
         self._count(ev)
+        self._note_technique(cand, ev)
         if self.population is not None and not meta.get("reference"):
             self.population.add(cand, ev, int(meta.get("island", 0)) % self.cfg.search.islands)
         if "screen" in meta:
@@ -295,6 +300,11 @@ class SearchLoop:
                 self.tuner.tell(meta["study"], t["trial"], ev)
             else:
                 self.tuner.tell_screened(meta["study"], t["trial"], rows.get(json.dumps(t["params"], sort_keys=True)))
+
+    def _note_technique(self, cand: Candidate, ev: Evaluation) -> None:
+        if ev.ok and ev.speedup is not None:
+            t = cand.technique
+            self.technique_best[t] = max(ev.speedup, self.technique_best.get(t, 0.0))
 
     def _count(self, ev: Evaluation) -> None:
         if ev.status != "proposal_error":  # no device time spent: not part of the budget

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from ...model.tunables import register_space
 from .ir import Op
-from . import conv, elementwise, gemm, pool, reduce, rowwise
+from . import conv, cross_entropy, elementwise, gemm, pool, reduce, rowwise
 from .base import HELPERS, AnchorTemplate, ChainTemplate, Emitted, Lowered, TritonTemplate
 
 TEMPLATES: list[TritonTemplate] = [
     gemm.TEMPLATE,
     conv.TEMPLATE,
     reduce.TEMPLATE,  # reductions and norms a row template cannot hold
+    cross_entropy.TEMPLATE,
     pool.TEMPLATE,  # a chain with a pooling, whatever else it holds
     rowwise.TEMPLATE,  # a chain with a row reduction
     elementwise.TEMPLATE,  # any other chain

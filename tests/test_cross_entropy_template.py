@@ -1,0 +1,88 @@
+"""The cross-entropy template (templates/cross_entropy.py) under Triton's interpreter: the functional
+and module forms, mean (over the rows not ignored), sum and none, an ignore_index some targets hit,
+rows split into chunks (few rows, a long row: the combine path) and not split; and what it must
+leave to PyTorch (class weights, label smoothing, more than two dims, probabilities as targets)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from evo_kernels.harness.policy import check_source
+from evo_kernels.model.problem import load_problem
+from evo_kernels.model.tunables import bake
+from evo_kernels.proposers import fusion
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+TARGETS = "torch.where(torch.arange({n}) % 4 == 1, -100, torch.randint(0, {c}, ({n},)))"  # a quarter ignored
+
+CASES = {
+    "functional_mean": ("return F.cross_entropy(x, t)", 6, 700),
+    "functional_sum_ignore": ("return F.cross_entropy(x * 4.0, t, reduction='sum', ignore_index=-100)", 5, 300),
+    "functional_none": ("return F.cross_entropy(x, t, reduction='none')", 7, 130),
+    "module_mean": ("return self.m(x, t)", 3, 2000),
+}
+# Small tiles and several programs per SM aimed at: few rows are split into chunks (the combine
+# path), with a partial last tile; CE_WAVES 0: one program per row.
+SPLIT = {"CE_TILE": 32, "CE_WARPS": 4, "CE_WAVES": 8}
+UNSPLIT = {"CE_TILE": 32, "CE_WARPS": 4, "CE_WAVES": 0}
+
+NUMERICS = """
+import sys, torch
+from pathlib import Path
+from evo_kernels.model.problem import import_file, load_problem
+for i in range(1, len(sys.argv), 2):
+    problem = load_problem(sys.argv[i])
+    module = import_file(Path(sys.argv[i + 1]), f"ce_{i}")
+    ref = problem.make_model(problem.Model, 0, "cpu")
+    new = problem.make_model(module.ModelNew, 1, "cpu")
+    with torch.no_grad():
+        inputs = problem.make_inputs(7, "cpu")
+        want, got = ref(*[t.clone() for t in inputs]), new(*[t.clone() for t in inputs])
+    assert got.shape == want.shape and got.dtype == want.dtype, (sys.argv[i], got.shape, want.shape, got.dtype)
+    torch.testing.assert_close(got, want, atol=2e-5, rtol=2e-5, msg=lambda m: sys.argv[i] + ": " + m)
+    print("ok", Path(sys.argv[i]).stem)
+"""
+
+
+def _problem(tmp_path, name: str, body: str, n: int, c: int, logits: str = "torch.randn({n}, {c})",
+             targets: str = TARGETS) -> str:
+    init = "        self.m = nn.CrossEntropyLoss()\n" if "self.m" in body else ""
+    src = (f"class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n{init}"
+           f"    def forward(self, x, t):\n        {body}\n")
+    path = tmp_path / f"{name}.py"
+    path.write_text(HEADER + src + f"def get_inputs():\n    return [{logits.format(n=n, c=c)}, "
+                    f"{targets.format(n=n, c=c)}]\ndef get_init_inputs():\n    return []\n")
+    return str(path)
+
+
+def test_each_form_is_claimed_and_computes_the_reference(tmp_path):
+    pairs = []
+    for name, (body, n, c) in CASES.items():
+        path = _problem(tmp_path, name, body, n, c)
+        built = fusion.build(load_problem(path), ["triton_cross_entropy"])
+        assert built is not None, name
+        source, spaces = built
+        assert spaces == ["cross_entropy"] and "_ce_0_rows" in source, name
+        assert check_source(source) == [], (name, [str(v) for v in check_source(source)])
+        for i, params in enumerate((SPLIT, UNSPLIT)):
+            cand = tmp_path / f"{name}_candidate_{i}.py"
+            cand.write_text(bake(source, params))
+            pairs += [path, str(cand)]
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", NUMERICS, *pairs], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, out.stdout + out.stderr[-4000:]
+    assert out.stdout.count("ok ") == 2 * len(CASES), out.stdout
+
+
+@pytest.mark.parametrize("body, logits, targets", [
+    ("return F.cross_entropy(x, t, weight=torch.ones(10))", "torch.randn({n}, {c})", TARGETS),
+    ("return F.cross_entropy(x, t, label_smoothing=0.1)", "torch.randn({n}, {c})", TARGETS),
+    ("return F.cross_entropy(x, t)", "torch.randn({n}, {c}, 3)", "torch.randint(0, {c}, ({n}, 3))"),
+    ("return F.cross_entropy(x, t)", "torch.randn({n}, {c})", "torch.softmax(torch.randn({n}, {c}), -1)"),
+])
+def test_what_pytorch_keeps(tmp_path, body, logits, targets):
+    path = _problem(tmp_path, "kept", body, 4, 10, logits, targets)
+    assert fusion.build(load_problem(path), ["triton_cross_entropy"]) is None
