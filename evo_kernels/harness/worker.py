@@ -131,6 +131,11 @@ def main() -> None:
         return
     conn.send_bytes(json.dumps({"ok": True, "pid": os.getpid(), "notes": notes}).encode())
     serve(conn, service)
+    # Leave at once: the interpreter's teardown (torch's, and any thread a candidate left running)
+    # would keep the parent waiting for nothing.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
