@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 PROBLEM = "linear_relu.py"
-EXPECT = ("nan_mismatch", "constant_output", "mismatch")
+EXPECT = ("nan_mismatch", "constant_output", "mismatch", "accuracy")  # whatever the block held
 
 
 class ModelNew(nn.Module):
