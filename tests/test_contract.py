@@ -41,6 +41,24 @@ def test_the_floor_lets_rounding_through_where_eager_is_exact():
     assert _judge(o, exact, exact * (1 + 1e-4))[0] is not None  # 100 x the floor: not rounding
 
 
+def test_a_few_elements_at_ten_ulp_pass_the_tails_floor_and_the_same_error_everywhere_fails_the_norm():
+    # An honest reordering (a long sum in another order): a handful of elements tens of ulp off
+    # (above the norm's floor, elementwise), the rest as eager; the same error on every element is a
+    # lower precision, not an order.
+    o = torch.linspace(1, 2, 20000, dtype=torch.float64)
+    exact = o.float()
+    tail = exact.clone()
+    tail[::1000] *= 1 + 5e-6  # ~40 ulp on 20 elements (0.1%): scaled error ~2.5e-6
+    assert _judge(o, exact, tail)[0] is None
+    everywhere = exact * (1 + 5e-6)
+    why = _judge(o, exact, everywhere)[0]
+    assert why is not None and why.startswith("relative error norm")
+    far_tail = exact.clone()
+    far_tail[::5000] *= 1 + 5e-5  # ten times more on four elements: not rounding
+    why = _judge(o, exact, far_tail)[0]
+    assert why is not None and why.startswith("largest scaled error") and "floor 1e-05" in why
+
+
 def test_exact_dtypes_count_differing_elements():
     o = torch.arange(100)
     assert _judge(o, o.clone(), o.clone())[0] is None
