@@ -58,6 +58,6 @@ def test_verify_a_triton_candidate_under_the_interpreter():
     import os
     env = dict(os.environ, TRITON_INTERPRET="1")
     code, out, err = run_cli("verify", "examples/gemm_bias_gelu.py", "examples/gemm_bias_gelu_triton.py",
-                             "--device", "cpu", "--json", env=env)
+                             "--device", "cpu", "--json", "--config", str(CONFIGS / "three_trials.yaml"), env=env)
     assert code == 0, err
     assert out["status"] == "ok" and out["max_rel_error"] < 1e-6

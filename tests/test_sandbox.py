@@ -20,7 +20,7 @@ def cand(name: str) -> Candidate:
 def evaluator():
     cfg = config.load(CONFIGS / "fast_no_policy.yaml")
     cfg.device = "cpu"
-    cfg.sandbox.timeout_s = 20
+    cfg.sandbox.timeout_s = 8  # the hang waits this long: short, yet far above a real request here (~1 s)
     os.environ["EVO_TEST_TOKEN"] = "s3cr3t"  # must not reach the worker
     try:
         with Evaluator("cpu", cfg) as ev:
@@ -44,7 +44,7 @@ def test_failures_then_a_correct_candidate_in_the_same_evaluator(evaluator):
 
     pid = evaluator.defendant.proc.pid
     hang = evaluator.evaluate(PROBLEM, cand("hang.py"))
-    assert hang.status == "timeout" and "20 s" in hang.reason
+    assert hang.status == "timeout" and "8 s" in hang.reason
     assert evaluator.defendant.proc.pid != pid
 
     raised = evaluator.evaluate(PROBLEM, cand("raises.py"))
