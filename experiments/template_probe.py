@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from evo_kernels.harness import integrity, precision  # noqa: E402
+from evo_kernels.harness import precision  # noqa: E402
 from evo_kernels.model.problem import import_file, load_problem  # noqa: E402
 from evo_kernels.proposers.fusion import emit as fusion  # noqa: E402
 

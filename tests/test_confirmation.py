@@ -73,3 +73,25 @@ def test_best_so_far_starts_at_the_reference():
         rec.rows.append({"created": float(i), "status": status, "speedup": s, "technique": tech,
                          "candidate_id": tech, "parents": [], "proposer": "t"})
     assert rec.best_so_far() == [0.92, 0.92, 0.92, 1.3]
+
+
+def test_a_confirmation_round_times_the_candidate_with_the_rounds_settings():
+    """The defendant times with the settings a request carries (a round's are a tenth of a full
+    measurement), not with those the candidate was loaded under: candidate and baselines alike."""
+    import dataclasses
+
+    from evo_kernels import config
+    from evo_kernels.harness.evaluator import Evaluator
+    from evo_kernels.harness.timing import round_config
+    cfg = config.load(CONFIGS / "search_local.yaml")
+    cfg.device = "cpu"
+    short = dataclasses.replace(cfg, timing=round_config(cfg.timing))
+    source = (CANDIDATES / "linear_relu_addmm.py").read_text()
+    with Evaluator("cpu", cfg) as evaluator:
+        d = evaluator.defendant
+        d.request({"op": "load", "problem": LINEAR, "source": source, "params": {}, "config": cfg.to_dict(),
+                   "init_seed": 1}, timeout=120)
+        full = d.request({"op": "time"}, timeout=120)
+        round_ = d.request({"op": "time", "config": short.to_dict()}, timeout=120)
+    assert full["ok"] and round_["ok"], (full.get("reason"), round_.get("reason"))
+    assert full["timing"]["reps"] >= cfg.timing.min_reps > short.timing.min_reps == round_["timing"]["reps"]

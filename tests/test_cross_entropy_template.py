@@ -17,11 +17,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 TARGETS = "torch.where(torch.arange({n}) % 4 == 1, -100, torch.randint(0, {c}, ({n},)))"  # a quarter ignored
 
-CASES = {
-    "functional_mean": ("return F.cross_entropy(x, t)", 6, 700),
-    "functional_sum_ignore": ("return F.cross_entropy(x * 4.0, t, reduction='sum', ignore_index=-100)", 5, 300),
-    "functional_none": ("return F.cross_entropy(x, t, reduction='none')", 7, 130),
-    "module_mean": ("return self.m(x, t)", 3, 2000),
+ALL_IGNORED = "torch.full(({n},), -100)"
+IGNORE_3 = "torch.where(torch.arange({n}) % 4 == 1, 3, torch.randint(4, {c}, ({n},)))"  # 3: ignored here
+CASES = {  # name: (forward body, rows, classes, targets)
+    "functional_mean": ("return F.cross_entropy(x, t)", 6, 700, TARGETS),
+    "functional_sum_ignore_3": ("return F.cross_entropy(x * 4.0, t, reduction='sum', ignore_index=3)", 5, 300,
+                                IGNORE_3),
+    "functional_none": ("return F.cross_entropy(x, t, reduction='none')", 7, 130, TARGETS),
+    "module_mean": ("return self.m(x, t)", 3, 2000, TARGETS),
+    "mean_all_ignored_is_nan": ("return F.cross_entropy(x, t)", 4, 50, ALL_IGNORED),
 }
 # Small tiles and several programs per SM aimed at: few rows are split into chunks (the combine
 # path), with a partial last tile; CE_WAVES 0: one program per row.
@@ -41,14 +45,14 @@ for i in range(1, len(sys.argv), 2):
         inputs = problem.make_inputs(7, "cpu")
         want, got = ref(*[t.clone() for t in inputs]), new(*[t.clone() for t in inputs])
     assert got.shape == want.shape and got.dtype == want.dtype, (sys.argv[i], got.shape, want.shape, got.dtype)
-    torch.testing.assert_close(got, want, atol=2e-5, rtol=2e-5, msg=lambda m: sys.argv[i] + ": " + m)
+    torch.testing.assert_close(got, want, atol=2e-5, rtol=2e-5, equal_nan=True, msg=lambda m: sys.argv[i] + ": " + m)
     print("ok", Path(sys.argv[i]).stem)
 """
 
 
-def _problem(tmp_path, name: str, body: str, n: int, c: int, logits: str = "torch.randn({n}, {c})",
-             targets: str = TARGETS) -> str:
-    init = "        self.m = nn.CrossEntropyLoss()\n" if "self.m" in body else ""
+def _problem(tmp_path, name: str, body: str, n: int, c: int, targets: str = TARGETS,
+             logits: str = "torch.randn({n}, {c})", module: str = "nn.CrossEntropyLoss()") -> str:
+    init = f"        self.m = {module}\n" if "self.m" in body else ""
     src = (f"class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n{init}"
            f"    def forward(self, x, t):\n        {body}\n")
     path = tmp_path / f"{name}.py"
@@ -59,8 +63,8 @@ def _problem(tmp_path, name: str, body: str, n: int, c: int, logits: str = "torc
 
 def test_each_form_is_claimed_and_computes_the_reference(tmp_path):
     pairs = []
-    for name, (body, n, c) in CASES.items():
-        path = _problem(tmp_path, name, body, n, c)
+    for name, (body, n, c, targets) in CASES.items():
+        path = _problem(tmp_path, name, body, n, c, targets)
         built = fusion.build(load_problem(path), ["triton_cross_entropy"])
         assert built is not None, name
         source, spaces = built
@@ -77,12 +81,18 @@ def test_each_form_is_claimed_and_computes_the_reference(tmp_path):
     assert out.stdout.count("ok ") == 2 * len(CASES), out.stdout
 
 
-@pytest.mark.parametrize("body, logits, targets", [
-    ("return F.cross_entropy(x, t, weight=torch.ones(10))", "torch.randn({n}, {c})", TARGETS),
-    ("return F.cross_entropy(x, t, label_smoothing=0.1)", "torch.randn({n}, {c})", TARGETS),
-    ("return F.cross_entropy(x, t)", "torch.randn({n}, {c}, 3)", "torch.randint(0, {c}, ({n}, 3))"),
-    ("return F.cross_entropy(x, t)", "torch.randn({n}, {c})", "torch.softmax(torch.randn({n}, {c}), -1)"),
+@pytest.mark.parametrize("body, logits, targets, module", [
+    ("return self.m(x, t)", "torch.randn({n}, {c})", TARGETS, "nn.CrossEntropyLoss(weight=torch.rand(10))"),
+    ("return F.cross_entropy(x, t, label_smoothing=0.1)", "torch.randn({n}, {c})", TARGETS, ""),
+    ("return F.cross_entropy(x, t)", "torch.randn({n}, {c}, 3)", "torch.randint(0, {c}, ({n}, 3))", ""),
+    ("return F.cross_entropy(x, t)", "torch.randn({n}, {c})", "torch.softmax(torch.randn({n}, {c}), -1)", ""),
 ])
-def test_what_pytorch_keeps(tmp_path, body, logits, targets):
-    path = _problem(tmp_path, "kept", body, 4, 10, logits, targets)
+def test_what_pytorch_keeps(tmp_path, body, logits, targets, module):
+    path = _problem(tmp_path, "kept", body, 4, 10, targets, logits, module)
     assert fusion.build(load_problem(path), ["triton_cross_entropy"]) is None
+
+
+def test_the_same_loss_without_class_weights_is_claimed(tmp_path):
+    # (so that the weighted case above is left to PyTorch by its weights, not by anything else)
+    path = _problem(tmp_path, "unweighted", "return self.m(x, t)", 4, 10)
+    assert fusion.build(load_problem(path), ["triton_cross_entropy"]) is not None

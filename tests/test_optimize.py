@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-import torch
 
 from conftest import CONFIGS, PROBLEMS, ROOT, run_cli
 

@@ -6,7 +6,6 @@ reduction is split into several chunks (the combine path) and has a partial last
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 

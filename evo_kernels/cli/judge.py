@@ -10,10 +10,6 @@ from ..model.problem import ProblemError, load_problem
 from .common import EXIT_OK, EXIT_REJECTED, UsageError, _load_config, _progress, _read_candidate
 
 
-def _ms(t: dict[str, Any] | None) -> float | None:
-    return None if not t else t.get("median_ms")
-
-
 def _print_table(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -82,7 +78,7 @@ def cmd_verify_or_bench(args: argparse.Namespace) -> int:
                 with _progress("verifying" + (" and timing" if timed else "") + f" {path}", args.json):
                     evaluation = ev.evaluate(args.problem, candidate, timed=timed)
                 result.update(status=evaluation.status, reason=evaluation.reason, speedup=evaluation.speedup,
-                              candidate=_ms(evaluation.timing), max_abs_error=evaluation.max_abs_error,
+                              candidate=evaluation.median_ms, max_abs_error=evaluation.max_abs_error,
                               max_rel_error=evaluation.max_rel_error, oracle_error=evaluation.oracle_error,
                               trials=evaluation.trials, peak_memory=evaluation.peak_memory,
                               same_as=evaluation.same_as or None,

@@ -9,7 +9,7 @@ from typing import Any
 from .. import config as config_mod
 from ..model.candidate import Candidate
 from ..model.problem import ProblemError, load_problem
-from ..run.optimize import Interrupted
+from ..run.optimize import Interrupted, RunError
 from .common import (EXIT_OK, EXIT_REJECTED, UsageError, _load_config, _optimize_config, _read_candidate,
                      _start_candidates, _stop_on_signals, _stopped_line, make_pool)
 
@@ -18,7 +18,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     import time as _time
 
     from ..model.problem import check_reference
-    from ..run.optimize import Optimizer, RunError
+    from ..run.optimize import Optimizer
     try:
         problem = load_problem(args.problem)
         check_reference(problem)  # before any evaluator starts: a broken reference is the problem's error
@@ -148,11 +148,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
             summaries.append(o.finish())
     except (Interrupted, KeyboardInterrupt) as e:
         stopped_by = e  # the optimizers checkpoint and the pool stops below, then the line
-    except Exception as e:
-        from ..run.optimize import RunError
-        if isinstance(e, RunError):
-            raise UsageError(str(e)) from None
-        raise
+    except RunError as e:
+        raise UsageError(str(e)) from None
     finally:
         for o in optimizers:
             o.close()
@@ -169,7 +166,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
 
 def cmd_port(args: argparse.Namespace) -> int:
-    from ..run.optimize import Optimizer, RunError, drive
+    from ..run.optimize import Optimizer, drive
     from ..run.port import best_of_run, markdown, verdicts, write
     source = Path(args.source_run_dir)
     if not (source / "store.sqlite").exists():

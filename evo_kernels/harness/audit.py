@@ -16,11 +16,7 @@ def speed_of_light_ms(bytes_read: int, flops: float, bandwidth_gbs: float, peak_
     measured fp32 rate divided by 4, because fast algorithms (Winograd convolutions) do fewer
     multiplications than the direct count; dropped when reduced precision is allowed.
     """
-    t_bytes = bytes_read / (bandwidth_gbs * 1e9) * 1e3 if bandwidth_gbs > 0 else 0.0
-    t_flops = 0.0
-    if peak_tflops > 0 and not allow_reduced_precision:
-        t_flops = flops / (4 * peak_tflops * 1e12) * 1e3
-    return max(t_bytes, t_flops)
+    return roofline_ms(bytes_read, 0.0 if allow_reduced_precision else flops, bandwidth_gbs, 4 * peak_tflops)
 
 
 def roofline_ms(bytes_moved: int, flops: float, bandwidth_gbs: float, peak_tflops: float) -> float:

@@ -220,11 +220,13 @@ class Defendant:
     def time(self, msg: dict[str, Any]) -> dict[str, Any]:
         """The timing protocol on ModelNew; the kept timed outputs go to the judge."""
         cfg, problem, candidate = self._loaded()
+        # The request's timing settings (a confirmation round's are shorter than the load's).
+        tcfg = from_dict(msg["config"]).timing if msg.get("config") else cfg.timing
         self.prev = None
-        timing.in_mode(candidate, cfg.timing.mode, self.weights)
+        timing.in_mode(candidate, tcfg.mode, self.weights)
         rng = random.Random(secrets.randbits(64))
-        t, kept = timing.time_model(candidate, problem, cfg.timing, rng, self.backend,
-                                    keep=cfg.timing.checked_outputs,
+        t, kept = timing.time_model(candidate, problem, tcfg, rng, self.backend,
+                                    keep=tcfg.checked_outputs,
                                     after_call=lambda: check_integrity(cfg.verify.allow_reduced_precision,
                                                                        dispatcher=False))
         check_integrity(cfg.verify.allow_reduced_precision)

@@ -71,7 +71,7 @@ def _diff(rec: ProblemRecord) -> str:
     cid = s.get("best_candidate")
     if not cid or cid not in rec.sources:
         return "<p>The result is the faster baseline itself (no candidate's code).</p>"
-    ref = next((rec.sources[r["candidate_id"]] for r in rec.rows if r["technique"] == "reference"), rec.source)
+    ref = rec.sources[rec.reference["candidate_id"]] if rec.reference else rec.source
     lines = difflib.unified_diff(ref.splitlines(), rec.sources[cid].splitlines(), "reference", "result", lineterm="", n=2)
     out = []
     for line in lines:
@@ -83,7 +83,7 @@ def _diff(rec: ProblemRecord) -> str:
 def _kernels(rec: ProblemRecord) -> str:
     s = rec.summary or {}
     winner = next((r for r in rec.rows if r["candidate_id"] == s.get("best_candidate") and r.get("profile")), None)
-    ref = next((r for r in rec.rows if r["technique"] == "reference" and r.get("profile")), None)
+    ref = rec.reference if rec.reference and rec.reference.get("profile") else None
     if winner is None and ref is None:
         return "<p>No profile recorded (timing.profile_top_kernels is 0).</p>"
     cols = []

@@ -90,7 +90,6 @@ class Optimizer:
         self.started = time.monotonic()
         self.confirmed: dict[str, Evaluation] = self.store.confirmations(self.pid)  # candidate id -> confirmation
         self._confirm_list: list[Candidate] | None = None
-        self.interrupted = False  # a signal stopped the run (the summary says so)
         # The time limit's clock (see spent_s): evaluation spans from the store, planning time here.
         self.spans: list[tuple[float, float]] = []
         self.planning_s = 0.0
@@ -310,6 +309,8 @@ class Optimizer:
         return not self.jobs and all(c.id in self.confirmed for c in self.to_confirm())
 
     def _feed_confirmations(self, capacity: int) -> int:
+        if any(j.kind != "confirm" for j in self.jobs.values()):
+            return 0  # (a search result still in flight may be the best: the list waits for it)
         submitted = 0
         pending = {j.candidate.id for j in self.jobs.values()}
         for cand in self.to_confirm():
@@ -351,11 +352,9 @@ class Optimizer:
         return rows
 
     def stop_reason(self) -> tuple[str, str]:
-        """Why the search ended: (budget | time_limit | no_new_drafts | error | interrupted, a sentence)."""
+        """Why the search ended: (budget | time_limit | no_new_drafts | error, a sentence)."""
         if self.error:
             return "error", self.error
-        if self.interrupted:
-            return "interrupted", "the run was stopped (a signal); --resume continues it"
         if self.loop.over_budget():
             return "budget", f"the budget of {self.cfg.budget} evaluations is spent"
         if self._out_of_time():
@@ -384,8 +383,6 @@ def drive(optimizers: list[Optimizer], pool: Pool, poll_s: float = 0.5) -> None:
         o.start()
     while True:
         if _stop["signum"]:
-            for o in optimizers:
-                o.interrupted = True
             raise Interrupted(_stop["signum"])
         active = [o for o in optimizers if not o.done]
         inflight = sum(len(o.inflight) for o in optimizers)

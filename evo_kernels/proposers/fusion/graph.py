@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.fx.experimental.meta_tracer import MetaTracer
 
-from ..templates.ir import Group, Op, Operand, arg, is_last, shape_of
+from ..templates.ir import ROW_LIMIT, Group, Op, Operand, arg, index_shape, is_last, shape_of
 
 Anchor = Callable[[fx.Node, dict[str, nn.Module]], "dict[str, Any] | None"]  # a pattern: node -> source, or None
 
@@ -192,7 +192,7 @@ class _Lowering:
         if kind in ("max_pool2d", "avg_pool2d"):
             return self.lower_pool(node, kind, mod, v) if self.g.kind != "gemm" and ndim == 4 else None
         # --- row ops: over the last dim, with the row held whole (at most 64 Ki elements) ---
-        if self.g.kind == "conv" or shape[-1] > 65536:
+        if self.g.kind == "conv" or shape[-1] > ROW_LIMIT:
             return None
         if kind in ("softmax", "log_softmax"):
             dim = mod.dim if mod is not None else arg(node, 1, "dim")
@@ -338,12 +338,6 @@ def grow(gm: fx.GraphModule, start: fx.Node, kind: str, source: Any, exclude: se
     return None
 
 
-def _index_valued(node: fx.Node) -> bool:
-    """An int64 tensor (argmax, argmin): an anchor may make it, no chain goes through it."""
-    tm = node.meta.get("tensor_meta")
-    return getattr(tm, "dtype", None) == torch.int64
-
-
 def find_groups(gm: fx.GraphModule, anchors: list[tuple[str, str, Anchor]]) -> list[Group]:
     """Non-overlapping groups in graph order: every node an anchor pattern matches, with the chain
     after it, then chains from any other tensor into at least a reduction, a pooling or two
@@ -356,7 +350,8 @@ def find_groups(gm: fx.GraphModule, anchors: list[tuple[str, str, Anchor]]) -> l
             continue
         g = None
         matched = None
-        if shape_of(node) is not None or _index_valued(node):
+        # (an int64 tensor, argmax's, may be an anchor's output; no chain goes through it)
+        if shape_of(node) is not None or index_shape(node) is not None:
             matched = next(((name, kind, src) for name, kind, pattern in anchors
                             if (src := pattern(node, modules)) is not None), None)
         if matched is not None:

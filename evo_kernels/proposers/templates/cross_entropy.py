@@ -15,12 +15,11 @@ from __future__ import annotations
 from string import Template
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
 from .base import AnchorTemplate, Emitted
-from .ir import Group, arg, shape_of
+from .ir import Group, arg, index_shape, shape_of
 
 CROSS_ENTROPY = Template('''
 @triton.jit
@@ -84,11 +83,6 @@ def ${name}_run(x, t, ignore):
 ''')
 
 
-def _int64_vector(node: Any, n: int) -> bool:
-    tm = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
-    return getattr(tm, "dtype", None) == torch.int64 and tuple(getattr(tm, "shape", ())) == (n,)
-
-
 def cross_entropy_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] | None:
     """The logits, targets, ignore_index and reduction of a cross-entropy this template computes
     exactly as PyTorch does; None for anything else."""
@@ -105,7 +99,7 @@ def cross_entropy_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[s
     x, t = arg(node, 0, "input"), arg(node, 1, "target")
     xs = shape_of(x)
     if (weight is not None or smoothing or reduction not in ("mean", "sum", "none") or not isinstance(ignore, int)
-            or xs is None or len(xs) != 2 or not _int64_vector(t, xs[0])):
+            or xs is None or len(xs) != 2 or index_shape(t) != (xs[0],)):
         return None
     return {"x": x, "t": t, "ignore": ignore, "reduction": reduction}
 

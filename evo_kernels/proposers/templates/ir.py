@@ -52,6 +52,19 @@ class Group:
         return next((op for op in self.ops if op.name == "pool"), None)
 
 
+# Rows up to this length are held whole in registers by the row template; longer ones, and reductions
+# over other dims, are the reduce template's.
+ROW_LIMIT = 65536
+
+
+def index_shape(node: Any) -> tuple[int, ...] | None:
+    """The traced shape of an int64 tensor node (indices, class targets); None for anything else."""
+    tm = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
+    if tm is None or not hasattr(tm, "shape") or getattr(tm, "dtype", None) != torch.int64:
+        return None
+    return tuple(tm.shape)
+
+
 def shape_of(node: Any) -> tuple[int, ...] | None:
     """The traced shape of a float32 tensor node; None for anything else (the templates are fp32)."""
     tm = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None

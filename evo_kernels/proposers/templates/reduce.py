@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from .base import AnchorTemplate, Emitted
-from .ir import Group, arg, dims, shape_of
+from .ir import ROW_LIMIT, Group, arg, dims, shape_of
 
 # STAT codes shared by the kernels and the launcher.
 SUM, MAX, MIN, ARGMAX, ARGMIN, NORM, SOFTMAX, LOG_SOFTMAX = range(8)
@@ -280,7 +280,6 @@ _SOFTMAX = {torch.softmax: SOFTMAX, F.softmax: SOFTMAX, "softmax": SOFTMAX, nn.S
             torch.log_softmax: LOG_SOFTMAX, F.log_softmax: LOG_SOFTMAX, "log_softmax": LOG_SOFTMAX,
             nn.LogSoftmax: LOG_SOFTMAX}
 _INSTANCE = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
-_ROW_LIMIT = 65536  # rows up to this length are the row template's (held whole in registers)
 
 
 def _target(node: fx.Node, modules: dict[str, nn.Module]) -> Any:
@@ -324,7 +323,7 @@ def reduce_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any
         if dim is None or not isinstance(dim, int) or node.kwargs.get("dtype") is not None:
             return None
         d = dim % ndim
-        if d == ndim - 1 and xs[-1] <= _ROW_LIMIT:
+        if d == ndim - 1 and xs[-1] <= ROW_LIMIT:
             return None  # a short last-dim row: the row template's
         return {"stat": stat, "x": x, "d0": d, "d1": d}
     if target in (F.layer_norm, nn.LayerNorm):
@@ -336,7 +335,7 @@ def reduce_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any
             shape, w, b, eps = tuple(arg(node, 1, "normalized_shape")), arg(node, 2, "weight"), \
                 arg(node, 3, "bias"), arg(node, 4, "eps", 1e-5)
         k = len(shape)
-        if not 0 < k <= ndim or tuple(xs[-k:]) != shape or (k == 1 and xs[-1] <= _ROW_LIMIT):
+        if not 0 < k <= ndim or tuple(xs[-k:]) != shape or (k == 1 and xs[-1] <= ROW_LIMIT):
             return None
         return {"stat": NORM, "x": x, "d0": ndim - k, "d1": ndim - 1, "w": w, "b": b, "eps": float(eps),
                 "affine": "layer"}
@@ -389,7 +388,7 @@ def _emit(k: int, group: Group, t: Any, chain: Any) -> Emitted | None:
             affine = src["affine"]
             if affine == "group":
                 g = src["groups"]
-                code += [f"    c, sp = x.shape[1], x.shape[2:].numel()",
+                code += ["    c, sp = x.shape[1], x.shape[2:].numel()",
                          f"    a, r = a * {g}, r // {g}  # rows: (sample, group)",
                          f"    return {name}_run(x, out, w, b, a, r, 1, {NORM}, eps={src['eps']!r}, amod={g}, "
                          f"rmul=c // {g}, rdiv=sp)"]

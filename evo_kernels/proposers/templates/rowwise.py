@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from string import Template
 
-from .ir import Op
+from .ir import ROW_LIMIT, Op
 from .base import REDUCE, ChainTemplate, Lowered, body, render, row_valued
 
 ROWWISE = Template('''
@@ -37,7 +37,7 @@ def _lower(t: ChainTemplate, name: str, ops: list[Op], kinds: list[str], y: str,
            split: str = "1") -> Lowered | None:
     nptr = len(kinds)
     ptrs = "".join(f"p{j}, " for j in range(nptr))
-    if not t.supports(ops, kinds) or full_shape[-1] > 65536:
+    if not t.supports(ops, kinds) or full_shape[-1] > ROW_LIMIT:
         return None  # (a row is held whole in registers: at most 64 Ki elements)
     lines, out = body(ops, t.loads_for(kinds))
     per_row = out in row_valued(ops, kinds)
