@@ -56,10 +56,6 @@ def flatten(x: Any) -> list[Any]:
     return [x]
 
 
-def clone_inputs(inputs: list[Any]) -> list[Any]:
-    return [_clone(x) if isinstance(x, torch.Tensor) else x for x in inputs]
-
-
 def tolerance(dtype: torch.dtype, cfg: VerifyConfig, problem: Problem | None = None) -> tuple[float, float]:
     """(atol, rtol) for a dtype: the problem file's TOLERANCES override the config's. Where the run
     allows reduced precision, fp32 outputs get float16's tolerance (TF32 keeps fp16's 10-bit mantissa)."""
@@ -267,26 +263,21 @@ def passthrough(out: Any, ref_out: Any, inputs: list[Any]) -> int | None:
     return None
 
 
+POISON_COPIES_UP_TO = 256 << 20  # bytes
+
+
 def poison_sizes(sizes: list[int], device: Any) -> None:
-    """As `poison_like`, for blocks of the given byte sizes (the reference's outputs, measured in the
-    judge's process): `torch.empty` of an output's size then reads NaN, not an old result."""
+    """Hand the allocator blocks of the given byte sizes (the reference's outputs, measured in the
+    judge's process) back filled with 0xFF (NaN in float types), freed in reverse order of allocation
+    so that the one it serves first is on top: `torch.empty` of an output's size then reads NaN, not
+    a result the reference or an earlier call just freed. Complements Backend.poison_free_memory,
+    which on CUDA fills every free block."""
     for n in sizes:
-        held = [torch.empty(n, dtype=torch.uint8, device=device).fill_(0xFF) for _ in range(4)] if n else []
-        while held:
-            held.pop()
-
-
-def poison_like(tensors: list[Any]) -> None:
-    """Hand the allocator's most recently freed blocks of each given size back filled with 0xFF (NaN
-    in float types), so that `torch.empty` of an output's size gets NaN, not a result the reference
-    just freed. Blocks are freed in reverse order of allocation, which puts the block the allocator
-    served first (the most recently freed one, on the CPU's LIFO free lists and in CUDA's best fit)
-    back on top. Complements Backend.poison_free_memory, which on CUDA fills every free block."""
-    for t in tensors:
-        if type(t) is not _Tensor:
-            continue
-        n = _numel(t) * _element_size(t)
-        held = [torch.empty(n, dtype=torch.uint8, device=t.device).fill_(0xFF) for _ in range(4)] if n else []
+        # Four blocks of each size cover the allocator's recently freed ones. A large output gets one:
+        # four would cost the device four times the output, and poison_free_memory fills every
+        # block cached free before the call anyway.
+        copies = 4 if n <= POISON_COPIES_UP_TO else 1
+        held = [torch.empty(n, dtype=torch.uint8, device=device).fill_(0xFF) for _ in range(copies)] if n else []
         while held:
             held.pop()
 

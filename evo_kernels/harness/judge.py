@@ -183,6 +183,7 @@ class Judge:
             out.update({f"default_{k}": v for k, v in defaults.items()})
             self.timing_models.pop(problem.path, None)  # rounds run under the run's own switches
         out["peak_memory"] = self.backend.max_memory()
+        self.backend.release_memory()  # the candidate's process needs the device next
         return out
 
     def _time_baselines(self, model: nn.Module, problem: Problem, cfg: Config, rng: random.Random,
@@ -272,6 +273,7 @@ class Judge:
             trial = trials.Trial(trial.index, trial.seed, trial.mode, trial.grad, trial.weights, "standard")
             if case.changed_buffers:  # put the running statistics back before running again
                 _restore_buffers(case.reference, case.before_buffers)
+            ref_out = None
             ref_out = self._run(case, trial)
         case.ref_out = ref_out
         case.oracle_out = self._run_oracle(case, trial)
@@ -280,6 +282,9 @@ class Judge:
         return {"ok": True, "trial": trial.to_dict(), "out_bytes": sizes, "notes": notes}
 
     def _run(self, case: _Case, trial: trials.Trial) -> Any:
+        # The last run's inputs and outputs go first: one set of each is alive at a time (a problem
+        # with 13 GB of inputs and outputs must fit beside its float64 oracle).
+        case.inputs, case.ref_out, case.oracle_out = [], None, None
         model = case.reference
         model.train(trial.mode == "train")
         case.before_buffers = {k: v.detach().clone() for k, v in model.named_buffers()}
@@ -362,6 +367,7 @@ class Judge:
         case.ref_out = case.oracle_out = None
         case.inputs = []
         gc.collect()
+        self.backend.release_memory()  # the oracle's temporaries: the candidate's process runs next
         return {"ok": True, "notes": notes, "errors": {k: v.to_dict() for k, v in errors.items()}}
 
     def _check_not_repeated(self, case: _Case, out: Any, where: str) -> None:

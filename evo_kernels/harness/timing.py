@@ -155,9 +155,11 @@ def _benchmark(run: Callable[[], Any], refresh: Callable[[int], None], backend: 
         if _chooser.random() < p_cross:
             out = None
             cross_ms.append(_cross_check(run, refresh, backend, -(10 ** 9) - len(cross_ms)))
+        # The previous output is released here, outside both timers, not amid the checks, and before
+        # the fresh inputs are made: one output and one set of inputs alive at a time.
+        out = None
         refresh(i)
         backend.synchronize()
-        out = None  # the previous output: released here, outside both timers, not amid the checks
         lead, timer = backend.timer(), backend.timer()
         h0 = _perf_counter_ns()
         # Queued ahead of the start event: the cache flush, then a short device busy-wait. While
@@ -259,10 +261,15 @@ def in_mode(model: Any, mode: str, like: Any = None) -> Any:
     return model
 
 
+# Timed outputs kept for the judge hold at most this many bytes (at least one output is kept): on a
+# problem with gigabytes of output, three copies would cost more device memory than the problem.
+KEPT_BYTES = 4 << 30
+
+
 def time_model(model: Any, problem: Any, cfg: TimingConfig, rng: random.Random, backend: Backend, keep: int = 0,
                after_call: Callable[[], None] | None = None) -> tuple[Timing, list[tuple[int, str, Any]]]:
-    """Time `model` on fresh inputs per repetition, under no_grad; keep `keep` timed outputs for the
-    judge as (input seed, input distribution, output copy).
+    """Time `model` on fresh inputs per repetition, under no_grad; keep `keep` timed outputs (fewer
+    where they would pass KEPT_BYTES) for the judge as (input seed, input distribution, output copy).
 
     Every repetition's inputs come from a seed drawn then (torch's seed is replaced right after, so
     `torch.initial_seed()` tells the candidate nothing). Which repetitions are kept is decided after
@@ -271,7 +278,8 @@ def time_model(model: Any, problem: Any, cfg: TimingConfig, rng: random.Random, 
     that the model left them unchanged and that its output does not alias them.
     """
     from . import integrity
-    from .checks import Reject, _clone, _copy_, _detach, check_not_aliased, check_plain, flatten, inputs_unchanged
+    from .checks import (Reject, _clone, _copy_, _detach, _element_size, _numel, check_not_aliased, check_plain, flatten,
+                         inputs_unchanged)
     device = backend.device
     buffers = problem.make_inputs(rng.getrandbits(31), device)
     integrity.reseed()
@@ -288,16 +296,20 @@ def time_model(model: Any, problem: Any, cfg: TimingConfig, rng: random.Random, 
     chooser = random.SystemRandom()
     kept: list[tuple[int, str, Any]] = []
     seen = 0
+    limit = keep  # lowered for large outputs at the first one (each kept output is a full copy)
 
     def on_output(i: int, out: Any) -> None:
-        nonlocal seen
+        nonlocal seen, limit
         where = f"timed repetition {i}"
         if after_call is not None:
             after_call()
         check_plain(out, f"{where}: output")
+        if seen == 0 and keep:
+            size = sum(_numel(t) * _element_size(t) for t in flatten(out) if isinstance(t, torch.Tensor))
+            limit = min(keep, max(1, KEPT_BYTES // max(size, 1)))
         seen += 1
-        slot = len(kept) if len(kept) < keep else chooser.randrange(seen)
-        if slot >= keep:
+        slot = len(kept) if len(kept) < limit else chooser.randrange(seen)
+        if slot >= limit:
             return
         pristine = problem.make_inputs(seeds[i], device)
         integrity.reseed()
