@@ -173,6 +173,8 @@ def build(problem: Any, rules: Iterable[str]) -> tuple[str, list[str]] | None:
             if not m.users and m.op != "placeholder":
                 graph.erase_node(m)
     graph.eliminate_dead_code()
+    if any(n.op == "get_attr" and n.target.startswith("_tensor_constant") for n in graph.nodes):
+        return None  # a tensor the tracer computed from a buffer: ModelNew would not have it
     code = graph.python_code("self")
     # SDPA is a builtin whose qualified name is torch._C._nn's; name it by its public path.
     src = code.src.replace("torch._C._nn.scaled_dot_product_attention", "torch.nn.functional.scaled_dot_product_attention")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from ...model.tunables import register_space
 from .ir import Op
-from . import conv, cross_entropy, elementwise, gemm, pool, reduce, rowwise
+from . import attention, conv, cross_entropy, elementwise, gemm, pool, reduce, rowwise
 from .base import HELPERS, AnchorTemplate, ChainTemplate, Emitted, Lowered, TritonTemplate
 
 TEMPLATES: list[TritonTemplate] = [
     gemm.TEMPLATE,
     conv.TEMPLATE,
+    attention.TEMPLATE,  # scaled_dot_product_attention (hand-written attention through the sdpa rule)
     reduce.TEMPLATE,  # reductions and norms a row template cannot hold
     cross_entropy.TEMPLATE,
     pool.TEMPLATE,  # a chain with a pooling, whatever else it holds

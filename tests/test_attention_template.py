@@ -1,0 +1,130 @@
+"""The flash-attention template (templates/attention.py) under Triton's interpreter: causal and not,
+queries and keys of different lengths, a boolean and an additive mask, rank 3, a head size that is
+not a power of two, q/k/v as transposed views, an explicit scale, hand-written attention through
+the sdpa rule; and what it must leave to PyTorch (dropout, a mask with is_causal, grouped heads,
+head size above 128)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from evo_kernels.harness.policy import check_source
+from evo_kernels.model.problem import load_problem
+from evo_kernels.model.tunables import bake
+from evo_kernels.proposers import fusion
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+QKV = "[torch.randn({q}), torch.randn({k}), torch.randn({k})]"
+CASES = {  # name: (forward body, q shape, k/v shape, extra inputs)
+    "causal": ("return F.scaled_dot_product_attention(q, k, v, is_causal=True)", (1, 2, 37, 16), (1, 2, 37, 16), ""),
+    "cross_lengths_scale": ("return F.scaled_dot_product_attention(q, k, v, scale=0.3)", (2, 1, 20, 32),
+                            (2, 1, 45, 32), ""),
+    "causal_more_keys": ("return F.scaled_dot_product_attention(q, k, v, is_causal=True)", (1, 1, 21, 16),
+                         (1, 1, 40, 16), ""),
+    "bool_mask": ("return F.scaled_dot_product_attention(q, k, v, attn_mask=m)", (1, 2, 24, 16), (1, 2, 33, 16),
+                  ", torch.rand(24, 33) > 0.3"),
+    "float_mask": ("return F.scaled_dot_product_attention(q, k, v, attn_mask=m)", (2, 2, 18, 16), (2, 2, 18, 16),
+                   ", torch.randn(2, 1, 18, 18)"),
+    "rank3_head24": ("return F.scaled_dot_product_attention(q, k, v)", (3, 19, 24), (3, 26, 24), ""),
+    "transposed_views": ("return F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), "
+                         "v.transpose(1, 2), is_causal=True).transpose(1, 2)", (1, 33, 2, 16), (1, 33, 2, 16), ""),
+}
+# Small tiles: several key tiles per row, interior and edge ones, and several query tiles.
+PARAMS = {"ATTN_BLOCK_M": 16, "ATTN_BLOCK_N": 16, "ATTN_WARPS": 4, "ATTN_STAGES": 1}
+
+NUMERICS = """
+import sys, torch
+from pathlib import Path
+from evo_kernels.model.problem import import_file, load_problem
+for i in range(1, len(sys.argv), 2):
+    problem = load_problem(sys.argv[i])
+    module = import_file(Path(sys.argv[i + 1]), f"attn_{i}")
+    ref = problem.make_model(problem.Model, 0, "cpu")
+    new = problem.make_model(module.ModelNew, 1, "cpu")
+    with torch.no_grad():
+        inputs = problem.make_inputs(7, "cpu")
+        want, got = ref(*[t.clone() for t in inputs]), new(*[t.clone() for t in inputs])
+        exact = ref.double()(*[t.double() if t.is_floating_point() else t for t in inputs])
+    assert got.shape == want.shape and got.dtype == want.dtype, (sys.argv[i], got.shape, want.shape, got.dtype)
+    torch.testing.assert_close(got, want, atol=2e-5, rtol=2e-5, msg=lambda m: sys.argv[i] + ": " + m)
+    err = lambda y: float((y.double() - exact).norm() / exact.norm())
+    # no less accurate than PyTorch's fp32 attention against float64 (with a floor: both are ~1e-7)
+    assert err(got) <= max(2 * err(want), 1e-6), (sys.argv[i], err(got), err(want))
+    print("ok", Path(sys.argv[i]).stem)
+"""
+
+
+def _problem(tmp_path, name: str, body: str, q: tuple, k: tuple, extra: str) -> str:
+    params = "q, k, v" + (", m" if extra else "")
+    path = tmp_path / f"{name}.py"
+    path.write_text(HEADER + f"class Model(nn.Module):\n    def forward(self, {params}):\n        {body}\n"
+                    f"def get_inputs():\n    return {QKV.format(q=q, k=k)[:-1]}{extra}]\n"
+                    "def get_init_inputs():\n    return []\n")
+    return str(path)
+
+
+def _candidate(tmp_path, problem_path: str, rules=("triton_attention",)) -> str:
+    built = fusion.build(load_problem(problem_path), rules)
+    assert built is not None, f"{problem_path}: no candidate"
+    source, spaces = built
+    assert spaces == ["attention"] and "_attn_0_run" in source
+    assert check_source(source) == [], [str(v) for v in check_source(source)]
+    path = tmp_path / ("cand_" + os.path.basename(problem_path))
+    path.write_text(bake(source, PARAMS))
+    return str(path)
+
+
+HAND_WRITTEN = """
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mask", torch.tril(torch.ones(30, 30)).view(1, 1, 30, 30))
+    def forward(self, q, k, v):
+        t = q.size(-2)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / 4.0)
+        att = att.masked_fill(self.mask[:, :, :t, :t] == 0, float('-inf'))
+        att = torch.softmax(att, dim=-1)
+        return att @ v
+def get_inputs():
+    return [torch.randn(1, 2, 30, 16), torch.randn(1, 2, 30, 16), torch.randn(1, 2, 30, 16)]
+def get_init_inputs():
+    return []
+"""
+
+
+def test_attention_matches_pytorch_under_the_interpreter(tmp_path):
+    args = []
+    for name, (body, q, k, extra) in CASES.items():
+        prob = _problem(tmp_path, name, body, q, k, extra)
+        args += [prob, _candidate(tmp_path, prob)]
+    hand = tmp_path / "hand_written.py"
+    hand.write_text(HEADER + HAND_WRITTEN)
+    args += [str(hand), _candidate(tmp_path, str(hand), ("sdpa", "triton_attention"))]
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=ROOT)
+    proc = subprocess.run([sys.executable, "-c", NUMERICS, *args], env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert proc.stdout.count("ok ") == len(CASES) + 1, proc.stdout
+
+
+@pytest.mark.parametrize("body,q,k,extra", [
+    ("return F.scaled_dot_product_attention(q, k, v, dropout_p=0.1)", (1, 1, 8, 16), (1, 1, 8, 16), ""),
+    ("return F.scaled_dot_product_attention(q, k, v, attn_mask=m, is_causal=False, enable_gqa=True)",
+     (1, 4, 8, 16), (1, 2, 8, 16), ", torch.rand(8, 8) > 0.5"),
+    ("return F.scaled_dot_product_attention(q, k, v)", (1, 1, 8, 256), (1, 1, 8, 256), ""),
+    ("return F.scaled_dot_product_attention(q, k, v, attn_mask=m)", (1, 1, 8, 16), (1, 1, 8, 16),
+     ", torch.randn(8, 8).double()"),
+], ids=["dropout", "grouped_heads", "head_256", "float64_mask"])
+def test_attention_it_leaves_to_pytorch(tmp_path, body, q, k, extra):
+    prob = _problem(tmp_path, "refused", body, q, k, extra)
+    assert fusion.build(load_problem(prob), ("triton_attention",)) is None
+
+
+def test_a_mask_the_tracer_folded_into_a_constant_builds_no_candidate(tmp_path):
+    # Sliced with constants, the buffer's mask is computed at trace time and kept as a tensor
+    # constant of the traced module, which ModelNew would not have.
+    hand = tmp_path / "folded.py"
+    hand.write_text(HEADER + HAND_WRITTEN.replace("t = q.size(-2)", "t = 30"))
+    assert fusion.build(load_problem(str(hand)), ("sdpa", "triton_attention")) is None
