@@ -34,7 +34,8 @@ timing:
 
 
 def _wall(root: Path, args: list[str], config: str, device: str) -> float:
-    env = dict(os.environ, PYTHONPATH=str(root))
+    # The checkout first; what else the path holds (packages installed beside it) after.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p))
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "evo_kernels", "bench", *args, "--device", device, "--config", config,
                            "--json"], cwd=root, env=env, capture_output=True, text=True, timeout=900)
@@ -59,7 +60,7 @@ def main() -> None:
             base = [_wall(root, [PROBLEM], config, args.device) for _ in range(args.repeat)]
             full = [_wall(root, [PROBLEM, CANDIDATE], config, args.device) for _ in range(args.repeat)]
             commit = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%h %s"], capture_output=True,
-                                    text=True).stdout.strip()[:60]
+                                    text=True).stdout.strip()[:60] or root.name  # (a copy without .git)
             rows.append((commit, statistics.median(base), statistics.median(full)))
     print(f"device {args.device}, {PROBLEM} with {CANDIDATE}, medians of {args.repeat}\n")
     print("| checkout | bench (baselines) s | bench + one candidate s | one evaluation s |")
