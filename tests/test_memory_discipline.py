@@ -85,3 +85,18 @@ def test_one_poisoned_block_for_a_large_output(monkeypatch):
     monkeypatch.setattr(checks, "POISON_COPIES_UP_TO", 1000)
     checks.poison_sizes([800, 4000], "cpu")
     assert made == [800, 800, 800, 800, 4000]
+
+
+def test_workers_trace_their_memory_per_request_when_asked(tmp_path):
+    import json
+    import os
+
+    from conftest import CANDIDATES, CONFIGS, run_cli
+    trace = tmp_path / "memory.jsonl"
+    env = dict(os.environ, EVO_KERNELS_MEMORY_TRACE=str(trace))
+    code, out, err = run_cli("bench", LINEAR, str(CANDIDATES / "linear_relu_addmm.py"), "--json", "--device", "cpu",
+                             "--config", str(CONFIGS / "fast.yaml"), env=env)
+    assert code == 0 and out["status"] == "ok", err[-1500:]
+    lines = [json.loads(line) for line in trace.read_text().splitlines()]
+    ops = {(r["role"], r["op"]) for r in lines}
+    assert {("judge", "baselines"), ("judge", "compare"), ("defendant", "trial"), ("defendant", "time")} <= ops, ops

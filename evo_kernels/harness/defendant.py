@@ -193,6 +193,7 @@ class Defendant:
             trials.fresh_weights(self.weights, trial.weights, self.pristine)
             load_weights(self.weights, candidate)
         call_candidate(lambda: candidate.train(trial.mode == "train"), self.backend, f"ModelNew.{trial.mode}()")
+        self.backend.collect_shared()  # the last trial's tensors, which the judge has let go of
         inputs = trials.make_inputs(problem, trial, self.device)
         integrity.reseed()
         self.backend.poison_free_memory()
@@ -223,6 +224,7 @@ class Defendant:
         # The request's timing settings (a confirmation round's are shorter than the load's).
         tcfg = from_dict(msg["config"]).timing if msg.get("config") else cfg.timing
         self.prev = None
+        self.backend.collect_shared()
         timing.in_mode(candidate, tcfg.mode, self.weights)
         rng = random.Random(secrets.randbits(64))
         t, kept = timing.time_model(candidate, problem, tcfg, rng, self.backend,

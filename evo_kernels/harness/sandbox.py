@@ -27,13 +27,14 @@ from typing import Any, Iterator
 
 from ..config import SandboxConfig
 from . import transfer
-from .worker import SANDBOX_ENV
+from .worker import MEMORY_TRACE_ENV, SANDBOX_ENV
 
 # Variables the worker keeps: what Python, PyTorch, Triton and the GPU runtime need. Anything whose
 # name looks like a secret is dropped even when its prefix is allowed.
 _KEEP_PREFIXES = ("CUDA_", "NVIDIA_", "TRITON_", "TORCH", "PYTORCH_", "OMP_", "MKL_", "OPENBLAS_",
                   "NCCL_", "NVSHMEM_", "LC_", "HIP_", "ROCM_", "PYTHONPATH", "PYTHONHASHSEED")
-_KEEP_NAMES = {"PATH", "LANG", "LD_LIBRARY_PATH", "TERM", "TZ", "CC", "CXX", "VIRTUAL_ENV", "CONDA_PREFIX"}
+_KEEP_NAMES = {"PATH", "LANG", "LD_LIBRARY_PATH", "TERM", "TZ", "CC", "CXX", "VIRTUAL_ENV", "CONDA_PREFIX",
+               MEMORY_TRACE_ENV}
 _SECRET = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION|PRIVATE|CERT", re.I)
 
 

@@ -26,6 +26,8 @@ from typing import Any
 
 SANDBOX_ENV = "EVO_KERNELS_SANDBOX"  # JSON of the sandbox settings, set by sandbox.py
 ROLES = ("judge", "defendant")
+# A file each worker appends its device memory to after every request (diagnostics; unset: nothing).
+MEMORY_TRACE_ENV = "EVO_KERNELS_MEMORY_TRACE"
 _CLONE_NEWNET = 0x40000000
 
 
@@ -75,11 +77,22 @@ def start(role: str, device: str, workdir: Path) -> Any:
     return service
 
 
+def _trace_memory(path: str, service: Any, op: Any) -> None:
+    """One JSON line per request: the process's device memory after it (diagnostics)."""
+    try:
+        stats = service.backend.memory_stats()
+        with open(path, "a") as f:
+            f.write(json.dumps({"role": type(service).__name__.lower(), "pid": os.getpid(), "op": op, **stats}) + "\n")
+    except Exception:  # noqa: BLE001 - diagnostics never fail a request
+        pass
+
+
 def serve(conn: Connection, service: Any) -> None:
     """Answer requests until told to exit or the parent goes away. The cyclic garbage collector runs
     only where a service enables it (inside candidate calls), so a candidate's finalizer never runs
     in the middle of the harness's own work."""
     from . import transfer
+    trace = os.environ.get(MEMORY_TRACE_ENV)
     while True:
         try:
             msg = transfer.decode(conn.recv_bytes())
@@ -103,6 +116,8 @@ def serve(conn: Connection, service: Any) -> None:
         finally:
             if was:
                 gc.enable()
+        if trace:
+            _trace_memory(trace, service, msg.get("op"))
         try:
             data = transfer.encode(reply)
         except (TypeError, ValueError) as e:

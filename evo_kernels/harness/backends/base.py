@@ -105,5 +105,14 @@ class Backend(ABC):
     def reset_peak_memory(self) -> None:
         pass
 
+    def memory_stats(self) -> dict[str, int]:
+        """Bytes held now by tensors (`allocated`) and by the allocator (`reserved`), and the peak of
+        the first since `reset_peak_memory` (empty: not tracked)."""
+        return {}
+
+    def collect_shared(self) -> None:
+        """Free what this process sent another and both have let go of (CUDA IPC: the sender keeps
+        such blocks until it collects them)."""
+
     def release_memory(self) -> None:
         """Give cached free memory back to the device (between evaluations)."""

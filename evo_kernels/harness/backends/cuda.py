@@ -79,6 +79,14 @@ class CudaBackend(Backend):
     def reset_peak_memory(self) -> None:
         torch.cuda.reset_peak_memory_stats(self.device)
 
+    def memory_stats(self) -> dict[str, int]:
+        return {"allocated": int(torch.cuda.memory_allocated(self.device)),
+                "reserved": int(torch.cuda.memory_reserved(self.device)),
+                "peak": int(torch.cuda.max_memory_allocated(self.device))}
+
+    def collect_shared(self) -> None:
+        torch.cuda.ipc_collect()
+
     def release_memory(self) -> None:
         torch.cuda.ipc_collect()  # blocks the other process mapped: freed once it let go of them
         torch.cuda.empty_cache()
@@ -92,14 +100,24 @@ class CudaBackend(Backend):
         """
         held = []
         total = 0
+        reserved = torch.cuda.memory_reserved(self.device)
+        grew = False
         for segment in torch.cuda.memory_snapshot():
             if segment.get("device") not in (None, self.device.index):
                 continue
             for block in segment.get("blocks", []):
                 if block.get("state") == "inactive" and block.get("size", 0) > 0:
                     t = torch.empty(block["size"], dtype=torch.uint8, device=self.device)
+                    if torch.cuda.memory_reserved(self.device) > reserved:
+                        # Not served from the cache (a free small segment asked of the large pool,
+                        # a block split since the snapshot): new device memory holds nothing old.
+                        grew = True
+                        del t
+                        continue
                     t.fill_(0xFF)
                     held.append(t)
                     total += block["size"]
         del held
+        if grew:  # give the new segments back at once, or each call would add more
+            torch.cuda.empty_cache()
         return total
