@@ -41,6 +41,11 @@ RED_CONFIGS = [{}, {"RED_TILE": 8192}, {"RED_TILE": 2048, "RED_WARPS": 4}, {"RED
 R = dict(reduce=True)
 CE_CONFIGS = [{}, {"CE_TILE": 8192}, {"CE_TILE": 2048, "CE_WARPS": 4}, {"CE_WARPS": 16}, {"CE_WAVES": 8}]
 EW_CONFIGS = [{}, {"EW_BLOCK": 512}, {"EW_BLOCK": 2048, "EW_WARPS": 8}]
+POOL_CONFIGS = EW_CONFIGS + [{"EW_BLOCK": 256, "EW_WARPS": 8}, {"EW_BLOCK": 256, "EW_WARPS": 4}, {"EW_BLOCK": 512, "EW_WARPS": 8}]
+ATTN_CONFIGS = [{}, {"ATTN_BLOCK_N": 32}, {"ATTN_BLOCK_M": 64}, {"ATTN_WARPS": 4}, {"ATTN_STAGES": 3},
+                {"ATTN_STAGES": 1}, {"ATTN_BLOCK_M": 64, "ATTN_WARPS": 4}, {"ATTN_BLOCK_M": 64, "ATTN_BLOCK_N": 128},
+                {"ATTN_PRECISION": "ieee"}]
+ATTN = dict(attention=True)
 _ALL_PROBLEMS = [
     "level1/02_Tall_skinny_matmul", "level1/05_Matrix_vector_ish", "level1/07_Conv2d_pointwise_1x1",
     "level1/09_Conv2d_strided_3x3", "level1/10_Conv1d", "level1/12_BatchNorm2d", "level1/15_RMSNorm",
@@ -59,6 +64,12 @@ _ALL_PROBLEMS = [
     "level3/11_ConvNeXtBlock",
 ]
 PLAN = [  # (problem, options, configs, time torch.compile too)
+    ("level3/12_LongSequenceAttention", ATTN, ATTN_CONFIGS, True),
+    ("level3/09_CausalSelfAttention", dict(gemm=True, chains=True, sdpa=True, attention=True), ATTN_CONFIGS[:4], True),
+    ("level3/02_MultiHeadSelfAttention", dict(gemm=True, chains=True, sdpa=True, attention=True), ATTN_CONFIGS[:4],
+     True),
+    ("level1/34_MaxPool3d", dict(chains=True), POOL_CONFIGS, True),
+    ("level1/35_AvgPool1d", dict(chains=True), POOL_CONFIGS, True),
     ("level1/33_CrossEntropy_large_vocab", dict(cross_entropy=True), CE_CONFIGS, True),
     ("level1/30_LayerNorm_over_CHW", R, RED_CONFIGS, True),
     ("level1/31_Softmax_over_channels", R, RED_CONFIGS, True),
@@ -88,7 +99,8 @@ PLAN = [  # (problem, options, configs, time torch.compile too)
 DEVICE = "cuda"
 # The plan's short names for the graph rules.
 RULE_OF = {"gemm": "triton_gemm", "conv": "triton_conv", "chains": "fuse_chains", "addmm": "addmm", "sdpa": "sdpa",
-           "avgpool_conv": "avgpool_conv", "reduce": "triton_reduce", "cross_entropy": "triton_cross_entropy"}
+           "avgpool_conv": "avgpool_conv", "reduce": "triton_reduce", "cross_entropy": "triton_cross_entropy",
+           "attention": "triton_attention", "scan": "triton_scan"}
 
 
 def _bytes(*trees) -> int:

@@ -43,10 +43,16 @@ for _name, _targets in {
     "log_softmax": (torch.log_softmax, F.log_softmax, "log_softmax", nn.LogSoftmax),
     "layer_norm": (F.layer_norm, nn.LayerNorm), "sum": (torch.sum, "sum"), "mean": (torch.mean, "mean"),
     "amax": (torch.amax, "amax"), "norm": (torch.norm, "norm"),
-    "max_pool2d": (F.max_pool2d, nn.MaxPool2d), "avg_pool2d": (F.avg_pool2d, nn.AvgPool2d),
+    "max_pool1d": (F.max_pool1d, torch.max_pool1d, nn.MaxPool1d),
+    "max_pool2d": (F.max_pool2d, torch.max_pool2d, nn.MaxPool2d),
+    "max_pool3d": (F.max_pool3d, torch.max_pool3d, nn.MaxPool3d),
+    "avg_pool1d": (F.avg_pool1d, nn.AvgPool1d), "avg_pool2d": (F.avg_pool2d, nn.AvgPool2d),
+    "avg_pool3d": (F.avg_pool3d, nn.AvgPool3d),
     "batch_norm": (nn.BatchNorm1d, nn.BatchNorm2d),
 }.items():
     _KIND.update({t: _name for t in _targets})
+# pooling kind -> (mode, number of pooled dims: the input is N, C and that many)
+_POOLS = {f"{mode}_pool{rank}d": (mode, rank) for mode in ("max", "avg") for rank in (1, 2, 3)}
 
 
 def kind_of(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
@@ -143,8 +149,8 @@ class _Lowering:
         ins = [a for a in list(node.args) + list(node.kwargs.values()) if isinstance(a, fx.Node)]
         if not any(a in self.refs for a in ins):
             return None
-        if self.g.pool is not None and kind in ("softmax", "log_softmax", "layer_norm", "sum", "mean", "amax",
-                                                "norm", "max_pool2d", "avg_pool2d"):
+        if self.g.pool is not None and (kind in _POOLS or kind in ("softmax", "log_softmax", "layer_norm", "sum",
+                                                                    "mean", "amax", "norm")):
             return None  # after the pooling only elementwise ops
         if self.g.pool is not None:
             shape = self.g.pool.const[-1]
@@ -189,8 +195,9 @@ class _Lowering:
             return None
         if kind == "batch_norm":
             return self.lower_batch_norm(node, mod, v)
-        if kind in ("max_pool2d", "avg_pool2d"):
-            return self.lower_pool(node, kind, mod, v) if self.g.kind != "gemm" and ndim == 4 else None
+        if kind in _POOLS:
+            mode, rank = _POOLS[kind]
+            return self.lower_pool(node, mode, rank, mod, v) if self.g.kind != "gemm" and ndim == rank + 2 else None
         # --- row ops: over the last dim, with the row held whole (at most 64 Ki elements) ---
         if self.g.kind == "conv" or shape[-1] > ROW_LIMIT:
             return None
@@ -252,20 +259,36 @@ class _Lowering:
         return self.emit("bn", (v,), (node.target, float(mod.eps), float(mod.momentum), mod.affine,
                                       mod.track_running_stats and mod.running_mean is not None))
 
-    def lower_pool(self, node: fx.Node, kind: str, mod: nn.Module | None, v: str) -> str | None:
+    def lower_pool(self, node: fx.Node, mode: str, rank: int, mod: nn.Module | None, v: str) -> str | None:
+        """Max or average pooling over the last `rank` dims of an (N, C, ...) input, a module or its
+        function, as the pool template computes it: no dilation, ceil_mode, indices or divisor_override."""
         if mod is not None:
-            k, s, p = mod.kernel_size, mod.stride, mod.padding
-            extra_ok = not getattr(mod, "ceil_mode", False) and getattr(mod, "dilation", 1) in (1, (1, 1)) \
-                and not getattr(mod, "return_indices", False) and getattr(mod, "divisor_override", None) is None
-            count_pad = getattr(mod, "count_include_pad", True)
-        else:
-            return None
-        pair = lambda t: tuple(t) if isinstance(t, (tuple, list)) else (t, t)  # noqa: E731
-        k, s, p = pair(k), pair(s if s is not None else k), pair(p)
+            k, s, p, ceil = mod.kernel_size, mod.stride, mod.padding, mod.ceil_mode
+            dilation, indices = getattr(mod, "dilation", 1), getattr(mod, "return_indices", False)
+            count_pad, divisor = getattr(mod, "count_include_pad", True), getattr(mod, "divisor_override", None)
+        elif mode == "max":  # F.max_poolNd, torch.max_poolNd
+            k, s, p = arg(node, 1, "kernel_size"), arg(node, 2, "stride"), arg(node, 3, "padding", 0)
+            dilation, ceil = arg(node, 4, "dilation", 1), arg(node, 5, "ceil_mode", False)
+            indices, count_pad, divisor = arg(node, 6, "return_indices", False), True, None
+        else:  # F.avg_poolNd (avg_pool1d has no divisor_override)
+            k, s, p = arg(node, 1, "kernel_size"), arg(node, 2, "stride"), arg(node, 3, "padding", 0)
+            ceil, count_pad = arg(node, 4, "ceil_mode", False), arg(node, 5, "count_include_pad", True)
+            dilation, indices, divisor = 1, False, arg(node, 6, "divisor_override")
+
+        def per_dim(t: Any) -> tuple[int, ...] | None:
+            # an int, or a sequence of one or `rank` ints (PyTorch repeats a single one)
+            t = tuple(t) if isinstance(t, (tuple, list)) else (t,)
+            t = t * rank if len(t) == 1 else t
+            ok = len(t) == rank and all(isinstance(x, int) and not isinstance(x, bool) for x in t)
+            return t if ok else None
+        k = per_dim(k)
+        s = k if s is None or s == [] or s == () else per_dim(s)  # no stride: the window's size
+        p, dilation = per_dim(p), per_dim(dilation)
         out = shape_of(node)
-        if not extra_ok or out is None or len(out) != 4:
+        if None in (k, s, p, dilation) or any(d != 1 for d in dilation) or ceil is not False or indices is not False \
+                or divisor is not None or not isinstance(count_pad, bool) or out is None or len(out) != rank + 2:
             return None
-        return self.emit("pool", (v,), ("max" if kind == "max_pool2d" else "avg", k, s, p, bool(count_pad), out))
+        return self.emit("pool", (v,), (mode, k, s, p, count_pad, out))
 
 
 def _broadcast_kind(xs: tuple[int, ...] | None, shape: tuple[int, ...], group_kind: str) -> str | None:

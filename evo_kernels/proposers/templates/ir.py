@@ -2,9 +2,11 @@
 
 A group is an anchor (a GEMM, a convolution: whatever an anchor template's pattern matches), or no
 anchor (a plain input: a "chain"), followed by a DAG of elementwise ops, row reductions over the last
-dim, a training-mode BatchNorm right after the anchor, and at most one 2-D pooling (all fp32), lowered
-to `Op(name, args, const)` where an arg is "v" (the anchor's value), "tK" (the K-th op's result), "pJ"
-(the J-th operand: a tensor from outside the group) or a float. Templates turn ops into Triton lines.
+dim, a training-mode BatchNorm right after the anchor, and at most one 1-, 2- or 3-D pooling (all fp32),
+lowered to `Op(name, args, const)` where an arg is "v" (the anchor's value), "tK" (the K-th op's result),
+"pJ" (the J-th operand: a tensor from outside the group) or a float. Templates turn ops into Triton lines.
+A pooling's const is (mode "max" or "avg", kernel, stride, padding, count_include_pad, output shape),
+kernel, stride and padding each a tuple with one int per pooled dim (the last 1, 2 or 3).
 """
 from __future__ import annotations
 

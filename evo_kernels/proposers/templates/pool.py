@@ -1,49 +1,55 @@
-"""2-D max/avg pooling with elementwise ops before it (per input element) and after it, one output
-element per lane. A chain template: it lowers a chain holding one `pool` op; its launch reads the
-elementwise template's space (EW_BLOCK, EW_WARPS)."""
+"""Max/avg pooling over 1, 2 or 3 spatial dims (NCL, NCHW, NCDHW) with elementwise ops before it (per
+input element) and after it, one output element per lane. A chain template: it lowers a chain holding
+one `pool` op; its launch reads the elementwise template's space (EW_BLOCK, EW_WARPS)."""
 from __future__ import annotations
 
 from string import Template
 
 from .ir import Op
-from .base import ChainTemplate, Lowered, body, render, shift, uses
+from .base import REDUCE, ChainTemplate, Lowered, body, render, shift, uses
 
 POOL = Template('''
 @triton.jit
-def $name(x_ptr, out_ptr,$ptrs total, C: tl.constexpr, H: tl.constexpr, W: tl.constexpr, OH: tl.constexpr,
-          OW: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
-          SH: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, IS_MAX: tl.constexpr,
-          COUNT_PAD: tl.constexpr, BLOCK: tl.constexpr):
+def $name(x_ptr, out_ptr,$ptrs total, n_in, C: tl.constexpr, D: tl.constexpr, H: tl.constexpr, W: tl.constexpr,
+          OD: tl.constexpr, OH: tl.constexpr, OW: tl.constexpr, KD: tl.constexpr, KH: tl.constexpr,
+          KW: tl.constexpr, SD: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr, PD: tl.constexpr,
+          PH: tl.constexpr, PW: tl.constexpr, IS_MAX: tl.constexpr, COUNT_PAD: tl.constexpr, BLOCK: tl.constexpr):
     # One output element per lane; the window's elements go through the pre-pool ops one by one.
-    # The sizes are compile-time constants: the index divisions become multiplications.
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK) + total * 0
+    # The sizes are compile-time constants: the index divisions become multiplications, and the dims
+    # a 1-D or 2-D pooling does not have (size 1, window 1, no padding) fold away.
+    # int32 offsets unless either tensor passes 2**31 elements: then `total` or `n_in` is int64.
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK) + total * 0 + n_in * 0
     mask = offs < total
     ow = offs % OW
     oh = (offs // OW) % OH
-    nc = offs // (OW * OH)
+    od = (offs // (OW * OH)) % OD
+    nc = offs // (OW * OH * OD)
     chan = nc % C
-    base = x_ptr + nc * H * W
+    base = x_ptr + nc * (D * H * W)
     if IS_MAX:
         acc = tl.full((BLOCK,), float('-inf'), tl.float32)
     else:
         acc = tl.zeros((BLOCK,), dtype=tl.float32)
     cnt = tl.zeros((BLOCK,), dtype=tl.float32)
-    for i in tl.static_range(KH):
-        for j in tl.static_range(KW):
-            ih = oh * SH - PH + i
-            iw = ow * SW - PW + j
-            ok = mask & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
-            v = tl.load(base + ih * W + iw, mask=ok, other=0.0)
+    for a in tl.static_range(KD):
+        for i in tl.static_range(KH):
+            for j in tl.static_range(KW):
+                id_ = od * SD - PD + a
+                ih = oh * SH - PH + i
+                iw = ow * SW - PW + j
+                ok = mask & (id_ >= 0) & (id_ < D) & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+                v = tl.load(base + (id_ * H + ih) * W + iw, mask=ok, other=0.0)
 $pre
-            if IS_MAX:
-                acc = tl.maximum(acc, tl.where(ok, $pre_out, float('-inf')))
-            else:
-                acc += tl.where(ok, $pre_out, 0.0)
-                cnt += tl.where(ok, 1.0, 0.0)
+                # Padding as PyTorch's: -inf for max; for avg zeros, counted unless not COUNT_PAD.
+                if IS_MAX:
+                    acc = tl.maximum(acc, tl.where(ok, $pre_out, float('-inf')))
+                else:
+                    acc += tl.where(ok, $pre_out, 0.0)
+                    cnt += tl.where(ok, 1.0, 0.0)
     if IS_MAX:
         v = acc
     elif COUNT_PAD:
-        v = acc / (KH * KW)
+        v = acc / (KD * KH * KW)
     else:
         v = acc / cnt
 $post
@@ -58,23 +64,32 @@ def _lower(t: ChainTemplate, name: str, ops: list[Op], kinds: list[str], y: str,
     pool_at = next(i for i, op in enumerate(ops) if op.name == "pool")
     pre, post = ops[:pool_at], shift(ops, pool_at + 1)
     pool = ops[pool_at]
-    if pool.args[0] != (f"t{pool_at - 1}" if pool_at else "v") or any(
+    # Before the pool only per-element ops with per-channel operands: the kernel computes them on
+    # input elements, where "full" operands (loaded at `offs`, an output index) would be wrong.
+    if pool.args[0] != (f"t{pool_at - 1}" if pool_at else "v") or any(op.name in REDUCE for op in pre) or any(
             kinds[int(r[1:])] != "chan" for r in uses(pre) if r.startswith("p")):
         return None
     if not t.supports(post, kinds):
         return None
-    pre_lines, pre_out = body(pre, t.loads_for(kinds), indent=" " * 12)
+    pre_lines, pre_out = body(pre, t.loads_for(kinds), indent=" " * 16)
     post_lines, out = body(post, t.loads_for(kinds))
     kernel = render(POOL, name, nptr, pre="\n".join(pre_lines), pre_out=pre_out,
                     post="\n".join(post_lines), out=out)
-    mode, (kh, kw), (sh, sw), (ph, pw), count_pad, _ = pool.const
+    mode, k, s, p, count_pad, _ = pool.const
+    # The spatial dims this pooling has are the last len(k) of (d, h, w); the others are size 1,
+    # window 1, stride 1, no padding.
+    dims = ("d", "h", "w")[3 - len(k):]
+    ones = ["1"] * (3 - len(k))
+    outs = ", ".join(f"o{d}" for d in dims)
+    sizes = ", ".join(ones + list(dims) + ones + [f"o{d}" for d in dims])
+    geometry = ", ".join(f"{g}{d}={v}" for g, fill, values in (("K", 1, k), ("S", 1, s), ("P", 0, p))
+                         for d, v in zip("DHW", (fill,) * len(ones) + tuple(values)))
     launch = [
-        f"    nb, c, h, w = {y}.shape",
-        f"    oh, ow = (h + {2 * ph} - {kh}) // {sh} + 1, (w + {2 * pw} - {kw}) // {sw} + 1",
-        f"    out = torch.empty((nb, c, oh, ow), device={y}.device, dtype=torch.float32)",
-        f"    {name}[(triton.cdiv(out.numel(), EW_BLOCK),)]({y}, out, {ptrs}out.numel(), c, h, w, oh, ow, "
-        f"KH={kh}, KW={kw}, SH={sh}, SW={sw}, PH={ph}, PW={pw}, IS_MAX={mode == 'max'}, "
-        f"COUNT_PAD={count_pad}, BLOCK=EW_BLOCK, num_warps=EW_WARPS)",
+        f"    nb, c, {', '.join(dims)} = {y}.shape",
+        f"    {outs} = " + ", ".join(f"({d} + {2 * pi} - {ki}) // {si} + 1" for d, ki, si, pi in zip(dims, k, s, p)),
+        f"    out = torch.empty((nb, c, {outs}), device={y}.device, dtype=torch.float32)",
+        f"    {name}[(triton.cdiv(out.numel(), EW_BLOCK),)]({y}, out, {ptrs}out.numel(), {y}.numel(), c, {sizes}, "
+        f"{geometry}, IS_MAX={mode == 'max'}, COUNT_PAD={count_pad}, BLOCK=EW_BLOCK, num_warps=EW_WARPS)",
     ]
     return Lowered(kernel, launch, "out")
 

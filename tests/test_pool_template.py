@@ -1,0 +1,123 @@
+"""The pool template (templates/pool.py) over 1, 2 and 3 pooled dims, under Triton's interpreter: max and
+average pooling with padding (count_include_pad both ways), modules and functions, elementwise ops
+before the pool (with a per-channel operand) and after it; and the variants it refuses (ceil_mode,
+divisor_override, dilation, indices, a wrong rank, fp64), which lower no pool op at all."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from evo_kernels.harness.policy import check_source
+from evo_kernels.model.problem import load_problem
+from evo_kernels.proposers import fusion
+from evo_kernels.proposers.fusion.graph import find_groups, trace
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+KERNEL_LINE = "# One output element per lane; the window's elements go through the pre-pool ops one by one."
+
+# name -> (the pooling module or None, forward's return, inputs). Shapes are tiny and uneven: the
+# windows cross every edge, and the last block of lanes is partial.
+CASES = {
+    "max1d_pad": ("nn.MaxPool1d(3, stride=2, padding=1)", "torch.sigmoid(self.m(torch.tanh(x)))",
+                  "torch.randn(2, 3, 11)"),
+    "avg1d_count_pad_chan": (None, "F.avg_pool1d(x * 2.0 + self.b, 3, 1, 1) - 1.0", "torch.randn(2, 3, 10)"),
+    "avg1d_no_count_pad": ("nn.AvgPool1d(4, stride=3, padding=2, count_include_pad=False)",
+                           "F.relu(self.m(x - 0.5)) * 3.0", "torch.randn(2, 3, 13)"),
+    "max3d_pad": ("nn.MaxPool3d(3, stride=2, padding=1)", "self.m(torch.tanh(x) * 2.0 - 0.5) + 1.0",
+                  "torch.randn(2, 3, 5, 6, 7)"),
+    "avg3d_count_pad": (None, "F.avg_pool3d(torch.exp(x), (2, 3, 2), stride=(1, 2, 1), padding=(1, 1, 0)) * 0.5",
+                        "torch.randn(1, 2, 5, 7, 4)"),
+    "avg3d_no_count_pad": ("nn.AvgPool3d(3, stride=2, padding=1, count_include_pad=False)",
+                           "torch.sigmoid(self.m(F.hardswish(x)))", "torch.randn(2, 2, 4, 5, 6)"),
+    "max2d_function": (None, "torch.tanh(F.max_pool2d(x - 0.1, 2, padding=1))", "torch.randn(2, 3, 7, 6)"),
+}
+
+NUMERICS = """
+import sys, torch
+from pathlib import Path
+from evo_kernels.model.problem import import_file, load_problem
+for i in range(1, len(sys.argv), 2):
+    problem = load_problem(sys.argv[i])
+    module = import_file(Path(sys.argv[i + 1]), f"pool_{i}")
+    ref = problem.make_model(problem.Model, 0, "cpu")
+    new = problem.make_model(module.ModelNew, 1, "cpu")
+    new.load_state_dict(ref.state_dict())
+    for seed in (1, 2):
+        x = problem.make_inputs(seed, "cpu")
+        with torch.no_grad():
+            want, got = ref(*[t.clone() for t in x]), new(*[t.clone() for t in x])
+        assert got.shape == want.shape and got.dtype == want.dtype, (sys.argv[i], got.shape, want.shape)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5, msg=lambda m: sys.argv[i] + ": " + m)
+    print("ok", Path(sys.argv[i]).stem)
+"""
+
+
+def _write(tmp_path, name: str, mod: str | None, ret: str, inp: str) -> str:
+    init = "        super().__init__()\n        self.b = nn.Parameter(torch.randn(3, 1))\n"
+    if mod is not None:
+        init += f"        self.m = {mod}\n"
+    src = (f"class Model(nn.Module):\n    def __init__(self):\n{init}"
+           f"    def forward(self, x):\n        return {ret}\n"
+           f"def get_inputs():\n    return [{inp}]\ndef get_init_inputs():\n    return []\n")
+    path = tmp_path / f"{name}.py"
+    path.write_text(HEADER + src)
+    return str(path)
+
+
+def _pools(path: str) -> list:
+    problem = load_problem(path)
+    gm = trace(problem.Model, problem.init_inputs(), problem.make_inputs(0, "meta"))
+    assert gm is not None
+    return [g.pool for g in find_groups(gm, []) if g.pool is not None]
+
+
+def test_each_rank_computes_the_reference(tmp_path):
+    pairs = []
+    for name, (mod, ret, inp) in CASES.items():
+        path = _write(tmp_path, name, mod, ret, inp)
+        built = fusion.build(load_problem(path), ["fuse_chains"])
+        assert built is not None, name
+        source, spaces = built
+        # one kernel, the pool's, holding the ops before and after the pool
+        assert spaces == ["elementwise"] and source.count("@triton.jit") == source.count(KERNEL_LINE) == 1, name
+        assert check_source(source) == [], [str(v) for v in check_source(source)]
+        cand = tmp_path / f"{name}_candidate.py"
+        assert "\nEW_BLOCK = 1024\n" in source
+        cand.write_text(source.replace("\nEW_BLOCK = 1024\n", "\nEW_BLOCK = 64\n"))  # several programs each
+        pairs += [path, str(cand)]
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", NUMERICS, *pairs], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("ok ") == len(CASES), out.stdout
+
+
+def test_the_ir_holds_one_value_per_pooled_dim(tmp_path):
+    (pool,) = _pools(_write(tmp_path, "max3d", *CASES["max3d_pad"]))
+    assert pool.const == ("max", (3, 3, 3), (2, 2, 2), (1, 1, 1), True, (2, 3, 3, 3, 4))
+    (pool,) = _pools(_write(tmp_path, "avg1d", *CASES["avg1d_no_count_pad"]))
+    assert pool.const == ("avg", (4,), (3,), (2,), False, (2, 3, 5))
+    (pool,) = _pools(_write(tmp_path, "avg3d", *CASES["avg3d_count_pad"]))
+    assert pool.const == ("avg", (2, 3, 2), (1, 2, 1), (1, 1, 0), True, (1, 2, 6, 4, 3))
+
+
+@pytest.mark.parametrize("mod, ret, inp", [
+    ("nn.MaxPool1d(3, stride=2, ceil_mode=True)", "torch.sigmoid(self.m(torch.tanh(x)))", "torch.randn(2, 3, 10)"),
+    ("nn.AvgPool3d(3, stride=2, ceil_mode=True)", "torch.sigmoid(self.m(torch.tanh(x)))", "torch.randn(1, 2, 6, 6, 6)"),
+    (None, "torch.sigmoid(F.avg_pool1d(torch.tanh(x), 3, ceil_mode=True))", "torch.randn(2, 3, 10)"),
+    ("nn.AvgPool3d(2, divisor_override=3)", "torch.sigmoid(self.m(torch.tanh(x)))", "torch.randn(1, 2, 4, 4, 4)"),
+    (None, "torch.sigmoid(F.avg_pool2d(torch.tanh(x), 2, divisor_override=3))", "torch.randn(1, 2, 4, 4)"),
+    ("nn.MaxPool3d(2, dilation=2)", "torch.sigmoid(self.m(torch.tanh(x)))", "torch.randn(1, 2, 6, 6, 6)"),
+    (None, "torch.sigmoid(F.max_pool1d(torch.tanh(x), 3, dilation=2))", "torch.randn(2, 3, 10)"),
+    ("nn.MaxPool1d(2, return_indices=True)", "self.m(torch.tanh(x))[0] * 2.0", "torch.randn(2, 3, 10)"),
+    ("nn.MaxPool1d(2)", "torch.sigmoid(self.m(torch.tanh(x)))", "torch.randn(3, 10)"),  # unbatched (C, L)
+    ("nn.MaxPool3d(2)", "torch.sigmoid(self.m(torch.tanh(x)))", "torch.randn(1, 2, 4, 4, 4, dtype=torch.float64)"),
+], ids=["ceil_max1d", "ceil_avg3d", "ceil_function", "divisor_module", "divisor_function", "dilation_module",
+        "dilation_function", "indices", "unbatched", "fp64"])
+def test_unsupported_variants_lower_no_pool(tmp_path, mod, ret, inp):
+    path = _write(tmp_path, "refused", mod, ret, inp)
+    assert _pools(path) == []
+    built = fusion.build(load_problem(path), ["fuse_chains"])
+    assert built is None or KERNEL_LINE not in built[0]
