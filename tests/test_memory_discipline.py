@@ -1,15 +1,16 @@
 """Device memory: the harness keeps a small constant number of copies of a problem's tensors alive.
 Measured on the GPU with experiments/memory_check.py; here, on the CPU, the orderings that keep it
 so: the judge lets go of a trial's inputs and outputs before it makes the next trial's, timing
-releases an output before the next inputs, keeps fewer timed outputs when they are large, and the
-poisoned blocks for a large output are one, not four."""
+releases an output before the next inputs (also with the checks that run after each call: a frame
+cycle there once kept every repetition's output alive), keeps fewer timed outputs when they are
+large, and the poisoned blocks for a large output are one, not four."""
 import random
 import weakref
 
 import torch
 
 from evo_kernels.config import TimingConfig, from_dict
-from evo_kernels.harness import checks, judge as judge_mod, timing, trials
+from evo_kernels.harness import checks, integrity, judge as judge_mod, timing, trials
 from evo_kernels.harness.backends import get_backend
 from evo_kernels.model.problem import load_problem
 
@@ -65,7 +66,9 @@ def test_timing_releases_the_output_before_fresh_inputs_and_keeps_fewer_large_ou
     cfg = TimingConfig(warmup_calls=1, warmup_ms=0, min_reps=12, min_time_ms=0, flush_cache=False)
     out_bytes = 8 * 16 * 4
     monkeypatch.setattr(timing, "KEPT_BYTES", 2 * out_bytes + 1)
-    _, kept = timing.time_model(model, problem, cfg, random.Random(0), get_backend("cpu"), keep=3)
+    # After each call, the defendant's checks (threads still running candidate code) run as well.
+    _, kept = timing.time_model(model, problem, cfg, random.Random(0), get_backend("cpu"), keep=3,
+                                after_call=integrity.candidate_threads)
     assert len(kept) == 2  # three asked for, two fit
     # Kept outputs are copies: when a repetition's inputs are made, no output of the model is alive.
     assert max(live_at_refresh) == 0, live_at_refresh
