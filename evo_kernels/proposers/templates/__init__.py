@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ...model.tunables import register_space
 from .ir import Op
-from . import attention, conv, cross_entropy, elementwise, gemm, pool, reduce, rowwise
+from . import attention, conv, cross_entropy, elementwise, gemm, pool, reduce, rowwise, scan
 from .base import HELPERS, AnchorTemplate, ChainTemplate, Emitted, Lowered, TritonTemplate
 
 TEMPLATES: list[TritonTemplate] = [
@@ -18,6 +18,7 @@ TEMPLATES: list[TritonTemplate] = [
     attention.TEMPLATE,  # scaled_dot_product_attention (hand-written attention through the sdpa rule)
     reduce.TEMPLATE,  # reductions and norms a row template cannot hold
     cross_entropy.TEMPLATE,
+    scan.TEMPLATE,  # cumulative sums
     pool.TEMPLATE,  # a chain with a pooling, whatever else it holds
     rowwise.TEMPLATE,  # a chain with a row reduction
     elementwise.TEMPLATE,  # any other chain
