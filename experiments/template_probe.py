@@ -41,8 +41,9 @@ RED_CONFIGS = [{}, {"RED_TILE": 8192}, {"RED_TILE": 2048, "RED_WARPS": 4}, {"RED
 R = dict(reduce=True)
 CE_CONFIGS = [{}, {"CE_TILE": 8192}, {"CE_TILE": 2048, "CE_WARPS": 4}, {"CE_WARPS": 16}, {"CE_WAVES": 8}]
 EW_CONFIGS = [{}, {"EW_BLOCK": 512}, {"EW_BLOCK": 2048, "EW_WARPS": 8}]
-POOL_CONFIGS = EW_CONFIGS + [{"EW_BLOCK": 256, "EW_WARPS": 8}, {"EW_BLOCK": 256, "EW_WARPS": 4}, {"EW_BLOCK": 512, "EW_WARPS": 8}]
-ATTN_CONFIGS = [{}, {"ATTN_BLOCK_N": 32}, {"ATTN_BLOCK_M": 64}, {"ATTN_WARPS": 4}, {"ATTN_STAGES": 3},
+POOL_CONFIGS = [{}, {"POOL_BLOCK": 512}, {"POOL_BLOCK": 2048}, {"POOL_WARPS": 8}, {"POOL_WARPS": 2},
+                {"POOL_BLOCK": 512, "POOL_WARPS": 8}]
+ATTN_CONFIGS = [{}, {"ATTN_BLOCK_N": 32}, {"ATTN_BLOCK_M": 64}, {"ATTN_WARPS": 4}, {"ATTN_STAGES": 2},
                 {"ATTN_STAGES": 1}, {"ATTN_BLOCK_M": 64, "ATTN_WARPS": 4}, {"ATTN_BLOCK_M": 64, "ATTN_BLOCK_N": 128},
                 {"ATTN_PRECISION": "ieee"}]
 ATTN = dict(attention=True)

@@ -12,7 +12,8 @@ float: added to the scores) broadcastable to the scores, no dropout, no grouped-
 size up to 128. Hand-written attention reaches it through the `sdpa` rule.
 
 ATTN_BLOCK_M: queries per program; ATTN_BLOCK_N: keys per step; ATTN_WARPS; ATTN_STAGES: software
-pipelining depth of the key/value loads.
+pipelining depth of the key/value loads. Defaults from the H200 (causal, 2 x 16 x 8192 x 64): 128 x
+64 tiles, 8 warps, 3 stages 5.88 ms; 2 stages 6.10; 64-query tiles 11.3; "ieee" products 215 ms.
 """
 from __future__ import annotations
 
@@ -204,5 +205,5 @@ TEMPLATE = AnchorTemplate(
     example_params={"ATTN_BLOCK_M": 16, "ATTN_BLOCK_N": 16},
     name="attention", rule="triton_attention", prior=5.0, kind="reduce", pattern=attention_source, emitter=_emit,
     params={"ATTN_BLOCK_M": [128, 64], "ATTN_BLOCK_N": [64, 32, 128], "ATTN_WARPS": [8, 4],
-            "ATTN_STAGES": [2, 3, 1], "ATTN_PRECISION": ["tf32x3", "ieee"]},
+            "ATTN_STAGES": [3, 2, 1], "ATTN_PRECISION": ["tf32x3", "ieee"]},
     constraints=["ATTN_BLOCK_M * ATTN_BLOCK_N <= 8192"])
