@@ -128,3 +128,18 @@ def test_a_mask_the_tracer_folded_into_a_constant_builds_no_candidate(tmp_path):
     hand = tmp_path / "folded.py"
     hand.write_text(HEADER + HAND_WRITTEN.replace("t = q.size(-2)", "t = 30"))
     assert fusion.build(load_problem(str(hand)), ("sdpa", "triton_attention")) is None
+
+
+def test_hand_written_attention_gets_the_kernel_in_its_first_draft(tmp_path):
+    # triton_attention changes nothing on its own there (no SDPA call until the sdpa rule makes
+    # one): it still counts as applying, so the all-templates first draft holds it.
+    from evo_kernels.model.candidate import Evaluation
+    from evo_kernels.proposers.base import reference_candidate
+    from evo_kernels.proposers.rules import RulesProposer, facts_for
+    hand = tmp_path / "hand_written.py"
+    hand.write_text(HEADER + HAND_WRITTEN)
+    problem = load_problem(str(hand))
+    assert {"sdpa", "triton_attention"} <= facts_for(problem, "cuda").graph_rules
+    drafts = RulesProposer(seed=0, device="cuda").propose(
+        problem, [(reference_candidate(problem), Evaluation("ok", speedup=1.0))], [], 1)
+    assert "triton_attention" in drafts[0].technique.split("+") and "_attn_0_run" in drafts[0].source

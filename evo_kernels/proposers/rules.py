@@ -140,6 +140,19 @@ def facts_for(problem: Problem, device: str) -> Facts:
                 graph.add(rule.name)
         except Exception:  # noqa: BLE001 - a rule that fails on this problem does not apply to it
             pass
+    # A template whose pattern the sdpa rewrite makes (the attention kernel, on attention written out
+    # by hand) applies when it changes what sdpa alone builds.
+    if "sdpa" in graph:
+        alone = fusion.build(problem, ["sdpa"])
+        for rule in _GRAPH_RULES:
+            if rule.name in graph:
+                continue
+            try:
+                built = fusion.build(problem, [rule.name, "sdpa"])
+            except Exception:  # noqa: BLE001
+                continue
+            if built is not None and alone is not None and built[0] != alone[0]:
+                graph.add(rule.name)
     return Facts(device=device, module_types=types, graph_rules=frozenset(graph))
 
 
