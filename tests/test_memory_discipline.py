@@ -7,6 +7,7 @@ large, and the poisoned blocks for a large output are one, not four."""
 import random
 import weakref
 
+import pytest
 import torch
 
 from evo_kernels.config import TimingConfig, from_dict
@@ -103,3 +104,22 @@ def test_workers_trace_their_memory_per_request_when_asked(tmp_path):
     lines = [json.loads(line) for line in trace.read_text().splitlines()]
     ops = {(r["role"], r["op"]) for r in lines}
     assert {("judge", "baselines"), ("judge", "compare"), ("defendant", "trial"), ("defendant", "time")} <= ops, ops
+
+
+def test_the_strict_comparison_reads_in_chunks_with_the_same_verdicts(monkeypatch):
+    torch.manual_seed(0)
+    ref = torch.randn(5000)
+    ref[[7, 4000]] = float("nan")
+    ref[[11, 2500]] = float("inf")
+    close = ref + 1e-6
+    far = close.clone()
+    far[4999] += 1.0
+    whole = checks.compare_tensor(ref, close, 1e-4, 1e-4, "x")
+    monkeypatch.setattr(checks, "_CHUNK", 64)  # 79 chunks
+    assert checks.compare_tensor(ref, close, 1e-4, 1e-4, "x") == pytest.approx(whole, rel=1e-9)
+    with pytest.raises(checks.Reject, match="1 of 4996 elements outside"):
+        checks.compare_tensor(ref, far, 1e-4, 1e-4, "x")
+    moved = close.clone()
+    moved[2500], moved[2501] = moved[2501], float("inf")
+    with pytest.raises(checks.Reject, match="infinities differ"):
+        checks.compare_tensor(ref, moved, 1e-4, 1e-4, "x")
