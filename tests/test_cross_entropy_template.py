@@ -2,9 +2,6 @@
 and module forms, mean (over the rows not ignored), sum and none, an ignore_index some targets hit,
 rows split into chunks (few rows, a long row: the combine path) and not split; and what it must
 leave to PyTorch (class weights, label smoothing, more than two dims, probabilities as targets)."""
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -13,7 +10,8 @@ from evo_kernels.model.problem import load_problem
 from evo_kernels.model.tunables import bake
 from evo_kernels.proposers import fusion
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from interpreted import check_pairs
+
 HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 TARGETS = "torch.where(torch.arange({n}) % 4 == 1, -100, torch.randint(0, {c}, ({n},)))"  # a quarter ignored
 
@@ -31,24 +29,6 @@ CASES = {  # name: (forward body, rows, classes, targets)
 # path), with a partial last tile; CE_WAVES 0: one program per row.
 SPLIT = {"CE_TILE": 32, "CE_WARPS": 4, "CE_WAVES": 8}
 UNSPLIT = {"CE_TILE": 32, "CE_WARPS": 4, "CE_WAVES": 0}
-
-NUMERICS = """
-import sys, torch
-from pathlib import Path
-from evo_kernels.model.problem import import_file, load_problem
-for i in range(1, len(sys.argv), 2):
-    problem = load_problem(sys.argv[i])
-    module = import_file(Path(sys.argv[i + 1]), f"ce_{i}")
-    ref = problem.make_model(problem.Model, 0, "cpu")
-    new = problem.make_model(module.ModelNew, 1, "cpu")
-    with torch.no_grad():
-        inputs = problem.make_inputs(7, "cpu")
-        want, got = ref(*[t.clone() for t in inputs]), new(*[t.clone() for t in inputs])
-    assert got.shape == want.shape and got.dtype == want.dtype, (sys.argv[i], got.shape, want.shape, got.dtype)
-    torch.testing.assert_close(got, want, atol=2e-5, rtol=2e-5, equal_nan=True, msg=lambda m: sys.argv[i] + ": " + m)
-    print("ok", Path(sys.argv[i]).stem)
-"""
-
 
 def _problem(tmp_path, name: str, body: str, n: int, c: int, targets: str = TARGETS,
              logits: str = "torch.randn({n}, {c})", module: str = "nn.CrossEntropyLoss()") -> str:
@@ -74,11 +54,7 @@ def test_each_form_is_claimed_and_computes_the_reference(tmp_path):
             cand = tmp_path / f"{name}_candidate_{i}.py"
             cand.write_text(bake(source, params))
             pairs += [path, str(cand)]
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=ROOT)
-    out = subprocess.run([sys.executable, "-c", NUMERICS, *pairs], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=900)
-    assert out.returncode == 0, out.stdout + out.stderr[-4000:]
-    assert out.stdout.count("ok ") == 2 * len(CASES), out.stdout
+    check_pairs(pairs, tol=2e-5, equal_nan=True)
 
 
 @pytest.mark.parametrize("body, logits, targets, module", [

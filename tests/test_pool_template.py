@@ -2,9 +2,6 @@
 average pooling with padding (count_include_pad both ways), modules and functions, elementwise ops
 before the pool (with a per-channel operand) and after it; and the variants it refuses (ceil_mode,
 divisor_override, dilation, indices, a wrong rank, fp64), which lower no pool op at all."""
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -13,7 +10,8 @@ from evo_kernels.model.problem import load_problem
 from evo_kernels.proposers import fusion
 from evo_kernels.proposers.fusion.graph import find_groups, trace
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from interpreted import check_pairs
+
 HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 KERNEL_LINE = "# One output element per lane; the window's elements go through the pre-pool ops one by one."
 
@@ -33,26 +31,6 @@ CASES = {
                            "torch.sigmoid(self.m(F.hardswish(x)))", "torch.randn(2, 2, 4, 5, 6)"),
     "max2d_function": (None, "torch.tanh(F.max_pool2d(x - 0.1, 2, padding=1))", "torch.randn(2, 3, 7, 6)"),
 }
-
-NUMERICS = """
-import sys, torch
-from pathlib import Path
-from evo_kernels.model.problem import import_file, load_problem
-for i in range(1, len(sys.argv), 2):
-    problem = load_problem(sys.argv[i])
-    module = import_file(Path(sys.argv[i + 1]), f"pool_{i}")
-    ref = problem.make_model(problem.Model, 0, "cpu")
-    new = problem.make_model(module.ModelNew, 1, "cpu")
-    new.load_state_dict(ref.state_dict())
-    for seed in (1, 2):
-        x = problem.make_inputs(seed, "cpu")
-        with torch.no_grad():
-            want, got = ref(*[t.clone() for t in x]), new(*[t.clone() for t in x])
-        assert got.shape == want.shape and got.dtype == want.dtype, (sys.argv[i], got.shape, want.shape)
-        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5, msg=lambda m: sys.argv[i] + ": " + m)
-    print("ok", Path(sys.argv[i]).stem)
-"""
-
 
 def _write(tmp_path, name: str, mod: str | None, ret: str, inp: str) -> str:
     init = "        super().__init__()\n        self.b = nn.Parameter(torch.randn(3, 1))\n"
@@ -87,11 +65,7 @@ def test_each_rank_computes_the_reference(tmp_path):
         assert "\nPOOL_BLOCK = 1024\n" in source
         cand.write_text(source.replace("\nPOOL_BLOCK = 1024\n", "\nPOOL_BLOCK = 64\n"))  # several programs each
         pairs += [path, str(cand)]
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=ROOT)
-    out = subprocess.run([sys.executable, "-c", NUMERICS, *pairs], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.count("ok ") == len(CASES), out.stdout
+    check_pairs(pairs, seeds=(1, 2))
 
 
 def test_the_ir_holds_one_value_per_pooled_dim(tmp_path):

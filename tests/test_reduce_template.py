@@ -3,9 +3,6 @@ reductions over a run of dims (sum, mean, amax, amin, argmax, argmin, with and w
 all dims), softmax and log-softmax over a middle dim and over a long last dim, LayerNorm over several
 trailing dims, GroupNorm, InstanceNorm with affine parameters. Tiles are made small so that each
 reduction is split into several chunks (the combine path) and has a partial last tile."""
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -14,7 +11,8 @@ from evo_kernels.model.problem import load_problem
 from evo_kernels.model.tunables import bake
 from evo_kernels.proposers import fusion
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from interpreted import check_pairs
+
 HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 
 CASES = {
@@ -42,28 +40,6 @@ UNSPLIT = {"RED_TILE": 16, "RED_BLOCK_B": 4, "RED_WARPS": 4, "RED_WAVES": 0}
 # into 14 chunks with a partial last tile, in a fraction of the time.
 OWN = {"softmax_long_row": {"RED_TILE": 1024}}
 
-NUMERICS = """
-import sys, torch
-from pathlib import Path
-from evo_kernels.model.problem import import_file, load_problem
-for i in range(1, len(sys.argv), 2):
-    problem = load_problem(sys.argv[i])
-    module = import_file(Path(sys.argv[i + 1]), f"reduce_{i}")
-    ref = problem.make_model(problem.Model, 0, "cpu")
-    new = problem.make_model(module.ModelNew, 1, "cpu")
-    new.load_state_dict(ref.state_dict())
-    with torch.no_grad():
-        for p in ref.parameters():  # affine parameters away from their initial ones and zeros
-            p.copy_(torch.randn_like(p))
-        new.load_state_dict(ref.state_dict())
-        x = problem.make_inputs(7, "cpu")
-        want, got = ref(*[t.clone() for t in x]), new(*[t.clone() for t in x])
-    assert got.shape == want.shape and got.dtype == want.dtype, (sys.argv[i], got.shape, want.shape, got.dtype)
-    torch.testing.assert_close(got, want, atol=2e-5, rtol=2e-5, msg=lambda m: sys.argv[i] + ": " + m)
-    print("ok", Path(sys.argv[i]).stem)
-"""
-
-
 def _problem(tmp_path, name: str) -> str:
     if name in CASES:
         body, inp = CASES[name]
@@ -90,11 +66,7 @@ def test_each_kind_is_claimed_and_computes_the_reference(tmp_path):
             cand = tmp_path / f"{name}_candidate_{i}.py"
             cand.write_text(bake(source, {**params, **OWN.get(name, {})}))
             pairs += [path, str(cand)]
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=ROOT)
-    out = subprocess.run([sys.executable, "-c", NUMERICS, *pairs], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=900)
-    assert out.returncode == 0, out.stdout + out.stderr[-4000:]
-    assert out.stdout.count("ok ") == 2 * (len(CASES) + len(MODULES)), out.stdout
+    check_pairs(pairs, tol=2e-5, random_params=True)
 
 
 @pytest.mark.parametrize("body", ["return torch.softmax(x, dim=-1)", "return F.layer_norm(x, (300,))",

@@ -3,9 +3,6 @@ several tiles with a ragged last tile, a middle dim, dim 0, a negative dim, rank
 and a few long rows split into chunks (the two-pass path, rows and columns); its error against a
 float64 cumsum on a long row no more than twice PyTorch's; and what it must leave to PyTorch
 (integer input, a dtype cast, out=)."""
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -14,7 +11,8 @@ from evo_kernels.model.problem import load_problem
 from evo_kernels.model.tunables import bake
 from evo_kernels.proposers import fusion
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from interpreted import check_pairs
+
 HEADER = "import torch\nimport torch.nn as nn\n"
 
 # name: (forward body, input, tunables). Tiles are small so that a few thousand elements still span
@@ -31,26 +29,6 @@ CASES = {
     "split_rows": ("return x.cumsum(dim=1)", "torch.randn(2, 900)", SPLIT),
     "split_columns": ("return torch.cumsum(x, 0)", "torch.randn(400, 6)", SPLIT),
 }
-
-NUMERICS = """
-import sys, torch
-from pathlib import Path
-from evo_kernels.model.problem import import_file, load_problem
-for i in range(1, len(sys.argv), 2):
-    problem = load_problem(sys.argv[i])
-    module = import_file(Path(sys.argv[i + 1]), f"scan_{i}")
-    ref, new = problem.Model(), module.ModelNew()
-    x = problem.make_inputs(7, "cpu")
-    with torch.no_grad():
-        want, got = ref(*[t.clone() for t in x]), new(*[t.clone() for t in x])
-        oracle = ref(*[t.double() for t in x])
-    assert got.shape == want.shape and got.dtype == want.dtype, (sys.argv[i], got.shape, got.dtype)
-    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5, msg=lambda m: sys.argv[i] + ": " + m)
-    err = lambda y: ((y.double() - oracle).norm() / oracle.norm()).item()
-    assert err(got) <= 2 * err(want) + 1e-12, (sys.argv[i], err(got), err(want))
-    print("ok", Path(sys.argv[i]).stem, err(got), err(want))
-"""
-
 
 def _problem(tmp_path, name: str, body: str, inputs: str) -> str:
     path = tmp_path / f"{name}.py"
@@ -71,19 +49,10 @@ def _candidate(tmp_path, name: str, body: str, inputs: str, params: dict) -> lis
     return [path, str(cand)]
 
 
-def _run(pairs: list[str]) -> str:
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=ROOT)
-    out = subprocess.run([sys.executable, "-c", NUMERICS, *pairs], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=900)
-    assert out.returncode == 0, out.stdout + out.stderr[-4000:]
-    return out.stdout
-
-
 def test_each_form_computes_torch_cumsum(tmp_path):
     pairs = [p for name, (body, inputs, params) in CASES.items()
              for p in _candidate(tmp_path, name, body, inputs, params)]
-    stdout = _run(pairs)
-    assert stdout.count("ok ") == len(CASES), stdout
+    check_pairs(pairs, oracle_factor=2.0, oracle_floor=1e-12)
 
 
 def test_a_long_row_is_as_accurate_as_torch(tmp_path):
@@ -91,8 +60,7 @@ def test_a_long_row_is_as_accurate_as_torch(tmp_path):
     # cumsum (which accumulates in double); the compensated carry stays within 2x of it.
     pairs = _candidate(tmp_path, "long_row", "return torch.cumsum(x, -1)", "torch.randn(1, 6000) + 0.1",
                        {"SCAN_WAVES": 0})
-    stdout = _run(pairs)
-    assert stdout.count("ok ") == 1, stdout
+    check_pairs(pairs, oracle_factor=2.0, oracle_floor=1e-12)
 
 
 @pytest.mark.parametrize("body, inputs", [

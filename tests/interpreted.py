@@ -1,0 +1,59 @@
+"""Template numerics under Triton's interpreter, shared by the template tests: each (problem file,
+candidate file) pair is run in one subprocess (Triton imported once) with TRITON_INTERPRET=1, the
+candidate against the problem's reference on the same inputs, and, where asked, against a float64
+oracle: no less accurate than the reference's fp32 by more than a factor."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SCRIPT = """
+import json, sys, torch
+from pathlib import Path
+from evo_kernels.model.problem import import_file, load_problem
+opts = json.loads(sys.argv[1])
+pairs = sys.argv[2:]
+for i in range(0, len(pairs), 2):
+    problem = load_problem(pairs[i])
+    module = import_file(Path(pairs[i + 1]), f"interpreted_{i}")
+    ref = problem.make_model(problem.Model, 0, "cpu")
+    new = problem.make_model(module.ModelNew, 1, "cpu")
+    with torch.no_grad():
+        if opts["random_params"]:  # parameters away from their initial ones (a norm's 1 and 0)
+            for p in ref.parameters():
+                p.copy_(torch.randn_like(p))
+        new.load_state_dict(ref.state_dict())
+    for seed in opts["seeds"]:
+        x = problem.make_inputs(seed, "cpu")
+        with torch.no_grad():
+            want, got = ref(*[t.clone() for t in x]), new(*[t.clone() for t in x])
+        assert got.shape == want.shape and got.dtype == want.dtype, (pairs[i + 1], got.shape, want.shape, got.dtype)
+        torch.testing.assert_close(got, want, atol=opts["tol"], rtol=opts["tol"], equal_nan=opts["equal_nan"],
+                                   msg=lambda m: pairs[i + 1] + ": " + m)
+        if opts["oracle_factor"]:
+            with torch.no_grad():
+                exact = ref.double()(*[t.double() if t.is_floating_point() else t for t in x])
+            ref.float()
+            err = lambda y: float((y.double() - exact).norm() / exact.norm())
+            assert err(got) <= max(opts["oracle_factor"] * err(want), opts["oracle_floor"]), \\
+                (pairs[i + 1], err(got), err(want))
+    print("ok", Path(pairs[i]).stem)
+"""
+
+
+def check_pairs(pairs: list[str], *, tol: float = 1e-5, seeds: tuple[int, ...] = (7,), equal_nan: bool = False,
+                random_params: bool = False, oracle_factor: float = 0.0, oracle_floor: float = 0.0,
+                timeout: float = 900) -> str:
+    """Run every (problem, candidate) pair; assert each passed; return the subprocess's output."""
+    opts = dict(tol=tol, seeds=list(seeds), equal_nan=equal_nan, random_params=random_params,
+                oracle_factor=oracle_factor, oracle_floor=oracle_floor)
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=ROOT)
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(opts), *pairs], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert proc.stdout.count("ok ") == len(pairs) // 2, proc.stdout
+    return proc.stdout
