@@ -338,7 +338,10 @@ class Judge:
         if which is not None:
             raise Reject("incorrect", f"input_passthrough: {where}: ModelNew returned input {which} unchanged "
                                       "where the reference's output differs from it")
-        self._check_not_repeated(case, out, where)
+        # Each output's checksum, once: against earlier trials' now, against this one's at the next call.
+        leaves = [t for t in flatten(out) if isinstance(t, torch.Tensor)]
+        prints = [fingerprint(t) for t in leaves]
+        self._check_not_repeated(case, leaves, prints, where)
         try:
             errors = self._compare_outputs(case, out, protected, where)
             self._compare_buffers(case, buffers, where)
@@ -357,8 +360,7 @@ class Judge:
                 notes.append(f"degenerate: the reference output is within tolerance of input {near}: returning "
                              "the input would pass a tolerance test (input_passthrough rejects it)")
         # Keep this trial's outputs mapped: the next call must not change them.
-        case.held = [(f"{where}: output[{i}]", t, fingerprint(t)) for i, t in enumerate(flatten(out))
-                     if isinstance(t, torch.Tensor)]
+        case.held = [(f"{where}: output[{i}]", t, f) for i, (t, f) in enumerate(zip(leaves, prints))]
         case.fingerprints.update(f for _, t, f in case.held if t.numel() > 1)
         if trial.inputs == "standard":
             case.standard_samples.append(case.ref_samples[-1])
@@ -370,14 +372,14 @@ class Judge:
         self.backend.release_memory()  # the oracle's temporaries: the candidate's process runs next
         return {"ok": True, "notes": notes, "errors": {k: v.to_dict() for k, v in errors.items()}}
 
-    def _check_not_repeated(self, case: _Case, out: Any, where: str) -> None:
+    def _check_not_repeated(self, case: _Case, leaves: list[torch.Tensor], prints: list[int], where: str) -> None:
         """An output with the bytes of the last trial's, for other inputs, is a cached result."""
         before = case.fingerprints
         if not before or case.ref_samples and case.ref_samples[-1] is not None \
                 and torch.equal(case.ref_samples[-1], sample_of(case.ref_out, random.Random(case.idx_seed))):
             return  # the reference's output did not change either: nothing to tell
-        for t in flatten(out):
-            if isinstance(t, torch.Tensor) and t.numel() > 1 and fingerprint(t) in before:
+        for t, f in zip(leaves, prints):
+            if t.numel() > 1 and f in before:
                 raise Reject("incorrect", f"constant_output: {where}: ModelNew returned the same values as for the "
                                           "last trial's different inputs (a cached or constant result)")
 
@@ -419,9 +421,7 @@ class Judge:
         _same_non_finite(r, x, at)
         errors: dict[str, contract.Errors] = {}
         if o is not None:
-            mask = contract._finite_mask(r, o)
-            sample = contract.sample_positions(r.numel(), mask, case.idx_seed)
-            errors = {"candidate": contract.measure(x, o, mask, sample), "baseline": contract.measure(r, o, mask, sample)}
+            errors = _errors(case, r, o, x)
             for side, e in errors.items():  # kept for the report, also when this trial fails
                 case.worst[side] = case.worst.get(side, contract.Errors()).worst(e)
         if case.cfg.precision == "strict" or o is None:
@@ -430,14 +430,7 @@ class Judge:
             except Reject as e:
                 raise name_constant(e, r, x, at) from None
             return errors
-        floors = dict(v.floors)
-        if v.allow_reduced_precision and "bfloat16" in floors:
-            # TF32 rounds a product's inputs to a 10-bit mantissa; summed over a long K its elementwise
-            # error reaches 1e-3 and more (2e-3 at K = 4096 on an H200): bfloat16's floor.
-            floors["float32"] = max(floors.get("float32", 0.0), floors["bfloat16"])
-        floor = contract.floor_for(r.dtype, floors)
-        limit = contract.bound(errors["baseline"], floor, v.accuracy_factor)
-        why = contract.violation(errors["candidate"], errors["baseline"], limit, v.accuracy_factor, floor)
+        why = _violation(case, r.dtype, errors)
         if why is not None:
             raise _weak(name_constant(Reject("incorrect", f"accuracy: {at}: {why}"), r, x, at), r, v.degenerate_rel_change)
         return errors
@@ -461,12 +454,7 @@ class Judge:
                     atol, rtol = tolerance(ref.dtype, v, case.problem)
                     compare_tensor(ref, got, atol, rtol, at)
                     continue
-                mask = contract._finite_mask(ref, o)
-                sample = contract.sample_positions(ref.numel(), mask, case.idx_seed)
-                cand, base = contract.measure(got, o, mask, sample), contract.measure(ref, o, mask, sample)
-                floor = contract.floor_for(ref.dtype, v.floors)
-                why = contract.violation(cand, base, contract.bound(base, floor, v.accuracy_factor),
-                                         v.accuracy_factor, floor)
+                why = _violation(case, ref.dtype, _errors(case, ref, o, got))
                 if why is not None:
                     raise Reject("incorrect", f"{at}: {why}")
             except Reject as r:
@@ -510,6 +498,27 @@ class Judge:
         if self.case is None:
             raise Reject("crash", "crash: the judge has no evaluation in progress (it was restarted)")
         return self.case
+
+
+def _errors(case: _Case, ref: torch.Tensor, oracle: torch.Tensor, got: torch.Tensor) -> dict[str, contract.Errors]:
+    """The candidate's and eager's errors against the oracle, at the same positions."""
+    mask = contract._finite_mask(ref, oracle)
+    sample = contract.sample_positions(ref.numel(), mask, case.idx_seed)
+    return {"candidate": contract.measure(got, oracle, mask, sample),
+            "baseline": contract.measure(ref, oracle, mask, sample)}
+
+
+def _violation(case: _Case, dtype: torch.dtype, errors: dict[str, contract.Errors]) -> str | None:
+    """Why the candidate's errors break the contract (outputs and running statistics alike), or None."""
+    v = case.cfg.verify
+    floors = dict(v.floors)
+    if v.allow_reduced_precision and "bfloat16" in floors:
+        # TF32 rounds a product's inputs to a 10-bit mantissa; summed over a long K its elementwise
+        # error reaches 1e-3 and more (2e-3 at K = 4096 on an H200): bfloat16's floor.
+        floors["float32"] = max(floors.get("float32", 0.0), floors["bfloat16"])
+    floor = contract.floor_for(dtype, floors)
+    limit = contract.bound(errors["baseline"], floor, v.accuracy_factor)
+    return contract.violation(errors["candidate"], errors["baseline"], limit, v.accuracy_factor, floor)
 
 
 def _weak(r: Reject, ref: torch.Tensor, threshold: float) -> Reject:
