@@ -35,7 +35,9 @@ def test_rules_are_a_flat_list_with_unique_names_and_known_graph_options():
     ("level2/05_Gemm_SiLU_Clamp", {"triton_gemm", "fuse_chains"}),
     ("level2/01_Gemm_BiasAdd_ReLU", {"triton_gemm", "fuse_chains", "addmm"}),
     ("level2/14_Conv2d_Tanh_Scale_BiasAdd_MaxPool", {"triton_conv", "fuse_chains"}),
-    ("level3/09_CausalSelfAttention", {"triton_gemm", "fuse_chains", "sdpa"}),
+    ("level3/09_CausalSelfAttention", {"triton_gemm", "fuse_chains", "sdpa", "triton_attention"}),  # after sdpa
+    ("level3/12_LongSequenceAttention", {"triton_attention"}),
+    ("level1/28_Cumsum", {"triton_scan"}),
     ("level1/23_AvgPool2d", {"fuse_chains", "avgpool_conv"}),
     ("level1/26_Tanh", set()),
     ("level1/33_CrossEntropy_large_vocab", {"triton_cross_entropy"}),
@@ -63,7 +65,7 @@ def test_every_draft_passes_the_policy_and_declares_a_valid_space(name):
 
 @pytest.mark.parametrize("name, first", [
     ("level2/05_Gemm_SiLU_Clamp", "triton_gemm+fuse_chains"),
-    ("level3/09_CausalSelfAttention", "triton_gemm+sdpa+fuse_chains"),
+    ("level3/09_CausalSelfAttention", "triton_gemm+triton_attention+sdpa+fuse_chains"),
     ("level1/23_AvgPool2d", "fuse_chains"),  # one template rule: nothing to combine
 ])
 def test_from_the_reference_every_template_rule_together_is_drafted_first(name, first):
