@@ -150,54 +150,65 @@ def name_constant(r: Reject, ref: torch.Tensor, out: torch.Tensor, where: str) -
 _CHUNK = 1 << 22  # elements per chunk of a comparison: no full-size temporaries of a large output
 
 
+def _chunks(ref: torch.Tensor, out: torch.Tensor):
+    """(reference chunk, output chunk) pairs of both flattened."""
+    rf, of = ref.reshape(-1), out.detach().reshape(-1)
+    for a in range(0, rf.numel(), _CHUNK):
+        yield rf[a:a + _CHUNK], of[a:a + _CHUNK]
+
+
+def same_non_finite(ref: torch.Tensor, out: torch.Tensor, where: str) -> None:
+    """NaN exactly where the reference has NaN, and infinities of the same sign where it has them
+    (counted on the device chunk by chunk, read once)."""
+    if not (ref.is_floating_point() or ref.is_complex()):
+        return
+    counts = torch.zeros(3, dtype=torch.int64, device=ref.device)  # extra NaN, missing NaN, wrong infinities
+    for rc, oc in _chunks(ref, out):
+        rn, on = torch.isnan(rc), torch.isnan(oc)
+        ri = torch.isinf(rc)
+        counts += torch.stack([(on & ~rn).sum(), (rn & ~on).sum(),
+                               (ri != torch.isinf(oc)).sum() + (ri & (rc != oc)).sum()])
+    extra, missing, bad_inf = counts.tolist()
+    if extra or missing:
+        raise Reject("incorrect", f"nan_mismatch: {where}: {extra} elements NaN where the reference is not "
+                                  f"(unwritten or uninitialised output reads as NaN here), {missing} NaN in the "
+                                  "reference but not in the output")
+    if bad_inf:
+        raise Reject("incorrect", f"mismatch: {where}: infinities differ in position or sign")
+
+
 def _compare_values(ref: torch.Tensor, out: torch.Tensor, atol: float, rtol: float, where: str) -> tuple[float, float]:
     if not (ref.is_floating_point() or ref.is_complex()):
         if not torch.equal(out, ref):
             n = int((out != ref).sum())
             raise Reject("incorrect", f"mismatch: {where}: {n} of {ref.numel()} elements differ (exact dtype {ref.dtype})")
         return 0.0, 0.0
-    # Chunk by chunk, the sums on the device (one synchronisation at the end).
-    rf, of = ref.reshape(-1), out.detach().reshape(-1)
+    same_non_finite(ref, out, where)
+    # Over the finite positions, chunk by chunk; the sums stay on the device until the end.
     wide = torch.float64 if ref.dtype == torch.float64 else torch.float32
-    zero = torch.zeros((), dtype=torch.float64, device=ref.device)
-    extra, missing, inf_bad, n_bad, count = (torch.zeros((), dtype=torch.int64, device=ref.device) for _ in range(5))
-    max_abs, diff_sq, ref_sq = zero.clone(), zero.clone(), zero.clone()
-    for a in range(0, rf.numel(), _CHUNK):
-        rc, oc = rf[a:a + _CHUNK], of[a:a + _CHUNK]
-        rn, on = torch.isnan(rc), torch.isnan(oc)
-        extra += (on & ~rn).sum()
-        missing += (rn & ~on).sum()
-        ri = torch.isinf(rc)
-        inf_bad += (ri != torch.isinf(oc)).sum() + (rc[ri] != oc[ri]).sum()
-        finite = ~(rn | ri)
-        r, o = rc[finite].to(wide), oc[finite].to(wide)
-        if r.numel() == 0:
-            continue
-        d = (o - r).abs()
-        max_abs = torch.maximum(max_abs, d.max().double())
-        diff_sq += (d.double() ** 2).sum()
-        ref_sq += (r.double() ** 2).sum()
-        n_bad += (d > atol + rtol * r.abs()).sum()
-        count += r.numel()
-    if int(extra) or int(missing):
-        raise Reject("incorrect", f"nan_mismatch: {where}: {int(extra)} elements NaN where the reference is not "
-                                  f"(unwritten or uninitialised output reads as NaN here), {int(missing)} NaN in the "
-                                  "reference but not in the output")
-    if int(inf_bad):
-        raise Reject("incorrect", f"mismatch: {where}: infinities differ in position or sign")
-    if int(count) == 0:
+    sums = torch.zeros(5, dtype=torch.float64, device=ref.device)  # max |d|, sum d^2, sum r^2, outside, finite
+    for rc, oc in _chunks(ref, out):
+        finite = torch.isfinite(rc)
+        r = torch.where(finite, rc.to(wide), 0.0)
+        d = torch.where(finite, (oc.to(wide) - r).abs(), 0.0)
+        d64, r64 = d.double(), r.double()
+        chunk = torch.stack([d64.max(), (d64 * d64).sum(), (r64 * r64).sum(),
+                             (d > atol + rtol * r.abs()).sum().double(), finite.sum().double()])
+        sums = torch.cat([torch.maximum(sums[:1], chunk[:1]), sums[1:] + chunk[1:]])
+    max_abs, diff_sq, ref_sq, n_bad, count = sums.tolist()
+    if count == 0:
         return 0.0, 0.0
-    max_abs_f, diff_norm, ref_norm = float(max_abs), math.sqrt(float(diff_sq)), math.sqrt(float(ref_sq))
+    diff_norm, ref_norm = math.sqrt(diff_sq), math.sqrt(ref_sq)
     rel_norm = diff_norm / ref_norm if ref_norm > 0 else (0.0 if diff_norm == 0 else math.inf)
-    if int(n_bad):
+    if n_bad:
         raise Reject("incorrect", f"mismatch: {where}: {int(n_bad)} of {int(count)} elements outside "
-                                  f"atol={atol:g} + rtol={rtol:g}*|ref|; max abs error {max_abs_f:.3g}, "
+                                  f"atol={atol:g} + rtol={rtol:g}*|ref|; max abs error {max_abs:.3g}, "
                                   f"relative error norm {rel_norm:.3g}")
     if rel_norm > rtol:
         raise Reject("incorrect", f"mismatch: {where}: relative error norm {rel_norm:.3g} > rtol={rtol:g} "
                                   f"although every element is within atol={atol:g} (the outputs are small "
                                   "against the tolerance, so constant or zero outputs would pass elementwise)")
-    return max_abs_f, rel_norm
+    return max_abs, rel_norm
 
 
 def pair_leaves(ref_out: Any, out: Any, where: str) -> list[tuple[str, Any, Any]]:

@@ -28,7 +28,7 @@ from . import contract, kernels, precision, timing, transfer, trials
 from .audit import roofline_ms, speed_of_light_ms
 from .checks import (Reject, check_follows_inputs, check_not_aliased, check_not_stale, pair_leaves,
                      compare_tensor, degeneracy_notes, flatten, inputs_unchanged, name_constant, near_input,
-                     passthrough, sample_of, tolerance)
+                     passthrough, same_non_finite, sample_of, tolerance)
 
 
 def _float64(x: Any) -> Any:
@@ -418,7 +418,7 @@ class Judge:
                       at: str) -> dict[str, contract.Errors]:
         v = case.cfg.verify
         atol, rtol = tolerance(r.dtype, v, case.problem)
-        _same_non_finite(r, x, at)
+        same_non_finite(r, x, at)
         errors: dict[str, contract.Errors] = {}
         if o is not None:
             errors = _errors(case, r, o, x)
@@ -560,24 +560,3 @@ def _restore_buffers(model: nn.Module, saved: dict[str, torch.Tensor]) -> None:
     for k, v in model.named_buffers():
         if k in saved:
             v.copy_(saved[k])
-
-
-def _same_non_finite(ref: torch.Tensor, out: torch.Tensor, where: str) -> None:
-    """NaN exactly where the reference has NaN, and infinities of the same sign where it has them."""
-    if not (ref.is_floating_point() or ref.is_complex()):
-        return
-    r, x = ref.reshape(-1), out.detach().reshape(-1)
-    extra = missing = bad_inf = 0
-    for a in range(0, r.numel(), 1 << 22):
-        rc, xc = r[a:a + (1 << 22)], x[a:a + (1 << 22)]
-        rn, xn = torch.isnan(rc), torch.isnan(xc)
-        extra += int((xn & ~rn).sum())
-        missing += int((rn & ~xn).sum())
-        ri = torch.isinf(rc)
-        bad_inf += int((ri != torch.isinf(xc)).sum()) + int((rc[ri] != xc[ri]).sum())
-    if extra or missing:
-        raise Reject("incorrect", f"nan_mismatch: {where}: {extra} elements NaN where the reference is not "
-                                  f"(unwritten or uninitialised output reads as NaN here), {missing} NaN in the "
-                                  "reference but not in the output")
-    if bad_inf:
-        raise Reject("incorrect", f"mismatch: {where}: infinities differ in position or sign")

@@ -133,26 +133,20 @@ def facts_for(problem: Problem, device: str) -> Facts:
         types = frozenset(type(m).__name__ for m in model.modules() if isinstance(m, nn.Module))
     except Exception:  # noqa: BLE001 - a model that cannot be built on meta just gets fewer rules
         types = frozenset()
-    graph = set()
-    for rule in _GRAPH_RULES:
+    def built(rules: list[str]) -> str | None:
         try:
-            if fusion.build(problem, [rule.name]) is not None:
-                graph.add(rule.name)
+            out = fusion.build(problem, rules)
         except Exception:  # noqa: BLE001 - a rule that fails on this problem does not apply to it
-            pass
+            return None
+        return None if out is None else out[0]
+
+    alone = {rule.name: built([rule.name]) for rule in _GRAPH_RULES}
+    graph = {name for name, source in alone.items() if source is not None}
     # A template whose pattern the sdpa rewrite makes (the attention kernel, on attention written out
     # by hand) applies when it changes what sdpa alone builds.
     if "sdpa" in graph:
-        alone = fusion.build(problem, ["sdpa"])
-        for rule in _GRAPH_RULES:
-            if rule.name in graph:
-                continue
-            try:
-                built = fusion.build(problem, [rule.name, "sdpa"])
-            except Exception:  # noqa: BLE001
-                continue
-            if built is not None and alone is not None and built[0] != alone[0]:
-                graph.add(rule.name)
+        graph |= {r.name for r in _GRAPH_RULES if r.name not in graph
+                  and built([r.name, "sdpa"]) not in (None, alone["sdpa"])}
     return Facts(device=device, module_types=types, graph_rules=frozenset(graph))
 
 

@@ -3,9 +3,6 @@ evo_kernels/proposers/templates/__init__.py: its space is well formed and its de
 constraints; its example problem builds a candidate through its rules that uses its kernel and passes
 the static policy; and that candidate computes the reference's function under Triton's interpreter on
 the CPU (all templates in one interpreter process: Triton is imported once)."""
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -17,30 +14,10 @@ from evo_kernels.proposers import fusion
 from evo_kernels.proposers.templates import TEMPLATES, AnchorTemplate, defaults
 from evo_kernels.proposers.rules import RULES
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from interpreted import check_pairs
+
 HEADER = "import math\nimport torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 IDS = [t.name for t in TEMPLATES]
-
-NUMERICS = """
-import sys, torch
-from pathlib import Path
-from evo_kernels.model.problem import import_file, load_problem
-pairs = sys.argv[1:]
-for i in range(0, len(pairs), 2):
-    problem = load_problem(pairs[i])
-    module = import_file(Path(pairs[i + 1]), f"conformance_{i}")
-    ref = problem.make_model(problem.Model, 0, "cpu")
-    new = problem.make_model(module.ModelNew, 1, "cpu")
-    new.load_state_dict(ref.state_dict())
-    for seed in (1, 2):
-        inputs = problem.make_inputs(seed, "cpu")
-        with torch.no_grad():
-            want, got = ref(*[x.clone() for x in inputs]), new(*[x.clone() for x in inputs])
-        assert got.shape == want.shape and got.dtype == want.dtype, (pairs[i + 1], got.shape, want.shape)
-        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4, msg=lambda m: pairs[i + 1] + ": " + m)
-    print("ok", pairs[i + 1])
-"""
-
 
 def _kernel_line(template) -> str:
     """A line of the template's kernel text that no other template has: its first comment."""
@@ -81,8 +58,4 @@ def _built(template, tmp_path):
 
 def test_every_template_computes_its_example(tmp_path):
     pairs = [str(p) for t in TEMPLATES for p in _built(t, tmp_path)]
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=ROOT)
-    out = subprocess.run([sys.executable, "-c", NUMERICS, *pairs], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.count("ok ") == len(TEMPLATES), out.stdout
+    check_pairs(pairs, tol=1e-4, seeds=(1, 2))

@@ -88,7 +88,7 @@ class CudaBackend(Backend):
         torch.cuda.ipc_collect()
 
     def release_memory(self) -> None:
-        torch.cuda.ipc_collect()  # blocks the other process mapped: freed once it let go of them
+        self.collect_shared()  # blocks the other process mapped: freed once it let go of them
         torch.cuda.empty_cache()
 
     def poison_free_memory(self) -> int:
@@ -100,13 +100,13 @@ class CudaBackend(Backend):
         """
         held = []
         total = 0
-        reserved = torch.cuda.memory_reserved(self.device)
         grew = False
         for segment in torch.cuda.memory_snapshot():
             if segment.get("device") not in (None, self.device.index):
                 continue
             for block in segment.get("blocks", []):
                 if block.get("state") == "inactive" and block.get("size", 0) > 0:
+                    reserved = torch.cuda.memory_reserved(self.device)
                     t = torch.empty(block["size"], dtype=torch.uint8, device=self.device)
                     if torch.cuda.memory_reserved(self.device) > reserved:
                         # Not served from the cache (a free small segment asked of the large pool,

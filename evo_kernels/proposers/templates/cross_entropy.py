@@ -60,11 +60,8 @@ def ${name}_run(x, t, ignore):
     # The loss of each row (0 where the target is ignored), fp32 [N].
     n, c = x.shape
     block_c = min(CE_TILE, triton.next_power_of_2(c))
-    sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 4
-    # Split the rows into chunks when fewer than CE_WAVES programs per SM would run; chunks of >= 4 tiles.
-    split = max(1, min(64, triton.cdiv(CE_WAVES * sms, n), triton.cdiv(c, 4 * block_c)))
-    ch = triton.cdiv(triton.cdiv(c, split), block_c) * block_c
-    split = triton.cdiv(c, ch)
+    # Split the rows into chunks when fewer than CE_WAVES programs per SM would run.
+    split, ch = _split_length(x, n, c, block_c, CE_WAVES, 64)
     loss = torch.empty(n, device=x.device, dtype=torch.float32)
     if split == 1:
         ${name}_rows[(n, 1)](x, t, loss, loss, loss, c, ch, 1, ignore, FINAL=True, BLOCK_C=block_c,

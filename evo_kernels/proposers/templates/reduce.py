@@ -247,11 +247,8 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
     block_b = 1 if n_b == 1 else min(RED_BLOCK_B, triton.next_power_of_2(n_b))
     block_r = max(1, min(RED_TILE // block_b, triton.next_power_of_2(r)))
     n_bt = triton.cdiv(n_b, block_b)
-    sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 4
-    # Split R so that about RED_WAVES programs per SM run; at most 64 chunks, each of >= 4 tiles.
-    split = max(1, min(64, triton.cdiv(RED_WAVES * sms, a * n_bt), triton.cdiv(r, 4 * block_r)))
-    ch = triton.cdiv(triton.cdiv(r, split), block_r) * block_r
-    split = triton.cdiv(r, ch)
+    # Split R so that about RED_WAVES programs per SM run; at most 64 chunks.
+    split, ch = _split_length(x, a * n_bt, r, block_r, RED_WAVES, 64)
     one = split == 1  # one program per (a, b-tile): a reduction stores at once, a norm is one kernel
     sp2 = max(2, triton.next_power_of_2(split))
     p1 = p2 = x

@@ -120,11 +120,8 @@ def ${name}_run(x, dim):
         nbt = triton.cdiv(b, block_n)
         programs = a * nbt
     warps = max(1, min(SCAN_WARPS, block_l * block_n // 128))  # >= 4 elements per thread
-    sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 4
-    # Split L when fewer than SCAN_WAVES programs per SM would run; chunks of >= 4 tiles, <= 256 chunks.
-    split = max(1, min(256, triton.cdiv(SCAN_WAVES * sms, programs), triton.cdiv(l, 4 * block_l)))
-    ch = triton.cdiv(triton.cdiv(l, split), block_l) * block_l
-    split = triton.cdiv(l, ch)
+    # Split L when fewer than SCAN_WAVES programs per SM would run; at most 256 chunks.
+    split, ch = _split_length(x, programs, l, block_l, SCAN_WAVES, 256)
     if split == 1:
         ${name}_scan[(programs, 1)](x, out, x, x, a, l, b, nbt, ch, 1, ROWS=b == 1, CARRY=False, SCAN=True,
                                     BLOCK_L=block_l, BLOCK_N=block_n, num_warps=warps)
