@@ -66,7 +66,8 @@ def main() -> None:
     backend = get_backend(args.device)
     info = measure_ceilings(backend, backend.describe())
     print(f"device: {info.name}  SMs {info.sm_count}  L2 {info.l2_bytes >> 20} MiB  "
-          f"copy bandwidth {info.bandwidth_gbs:.0f} GB/s  fp32 matmul {info.peak_tflops_fp32:.1f} TFLOP/s")
+          f"copy bandwidth {info.bandwidth_gbs:.0f} GB/s  fp32 matmul {info.peak_tflops_fp32:.1f} TFLOP/s  "
+          f"TF32 {info.peak_tflops_tf32:.1f} TFLOP/s")
     files = sorted((ROOT / "experiments" / "problems").glob("level*/*.py"))
     # Spread the sample over the levels: every k-th file.
     step = max(1, len(files) // args.problems)

@@ -258,7 +258,8 @@ def main() -> None:
     with Evaluator(args.device, cfg) as ev:
         info = ev.describe()
         print(f"device: {info['name']}  copy bandwidth {info['bandwidth_gbs']:.0f} GB/s  "
-              f"fp32 matmul {info['peak_tflops_fp32']:.1f} TFLOP/s", flush=True)
+              f"fp32 matmul {info['peak_tflops_fp32']:.1f} TFLOP/s  TF32 {info.get('peak_tflops_tf32', 0):.1f} TFLOP/s",
+              flush=True)
         for mode in ("on", "off", "allowed"):
             cfg.verify.static_policy = mode != "off"
             cfg.verify.allow_reduced_precision = mode == "allowed"

@@ -27,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from evo_kernels.model.devices import units_words  # noqa: E402
 from evo_kernels.run.suite import fast_p, geomean  # noqa: E402  (the suite table's own arithmetic)
 SUITE = ROOT / "experiments" / "problems"
 
@@ -129,11 +130,12 @@ def level_of(summary: dict) -> str:
 
 
 def tabulate(summaries: list[dict]) -> str:
-    # roofline: bytes in and out at the measured bandwidth, flops at the measured fp32 rate; the shares
-    # are its time over the faster baseline's and over the result's.
+    # roofline: bytes in and out at the measured bandwidth, or the products at the fastest unit the
+    # run's precision admits (the unit column); the shares are its time over the faster baseline's
+    # and over the result's.
     out = ["| problem | eager ms | compile ms | best ms | speedup vs faster baseline | technique | evals | "
-           "roofline ms | baseline / result of roofline |",
-           "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+           "roofline ms | products bounded by | baseline / result of roofline |",
+           "|---|---:|---:|---:|---:|---|---:|---:|---|---:|"]
     for s in summaries:
         comp = f"{s['compile_ms']:.4f}" if s.get("compile_ms") else "-"
         found = s.get("found_speedup")
@@ -142,7 +144,8 @@ def tabulate(summaries: list[dict]) -> str:
         shares = (f"{100 * s['bound_share_baseline']:.0f}% / {100 * s['bound_share_result']:.0f}%"
                   if s.get("bound_share_baseline") and s.get("bound_share_result") else "-")
         out.append(f"| {level_of(s)}/{Path(s['problem']).stem} | {s['eager_ms']:.4f} | {comp} | {s['best_ms']:.4f} | "
-                   f"{s['best_speedup']:.3f}x{raw} | {s['best_technique']} | {s['evaluations']} | {bound} | {shares} |")
+                   f"{s['best_speedup']:.3f}x{raw} | {s['best_technique']} | {s['evaluations']} | {bound} | "
+                   f"{units_words(s.get('bound_units') or {})} | {shares} |")
     out += ["", "| level | problems | fast_1 | fast_1.2 | geomean | slowest |", "|---|---:|---:|---:|---:|---:|"]
     for level in sorted({level_of(s) for s in summaries}):
         rows = [s for s in summaries if level_of(s) == level]

@@ -178,6 +178,9 @@ def test_local_pool_keeps_the_same_contract(fast_config):
         pool.submit(Job(1, PROBLEM, candidate(), hardware=label))
         (result,) = drain(pool)
         assert result.evaluation.status == "ok", result.evaluation.reason
+        # The roofline of a Linear on a CPU: its product at the measured fp32 rate (no tensor cores).
+        base = result.evaluation.baseline
+        assert base["bound_units"] == {"matmul": "fp32"} and base["bound_ms"] > 0
         (actor,) = pool.stats()["actors"]
         assert actor["jobs"] == 1 and actor["busy_s"] > 0 and actor["hardware"] == label
 

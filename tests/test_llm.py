@@ -296,7 +296,9 @@ def test_prompts_show_hardware_parents_failures_and_inspirations(tmp_path):
               (Candidate(source="y", technique="llm"), Evaluation(status="proposal_error", reason="endpoint: timeout"))]
     ctx = Context(generation=2, baselines={"eager_ms": 0.01, "compile_ms": 0.02, "best_ms": 0.01, "floor_ms": 0.001,
                                            "device_info": {"name": "NVIDIA H100 80GB HBM3", "kind": "cuda", "sm_count": 132,
-                                                           "l2_bytes": 50 * 2**20, "bandwidth_gbs": 3000.0}},
+                                                           "l2_bytes": 50 * 2**20, "bandwidth_gbs": 3000.0,
+                                                           "peak_tflops_fp32": 51.0, "peak_tflops_tf32": 378.0},
+                                           "bound_ms": 0.004, "bound_units": {"matmul": "tf32x3"}},
                   elites=[other, elite, ref], results={})
     cfg = config.LLMConfig()
     ask = Ask([ref, other], failed, 1)
@@ -304,6 +306,7 @@ def test_prompts_show_hardware_parents_failures_and_inspirations(tmp_path):
     system, user = llm_prompts.messages(problem, ask, ctx, llm_prompts.inspirations(ask, ctx, 2), shown, cfg)
     text = user["content"]
     assert "H100" in text and "132 SMs" in text and "3000 GB/s" in text
+    assert "fp32 51 TFLOP/s, TF32 tensor cores 378 TFLOP/s" in text and "admits: tf32x3 matmul): 0.004 ms" in text
     assert "Parent A" in text and "Parent B" in text and "# parent B" in text and "# an elite" in text
     assert "mismatch: eee" in text and "characters cut" in text and "endpoint: timeout" not in text
     profiled = (ref[0], Evaluation(status="ok", speedup=1.0, timing={"median_ms": 0.01, "iqr_ms": 0.001},

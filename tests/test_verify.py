@@ -3,7 +3,10 @@ import pytest
 import torch
 
 from evo_kernels.config import VerifyConfig
-from evo_kernels.harness.audit import audit, speed_of_light_ms
+from evo_kernels.harness.audit import (audit, flop_time_ms, flops_by_family, matrix_rate, roofline_ms,
+                                       speed_of_light_ms)
+from evo_kernels.model.devices import units_words
+from evo_kernels.harness.backends.base import DeviceInfo
 from evo_kernels.harness.checks import Reject, check_not_aliased, compare_tensor, inputs_unchanged, pair_leaves
 
 CFG = VerifyConfig()
@@ -74,7 +77,35 @@ def test_audit_holds_implausible_speedups():
     assert audit(1.0, 5.0, 0.1, CFG) is None
     assert audit(0.1, 5.0, 0.01, CFG).startswith("audit: speedup 50.0x")
     assert "speed-of-light" in audit(0.5, 2.0, 1.0, CFG)
-    # 1 GB read at 1000 GB/s is at least 1 ms; 1 TFLOP at 10 TFLOP/s (/4 for fast algorithms) 25 ms.
-    assert speed_of_light_ms(10**9, 0, 1000, 10, False) == pytest.approx(1.0)
-    assert speed_of_light_ms(0, 10**12, 1000, 10, False) == pytest.approx(25.0)
-    assert speed_of_light_ms(0, 10**12, 1000, 10, True) == 0.0
+    # 1 GB read at 1000 GB/s is at least 1 ms; products of 100 ms at the fastest unit, /4 for fast
+    # algorithms, 25 ms; none when reduced precision is allowed.
+    assert speed_of_light_ms(10**9, 1000, 0.0, False) == pytest.approx(1.0)
+    assert speed_of_light_ms(0, 1000, 100.0, False) == pytest.approx(25.0)
+    assert speed_of_light_ms(0, 1000, 100.0, True) == 0.0
+
+
+def _info(**peaks: float) -> DeviceInfo:
+    return DeviceInfo(kind="cuda", name="gpu", hardware="gpu", memory_bytes=0, sm_count=1, l2_bytes=0,
+                      bandwidth_gbs=1000.0, **peaks)
+
+
+def test_the_roofline_bounds_products_by_the_fastest_unit_the_precision_admits():
+    families = flops_by_family({"aten.convolution": 4e12, "aten.convolution_backward": 1e12, "aten.mm": 3e12,
+                                "aten._scaled_dot_product_efficient_attention": 3e12})
+    assert families == {"conv": 5e12, "matmul": 6e12}
+    gpu = _info(peak_tflops_fp32=50.0, peak_tflops_tf32=400.0, peak_tflops_fp16=800.0)
+    # PyTorch's defaults: TF32 convolutions, fp32 products, which tf32x3 matches at TF32 / 3.
+    ms, units = flop_time_ms(families, gpu, {"conv": True, "matmul": False}, half=False)
+    assert units == {"conv": "tf32", "matmul": "tf32x3"}
+    assert ms == pytest.approx(5e12 / 400e12 * 1e3 + 6e12 / (400e12 / 3) * 1e3)
+    # Strict: no TF32 anywhere; 16-bit data: fp16 tensor cores.
+    assert flop_time_ms(families, gpu, {}, half=False)[1] == {"conv": "tf32x3", "matmul": "tf32x3"}
+    assert flop_time_ms(families, gpu, {}, half=True)[1] == {"conv": "fp16", "matmul": "fp16"}
+    # Where TF32 / 3 is slower than fp32 FMA, or no TF32 was measured (a CPU), fp32 bounds it.
+    assert matrix_rate(_info(peak_tflops_fp32=50.0, peak_tflops_tf32=120.0), False, False) == ("fp32", 50.0)
+    assert matrix_rate(_info(peak_tflops_fp32=1.0), True, True) == ("fp32", 1.0)
+    # A problem without products is bounded by its bytes: 2 GB at 1000 GB/s.
+    assert flop_time_ms(flops_by_family({}), gpu, {}, half=False) == (0.0, {})
+    assert roofline_ms(2 * 10**9, 1000, 0.0) == pytest.approx(2.0)
+    assert roofline_ms(2 * 10**9, 1000, ms) == pytest.approx(ms)
+    assert units_words(units) == "tf32 conv, tf32x3 matmul" and units_words({}) == "-"

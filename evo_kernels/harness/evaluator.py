@@ -47,6 +47,7 @@ class Baselines:
     default_compile_ms: float | None = None
     kernels: dict[str, dict[str, float]] = field(default_factory=dict)  # what one call of each baseline runs
     bound_ms: float = 0.0  # the roofline the tables quote (audit.roofline_ms)
+    bound_units: dict[str, str] = field(default_factory=dict)  # the unit bounding each family of products
 
     @property
     def eager_ms(self) -> float:
@@ -140,7 +141,8 @@ class Evaluator:
             precision=reply.get("precision", "as_run"), mode=reply.get("mode", ""), flags=reply.get("flags") or {},
             default_eager_ms=(reply.get("default_eager") or {}).get("median_ms"),
             default_compile_ms=(reply.get("default_compile") or {}).get("median_ms"),
-            kernels=reply.get("kernels") or {}, bound_ms=float(reply.get("bound_ms") or 0.0))
+            kernels=reply.get("kernels") or {}, bound_ms=float(reply.get("bound_ms") or 0.0),
+            bound_units=reply.get("bound_units") or {})
         if compiled and "error" in compiled:
             base.device_info["compile_error"] = compiled["error"]
         return base
@@ -198,7 +200,7 @@ class Evaluator:
             ev.hardware = base.hardware
             ev.baseline = {"eager_ms": base.eager_ms, "compile_ms": base.compile_ms, "best_ms": base.best_ms,
                            "best_name": base.best_name, "noise": base.noise, "floor_ms": base.floor_ms,
-                           "bound_ms": base.bound_ms,
+                           "bound_ms": base.bound_ms, "bound_units": base.bound_units,
                            "device_info": base.device_info, "precision": base.precision, "mode": base.mode,
                            "flags": base.flags, "default_eager_ms": base.default_eager_ms,
                            "default_compile_ms": base.default_compile_ms}

@@ -36,6 +36,15 @@ def run_flags(precision: str, flags: Any) -> dict[str, Any]:
             "bf16_reduced_precision_reduction": flags.bf16_reduced_precision_reduction}
 
 
+def read_switches() -> dict[str, Any]:
+    """The switches `apply` sets, as they are now (to put them back after a measurement)."""
+    m = torch.backends.cuda.matmul
+    return {"cudnn_allow_tf32": torch.backends.cudnn.allow_tf32, "matmul_allow_tf32": m.allow_tf32,
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+            "fp16_reduced_precision_reduction": m.allow_fp16_reduced_precision_reduction,
+            "bf16_reduced_precision_reduction": m.allow_bf16_reduced_precision_reduction}
+
+
 def apply(flags: dict[str, Any]) -> None:
     """Set the switches `run_flags` names (only those that differ: some setters have side effects)."""
     m = torch.backends.cuda.matmul

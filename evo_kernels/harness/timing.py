@@ -226,11 +226,14 @@ def _cross_check(run: Callable[[], Any], refresh: Callable[[int], None], backend
 
 
 def measure_ceilings(backend: Backend, info: DeviceInfo) -> DeviceInfo:
-    """Measure memory bandwidth (a large copy, bytes read + written) and the fp32 matrix-product rate.
+    """Measure memory bandwidth (a large copy, bytes read + written) and the matrix-product rates:
+    fp32, and on CUDA devices TF32 and fp16 tensor cores.
 
-    These are the speed-of-light figures the audit compares candidates against. Runs under the
-    strict precision policy (no TF32), so the rate is true fp32.
+    These are the speed-of-light figures the audit and the tables compare against (audit.py picks
+    the fastest unit a run's precision admits). Each product runs under the switches it names and
+    the run's switches are restored after.
     """
+    from . import precision
     dev = backend.device
     gpu = not devices.kind(info.kind).host_clock
     n_bytes = (1 << 30) if gpu else (256 << 20)
@@ -241,11 +244,23 @@ def measure_ceilings(backend: Backend, info: DeviceInfo) -> DeviceInfo:
     b = torch.randn(m, m, device=dev)
     cfg = TimingConfig(warmup_calls=2, warmup_ms=0.0, min_reps=10 if gpu else 3, min_time_ms=0.0,
                        max_time_s=30.0, flush_cache=False)
+
+    def rate(x: torch.Tensor, y: torch.Tensor) -> float:
+        mm = benchmark(lambda: torch.mm(x, y), lambda i: None, backend, cfg)
+        return 2 * m ** 3 / (mm.median_ms * 1e-3) / 1e12
+
     copy = benchmark(lambda: dst.copy_(src), lambda i: None, backend, cfg)
-    mm = benchmark(lambda: torch.mm(a, b), lambda i: None, backend, cfg)
     info.bandwidth_gbs = 2 * n_bytes / (copy.median_ms * 1e-3) / 1e9
-    info.peak_tflops_fp32 = 2 * m ** 3 / (mm.median_ms * 1e-3) / 1e12
-    del src, dst, a, b
+    switches = precision.read_switches()
+    try:
+        precision.apply({**switches, "matmul_allow_tf32": False, "float32_matmul_precision": "highest"})
+        info.peak_tflops_fp32 = rate(a, b)
+        if info.kind == "cuda":
+            precision.apply({**switches, "matmul_allow_tf32": True, "float32_matmul_precision": "high"})
+            info.peak_tflops_tf32 = rate(a, b)
+            info.peak_tflops_fp16 = rate(a.half(), b.half())
+    finally:
+        precision.apply(switches)
     return info
 
 

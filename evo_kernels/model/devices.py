@@ -50,3 +50,9 @@ def valid(device: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def units_words(units: dict[str, str]) -> str:
+    """The units a roofline's products are bounded by, for a table: 'tf32 conv, tf32x3 matmul'; '-'
+    when the problem counts no products (its bound is bytes alone)."""
+    return ", ".join(f"{unit} {family}" for family, unit in sorted(units.items())) or "-"

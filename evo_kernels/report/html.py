@@ -11,6 +11,7 @@ from typing import Any
 
 from . import HEADER, ProblemRecord, table_rows
 from . import plots
+from ..model.devices import units_words
 
 esc = html.escape
 
@@ -114,8 +115,9 @@ def _section(rec: ProblemRecord) -> str:
     accuracy = (f"error against the float64 oracle: result {cand.get('norm', 0):.2e} (relative norm), "
                 f"max {cand.get('max', 0):.2e}; eager {base.get('norm', 0):.2e}, max {base.get('max', 0):.2e}"
                 if cand and base else "error against the float64 oracle: not recorded")
-    sol = (f"roofline {s['bound_ms']:.4f} ms (bytes in and out at the measured bandwidth, flops at the measured "
-           f"fp32 rate): the result reaches {100 * s['bound_share_result']:.0f}% of it, the faster baseline "
+    sol = (f"roofline {s['bound_ms']:.4f} ms (bytes in and out at the measured bandwidth, or the products at the "
+           f"measured rate of the fastest unit the precision admits: {units_words(s.get('bound_units') or {})}): "
+           f"the result reaches {100 * s['bound_share_result']:.0f}% of it, the faster baseline "
            f"{100 * s['bound_share_baseline']:.0f}%" if s.get("bound_ms") and s.get("bound_share_result")
            and s.get("bound_share_baseline") else "roofline: not recorded")
     stopped = f"stopped: {s.get('stopped')} ({s.get('stopped_because', '')})" if s.get("stopped") else "still running"

@@ -129,9 +129,10 @@ def summarize(opt: Any) -> dict[str, Any]:
         "best_ms": best_ms, "best_candidate": best_id, "best_technique": technique, "best_params": params,
         "eager_ms": eager_ms, "compile_ms": compile_ms,
         "noise_floor": b.get("noise"),  # eager timed twice on this device, relative difference
-        # The roofline (bytes in and out at the measured bandwidth, flops at the measured fp32 rate)
-        # and the share of it the faster baseline and the result reach.
-        "bound_ms": b.get("bound_ms") or None,
+        # The roofline (bytes in and out at the measured bandwidth, or the products at the fastest
+        # unit the run's precision admits: audit.flop_time_ms) and the share of it the faster
+        # baseline and the result reach.
+        "bound_ms": b.get("bound_ms") or None, "bound_units": b.get("bound_units") or {},
         "bound_share_baseline": (b["bound_ms"] / baseline_ms) if b.get("bound_ms") else None,
         "bound_share_result": (b["bound_ms"] / best_ms) if b.get("bound_ms") and best_ms else None,
         "confirmation": confirmations,

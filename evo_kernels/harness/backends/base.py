@@ -27,6 +27,8 @@ class DeviceInfo:
     l2_bytes: int  # last-level cache size (L2 on GPUs, L3 on CPUs); 0 if unknown
     bandwidth_gbs: float = 0.0  # measured by timing.measure_ceilings; 0 until measured
     peak_tflops_fp32: float = 0.0  # measured fp32 matrix product rate; 0 until measured
+    peak_tflops_tf32: float = 0.0  # the same with TF32 tensor cores (GPUs that have them); 0 if not
+    peak_tflops_fp16: float = 0.0  # the same in fp16 with fp32 sums; 0 if not measured
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,6 +14,7 @@ from typing import Any
 
 from ....model.candidate import ALLOWED_IMPORTS, Evaluation
 from ....model.problem import Problem
+from ....model.devices import units_words
 from ...base import Ask, Context, Member
 
 PROMPTS = Path(__file__).resolve().parent
@@ -52,8 +53,10 @@ def hardware(context: Context | None) -> str:
         name=info.get("name", "unknown"), kind=info.get("kind", "unknown"), sm_count=info.get("sm_count", "?"),
         memory=_num(info.get("memory_bytes"), "GB", 1e9), l2=_num(info.get("l2_bytes"), "MB", 2**20),
         bandwidth=_num(info.get("bandwidth_gbs"), "GB/s"), peak=_num(info.get("peak_tflops_fp32"), "TFLOP/s"),
+        tf32=_num(info.get("peak_tflops_tf32"), "TFLOP/s"),
         eager=_num(base.get("eager_ms"), "ms"), compile=_num(base.get("compile_ms"), "ms"),
-        best=_num(base.get("best_ms"), "ms"), floor=_num(base.get("floor_ms"), "ms"))
+        best=_num(base.get("best_ms"), "ms"), bound=_num(base.get("bound_ms"), "ms"),
+        units=units_words(base.get("bound_units") or {}))
 
 
 def _outcome(ev: Evaluation, max_error_chars: int) -> str:
