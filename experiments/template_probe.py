@@ -47,6 +47,7 @@ ATTN_CONFIGS = [{}, {"ATTN_BLOCK_N": 32}, {"ATTN_BLOCK_M": 64}, {"ATTN_WARPS": 4
                 {"ATTN_STAGES": 1}, {"ATTN_BLOCK_M": 64, "ATTN_WARPS": 4}, {"ATTN_BLOCK_M": 64, "ATTN_BLOCK_N": 128},
                 {"ATTN_PRECISION": "ieee"}]
 ATTN = dict(attention=True)
+SCAN_CONFIGS = [{}, {"SCAN_TILE": 1024}, {"SCAN_TILE": 2048}, {"SCAN_TILE": 256}, {"SCAN_BLOCK_B": 64}]
 _ALL_PROBLEMS = [
     "level1/02_Tall_skinny_matmul", "level1/05_Matrix_vector_ish", "level1/07_Conv2d_pointwise_1x1",
     "level1/09_Conv2d_strided_3x3", "level1/10_Conv1d", "level1/12_BatchNorm2d", "level1/15_RMSNorm",
@@ -87,9 +88,13 @@ PLAN = [  # (problem, options, configs, time torch.compile too)
     ("level2/14_Conv2d_Tanh_Scale_BiasAdd_MaxPool", ALL, CONV_CONFIGS[:3], True),
     ("level1/03_Matmul_transposed_A_long_K", G, [{}], True),
     ("level1/04_Batched_matmul", G, [{}], True),
-    ("level1/16_Softmax", dict(chains=True), ROW_CONFIGS[:1], True),
+    ("level1/16_Softmax", dict(chains=True), ROW_CONFIGS, True),
+    ("level1/17_LogSoftmax", dict(chains=True), ROW_CONFIGS, True),
     ("level1/13_LayerNorm", dict(chains=True), ROW_CONFIGS, True),
-    ("level1/23_AvgPool2d", dict(chains=True), EW_CONFIGS, True),
+    ("level1/23_AvgPool2d", dict(chains=True), POOL_CONFIGS, True),
+    ("level1/22_MaxPool2d", dict(chains=True), POOL_CONFIGS, True),
+    ("level1/28_Cumsum", dict(scan=True), SCAN_CONFIGS, True),
+    ("level1/12_BatchNorm2d", dict(chains=True), [{}], True),
 ] + [(name, ALL, [{}], True) for name in _ALL_PROBLEMS] + [
     ("level2/11_Conv2d_BatchNorm_ReLU", dict(chains=True), [{}], False),
     ("level3/09_CausalSelfAttention", dict(gemm=True, chains=True), [{}], False),
@@ -136,6 +141,19 @@ def bench(fn) -> float:
     return float(do_bench(fn, warmup=25, rep=100))
 
 
+def top_kernels(fn, n: int = 4) -> str:
+    """Device time per call of the kernels one call of `fn` launches (torch.profiler), the largest first."""
+    from torch.profiler import ProfilerActivity, profile
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    rows = [(e.key, e.device_time_total / 1e3) for e in prof.key_averages() if e.device_time_total > 0]
+    rows.sort(key=lambda r: -r[1])
+    return "; ".join(f"{k[:48]} {ms:.3f}" for k, ms in rows[:n])
+
+
 def main() -> None:
     global DEVICE
     ap = argparse.ArgumentParser()
@@ -146,6 +164,8 @@ def main() -> None:
     ap.add_argument("--device", default=DEVICE)
     ap.add_argument("--precision", default="as_run", choices=["as_run", "strict"])
     ap.add_argument("--problems", default=str(P), help="problem root (a dry run uses shrunken copies)")
+    ap.add_argument("--kernels", action="store_true", help="per problem, the kernels of compile and of the "
+                                                          "fastest configuration (torch.profiler)")
     args = ap.parse_args()
     DEVICE = args.device
     out_dir = Path(args.out)
@@ -183,6 +203,8 @@ def main() -> None:
                     comp = torch.compile(ref)
                     comp(*inputs)
                     base[name]["compile"] = bench(lambda: comp(*inputs))
+                    if args.kernels and DEVICE == "cuda":
+                        print(f"  kernels of compile: {top_kernels(lambda: comp(*inputs))}", flush=True)
                 print(f"{name}: " + ", ".join(f"{k} {v:.4f} ms" for k, v in base[name].items()), flush=True)
             expect = ref(*inputs)
             key = "+".join(k for k, v in opts.items() if v)
@@ -246,6 +268,13 @@ def main() -> None:
                     row["error"] = f"{type(e).__name__}: {str(e)[:300]}"
                     print(f"  {key} {cfg}: error {row['error']}", flush=True)
                 rows.append(row)
+            if args.kernels and DEVICE == "cuda":
+                mine = [r for r in rows if r["problem"] == name and r["options"] == key and "ms" in r]
+                if mine:
+                    best = min(mine, key=lambda r: r["ms"])
+                    for k, v in {**defaults, **best["config"]}.items():
+                        setattr(module, k, v)
+                    print(f"  kernels of {key} {best['config']}: {top_kernels(lambda: cand(*inputs))}", flush=True)
         del ref, inputs, expect, oracle
         if DEVICE == "cuda":
             torch.cuda.empty_cache()
