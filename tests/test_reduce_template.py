@@ -32,6 +32,9 @@ MODULES = {
     "group_norm": ("nn.GroupNorm(3, 6)", "torch.randn(2, 6, 7, 5)"),
     "instance_norm_affine": ("nn.InstanceNorm2d(5, affine=True)", "torch.randn(2, 5, 9, 7)"),
 }
+# A mean 2000 times the spread: a variance from sums of squares would lose every digit (fp32's
+# rounding of E[x^2] = 1e6 is 0.06, a quarter of the variance).
+OFFSET = {"group_norm_offset": ("nn.GroupNorm(2, 4)", "torch.randn(3, 4, 6, 5) * 0.5 + 1000.0")}
 # Small tiles: chunks of a few tiles, several chunks per reduction (the two-pass path); and no split
 # at all (RED_WAVES 0: one program per row, a norm folded and applied in one kernel).
 PARAMS = {"RED_TILE": 16, "RED_BLOCK_B": 4, "RED_WARPS": 4, "RED_WAVES": 8}
@@ -45,7 +48,7 @@ def _problem(tmp_path, name: str) -> str:
         body, inp = CASES[name]
         src = f"class Model(nn.Module):\n    def forward(self, x):\n        {body}\n"
     else:
-        mod, inp = MODULES[name]
+        mod, inp = {**MODULES, **OFFSET}[name]
         src = (f"class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
                f"        self.m = {mod}\n    def forward(self, x):\n        return self.m(x)\n")
     path = tmp_path / f"{name}.py"
@@ -67,6 +70,19 @@ def test_each_kind_is_claimed_and_computes_the_reference(tmp_path):
             cand.write_text(bake(source, {**params, **OWN.get(name, {})}))
             pairs += [path, str(cand)]
     check_pairs(pairs, tol=2e-5, random_params=True)
+
+
+def test_norm_statistics_stay_accurate_far_from_zero(tmp_path):
+    # The inputs themselves are rounded at 6e-5 (fp32 near 1000), so both the candidate and the
+    # reference are judged against float64, split and not.
+    path = _problem(tmp_path, "group_norm_offset")
+    source, _ = fusion.build(load_problem(path), ["triton_reduce"])
+    pairs = []
+    for i, params in enumerate((PARAMS, UNSPLIT)):
+        cand = tmp_path / f"offset_candidate_{i}.py"
+        cand.write_text(bake(source, params))
+        pairs += [path, str(cand)]
+    check_pairs(pairs, tol=1e-3, oracle_factor=1.5)
 
 
 @pytest.mark.parametrize("body", ["return torch.softmax(x, dim=-1)", "return F.layer_norm(x, (300,))",

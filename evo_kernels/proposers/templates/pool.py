@@ -85,12 +85,13 @@ def _lower(t: ChainTemplate, name: str, ops: list[Op], kinds: list[str], y: str,
     sizes = ", ".join(ones + list(dims) + ones + [f"o{d}" for d in dims])
     geometry = ", ".join(f"{g}{d}={v}" for g, fill, values in (("K", 1, k), ("S", 1, s), ("P", 0, p))
                          for d, v in zip("DHW", (fill,) * len(ones) + tuple(values)))
-    # A window of 8 or more elements: a quarter of the outputs per program and twice the warps (more
-    # loads in flight per output). On an H200: a 3x3x3 max pool 1.31 ms at (1024, 4), 0.52 ms at
-    # (256, 8); a 3-wide 1-D average pool 0.51 ms at (1024, 4), 0.85 ms at (256, 8).
-    wide = math.prod(k) >= 8
-    block = "max(32, POOL_BLOCK // 4)" if wide else "POOL_BLOCK"
-    warps = "min(8, 2 * POOL_WARPS)" if wide else "POOL_WARPS"
+    # A window of 8 or more elements: fewer outputs per program (a half, a quarter from 16) and twice
+    # the warps (more loads in flight per output). On an H200: a 3x3x3 max pool 1.31 ms at (1024, 4),
+    # 0.68 ms at (512, 8), 0.51 ms at (256, 8); a 3x3 average pool 1.71 ms at (256, 8), 1.24 ms at
+    # (256, 4), 1.22 ms at (512, 8); a 3-wide 1-D average pool 0.51 ms at (1024, 4), 0.85 ms at (256, 8).
+    cut = 4 if math.prod(k) >= 16 else 2 if math.prod(k) >= 8 else 1
+    block = f"max(32, POOL_BLOCK // {cut})" if cut > 1 else "POOL_BLOCK"
+    warps = "min(8, 2 * POOL_WARPS)" if cut > 1 else "POOL_WARPS"
     launch = [
         f"    nb, c, {', '.join(dims)} = {y}.shape",
         f"    {outs} = " + ", ".join(f"({d} + {2 * pi} - {ki}) // {si} + 1" for d, ki, si, pi in zip(dims, k, s, p)),

@@ -6,13 +6,15 @@ reductions not over the last dim, norms over several dims) come here.
 The input is viewed as [A, R, B] (R: the reduced dims, B: the dims after them, contiguous). Pass one
 (`stats`) splits each reduction over R into SPLIT chunks, so that long rows and few rows still fill
 the device, and keeps per chunk and column one or two partials: a sum, a running max or min (with
-its index), (mean, M2) for a norm (Welford within a tile, Chan's formula across tiles: stable
-whatever the mean), (max, sum of exp) for a softmax (online). Pass two combines the chunks' partials
-and either stores the reduction or reads the chunk again to apply the normalization (with the
-affine weight and bias). With SPLIT 1 (rows enough to fill the device) there is one kernel: a
-reduction is stored at once, and a normalization folds and applies its row in the same program, so
-that the second read comes mostly from L2. Bytes moved: one read for a reduction; a read and a
-write for a normalization in one kernel, plus a second read when it is split.
+its index), (mean, M2) for a norm (Welford per element of a tile, Chan's formula across them and
+across chunks: stable whatever the mean), (max, sum of exp) for a softmax (online). Pass two
+combines the chunks' partials into the reduction, or into a normalization's statistics, which pass
+three applies, reading the rows again (with the affine weight and bias; under a LayerNorm's weight,
+several samples per program share each weight tile). With SPLIT 1 (rows enough to fill the device)
+there is one kernel: a reduction is stored at once, and a normalization folds and applies its row in
+the same program, so that the second read comes mostly from L2. Bytes moved: one read for a
+reduction; a read and a write for a normalization in one kernel, plus a second read when it is
+split.
 
 RED_TILE: elements per tile (BLOCK_R x BLOCK_B); RED_BLOCK_B: columns per tile when B > 1;
 RED_WARPS; RED_WAVES: programs per SM aimed at when choosing SPLIT.
@@ -34,10 +36,20 @@ SUM, MAX, MIN, ARGMAX, ARGMIN, NORM, SOFTMAX, LOG_SOFTMAX = range(8)
 
 REDUCE = Template('''
 @triton.jit
+def ${name}_chan(mean_a, m2_a, n_a, mean_b, m2_b, n_b):
+    # Two Welford partials (mean, sum of squared deviations, count) combined by Chan's formula.
+    n = n_a + n_b
+    w = n_b / tl.maximum(n, 1.0)
+    d = mean_b - mean_a
+    return mean_a + d * w, m2_a + m2_b + d * d * n_a * w, n
+
+
+@triton.jit
 def ${name}_fold(base, lo, hi, B, rb, bmask, STAT: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
     # Rows [lo, hi) of R folded into per-column partials (acc, acc2, idx), by STAT. Sums, extrema
     # and arg-extrema keep a whole tile of running values and reduce across its rows once, at the
-    # end; a norm (Welford) and a softmax (online max and sum of exp) fold each tile as it comes.
+    # end, as does a norm (Welford per element); a softmax (online max and sum of exp) folds each
+    # tile as it comes.
     if STAT <= 4:
         if STAT == 0:
             run = tl.zeros((BLOCK_R, BLOCK_B), tl.float32)
@@ -77,33 +89,35 @@ def ${name}_fold(base, lo, hi, B, rb, bmask, STAT: tl.constexpr, BLOCK_R: tl.con
         # unless the column is all masked).
         idx = tl.min(tl.where(run == acc[None, :], where, 9223372036854775807), axis=0)
         return acc, tl.zeros((BLOCK_B,), tl.float32), idx
-    else:
-        if STAT == 5:
-            acc = tl.zeros((BLOCK_B,), tl.float32)
-        else:
-            acc = tl.full((BLOCK_B,), float('-inf'), tl.float32)
-        acc2 = tl.zeros((BLOCK_B,), tl.float32)
-        cnt = tl.zeros((BLOCK_B,), tl.float32)
+    elif STAT == 5:
+        # Welford per element of the tile (no reduction across the tile's rows until the end, when
+        # Chan's formula combines them): each element's running mean, sum of squared deviations and
+        # count.
+        mean = tl.zeros((BLOCK_R, BLOCK_B), tl.float32)
+        m2 = tl.zeros((BLOCK_R, BLOCK_B), tl.float32)
+        n = tl.zeros((BLOCK_R, BLOCK_B), tl.float32)
         for r0 in range(lo, hi, BLOCK_R):
             rr = r0 + tl.arange(0, BLOCK_R)
             m = (rr < hi)[:, None] & bmask[None, :]
-            ptrs = base + rr.to(tl.int64)[:, None] * B + rb[None, :]
-            if STAT == 5:
-                x = tl.load(ptrs, mask=m, other=0.0)
-                c = tl.sum(m.to(tl.float32), axis=0)
-                tmean = tl.sum(x, axis=0) / tl.maximum(c, 1.0)
-                d = tl.where(m, x - tmean[None, :], 0.0)
-                delta = tmean - acc
-                tot = cnt + c
-                acc += delta * (c / tl.maximum(tot, 1.0))
-                acc2 += tl.sum(d * d, axis=0) + delta * delta * (cnt * c / tl.maximum(tot, 1.0))
-                cnt = tot
-            else:
-                x = tl.load(ptrs, mask=m, other=float('-inf'))
-                new = tl.maximum(acc, tl.max(x, axis=0))
-                safe = tl.where(new == float('-inf'), 0.0, new)
-                acc2 = acc2 * tl.exp(acc - safe) + tl.sum(tl.exp(x - safe[None, :]), axis=0)
-                acc = new
+            x = tl.load(base + rr.to(tl.int64)[:, None] * B + rb[None, :], mask=m, other=0.0)
+            n_new = n + m.to(tl.float32)
+            delta = x - mean
+            mean = tl.where(m, mean + delta / tl.maximum(n_new, 1.0), mean)
+            m2 = tl.where(m, m2 + delta * (x - mean), m2)
+            n = n_new
+        acc, acc2, _ = tl.reduce((mean, m2, n), 0, ${name}_chan)
+        return acc, acc2, tl.zeros((BLOCK_B,), tl.int64)
+    else:
+        acc = tl.full((BLOCK_B,), float('-inf'), tl.float32)
+        acc2 = tl.zeros((BLOCK_B,), tl.float32)
+        for r0 in range(lo, hi, BLOCK_R):
+            rr = r0 + tl.arange(0, BLOCK_R)
+            m = (rr < hi)[:, None] & bmask[None, :]
+            x = tl.load(base + rr.to(tl.int64)[:, None] * B + rb[None, :], mask=m, other=float('-inf'))
+            new = tl.maximum(acc, tl.max(x, axis=0))
+            safe = tl.where(new == float('-inf'), 0.0, new)
+            acc2 = acc2 * tl.exp(acc - safe) + tl.sum(tl.exp(x - safe[None, :]), axis=0)
+            acc = new
         return acc, acc2, tl.zeros((BLOCK_B,), tl.int64)
 
 
@@ -178,15 +192,19 @@ def ${name}_combine(p1_ptr, p2_ptr, R, B, CH, SPLIT, STAT: tl.constexpr, SPLIT_P
 
 
 @triton.jit
-def ${name}_finish(p1_ptr, p2_ptr, out_ptr, R, B, CH, SPLIT, STAT: tl.constexpr, MEAN: tl.constexpr,
+def ${name}_finish(p1_ptr, p2_ptr, out_ptr, out2_ptr, R, B, CH, SPLIT, STAT: tl.constexpr, MEAN: tl.constexpr,
                    SPLIT_P2: tl.constexpr, BLOCK_B: tl.constexpr):
-    # Pass two of a reduction split over chunks: combine and store [a, b].
+    # Pass two of a reduction split over chunks: combine and store [a, b]; of a normalization, its
+    # statistics (mean and variance; max and sum of exp) at out and out2 [a, b].
     a = tl.program_id(0)
     rb = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)
     v, i = ${name}_combine(p1_ptr, p2_ptr, R, B, CH, SPLIT, STAT, SPLIT_P2, BLOCK_B)
     o = a.to(tl.int64) * B + rb
     if STAT == 3 or STAT == 4:
         tl.store(out_ptr + o, i.to(tl.int64), mask=rb < B)
+    elif STAT >= 5:
+        tl.store(out_ptr + o, v, mask=rb < B)
+        tl.store(out2_ptr + o, i, mask=rb < B)
     elif MEAN:
         tl.store(out_ptr + o, v / R, mask=rb < B)
     else:
@@ -194,50 +212,73 @@ def ${name}_finish(p1_ptr, p2_ptr, out_ptr, R, B, CH, SPLIT, STAT: tl.constexpr,
 
 
 @triton.jit
-def ${name}_apply(x_ptr, p1_ptr, p2_ptr, out_ptr, w_ptr, b_ptr, R, B, CH, SPLIT, eps, AMOD, RMUL, RDIV,
+def ${name}_normalize(x, v1, v2, eps, STAT: tl.constexpr):
+    # One element of a normalization from its row's statistics (norm: mean and variance; softmax
+    # and log-softmax: max and sum of exp).
+    if STAT == 5:
+        return (x - v1) * (1.0 / tl.sqrt(v2 + eps))
+    elif STAT == 6:
+        return tl.exp(x - v1) * (1.0 / v2)
+    else:
+        return (x - v1) - tl.log(v2)
+
+
+@triton.jit
+def ${name}_apply(x_ptr, f1_ptr, f2_ptr, out_ptr, w_ptr, b_ptr, A, R, B, CH, eps, AMOD, RMUL, RDIV,
                   STAT: tl.constexpr, FUSED: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr,
-                  SPLIT_P2: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
-    # A normalization's pass two: the statistics (FUSED: folded here, from the same rows this program
-    # then reads again, mostly from L2; else combined from pass one's chunks), then chunk s read again
-    # and written normalized. The affine weight of element (a, r) is w[(a % AMOD) * RMUL + r // RDIV]:
-    # LayerNorm (1, 0, 1), GroupNorm (groups, channels per group, spatial size), InstanceNorm (C, 1, R).
-    a = tl.program_id(0)
+                  A_GROUP: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
+    # A normalization's last pass over chunk s of R. Its statistics: FUSED, folded here from the
+    # rows this program then reads again (mostly from L2); else those `finish` stored at f1, f2
+    # [a, b]. The affine weight of element (a, r) is w[(a % AMOD) * RMUL + r // RDIV]: LayerNorm
+    # (1, 0, 1), GroupNorm (groups, channels per group, spatial size), InstanceNorm (C, 1, R). Tiles
+    # go backwards over the chunk: those the fold read last are the likeliest still in L2.
     s = tl.program_id(1)
-    rb = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)
-    bmask = rb < B
-    base = a.to(tl.int64) * R * B
     lo = s * CH
     hi = tl.minimum(lo + CH, R)
-    if FUSED:
-        v1, v2, _ = ${name}_fold(x_ptr + base, lo, hi, B, rb, bmask, STAT, BLOCK_R, BLOCK_B)
-        if STAT == 5:
-            v2 = v2 / R
-    else:
-        v1, v2 = ${name}_combine(p1_ptr, p2_ptr, R, B, CH, SPLIT, STAT, SPLIT_P2, BLOCK_B)
-    if STAT == 5:
-        scale = 1.0 / tl.sqrt(v2 + eps)
-    else:
-        logsum = tl.log(v2)
-        inv = 1.0 / v2
-    # Backwards over the chunk: the tiles read last by the fold are the likeliest still in L2.
     n_tiles = tl.cdiv(hi - lo, BLOCK_R)
-    for t in range(0, n_tiles):
-        rr = lo + (n_tiles - 1 - t) * BLOCK_R + tl.arange(0, BLOCK_R)
-        m = (rr < hi)[:, None] & bmask[None, :]
-        offs = base + rr.to(tl.int64)[:, None] * B + rb[None, :]
-        x = tl.load(x_ptr + offs, mask=m, other=0.0)
-        if STAT == 5:
-            y = (x - v1[None, :]) * scale[None, :]
-            widx = (a % AMOD) * RMUL + rr // RDIV
+    if A_GROUP > 1:
+        # Rows of R (B is 1) of A_GROUP samples at once, under a weight indexed by r alone
+        # (LayerNorm): each weight and bias tile is loaded once for all of them.
+        av = tl.program_id(0) * A_GROUP + tl.arange(0, A_GROUP)
+        amask = av < A
+        v1 = tl.load(f1_ptr + av, mask=amask, other=0.0)[:, None]
+        v2 = tl.load(f2_ptr + av, mask=amask, other=1.0)[:, None]
+        for t in range(0, n_tiles):
+            rr = lo + (n_tiles - 1 - t) * BLOCK_R + tl.arange(0, BLOCK_R)
+            rmask = rr < hi
+            m = amask[:, None] & rmask[None, :]
+            offs = av.to(tl.int64)[:, None] * R + rr[None, :]
+            y = ${name}_normalize(tl.load(x_ptr + offs, mask=m, other=0.0), v1, v2, eps, STAT)
             if HAS_W:
-                y = y * tl.load(w_ptr + widx, mask=rr < hi, other=0.0)[:, None]
+                y = y * tl.load(w_ptr + rr // RDIV, mask=rmask, other=0.0)[None, :]
             if HAS_B:
-                y = y + tl.load(b_ptr + widx, mask=rr < hi, other=0.0)[:, None]
-        elif STAT == 6:
-            y = tl.exp(x - v1[None, :]) * inv[None, :]
+                y = y + tl.load(b_ptr + rr // RDIV, mask=rmask, other=0.0)[None, :]
+            tl.store(out_ptr + offs, y, mask=m)
+    else:
+        a = tl.program_id(0)
+        rb = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)
+        bmask = rb < B
+        base = a.to(tl.int64) * R * B
+        if FUSED:
+            v1, v2, _ = ${name}_fold(x_ptr + base, lo, hi, B, rb, bmask, STAT, BLOCK_R, BLOCK_B)
+            if STAT == 5:
+                v2 = v2 / R
         else:
-            y = (x - v1[None, :]) - logsum[None, :]
-        tl.store(out_ptr + offs, y, mask=m)
+            o = a.to(tl.int64) * B + rb
+            v1 = tl.load(f1_ptr + o, mask=bmask, other=0.0)
+            v2 = tl.load(f2_ptr + o, mask=bmask, other=1.0)
+        for t in range(0, n_tiles):
+            rr = lo + (n_tiles - 1 - t) * BLOCK_R + tl.arange(0, BLOCK_R)
+            m = (rr < hi)[:, None] & bmask[None, :]
+            offs = base + rr.to(tl.int64)[:, None] * B + rb[None, :]
+            y = ${name}_normalize(tl.load(x_ptr + offs, mask=m, other=0.0), v1[None, :], v2[None, :], eps, STAT)
+            if STAT == 5:
+                widx = (a % AMOD) * RMUL + rr // RDIV
+                if HAS_W:
+                    y = y * tl.load(w_ptr + widx, mask=rr < hi, other=0.0)[:, None]
+                if HAS_B:
+                    y = y + tl.load(b_ptr + widx, mask=rr < hi, other=0.0)[:, None]
+            tl.store(out_ptr + offs, y, mask=m)
 ''')
 
 # The launcher each candidate carries once per group, next to its kernels.
@@ -258,14 +299,26 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
     if stat < 5 or not one:
         ${name}_stats[(a, split, n_bt)](x, p1, p2, out, r, n_b, ch, split, STAT=stat, FINAL=one, MEAN=mean,
                                         BLOCK_R=block_r, BLOCK_B=block_b, num_warps=RED_WARPS)
-    if stat < 5 and not one:
-        ${name}_finish[(a, 1, n_bt)](p1, p2, out, r, n_b, ch, split, STAT=stat, MEAN=mean, SPLIT_P2=sp2,
-                                     BLOCK_B=block_b, num_warps=RED_WARPS)
-    elif stat >= 5:
-        ${name}_apply[(a, split, n_bt)](x, p1, p2, out, w if w is not None else x, b if b is not None else x,
-                                        r, n_b, ch, split, eps, amod, rmul, rdiv, STAT=stat, FUSED=one,
-                                        HAS_W=w is not None, HAS_B=b is not None, SPLIT_P2=sp2, BLOCK_R=block_r,
-                                        BLOCK_B=block_b, num_warps=RED_WARPS)
+    f1 = f2 = x
+    if not one:  # combined: the reduction, or a normalization's statistics at f1, f2 [a, b]
+        if stat >= 5:
+            f1 = torch.empty((a, n_b), device=x.device, dtype=torch.float32)
+            f2 = torch.empty_like(f1)
+        ${name}_finish[(a, 1, n_bt)](p1, p2, out if stat < 5 else f1, f2, r, n_b, ch, split, STAT=stat, MEAN=mean,
+                                     SPLIT_P2=sp2, BLOCK_B=block_b, num_warps=RED_WARPS)
+    if stat >= 5:
+        # Split rows under a weight indexed by position alone (LayerNorm): up to 8 samples per
+        # program share each weight tile, in their own chunks.
+        group = min(8, triton.next_power_of_2(a)) if not one and n_b == 1 and amod == 1 and rmul == 0 else 1
+        grid = (a, split, n_bt)
+        if group > 1:
+            block_r = max(1, min(RED_TILE // group, triton.next_power_of_2(r)))
+            split, ch = _split_length(x, triton.cdiv(a, group), r, block_r, RED_WAVES, 256)
+            grid = (triton.cdiv(a, group), split, 1)
+        ${name}_apply[grid](x, f1, f2, out, w if w is not None else x, b if b is not None else x, a, r, n_b, ch,
+                            eps, amod, rmul, rdiv, STAT=stat, FUSED=one, HAS_W=w is not None,
+                            HAS_B=b is not None, A_GROUP=group, BLOCK_R=block_r, BLOCK_B=block_b,
+                            num_warps=RED_WARPS)
     return out
 ''')
 
