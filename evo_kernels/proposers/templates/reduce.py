@@ -91,14 +91,23 @@ def ${name}_fold(base, lo, hi, B, rb, bmask, STAT: tl.constexpr, BLOCK_R: tl.con
         return acc, tl.zeros((BLOCK_B,), tl.float32), idx
     elif STAT == 5:
         # Welford per element of the tile (no reduction across the tile's rows until the end, when
-        # Chan's formula combines them): each element's running mean, sum of squared deviations and
-        # count.
+        # Chan's formula combines them): each element's running mean and sum of squared deviations.
+        # Every element of a whole tile has the same count, so its reciprocal is one scalar per
+        # tile; the partial last tile keeps counts per element.
         mean = tl.zeros((BLOCK_R, BLOCK_B), tl.float32)
         m2 = tl.zeros((BLOCK_R, BLOCK_B), tl.float32)
-        n = tl.zeros((BLOCK_R, BLOCK_B), tl.float32)
-        for r0 in range(lo, hi, BLOCK_R):
-            rr = r0 + tl.arange(0, BLOCK_R)
-            m = (rr < hi)[:, None] & bmask[None, :]
+        whole = (hi - lo) // BLOCK_R
+        cols = bmask[None, :] & (tl.arange(0, BLOCK_R) >= 0)[:, None]
+        for t in range(0, whole):
+            rr = lo + t * BLOCK_R + tl.arange(0, BLOCK_R)
+            x = tl.load(base + rr.to(tl.int64)[:, None] * B + rb[None, :], mask=cols, other=0.0)
+            delta = x - mean
+            mean += delta * (1.0 / (t + 1.0))
+            m2 += delta * (x - mean)
+        n = tl.where(cols, whole * 1.0, 0.0)
+        if lo + whole * BLOCK_R < hi:
+            rr = lo + whole * BLOCK_R + tl.arange(0, BLOCK_R)
+            m = (rr < hi)[:, None] & cols
             x = tl.load(base + rr.to(tl.int64)[:, None] * B + rb[None, :], mask=m, other=0.0)
             n_new = n + m.to(tl.float32)
             delta = x - mean
@@ -212,15 +221,25 @@ def ${name}_finish(p1_ptr, p2_ptr, out_ptr, out2_ptr, R, B, CH, SPLIT, STAT: tl.
 
 
 @triton.jit
-def ${name}_normalize(x, v1, v2, eps, STAT: tl.constexpr):
-    # One element of a normalization from its row's statistics (norm: mean and variance; softmax
-    # and log-softmax: max and sum of exp).
+def ${name}_scale(v2, eps, STAT: tl.constexpr):
+    # A row's second statistic (variance; sum of exp) as the normalization applies it, once per row.
     if STAT == 5:
-        return (x - v1) * (1.0 / tl.sqrt(v2 + eps))
+        return 1.0 / tl.sqrt(v2 + eps)
     elif STAT == 6:
-        return tl.exp(x - v1) * (1.0 / v2)
+        return 1.0 / v2
     else:
-        return (x - v1) - tl.log(v2)
+        return tl.log(v2)
+
+
+@triton.jit
+def ${name}_normalize(x, v1, c2, STAT: tl.constexpr):
+    # One element of a normalization from its row's max or mean and `scale`'s figure.
+    if STAT == 5:
+        return (x - v1) * c2
+    elif STAT == 6:
+        return tl.exp(x - v1) * c2
+    else:
+        return (x - v1) - c2
 
 
 @triton.jit
@@ -242,13 +261,13 @@ def ${name}_apply(x_ptr, f1_ptr, f2_ptr, out_ptr, w_ptr, b_ptr, A, R, B, CH, eps
         av = tl.program_id(0) * A_GROUP + tl.arange(0, A_GROUP)
         amask = av < A
         v1 = tl.load(f1_ptr + av, mask=amask, other=0.0)[:, None]
-        v2 = tl.load(f2_ptr + av, mask=amask, other=1.0)[:, None]
+        c2 = ${name}_scale(tl.load(f2_ptr + av, mask=amask, other=1.0), eps, STAT)[:, None]
         for t in range(0, n_tiles):
             rr = lo + (n_tiles - 1 - t) * BLOCK_R + tl.arange(0, BLOCK_R)
             rmask = rr < hi
             m = amask[:, None] & rmask[None, :]
             offs = av.to(tl.int64)[:, None] * R + rr[None, :]
-            y = ${name}_normalize(tl.load(x_ptr + offs, mask=m, other=0.0), v1, v2, eps, STAT)
+            y = ${name}_normalize(tl.load(x_ptr + offs, mask=m, other=0.0), v1, c2, STAT)
             if HAS_W:
                 y = y * tl.load(w_ptr + rr // RDIV, mask=rmask, other=0.0)[None, :]
             if HAS_B:
@@ -267,11 +286,12 @@ def ${name}_apply(x_ptr, f1_ptr, f2_ptr, out_ptr, w_ptr, b_ptr, A, R, B, CH, eps
             o = a.to(tl.int64) * B + rb
             v1 = tl.load(f1_ptr + o, mask=bmask, other=0.0)
             v2 = tl.load(f2_ptr + o, mask=bmask, other=1.0)
+        c2 = ${name}_scale(v2, eps, STAT)
         for t in range(0, n_tiles):
             rr = lo + (n_tiles - 1 - t) * BLOCK_R + tl.arange(0, BLOCK_R)
             m = (rr < hi)[:, None] & bmask[None, :]
             offs = base + rr.to(tl.int64)[:, None] * B + rb[None, :]
-            y = ${name}_normalize(tl.load(x_ptr + offs, mask=m, other=0.0), v1[None, :], v2[None, :], eps, STAT)
+            y = ${name}_normalize(tl.load(x_ptr + offs, mask=m, other=0.0), v1[None, :], c2[None, :], STAT)
             if STAT == 5:
                 widx = (a % AMOD) * RMUL + rr // RDIV
                 if HAS_W:
