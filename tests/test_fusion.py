@@ -236,6 +236,53 @@ def test_conv1d_and_batchnorm_statistics(tmp_path):
     _check(tmp_path, prob, ['fuse_chains'], expect_kernels=2)  # stats kernel + apply
 
 
+# Counts the launches of a candidate's statistics kernel in training and then in eval mode.
+STATS_LAUNCHES = """
+import sys, torch
+from pathlib import Path
+from evo_kernels.model.problem import import_file, load_problem
+problem = load_problem(sys.argv[1])
+module = import_file(Path(sys.argv[2]), "counted")
+kernel, grids = module._stats_0, []
+class Counted:
+    def __getitem__(self, grid):
+        grids.append(grid)
+        return kernel[grid]
+module._stats_0 = Counted()
+new = problem.make_model(module.ModelNew, 1, "cpu")
+x = problem.make_inputs(1, "cpu")
+with torch.no_grad():
+    new(*x)
+    train = len(grids)
+    new.eval()
+    new(*x)
+print("launches", train, len(grids) - train)
+"""
+
+
+def test_batchnorm_in_eval_mode_reads_its_input_once(tmp_path):
+    # Eval mode normalizes with the running statistics: the batch's would be a pass over the input
+    # for nothing (a third of the bytes).
+    prob = _problem(tmp_path, """
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm2d(6)
+        def forward(self, x):
+            return torch.relu(self.bn(x))
+    def get_inputs():
+        return [torch.randn(2, 6, 5, 4)]
+    def get_init_inputs():
+        return []
+    """)
+    path, _, _ = _build(tmp_path, prob, ["fuse_chains"], expect_kernels=2)
+    _numerics(prob, path)  # the outputs and running statistics in both modes
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", STATS_LAUNCHES, str(prob.path), str(path)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert "launches 1 0" in out.stdout, out.stdout + out.stderr[-3000:]
+
+
 def test_pooling_templates_standalone(tmp_path):
     prob = _problem(tmp_path, """
     class Model(nn.Module):

@@ -64,11 +64,17 @@ def bn_args(bn: Op) -> tuple[list[Any], str, str]:
 
 
 def stats_kernel_lines(name: str, y: str, ndim: int) -> list[str]:
+    """The statistics pass over `y` for a BatchNorm's helper; only where the batch's statistics are
+    used (training, or no running statistics): in eval mode the running ones are, and reading `y`
+    for nothing would cost a third of the pass over it."""
     r, c, sz = (f"{y}.shape[0]", f"{y}.shape[1]", f"{y}[0, 0].numel()") if ndim == 4 else \
         (f"{y}.shape[0]", f"{y}.shape[1]", "1")
-    return [f"    st_r, st_c, st_s = {r}, {c}, {sz}",
-            "    chunks = triton.cdiv(st_r * st_s, 4096)",
-            f"    st_mean = torch.empty((chunks, st_c), device={y}.device, dtype=torch.float32)",
-            "    st_m2 = torch.empty_like(st_mean)",
-            f"    st_cnt = torch.empty((chunks,), device={y}.device, dtype=torch.float32)",
-            f"    {name}[(st_c, chunks)]({y}, st_mean, st_m2, st_cnt, st_r, st_c, S=st_s, BLOCK=4096, num_warps=8)"]
+    return ["    st_cnt = st_mean = st_m2 = None",
+            "    if bn_mod.training or bn_rm is None:",
+            f"        st_r, st_c, st_s = {r}, {c}, {sz}",
+            "        chunks = triton.cdiv(st_r * st_s, 4096)",
+            f"        st_mean = torch.empty((chunks, st_c), device={y}.device, dtype=torch.float32)",
+            "        st_m2 = torch.empty_like(st_mean)",
+            f"        st_cnt = torch.empty((chunks,), device={y}.device, dtype=torch.float32)",
+            f"        {name}[(st_c, chunks)]({y}, st_mean, st_m2, st_cnt, st_r, st_c, S=st_s, BLOCK=4096, "
+            "num_warps=8)"]
