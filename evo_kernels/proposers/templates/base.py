@@ -289,15 +289,10 @@ def _bn_scale_shift(cnt, mean_t, m2_t, weight, bias, running_mean, running_var, 
     return scale.contiguous(), shift.contiguous()
 
 
-def _sm_count(x):
-    # Streaming multiprocessors of x's device (4 under the CPU interpreter).
-    return torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 4
-
-
 def _split_length(x, programs, length, block, waves, cap):
     # Cut `length` into chunks (of whole blocks, at least 4 each, at most `cap` chunks) when fewer
     # than `waves` programs per SM would run otherwise: (number of chunks, chunk length).
-    sms = _sm_count(x)
+    sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 4
     split = max(1, min(cap, triton.cdiv(waves * sms, programs), triton.cdiv(length, 4 * block)))
     ch = triton.cdiv(triton.cdiv(length, split), block) * block
     return triton.cdiv(length, ch), ch

@@ -17,9 +17,7 @@ reduction; a read and a write for a normalization in one kernel, plus a second r
 split.
 
 RED_TILE: elements per tile (BLOCK_R x BLOCK_B); RED_BLOCK_B: columns per tile when B > 1;
-RED_WARPS; RED_WAVES: programs per SM aimed at when choosing SPLIT; RED_PERSIST: a normalization in
-one kernel runs on at most this many programs per SM, each taking rows in turn (0: a program per
-row), so that the second read of a row finds it in L2.
+RED_WARPS; RED_WAVES: programs per SM aimed at when choosing SPLIT.
 """
 from __future__ import annotations
 
@@ -276,33 +274,31 @@ def ${name}_apply(x_ptr, f1_ptr, f2_ptr, out_ptr, w_ptr, b_ptr, A, R, B, CH, eps
                 y = y + tl.load(b_ptr + rr // RDIV, mask=rmask, other=0.0)[None, :]
             tl.store(out_ptr + offs, y, mask=m)
     else:
+        a = tl.program_id(0)
         rb = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)
         bmask = rb < B
-        # Rows taken in turn by the programs there are (one each, unless the grid is smaller than
-        # A: RED_PERSIST programs per SM, so that fewer rows come between a fused row's two reads).
-        for a in range(tl.program_id(0), A, tl.num_programs(0)):
-            base = tl.cast(a, tl.int64) * R * B
-            if FUSED:
-                v1, v2, _ = ${name}_fold(x_ptr + base, lo, hi, B, rb, bmask, STAT, BLOCK_R, BLOCK_B)
-                if STAT == 5:
-                    v2 = v2 / R
-            else:
-                o = tl.cast(a, tl.int64) * B + rb
-                v1 = tl.load(f1_ptr + o, mask=bmask, other=0.0)
-                v2 = tl.load(f2_ptr + o, mask=bmask, other=1.0)
-            c2 = ${name}_scale(v2, eps, STAT)
-            for t in range(0, n_tiles):
-                rr = lo + (n_tiles - 1 - t) * BLOCK_R + tl.arange(0, BLOCK_R)
-                m = (rr < hi)[:, None] & bmask[None, :]
-                offs = base + rr.to(tl.int64)[:, None] * B + rb[None, :]
-                y = ${name}_normalize(tl.load(x_ptr + offs, mask=m, other=0.0), v1[None, :], c2[None, :], STAT)
-                if STAT == 5:
-                    widx = (a % AMOD) * RMUL + rr // RDIV
-                    if HAS_W:
-                        y = y * tl.load(w_ptr + widx, mask=rr < hi, other=0.0)[:, None]
-                    if HAS_B:
-                        y = y + tl.load(b_ptr + widx, mask=rr < hi, other=0.0)[:, None]
-                tl.store(out_ptr + offs, y, mask=m)
+        base = a.to(tl.int64) * R * B
+        if FUSED:
+            v1, v2, _ = ${name}_fold(x_ptr + base, lo, hi, B, rb, bmask, STAT, BLOCK_R, BLOCK_B)
+            if STAT == 5:
+                v2 = v2 / R
+        else:
+            o = a.to(tl.int64) * B + rb
+            v1 = tl.load(f1_ptr + o, mask=bmask, other=0.0)
+            v2 = tl.load(f2_ptr + o, mask=bmask, other=1.0)
+        c2 = ${name}_scale(v2, eps, STAT)
+        for t in range(0, n_tiles):
+            rr = lo + (n_tiles - 1 - t) * BLOCK_R + tl.arange(0, BLOCK_R)
+            m = (rr < hi)[:, None] & bmask[None, :]
+            offs = base + rr.to(tl.int64)[:, None] * B + rb[None, :]
+            y = ${name}_normalize(tl.load(x_ptr + offs, mask=m, other=0.0), v1[None, :], c2[None, :], STAT)
+            if STAT == 5:
+                widx = (a % AMOD) * RMUL + rr // RDIV
+                if HAS_W:
+                    y = y * tl.load(w_ptr + widx, mask=rr < hi, other=0.0)[:, None]
+                if HAS_B:
+                    y = y + tl.load(b_ptr + widx, mask=rr < hi, other=0.0)[:, None]
+            tl.store(out_ptr + offs, y, mask=m)
 ''')
 
 # The launcher each candidate carries once per group, next to its kernels.
@@ -335,8 +331,6 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
         # program share each weight tile, in their own chunks.
         group = min(8, triton.next_power_of_2(a)) if not one and n_b == 1 and amod == 1 and rmul == 0 else 1
         grid = (a, split, n_bt)
-        if one and RED_PERSIST:  # a row per program, at most RED_PERSIST programs per SM
-            grid = (min(a, RED_PERSIST * _sm_count(x)), 1, n_bt)
         if group > 1:
             block_r = max(1, min(RED_TILE // group, triton.next_power_of_2(r)))
             split, ch = _split_length(x, triton.cdiv(a, group), r, block_r, RED_WAVES, 256)
@@ -499,4 +493,4 @@ TEMPLATE = AnchorTemplate(
     kernel=REDUCE, example=EXAMPLE, example_rules=("triton_reduce",), example_params={},
     name="reduce", rule="triton_reduce", prior=4.0, kind="reduce", pattern=reduce_source, emitter=_emit,
     params={"RED_TILE": [4096, 2048, 8192, 1024], "RED_BLOCK_B": [64, 32, 128, 16], "RED_WARPS": [8, 4, 16],
-            "RED_WAVES": [4, 2, 8], "RED_PERSIST": [0, 1, 2]})
+            "RED_WAVES": [4, 2, 8]})
