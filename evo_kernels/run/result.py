@@ -38,15 +38,22 @@ def drop_in_source(candidate: Candidate) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _searched(records: list[tuple[int, Candidate, Evaluation, dict[str, Any]]], reference_id: str
+              ) -> list[tuple[float, Candidate, Evaluation]]:
+    """The search's own correct, timed candidates with their measured speedups (the reference and
+    candidates that are a baseline under another name left out)."""
+    return [(e.speedup, c, e) for _, c, e, _ in records
+            if e.ok and e.speedup and c.id != reference_id and not e.same_as]
+
+
 def _contenders(records: list[tuple[int, Candidate, Evaluation, dict[str, Any]]], reference_id: str
                 ) -> list[tuple[float, Candidate, Evaluation]]:
-    """The search's own correct candidates that beat the faster baseline as measured, best first
-    (the reference and candidates that are a baseline under another name left out)."""
+    """The searched candidates that beat the faster baseline as measured, best first (each once, at
+    its best measurement)."""
     best: dict[str, tuple[float, Candidate, Evaluation]] = {}
-    for _, c, e, _ in records:
-        if e.ok and e.speedup and e.speedup > 1.0 and c.id != reference_id and not e.same_as:
-            if c.id not in best or e.speedup > best[c.id][0]:
-                best[c.id] = (e.speedup, c, e)
+    for s, c, e in _searched(records, reference_id):
+        if s > 1.0 and (c.id not in best or s > best[c.id][0]):
+            best[c.id] = (s, c, e)
     return sorted(best.values(), key=lambda x: -x[0])
 
 
@@ -74,7 +81,8 @@ def summarize(opt: Any) -> dict[str, Any]:
     eager_ms, compile_ms, baseline_ms = b["eager_ms"], b.get("compile_ms"), b["best_ms"]
     to_eager = eager_ms / baseline_ms  # a speedup over the faster baseline, times this: over eager
     records = opt.store.evaluation_rows(opt.pid)
-    ranked = _contenders(records, opt.reference.id if opt.reference else "")
+    ref_id = opt.reference.id if opt.reference else ""
+    ranked = _contenders(records, ref_id)
     confirmations = []
     for cand in opt.to_confirm():
         ev = opt.confirmed.get(cand.id)
@@ -108,8 +116,7 @@ def summarize(opt: Any) -> dict[str, Any]:
         interval = measured["interval"] if measured else None
     # What fast_p counts: the result's speedup when it is a win; otherwise the search's best correct
     # candidate, at most 1.0 (a correct candidate found, none significantly faster).
-    ref_id = opt.reference.id if opt.reference else ""
-    searched = [e.speedup for _, c, e, _ in records if e.ok and e.speedup and c.id != ref_id and not e.same_as]
+    searched = [s for s, _, _ in _searched(records, ref_id)]
     found = speedup if chosen is not None else (min(max(searched), 1.0) if searched else None)
     by_proposer: dict[str, int] = {}
     for _, cand, _, _ in records:

@@ -232,13 +232,20 @@ class SearchLoop:
         task.left -= 1
         if task.left > 0:
             self.ready.append(task)  # interleave its next trial with other work
-        if cand.id in self.results:  # the sampler proposed a configuration already measured
-            self.tuner.tell(task.study, number, self.results[cand.id])
-            return None
-        if any(c.id == cand.id for c, _ in self.inflight.values()):  # ...or one being measured
-            self.echoes.setdefault(cand.id, []).append((task.study, number))
+        if self._answered(task.study, number, cand):
             return None
         return cand, {"island": task.island, "study": task.study, "trial": number}
+
+    def _answered(self, study: str, number: int, cand: Candidate) -> bool:
+        """Whether a trial the sampler asked for a configuration already measured (told its result
+        now) or being measured (told when it comes back) needs no evaluation of its own."""
+        if cand.id in self.results:
+            self.tuner.tell(study, number, self.results[cand.id])
+            return True
+        if any(c.id == cand.id for c, _ in self.inflight.values()):
+            self.echoes.setdefault(cand.id, []).append((study, number))
+            return True
+        return False
 
     def _ask_screen(self, task: Tuning) -> tuple[Candidate, dict[str, Any]] | None:
         """Up to `tuning.screen` trials at once, for one evaluation that screens them all and verifies
@@ -253,11 +260,7 @@ class SearchLoop:
                 break
             cand, number = asked
             task.left -= 1
-            if cand.id in self.results:
-                self.tuner.tell(task.study, number, self.results[cand.id])
-            elif any(c.id == cand.id for c, _ in self.inflight.values()):
-                self.echoes.setdefault(cand.id, []).append((task.study, number))
-            else:
+            if not self._answered(task.study, number, cand):
                 if cand.params not in configs:
                     configs.append(cand.params)
                 trials.append({"trial": number, "params": cand.params})
