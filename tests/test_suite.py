@@ -129,3 +129,20 @@ def _screenshot_check(page, tmp_path):
     import re
     title = re.search(r"<title>([^<]*)</title>", dom).group(1).split(",")
     assert len(title) >= 4 and set(title) == {"true"}, dom[:300]  # the overview's plots, a plot per problem
+
+
+def test_a_report_of_a_run_still_going_shows_the_baselines_measured_so_far(tmp_path):
+    # A suite stopped after its references (a benchmark run in slices): no summary yet, but each
+    # problem's eager and compile times are in its evaluations.
+    from evo_kernels.model.candidate import Candidate, Evaluation
+    from evo_kernels.report import collect, table_rows
+    from evo_kernels.store import SQLiteStore
+    with SQLiteStore(tmp_path / "store.sqlite") as store:
+        for pid, name, eager, compiled in (("p1", "first", 2.5, 1.25), ("p2", "second", 3.0, None)):
+            store.add_problem(pid, f"/x/{name}.py", name, "level1", "")
+            store.add_evaluation(pid, Candidate(source=f"# {name}", technique="reference"),
+                                 Evaluation(status="ok", speedup=1.0, timing={"median_ms": eager},
+                                            baseline={"eager_ms": eager, "compile_ms": compiled, "best_ms": eager}))
+    rows = {r[1]: r for r in table_rows(collect(tmp_path))}
+    assert rows["first"][3:5] == ["2.5000", "1.2500"] and rows["second"][3:5] == ["3.0000", "-"]
+    assert rows["first"][7] == "-"  # no result while the problem is still searching

@@ -48,6 +48,14 @@ class ProblemRecord:
             return f"1.000x {s.get('best_technique', '')} (no significant win: measured {s.get('measured_speedup') or 0:.3f}x{interval})"
         return f"{s['best_speedup']:.3f}x{interval if s.get('result') == 'win' else ''} {s.get('best_technique', '')}".rstrip()
 
+    def baseline_ms(self, name: str) -> float | None:
+        """A baseline's time (`eager_ms`, `compile_ms`): the summary's once the problem has finished,
+        else the one its latest timed evaluation was measured against (a run still going)."""
+        s = self.summary or {}
+        if s.get(name):
+            return s[name]
+        return next((r[name] for r in reversed(self.rows) if r.get(name)), None)
+
     def by_status(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for r in self.rows:
@@ -102,7 +110,9 @@ def collect(run_dir: Path) -> list[ProblemRecord]:
                                  "median_ms": e.median_ms, "candidate_id": c.id, "technique": c.technique,
                                  "proposer": c.proposer, "parents": list(c.parents), "params": c.params,
                                  "oracle_error": e.oracle_error, "profile": e.profile, "same_as": e.same_as,
-                                 "floor_ms": (e.baseline or {}).get("floor_ms"), "meta": r.meta})
+                                 "floor_ms": (e.baseline or {}).get("floor_ms"), "meta": r.meta,
+                                 "eager_ms": (e.baseline or {}).get("eager_ms"),
+                                 "compile_ms": (e.baseline or {}).get("compile_ms")})
             rec.summary = store.summary(prow.id)
             records.append(rec)
         return records
@@ -131,9 +141,9 @@ def table_rows(records: list[ProblemRecord]) -> list[list[str]]:
         err = (s.get("oracle_error") or {})
         cand_err, base_err = (err.get("candidate") or {}).get("norm"), (err.get("baseline") or {}).get("norm")
         share = s.get("bound_share_result")
+        eager, compiled = rec.baseline_ms("eager_ms"), rec.baseline_ms("compile_ms")
         rows.append([rec.level, rec.name, str(len(rec.rows)),
-                     f"{s['eager_ms']:.4f}" if s.get("eager_ms") else "-",
-                     f"{s['compile_ms']:.4f}" if s.get("compile_ms") else "-",
+                     f"{eager:.4f}" if eager else "-", f"{compiled:.4f}" if compiled else "-",
                      f"{best['speedup']:.3f}x" if best else "-", best["technique"] if best else "-", rec.result,
                      f"{cand_err:.2e} / {base_err:.2e}" if cand_err is not None and base_err is not None else "-",
                      f"{100 * share:.0f}%" if share else "-",
@@ -144,7 +154,7 @@ def table_rows(records: list[ProblemRecord]) -> list[list[str]]:
 # "best candidate": the fastest correct candidate searched; "result": what best.py is (a confirmed
 # win, or the faster baseline itself); "error vs fp64": the result's and eager's relative error
 # norms against the float64 oracle; "of roofline": the roofline's time (bytes in and out at the measured
-# bandwidth, flops at the measured fp32 rate) over the result's.
+# bandwidth, or the products at the fastest unit the run's precision admits) over the result's.
 HEADER = ["level", "problem", "evaluations", "eager ms", "compile ms", "best candidate", "technique", "result",
           "error vs fp64 (result / eager)", "of roofline", "statuses"]
 
