@@ -4,7 +4,7 @@ import torch
 
 from evo_kernels.config import VerifyConfig
 from evo_kernels.harness.audit import (audit, flop_time_ms, flops_by_family, matrix_rate, roofline_ms,
-                                       speed_of_light_ms)
+                                       speed_of_light_ms, tf32_by_family)
 from evo_kernels.model.devices import units_words
 from evo_kernels.harness.backends.base import DeviceInfo
 from evo_kernels.harness.checks import Reject, check_not_aliased, compare_tensor, inputs_unchanged, pair_leaves
@@ -93,6 +93,12 @@ def test_the_roofline_bounds_products_by_the_fastest_unit_the_precision_admits()
     families = flops_by_family({"aten.convolution": 4e12, "aten.convolution_backward": 1e12, "aten.mm": 3e12,
                                 "aten._scaled_dot_product_efficient_attention": 3e12})
     assert families == {"conv": 5e12, "matmul": 6e12}
+    # PyTorch's defaults admit TF32 for convolutions only; "high" matmul precision admits it for products.
+    defaults = {"cudnn_allow_tf32": True, "matmul_allow_tf32": False, "float32_matmul_precision": "highest"}
+    assert tf32_by_family(defaults) == {"conv": True, "matmul": False}
+    assert tf32_by_family({**defaults, "float32_matmul_precision": "high"}) == {"conv": True, "matmul": True}
+    assert tf32_by_family({**defaults, "cudnn_allow_tf32": False, "matmul_allow_tf32": True}) == \
+        {"conv": False, "matmul": True}
     gpu = _info(peak_tflops_fp32=50.0, peak_tflops_tf32=400.0, peak_tflops_fp16=800.0)
     # PyTorch's defaults: TF32 convolutions, fp32 products, which tf32x3 matches at TF32 / 3.
     ms, units = flop_time_ms(families, gpu, {"conv": True, "matmul": False}, half=False)

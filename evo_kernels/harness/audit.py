@@ -18,6 +18,14 @@ def flops_by_family(counts: dict[Any, int]) -> dict[str, float]:
     return out
 
 
+def tf32_by_family(switches: dict[str, Any]) -> dict[str, bool]:
+    """Whether each family of products may run in TF32 under `switches` (precision.read_switches):
+    convolutions by cuDNN's flag, the rest by the matmul flag or a float32 matmul precision below
+    "highest"."""
+    return {"conv": bool(switches["cudnn_allow_tf32"]),
+            "matmul": bool(switches["matmul_allow_tf32"]) or switches["float32_matmul_precision"] != "highest"}
+
+
 def matrix_rate(info: DeviceInfo, tf32: bool, half: bool) -> tuple[str, float]:
     """The fastest unit a product may run on without losing accuracy the run's switches keep, and
     its measured rate (TFLOP/s): fp32 FMA always; tf32x3 (three TF32 products per fp32 one, as

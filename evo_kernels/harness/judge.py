@@ -25,7 +25,7 @@ from torch import nn
 from ..config import Config, from_dict
 from ..model.problem import Problem, load_problem
 from . import contract, kernels, precision, timing, transfer, trials
-from .audit import flop_time_ms, flops_by_family, roofline_ms, speed_of_light_ms
+from .audit import flop_time_ms, flops_by_family, roofline_ms, speed_of_light_ms, tf32_by_family
 from .checks import (Reject, check_follows_inputs, check_not_aliased, check_not_stale, pair_leaves,
                      compare_tensor, degeneracy_notes, flatten, inputs_unchanged, name_constant, near_input,
                      passthrough, same_non_finite, sample_of, tolerance)
@@ -161,9 +161,7 @@ class Judge:
         # The products' time at the fastest unit the switches the baselines run under admit.
         half = any(t.dtype in (torch.float16, torch.bfloat16) for t in list(model.parameters()) + list(inputs)
                    if isinstance(t, torch.Tensor))
-        m = torch.backends.cuda.matmul
-        tf32 = {"conv": torch.backends.cudnn.allow_tf32,
-                "matmul": m.allow_tf32 or torch.get_float32_matmul_precision() != "highest"}
+        tf32 = tf32_by_family(precision.read_switches())
         flop_ms, units = flop_time_ms(flops_by_family(counter.get_flop_counts().get("Global", {})), info, tf32, half)
         floor = speed_of_light_ms(bytes_read, info.bandwidth_gbs, flop_ms, cfg.verify.allow_reduced_precision)
         bound = roofline_ms(bytes_read + bytes_written, info.bandwidth_gbs, flop_ms)

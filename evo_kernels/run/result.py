@@ -46,12 +46,11 @@ def _searched(records: list[tuple[int, Candidate, Evaluation, dict[str, Any]]], 
             if e.ok and e.speedup and c.id != reference_id and not e.same_as]
 
 
-def _contenders(records: list[tuple[int, Candidate, Evaluation, dict[str, Any]]], reference_id: str
-                ) -> list[tuple[float, Candidate, Evaluation]]:
-    """The searched candidates that beat the faster baseline as measured, best first (each once, at
-    its best measurement)."""
+def _contenders(searched: list[tuple[float, Candidate, Evaluation]]) -> list[tuple[float, Candidate, Evaluation]]:
+    """The searched candidates (`_searched`) that beat the faster baseline as measured, best first
+    (each once, at its best measurement)."""
     best: dict[str, tuple[float, Candidate, Evaluation]] = {}
-    for s, c, e in _searched(records, reference_id):
+    for s, c, e in searched:
         if s > 1.0 and (c.id not in best or s > best[c.id][0]):
             best[c.id] = (s, c, e)
     return sorted(best.values(), key=lambda x: -x[0])
@@ -61,7 +60,7 @@ def to_confirm(cfg: Config, records: list[tuple[int, Candidate, Evaluation, dict
                reference_id: str) -> list[Candidate]:
     if not cfg.timing.confirm:
         return []
-    ranked = _contenders(records, reference_id)
+    ranked = _contenders(_searched(records, reference_id))
     if not ranked:
         return []
     top = ranked[0][0]
@@ -82,7 +81,8 @@ def summarize(opt: Any) -> dict[str, Any]:
     to_eager = eager_ms / baseline_ms  # a speedup over the faster baseline, times this: over eager
     records = opt.store.evaluation_rows(opt.pid)
     ref_id = opt.reference.id if opt.reference else ""
-    ranked = _contenders(records, ref_id)
+    searched = _searched(records, ref_id)
+    ranked = _contenders(searched)
     confirmations = []
     for cand in opt.to_confirm():
         ev = opt.confirmed.get(cand.id)
@@ -116,8 +116,7 @@ def summarize(opt: Any) -> dict[str, Any]:
         interval = measured["interval"] if measured else None
     # What fast_p counts: the result's speedup when it is a win; otherwise the search's best correct
     # candidate, at most 1.0 (a correct candidate found, none significantly faster).
-    searched = [s for s, _, _ in _searched(records, ref_id)]
-    found = speedup if chosen is not None else (min(max(searched), 1.0) if searched else None)
+    found = speedup if chosen is not None else (min(max(s for s, _, _ in searched), 1.0) if searched else None)
     by_proposer: dict[str, int] = {}
     for _, cand, _, _ in records:
         by_proposer[cand.proposer] = by_proposer.get(cand.proposer, 0) + 1

@@ -267,10 +267,15 @@ def _split_k(tiles, k, bk):
     return split
 
 
+def _bn_batch_stats(training, running_mean):
+    # Whether a BatchNorm normalizes with the batch's statistics (training, or none kept), as torch does.
+    return training or running_mean is None
+
+
 def _bn_scale_shift(cnt, mean_t, m2_t, weight, bias, running_mean, running_var, tracked, training, eps, momentum):
-    # Training (or no running statistics): Chan's formula over per-tile (count, mean, M2), running
-    # statistics updated as BatchNorm does. Eval: the running statistics, untouched.
-    if training or running_mean is None:
+    # Batch statistics: Chan's formula over per-tile (count, mean, M2), running statistics updated as
+    # BatchNorm does. Otherwise (eval): the running statistics, untouched.
+    if _bn_batch_stats(training, running_mean):
         n = cnt.sum()
         mean = (cnt[:, None] * mean_t).sum(0) / n
         var = (m2_t.sum(0) + (cnt[:, None] * (mean_t - mean) ** 2).sum(0)) / n

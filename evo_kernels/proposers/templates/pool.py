@@ -89,7 +89,8 @@ def _lower(t: ChainTemplate, name: str, ops: list[Op], kinds: list[str], y: str,
     # the warps (more loads in flight per output). On an H200: a 3x3x3 max pool 1.31 ms at (1024, 4),
     # 0.68 ms at (512, 8), 0.51 ms at (256, 8); a 3x3 average pool 1.71 ms at (256, 8), 1.24 ms at
     # (256, 4), 1.22 ms at (512, 8); a 3-wide 1-D average pool 0.51 ms at (1024, 4), 0.85 ms at (256, 8).
-    cut = 4 if math.prod(k) >= 16 else 2 if math.prod(k) >= 8 else 1
+    window = math.prod(k)
+    cut = 4 if window >= 16 else 2 if window >= 8 else 1
     block = f"max(32, POOL_BLOCK // {cut})" if cut > 1 else "POOL_BLOCK"
     warps = "min(8, 2 * POOL_WARPS)" if cut > 1 else "POOL_WARPS"
     launch = [

@@ -12,9 +12,9 @@ combines the chunks' partials into the reduction, or into a normalization's stat
 three applies, reading the rows again (with the affine weight and bias; under a LayerNorm's weight,
 several samples per program share each weight tile). With SPLIT 1 (rows enough to fill the device)
 there is one kernel: a reduction is stored at once, and a normalization folds and applies its row in
-the same program, so that the second read comes mostly from L2. Bytes moved: one read for a
-reduction; a read and a write for a normalization in one kernel, plus a second read when it is
-split.
+the same program, so that the second read can come from L2 (where the rows in flight fit there).
+Bytes moved: one read for a reduction; a read and a write for a normalization in one kernel, plus a
+second read when it is split.
 
 RED_TILE: elements per tile (BLOCK_R x BLOCK_B); RED_BLOCK_B: columns per tile when B > 1;
 RED_WARPS; RED_WAVES: programs per SM aimed at when choosing SPLIT.
@@ -247,10 +247,11 @@ def ${name}_apply(x_ptr, f1_ptr, f2_ptr, out_ptr, w_ptr, b_ptr, A, R, B, CH, eps
                   STAT: tl.constexpr, FUSED: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr,
                   A_GROUP: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
     # A normalization's last pass over chunk s of R. Its statistics: FUSED, folded here from the
-    # rows this program then reads again (mostly from L2); else those `finish` stored at f1, f2
-    # [a, b]. The affine weight of element (a, r) is w[(a % AMOD) * RMUL + r // RDIV]: LayerNorm
-    # (1, 0, 1), GroupNorm (groups, channels per group, spatial size), InstanceNorm (C, 1, R). Tiles
-    # go backwards over the chunk: those the fold read last are the likeliest still in L2.
+    # rows this program then reads again (from L2 where the rows in flight fit there); else those
+    # `finish` stored at f1, f2 [a, b]. The affine weight of element (a, r) is
+    # w[(a % AMOD) * RMUL + r // RDIV]: LayerNorm (1, 0, 1), GroupNorm (groups, channels per group,
+    # spatial size), InstanceNorm (C, 1, R). Tiles go backwards over the chunk: those the fold read
+    # last are the likeliest still in L2.
     s = tl.program_id(1)
     lo = s * CH
     hi = tl.minimum(lo + CH, R)

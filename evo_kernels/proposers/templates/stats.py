@@ -70,7 +70,7 @@ def stats_kernel_lines(name: str, y: str, ndim: int) -> list[str]:
     r, c, sz = (f"{y}.shape[0]", f"{y}.shape[1]", f"{y}[0, 0].numel()") if ndim == 4 else \
         (f"{y}.shape[0]", f"{y}.shape[1]", "1")
     return ["    st_cnt = st_mean = st_m2 = None",
-            "    if bn_mod.training or bn_rm is None:",
+            "    if _bn_batch_stats(bn_mod.training, bn_rm):  # (the names bn_args gives the helper)",
             f"        st_r, st_c, st_s = {r}, {c}, {sz}",
             "        chunks = triton.cdiv(st_r * st_s, 4096)",
             f"        st_mean = torch.empty((chunks, st_c), device={y}.device, dtype=torch.float32)",
