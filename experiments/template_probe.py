@@ -35,9 +35,16 @@ CONV_CONFIGS = [
     {}, {"CONV_BLOCK_K": 64, "CONV_STAGES": 2}, {"CONV_BLOCK_K": 64, "CONV_STAGES": 3},
     {"CONV_BLOCK_N": 64, "CONV_BLOCK_K": 64}, {"CONV_BLOCK_M": 64, "CONV_BLOCK_K": 64, "CONV_WARPS": 4},
 ]
+# TF32 products of inputs rounded to nearest: where cuDNN's convolutions run TF32 (PyTorch's default)
+CONV_TF32 = [{"CONV_PRECISION": "tf32rn"}, {"CONV_PRECISION": "tf32rn", "CONV_BLOCK_K": 64, "CONV_STAGES": 3},
+             {"CONV_PRECISION": "tf32rn", "CONV_BLOCK_K": 32, "CONV_STAGES": 4},
+             {"CONV_PRECISION": "tf32rn", "CONV_BLOCK_N": 64, "CONV_BLOCK_K": 64, "CONV_WARPS": 4},
+             {"CONV_PRECISION": "tf32rn", "CONV_BLOCK_M": 256, "CONV_BLOCK_K": 32}]
 ROW_CONFIGS = [{}, {"ROW_PER_THREAD": 8}, {"ROW_TILE": 16384, "ROW_PER_THREAD": 32}]
 RED_CONFIGS = [{}, {"RED_TILE": 8192}, {"RED_TILE": 2048, "RED_WARPS": 4}, {"RED_WAVES": 8}, {"RED_WARPS": 4},
-               {"RED_WARPS": 16}, {"RED_WARPS": 16, "RED_TILE": 8192}, {"RED_BLOCK_B": 32, "RED_WARPS": 4}]
+               {"RED_WARPS": 16}, {"RED_WARPS": 16, "RED_TILE": 8192}, {"RED_BLOCK_B": 32, "RED_WARPS": 4},
+               {"RED_COOP_CHUNK": 0}, {"RED_COOP_CHUNK": 8192}, {"RED_COOP_CHUNK": 2048, "RED_WARPS": 4},
+               {"RED_COOP_CHUNK": 8192, "RED_WARPS": 16}]
 R = dict(reduce=True)
 CE_CONFIGS = [{}, {"CE_TILE": 8192}, {"CE_TILE": 2048, "CE_WARPS": 4}, {"CE_WARPS": 16}, {"CE_WAVES": 8}]
 EW_CONFIGS = [{}, {"EW_BLOCK": 512}, {"EW_BLOCK": 2048, "EW_WARPS": 8}]
@@ -84,8 +91,11 @@ PLAN = [  # (problem, options, configs, time torch.compile too)
     ("level2/18_Conv3d_Softmax_MaxPool", dict(reduce=True, chains=True), [{}], True),
     ("level1/01_Square_matmul", G, GEMM_CONFIGS[:1] + [{"GEMM_KMAJOR": False}], True),
     ("level2/05_Gemm_SiLU_Clamp", G, GEMM_CONFIGS, True),
-    ("level1/06_Conv2d_3x3", dict(conv=True), CONV_CONFIGS, True),
-    ("level2/14_Conv2d_Tanh_Scale_BiasAdd_MaxPool", ALL, CONV_CONFIGS[:3], True),
+    ("level1/06_Conv2d_3x3", dict(conv=True), CONV_CONFIGS + CONV_TF32, True),
+    ("level2/14_Conv2d_Tanh_Scale_BiasAdd_MaxPool", ALL, CONV_CONFIGS[:3] + CONV_TF32, True),
+    ("level1/07_Conv2d_pointwise_1x1", dict(conv=True), CONV_TF32, True),
+    ("level2/15_Conv2d_ReLU_BiasAdd", dict(conv=True), CONV_TF32, True),
+    ("level2/11_Conv2d_BatchNorm_ReLU", dict(conv=True), CONV_TF32, True),
     ("level1/03_Matmul_transposed_A_long_K", G, [{}], True),
     ("level1/04_Batched_matmul", G, [{}], True),
     ("level1/16_Softmax", dict(chains=True), ROW_CONFIGS, True),

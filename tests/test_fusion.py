@@ -236,6 +236,71 @@ def test_conv1d_and_batchnorm_statistics(tmp_path):
     _check(tmp_path, prob, ['fuse_chains'], expect_kernels=2)  # stats kernel + apply
 
 
+# A TF32 conv candidate against float64 convolutions of its inputs rounded to nearest at TF32's
+# mantissa (frexp, independent of the candidate's own rounding), and of the inputs as they are.
+TF32_ERRORS = """
+import sys, torch
+from pathlib import Path
+from evo_kernels.model.problem import import_file, load_problem
+problem = load_problem(sys.argv[1])
+module = import_file(Path(sys.argv[2]), "tf32rn")
+new = problem.make_model(module.ModelNew, 1, "cpu")
+x = problem.make_inputs(1, "cpu")[0]
+def rn(t):
+    m, e = torch.frexp(t.double())
+    return torch.ldexp(torch.round(m * 2048) / 2048, e)
+conv = new.conv
+with torch.no_grad():
+    got = new(x).double()
+    exact = torch.nn.functional.conv2d(x.double(), conv.weight.double(), conv.bias.double(), padding=1)
+    rounded = torch.nn.functional.conv2d(rn(x), rn(conv.weight), conv.bias.double(), padding=1)
+err = lambda want: float((got - want).norm() / want.norm())
+print("errors", err(rounded), err(exact))
+"""
+
+
+def test_conv_tf32rn_rounds_its_inputs_to_nearest(tmp_path):
+    # Its products are of inputs rounded to nearest (the weights by the launcher, the input in the
+    # kernel): within accumulation error of float64 on the rounded inputs, and a TF32 rounding away
+    # from the inputs as they are (a truncation would miss the first by as much).
+    prob = _problem(tmp_path, """
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(16, 8, 3, padding=1)
+        def forward(self, x):
+            return self.conv(x)
+    def get_inputs():
+        return [torch.randn(2, 16, 5, 6)]
+    def get_init_inputs():
+        return []
+    """)
+    params = {"CONV_BLOCK_M": 32, "CONV_BLOCK_N": 16, "CONV_BLOCK_K": 16, "CONV_PRECISION": "tf32rn"}
+    path, _, _ = _build(tmp_path, prob, ["triton_conv"], params=params)
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", TF32_ERRORS, str(prob.path), str(path)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert "errors" in out.stdout, out.stdout + out.stderr[-3000:]
+    to_rounded, to_exact = map(float, out.stdout.split("errors")[1].split())
+    assert to_rounded < 1e-6 and to_exact > 2e-5, (to_rounded, to_exact)
+
+
+def test_round_tf32_helper():
+    from evo_kernels.proposers.templates.base import HELPERS
+    import torch
+    scope = {"torch": torch}
+    exec(HELPERS.split("def _fit_stages")[0], scope)
+    one = 1.0
+    ulp = 2.0 ** -10  # TF32's step at 1
+    t = torch.tensor([one + ulp / 2, one + ulp / 4, -(one + ulp / 2), one + 0.75 * ulp, float("inf"),
+                      float("-inf"), float("nan"), torch.finfo(torch.float32).max, 0.0])
+    r = scope["_round_tf32"](t)
+    assert r[:4].tolist() == [one + ulp, one, -(one + ulp), one + ulp]  # ties away from zero
+    assert r[4] == float("inf") and r[5] == float("-inf") and torch.isnan(r[6])
+    assert torch.isinf(r[7]) and r[8] == 0.0  # past TF32's largest finite value: inf, as the hardware does
+    assert bool(((r.view(torch.int32) & 0x1FFF) == 0)[torch.isfinite(t)].all())
+
+
 # Counts the launches of a candidate's statistics kernel in training and then in eval mode.
 STATS_LAUNCHES = """
 import sys, torch

@@ -67,8 +67,9 @@ def test_project_timing_agrees_with_do_bench():
 
 def test_reduce_template_compiles_and_matches_on_cuda(tmp_path):
     """templates/reduce.py compiled by Triton (not interpreted): every kind of tests/test_reduce_template.py,
-    at its defaults and with small split tiles, against the reference on the GPU."""
-    from test_reduce_template import CASES, MODULES, PARAMS, UNSPLIT, _problem
+    at its defaults, with small split tiles, unsplit, and normalizations held by groups of programs
+    of 32 elements each, against the reference on the GPU."""
+    from test_reduce_template import CASES, COOP, MODULES, PARAMS, UNSPLIT, _problem
 
     from evo_kernels.model.problem import import_file, load_problem
     from evo_kernels.model.tunables import bake
@@ -77,7 +78,7 @@ def test_reduce_template_compiles_and_matches_on_cuda(tmp_path):
         path = _problem(tmp_path, name)
         problem = load_problem(path)
         source, _ = fusion.build(problem, ["triton_reduce"])
-        for i, params in enumerate(({}, PARAMS, UNSPLIT)):
+        for i, params in enumerate(({}, PARAMS, UNSPLIT, COOP)):
             cand = tmp_path / f"{name}_{i}.py"
             cand.write_text(bake(source, params) if params else source)
             module = import_file(cand, f"gpu_reduce_{name}_{i}")
@@ -91,6 +92,43 @@ def test_reduce_template_compiles_and_matches_on_cuda(tmp_path):
                 want, got = ref(*x), new(*x)
             assert got.dtype == want.dtype and got.shape == want.shape, name
             torch.testing.assert_close(got, want, atol=2e-5, rtol=2e-5, msg=lambda m: f"{name} {params}: {m}")
+
+
+@pytest.mark.parametrize("body, shape, groups", [
+    ("nn.GroupNorm(8, 64)", (48, 64, 96, 96), 18),  # 384 rows of 73728: groups of 18 programs
+    ("nn.InstanceNorm2d(64, affine=True)", (32, 64, 100, 100), 3),  # a partial last chunk
+])
+def test_cooperative_norm_many_groups_against_float64(tmp_path, body, shape, groups):
+    """Many more groups of waiting programs than fit on the device at once (the ticket order keeps
+    them from deadlocking), at real sizes: the result within fp32 rounding of a float64 reference,
+    from the cooperative kernel alone."""
+    from evo_kernels.model.problem import import_file, load_problem
+    from evo_kernels.proposers import fusion
+    path = tmp_path / "norm.py"
+    path.write_text("import torch\nimport torch.nn as nn\n\nclass Model(nn.Module):\n    def __init__(self):\n"
+                    f"        super().__init__()\n        self.m = {body}\n    def forward(self, x):\n"
+                    f"        return self.m(x)\n\ndef get_inputs():\n    return [torch.randn{shape} * 3.0 + 5.0]\n\n"
+                    "def get_init_inputs():\n    return []\n")
+    problem = load_problem(path)
+    source, _ = fusion.build(problem, ["triton_reduce"])
+    cand = tmp_path / "cand.py"
+    cand.write_text(source)
+    module = import_file(cand, f"gpu_coop_{groups}")
+    ref = problem.make_model(problem.Model, 0, "cuda")
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.copy_(torch.randn_like(p))
+        new = problem.make_model(module.ModelNew, 1, "cuda")
+        new.load_state_dict(ref.state_dict())
+        x = problem.make_inputs(3, "cuda")[0]
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            got = new(x)
+            torch.cuda.synchronize()
+        oracle = ref.double()(x.double())
+    names = {e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA}
+    assert any("_coop" in n for n in names) and not any("_apply" in n or "_stats" in n for n in names), names
+    err = (got.double() - oracle).norm() / oracle.norm()
+    assert err < 1e-6, err
 
 
 def test_cross_entropy_template_compiles_and_matches_on_cuda(tmp_path):

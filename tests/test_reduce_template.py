@@ -4,8 +4,13 @@ all dims), softmax and log-softmax over a middle dim and over a long last dim, L
 trailing dims, GroupNorm, InstanceNorm with affine parameters. Tiles are made small so that each
 reduction is split into several chunks (the combine path) and has a partial last tile."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
+from conftest import ROOT
 from evo_kernels.harness.policy import check_source
 from evo_kernels.model.problem import load_problem
 from evo_kernels.model.tunables import bake
@@ -37,8 +42,13 @@ MODULES = {
 OFFSET = {"group_norm_offset": ("nn.GroupNorm(2, 4)", "torch.randn(3, 4, 6, 5) * 0.5 + 1000.0")}
 # Small tiles: chunks of a few tiles, several chunks per reduction (the two-pass path); and no split
 # at all (RED_WAVES 0: one program per row, a norm folded and applied in one kernel).
-PARAMS = {"RED_TILE": 16, "RED_BLOCK_B": 4, "RED_WARPS": 4, "RED_WAVES": 8}
-UNSPLIT = {"RED_TILE": 16, "RED_BLOCK_B": 4, "RED_WARPS": 4, "RED_WAVES": 0}
+# Neither holds a normalization in registers (RED_COOP_CHUNK 0), so on a GPU they take these paths
+# too. The defaults do (RED_COOP_CHUNK 4096): here each norm's row in one program. COOP holds them in
+# chunks of 32, groups of 2-8 programs that wait for each other: on a GPU only (tests/test_gpu.py),
+# as the interpreter runs one program at a time.
+PARAMS = {"RED_TILE": 16, "RED_BLOCK_B": 4, "RED_WARPS": 4, "RED_WAVES": 8, "RED_COOP_CHUNK": 0}
+UNSPLIT = {"RED_TILE": 16, "RED_BLOCK_B": 4, "RED_WARPS": 4, "RED_WAVES": 0, "RED_COOP_CHUNK": 0}
+COOP = {"RED_WARPS": 1, "RED_COOP_CHUNK": 32}
 # The long row (70000) at tiles of 16 is ~13000 interpreted tile steps: larger tiles still split it
 # into 14 chunks with a partial last tile, in a fraction of the time.
 OWN = {"softmax_long_row": {"RED_TILE": 1024}}
@@ -65,7 +75,7 @@ def test_each_kind_is_claimed_and_computes_the_reference(tmp_path):
         source, spaces = built
         assert spaces == ["reduce"] and "_red_0_stats" in source, name
         assert check_source(source) == [], (name, [str(v) for v in check_source(source)])
-        for i, params in enumerate((PARAMS, UNSPLIT)):
+        for i, params in enumerate((PARAMS, UNSPLIT) + (({},) if name in MODULES else ())):
             cand = tmp_path / f"{name}_candidate_{i}.py"
             cand.write_text(bake(source, {**params, **OWN.get(name, {})}))
             pairs += [path, str(cand)]
@@ -78,11 +88,48 @@ def test_norm_statistics_stay_accurate_far_from_zero(tmp_path):
     path = _problem(tmp_path, "group_norm_offset")
     source, _ = fusion.build(load_problem(path), ["triton_reduce"])
     pairs = []
-    for i, params in enumerate((PARAMS, UNSPLIT)):
+    for i, params in enumerate((PARAMS, UNSPLIT, {})):
         cand = tmp_path / f"offset_candidate_{i}.py"
         cand.write_text(bake(source, params))
         pairs += [path, str(cand)]
     check_pairs(pairs, tol=1e-3, oracle_factor=1.5)
+
+
+# The launches of each of a candidate's reduce kernels, by name, over one call.
+LAUNCHES = """
+import sys, torch
+from collections import Counter
+from pathlib import Path
+from evo_kernels.model.problem import import_file, load_problem
+problem = load_problem(sys.argv[1])
+module = import_file(Path(sys.argv[2]), "counted")
+counts = Counter()
+class Counted:
+    def __init__(self, name):
+        self.name, self.kernel = name, getattr(module, name)
+    def __getitem__(self, grid):
+        counts[self.name] += 1
+        return self.kernel[grid]
+for name in ("stats", "finish", "apply", "coop"):
+    setattr(module, "_red_0_" + name, Counted("_red_0_" + name))
+with torch.no_grad():
+    problem.make_model(module.ModelNew, 1, "cpu")(*problem.make_inputs(1, "cpu"))
+print("launches", sorted(counts.items()))
+"""
+
+
+def test_a_norm_held_in_registers_is_one_kernel_and_reads_once(tmp_path):
+    # At the defaults a GroupNorm's rows (70 elements) fit one program's chunk: one cooperative
+    # launch, no statistics pass; without the chunk, the fused fold-and-apply kernel.
+    path = _problem(tmp_path, "group_norm")
+    source, _ = fusion.build(load_problem(path), ["triton_reduce"])
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
+    for params, want in (({}, "[('_red_0_coop', 1)]"), ({"RED_COOP_CHUNK": 0}, "[('_red_0_apply', 1)]")):
+        cand = tmp_path / "counted.py"
+        cand.write_text(bake(source, params))
+        out = subprocess.run([sys.executable, "-c", LAUNCHES, path, str(cand)], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert f"launches {want}" in out.stdout, out.stdout + out.stderr[-3000:]
 
 
 @pytest.mark.parametrize("body", ["return torch.softmax(x, dim=-1)", "return F.layer_norm(x, (300,))",

@@ -250,6 +250,13 @@ def prefix(ops: list[Op], template: TritonTemplate, kinds: list[str]) -> int:
 # Launch-time helpers every template candidate carries: shared-memory repair of a tuned config
 # (so any combination of the merged spaces compiles), split-K choice, row-kernel shapes.
 HELPERS = '''
+def _round_tf32(t):
+    # fp32 rounded to nearest (ties away from zero) at TF32's 10-bit mantissa; inf and NaN kept.
+    bits = t.view(torch.int32)
+    rounded = ((bits + 0x1000) & -0x2000).view(torch.float32)
+    return torch.where(torch.isfinite(t), rounded, t)
+
+
 def _fit_stages(bm, bn, bk, stages):
     # Shared memory holds `stages` A and B tiles of fp32; keep them under ~200 KB.
     while stages > 1 and (bm + bn) * bk * 4 * stages > 200000:

@@ -14,10 +14,17 @@ several samples per program share each weight tile). With SPLIT 1 (rows enough t
 there is one kernel: a reduction is stored at once, and a normalization folds and applies its row in
 the same program, so that the second read can come from L2 (where the rows in flight fit there).
 Bytes moved: one read for a reduction; a read and a write for a normalization in one kernel, plus a
-second read when it is split.
+second read when it is split (or when its rows in flight do not fit in L2: InstanceNorm and
+GroupNorm at real sizes lost to compile's three passes that way).
+
+A normalization of contiguous rows (LayerNorm, GroupNorm, InstanceNorm, a softmax over the last dim)
+whose rows fit a group of programs on the device at once takes a fourth path (`coop`): each program
+holds RED_COOP_CHUNK elements of a row in registers, publishes their partials, waits for the rest
+of its group's, and normalizes what it holds: one read and one write, whatever the row's length.
 
 RED_TILE: elements per tile (BLOCK_R x BLOCK_B); RED_BLOCK_B: columns per tile when B > 1;
-RED_WARPS; RED_WAVES: programs per SM aimed at when choosing SPLIT.
+RED_WARPS; RED_WAVES: programs per SM aimed at when choosing SPLIT; RED_COOP_CHUNK: elements each
+program of a cooperative normalization holds (0: none).
 """
 from __future__ import annotations
 
@@ -160,21 +167,21 @@ def ${name}_stats(x_ptr, p1_ptr, p2_ptr, out_ptr, R, B, CH, SPLIT, STAT: tl.cons
 
 
 @triton.jit
-def ${name}_combine(p1_ptr, p2_ptr, R, B, CH, SPLIT, STAT: tl.constexpr, SPLIT_P2: tl.constexpr,
-                    BLOCK_B: tl.constexpr):
-    # The chunks' partials of columns (a, b-tile), combined: (value, index) for the reductions,
-    # (mean, variance) for a norm, (max, sum of exp) for a softmax.
-    a = tl.program_id(0)
-    rb = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)
+def ${name}_combine(p1_ptr, p2_ptr, a, rb, R, B, CH, SPLIT, STAT: tl.constexpr, SPLIT_P2: tl.constexpr,
+                    VOLATILE: tl.constexpr):
+    # The chunks' partials of columns (a, rb), combined: (value, index) for the reductions, (mean,
+    # variance) for a norm, (max, sum of exp) for a softmax. VOLATILE: other programs of this launch
+    # stored them (past L1, which another program on this SM may hold stale lines of).
     sp = tl.arange(0, SPLIT_P2)
     m = (sp < SPLIT)[:, None] & (rb < B)[None, :]
     o = (a.to(tl.int64) * SPLIT + sp[:, None]) * B + rb[None, :]
+    zero = tl.zeros(rb.shape, tl.float32)
     if STAT == 0:
-        return tl.sum(tl.load(p1_ptr + o, mask=m, other=0.0), axis=0), tl.zeros((BLOCK_B,), tl.float32)
+        return tl.sum(tl.load(p1_ptr + o, mask=m, other=0.0), axis=0), zero
     elif STAT == 1:
-        return tl.max(tl.load(p1_ptr + o, mask=m, other=float('-inf')), axis=0), tl.zeros((BLOCK_B,), tl.float32)
+        return tl.max(tl.load(p1_ptr + o, mask=m, other=float('-inf')), axis=0), zero
     elif STAT == 2:
-        return tl.min(tl.load(p1_ptr + o, mask=m, other=float('inf')), axis=0), tl.zeros((BLOCK_B,), tl.float32)
+        return tl.min(tl.load(p1_ptr + o, mask=m, other=float('inf')), axis=0), zero
     elif STAT == 3:
         v = tl.load(p1_ptr + o, mask=m, other=float('-inf'))
         best = tl.max(v, axis=0)
@@ -186,15 +193,15 @@ def ${name}_combine(p1_ptr, p2_ptr, R, B, CH, SPLIT, STAT: tl.constexpr, SPLIT_P
         first = tl.min(tl.where((v == best[None, :]) & m, sp[:, None], SPLIT_P2), axis=0)
         return best, tl.sum(tl.where(sp[:, None] == first[None, :], tl.load(p2_ptr + o, mask=m, other=0), 0), axis=0)
     elif STAT == 5:
-        mean_s = tl.load(p1_ptr + o, mask=m, other=0.0)
-        m2_s = tl.load(p2_ptr + o, mask=m, other=0.0)
+        mean_s = tl.load(p1_ptr + o, mask=m, other=0.0, volatile=VOLATILE)
+        m2_s = tl.load(p2_ptr + o, mask=m, other=0.0, volatile=VOLATILE)
         n_s = tl.minimum(tl.maximum(R - sp * CH, 0), CH).to(tl.float32)[:, None]
         mean = tl.sum(n_s * mean_s, axis=0) / R
         d = mean_s - mean[None, :]
         return mean, (tl.sum(m2_s, axis=0) + tl.sum(tl.where(m, n_s * d * d, 0.0), axis=0)) / R
     else:
-        mx_s = tl.load(p1_ptr + o, mask=m, other=float('-inf'))
-        sm_s = tl.load(p2_ptr + o, mask=m, other=0.0)
+        mx_s = tl.load(p1_ptr + o, mask=m, other=float('-inf'), volatile=VOLATILE)
+        sm_s = tl.load(p2_ptr + o, mask=m, other=0.0, volatile=VOLATILE)
         mx = tl.max(mx_s, axis=0)
         safe = tl.where(mx == float('-inf'), 0.0, mx)
         return mx, tl.sum(sm_s * tl.exp(mx_s - safe[None, :]), axis=0)
@@ -207,7 +214,7 @@ def ${name}_finish(p1_ptr, p2_ptr, out_ptr, out2_ptr, R, B, CH, SPLIT, STAT: tl.
     # statistics (mean and variance; max and sum of exp) at out and out2 [a, b].
     a = tl.program_id(0)
     rb = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)
-    v, i = ${name}_combine(p1_ptr, p2_ptr, R, B, CH, SPLIT, STAT, SPLIT_P2, BLOCK_B)
+    v, i = ${name}_combine(p1_ptr, p2_ptr, a, rb, R, B, CH, SPLIT, STAT, SPLIT_P2, False)
     o = a.to(tl.int64) * B + rb
     if STAT == 3 or STAT == 4:
         tl.store(out_ptr + o, i.to(tl.int64), mask=rb < B)
@@ -300,11 +307,69 @@ def ${name}_apply(x_ptr, f1_ptr, f2_ptr, out_ptr, w_ptr, b_ptr, A, R, B, CH, eps
                 if HAS_B:
                     y = y + tl.load(b_ptr + widx, mask=rr < hi, other=0.0)[:, None]
             tl.store(out_ptr + offs, y, mask=m)
+
+
+@triton.jit
+def ${name}_coop(x_ptr, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLIT, eps, AMOD, RMUL, RDIV,
+                 STAT: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr, CH: tl.constexpr,
+                 SPLIT_P2: tl.constexpr):
+    # A normalization of contiguous rows in one pass: each row is held in registers by SPLIT programs
+    # of CH elements, which publish their partials and wait for the others' before normalizing what
+    # they hold. x is read once and the result written once: the bound. A program's (row, chunk)
+    # comes from a ticket taken when it starts (sync[0]), not from its program id, so the programs a
+    # group waits for have started or start as soon as the groups before it finish: no deadlock
+    # while one group fits on the device (SPLIT <= SMs). sync[1 + a] counts row a's arrivals.
+    t = tl.atomic_add(sync_ptr, 1)
+    a = t // SPLIT
+    s = t - a * SPLIT
+    rr = s * CH + tl.arange(0, CH)
+    m = rr < R
+    offs = a.to(tl.int64) * R + rr
+    x = tl.load(x_ptr + offs, mask=m, other=0.0)
+    if STAT == 5:
+        v1 = tl.sum(x, axis=0) / tl.minimum(R - s * CH, CH)
+        d = tl.where(m, x - v1, 0.0)
+        v2 = tl.sum(d * d, axis=0)  # the chunk's sum of squared deviations, from its exact mean
+    else:
+        v1 = tl.max(tl.where(m, x, float('-inf')), axis=0)
+        v2 = tl.sum(tl.where(m, tl.exp(x - v1), 0.0), axis=0)
+    tl.store(p1_ptr + t, v1)
+    tl.store(p2_ptr + t, v2)
+    tl.debug_barrier()  # every thread's stores before the release below
+    tl.atomic_add(sync_ptr + 1 + a, 1, sem="release")
+    while tl.atomic_add(sync_ptr + 1 + a, 0, sem="acquire") < SPLIT:
+        pass
+    f1, f2 = ${name}_combine(p1_ptr, p2_ptr, a, tl.arange(0, 1), R, 1, CH, SPLIT, STAT, SPLIT_P2, True)
+    v1 = tl.sum(f1, axis=0)
+    c2 = ${name}_scale(tl.sum(f2, axis=0), eps, STAT)
+    y = ${name}_normalize(x, v1, c2, STAT)
+    if STAT == 5:
+        widx = (a % AMOD) * RMUL + rr // RDIV
+        if HAS_W:
+            y = y * tl.load(w_ptr + widx, mask=m, other=0.0)
+        if HAS_B:
+            y = y + tl.load(b_ptr + widx, mask=m, other=0.0)
+    tl.store(out_ptr + offs, y, mask=m)
 ''')
 
 # The launcher each candidate carries once per group, next to its kernels.
 LAUNCH = Template('''
 def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul=0, rdiv=1):
+    if stat >= 5 and n_b == 1 and RED_COOP_CHUNK:
+        # Contiguous rows of a normalization in one pass, each held by a group of programs that wait
+        # for each other. A group must fit on the device at once: no more programs than SMs (each
+        # holds at least one); off a GPU (Triton's interpreter runs programs one after another),
+        # groups of one program, which wait for no one.
+        split = triton.cdiv(r, RED_COOP_CHUNK)
+        if split <= (min(64, torch.cuda.get_device_properties(x.device).multi_processor_count) if x.is_cuda else 1):
+            p1 = torch.empty((a * split,), device=x.device, dtype=torch.float32)
+            p2 = torch.empty_like(p1)
+            sync = torch.zeros((1 + a,), device=x.device, dtype=torch.int32)
+            ${name}_coop[(a * split,)](x, out, w if w is not None else x, b if b is not None else x, p1, p2, sync,
+                                       r, split, eps, amod, rmul, rdiv, STAT=stat, HAS_W=w is not None,
+                                       HAS_B=b is not None, CH=RED_COOP_CHUNK,
+                                       SPLIT_P2=max(2, triton.next_power_of_2(split)), num_warps=RED_WARPS)
+            return out
     # Tile: BLOCK_B columns (1 when B is 1: rows are contiguous) by BLOCK_R rows of R.
     block_b = 1 if n_b == 1 else min(RED_BLOCK_B, triton.next_power_of_2(n_b))
     block_r = max(1, min(RED_TILE // block_b, triton.next_power_of_2(r)))
@@ -494,4 +559,6 @@ TEMPLATE = AnchorTemplate(
     kernel=REDUCE, example=EXAMPLE, example_rules=("triton_reduce",), example_params={},
     name="reduce", rule="triton_reduce", prior=4.0, kind="reduce", pattern=reduce_source, emitter=_emit,
     params={"RED_TILE": [4096, 2048, 8192, 1024], "RED_BLOCK_B": [64, 32, 128, 16], "RED_WARPS": [8, 4, 16],
-            "RED_WAVES": [4, 2, 8]})
+            "RED_WAVES": [4, 2, 8], "RED_COOP_CHUNK": [4096, 8192, 2048, 0]},
+    # A cooperative chunk stays in registers: at most 32 elements per thread.
+    constraints=["RED_COOP_CHUNK <= 1024 * RED_WARPS"])
