@@ -337,11 +337,8 @@ def ${name}_coop(x_ptr, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLI
     tl.store(p2_ptr + t, v2)
     tl.debug_barrier()  # every thread's stores before the release below
     tl.atomic_add(sync_ptr + 1 + a, 1, sem="release")
-    # Poll with plain loads past L1 (an atomic per poll would queue behind the others at L2), then
-    # one acquire, which orders the partials' loads after the last arrival's release.
-    while tl.load(sync_ptr + 1 + a, volatile=True) < SPLIT:
+    while tl.atomic_add(sync_ptr + 1 + a, 0, sem="acquire") < SPLIT:
         pass
-    tl.atomic_add(sync_ptr + 1 + a, 0, sem="acquire")
     f1, f2 = ${name}_combine(p1_ptr, p2_ptr, a, tl.arange(0, 1), R, 1, CH, SPLIT, STAT, SPLIT_P2, True)
     v1 = tl.sum(f1, axis=0)
     c2 = ${name}_scale(tl.sum(f2, axis=0), eps, STAT)
