@@ -43,8 +43,7 @@ CONV_TF32 = [{"CONV_PRECISION": "tf32rn"}, {"CONV_PRECISION": "tf32rn", "CONV_BL
 ROW_CONFIGS = [{}, {"ROW_PER_THREAD": 8}, {"ROW_TILE": 16384, "ROW_PER_THREAD": 32}]
 RED_CONFIGS = [{}, {"RED_TILE": 8192}, {"RED_TILE": 2048, "RED_WARPS": 4}, {"RED_WAVES": 8}, {"RED_WARPS": 4},
                {"RED_WARPS": 16}, {"RED_WARPS": 16, "RED_TILE": 8192}, {"RED_BLOCK_B": 32, "RED_WARPS": 4},
-               {"RED_COOP_CHUNK": 0}, {"RED_COOP_CHUNK": 8192}, {"RED_COOP_CHUNK": 2048, "RED_WARPS": 4},
-               {"RED_COOP_CHUNK": 8192, "RED_WARPS": 16}]
+               {"RED_COOP_CHUNK": 0}, {"RED_COOP_CHUNK": 8192}, {"RED_COOP_CHUNK": 2048}]
 R = dict(reduce=True)
 CE_CONFIGS = [{}, {"CE_TILE": 8192}, {"CE_TILE": 2048, "CE_WARPS": 4}, {"CE_WARPS": 16}, {"CE_WAVES": 8}]
 EW_CONFIGS = [{}, {"EW_BLOCK": 512}, {"EW_BLOCK": 2048, "EW_WARPS": 8}]

@@ -48,7 +48,7 @@ OFFSET = {"group_norm_offset": ("nn.GroupNorm(2, 4)", "torch.randn(3, 4, 6, 5) *
 # as the interpreter runs one program at a time.
 PARAMS = {"RED_TILE": 16, "RED_BLOCK_B": 4, "RED_WARPS": 4, "RED_WAVES": 8, "RED_COOP_CHUNK": 0}
 UNSPLIT = {"RED_TILE": 16, "RED_BLOCK_B": 4, "RED_WARPS": 4, "RED_WAVES": 0, "RED_COOP_CHUNK": 0}
-COOP = {"RED_WARPS": 1, "RED_COOP_CHUNK": 32}
+COOP = {"RED_COOP_CHUNK": 32}
 # The long row (70000) at tiles of 16 is ~13000 interpreted tile steps: larger tiles still split it
 # into 14 chunks with a partial last tile, in a fraction of the time.
 OWN = {"softmax_long_row": {"RED_TILE": 1024}}

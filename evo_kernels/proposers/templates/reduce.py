@@ -24,7 +24,8 @@ of its group's, and normalizes what it holds: one read and one write, whatever t
 
 RED_TILE: elements per tile (BLOCK_R x BLOCK_B); RED_BLOCK_B: columns per tile when B > 1;
 RED_WARPS; RED_WAVES: programs per SM aimed at when choosing SPLIT; RED_COOP_CHUNK: elements each
-program of a cooperative normalization holds (0: none).
+program of a cooperative normalization holds (0: none), 32 per thread (on an H200, InstanceNorm and
+GroupNorm: 4096 over 4 warps fastest; 16 per thread 1-8% slower, 8192 over 8 warps 9-12%).
 """
 from __future__ import annotations
 
@@ -368,7 +369,8 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
             ${name}_coop[(a * split,)](x, out, w if w is not None else x, b if b is not None else x, p1, p2, sync,
                                        r, split, eps, amod, rmul, rdiv, STAT=stat, HAS_W=w is not None,
                                        HAS_B=b is not None, CH=RED_COOP_CHUNK,
-                                       SPLIT_P2=max(2, triton.next_power_of_2(split)), num_warps=RED_WARPS)
+                                       SPLIT_P2=max(2, triton.next_power_of_2(split)),
+                                       num_warps=max(1, min(16, RED_COOP_CHUNK // 1024)))
             return out
     # Tile: BLOCK_B columns (1 when B is 1: rows are contiguous) by BLOCK_R rows of R.
     block_b = 1 if n_b == 1 else min(RED_BLOCK_B, triton.next_power_of_2(n_b))
@@ -559,6 +561,4 @@ TEMPLATE = AnchorTemplate(
     kernel=REDUCE, example=EXAMPLE, example_rules=("triton_reduce",), example_params={},
     name="reduce", rule="triton_reduce", prior=4.0, kind="reduce", pattern=reduce_source, emitter=_emit,
     params={"RED_TILE": [4096, 2048, 8192, 1024], "RED_BLOCK_B": [64, 32, 128, 16], "RED_WARPS": [8, 4, 16],
-            "RED_WAVES": [4, 2, 8], "RED_COOP_CHUNK": [4096, 8192, 2048, 0]},
-    # A cooperative chunk stays in registers: at most 32 elements per thread.
-    constraints=["RED_COOP_CHUNK <= 1024 * RED_WARPS"])
+            "RED_WAVES": [4, 2, 8], "RED_COOP_CHUNK": [4096, 8192, 2048, 0]})
