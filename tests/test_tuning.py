@@ -58,8 +58,42 @@ def test_grid_covers_the_space_prunes_constraints_and_records_failures(tmp_path)
 
 def test_stale_running_trials_are_failed_on_resume(tmp_path):
     tuner = Tuner(make_storage("", tmp_path), "tpe", seed=0)
-    tuner.ask("s", Candidate(source=SRC), {"BLOCK": [32, 64]})
+    tuner.ask("p1:s", Candidate(source=SRC), {"BLOCK": [32, 64]})
     fresh = Tuner(make_storage("", tmp_path), "tpe", seed=0)
-    assert fresh.fail_stale() == 1
-    study = optuna.load_study(study_name="s", storage=make_storage("", tmp_path))
+    assert fresh.fail_stale("p1:") == 1
+    study = optuna.load_study(study_name="p1:s", storage=make_storage("", tmp_path))
     assert study.trials[0].state == optuna.trial.TrialState.FAIL
+
+
+def test_a_resuming_problem_leaves_other_problems_trials_in_flight(tmp_path):
+    # A suite: one tuner per problem on one storage. Problem 2 resumes (its reference measured) while
+    # problem 1's trials are being evaluated: only problem 2's leftovers are stale, and problem 1's
+    # results are told as usual. (Seen on a resumed suite run: problem 1's tell raised optuna's
+    # "already finished" error and stopped the run.)
+    storage = make_storage("", tmp_path)
+    space = {"BLOCK": [32, 64, 128]}
+    dead = Tuner(storage, "tpe", seed=0)
+    dead.ask("p2:s", Candidate(source=SRC), space)  # a killed run's trial of problem 2
+    one, two = Tuner(storage, "tpe", seed=0), Tuner(storage, "tpe", seed=0)
+    _, number = one.ask("p1:s", Candidate(source=SRC), space)
+    assert one.fail_stale("p1:") == 0  # its own trial in flight is not stale
+    assert two.fail_stale("p2:") == 1
+    one.tell("p1:s", number, Evaluation(status="ok", timing={"median_ms": 1.5}))
+    states = {name: [t.state for t in optuna.load_study(study_name=name, storage=storage).trials]
+              for name in ("p1:s", "p2:s")}
+    assert states == {"p1:s": [optuna.trial.TrialState.COMPLETE], "p2:s": [optuna.trial.TrialState.FAIL]}
+
+
+def test_a_trial_finished_elsewhere_is_not_told_again(tmp_path, caplog):
+    storage = make_storage("", tmp_path)
+    tuner = Tuner(storage, "tpe", seed=0)
+    _, a = tuner.ask("p:s", Candidate(source=SRC), {"BLOCK": [32, 64]})
+    _, b = tuner.ask("p:s", Candidate(source=SRC), {"BLOCK": [32, 64]})
+    other = optuna.load_study(study_name="p:s", storage=storage)
+    for n in (a, b):
+        other.tell(n, state=optuna.trial.TrialState.FAIL)
+    tuner.tell("p:s", a, Evaluation(status="ok", timing={"median_ms": 1.0}))  # no error: logged
+    tuner.tell_screened("p:s", b, {"ms": 2.0})
+    assert "already FAIL" in caplog.text
+    assert [t.state for t in optuna.load_study(study_name="p:s", storage=storage).trials] == \
+        [optuna.trial.TrialState.FAIL] * 2

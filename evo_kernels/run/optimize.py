@@ -139,7 +139,7 @@ class Optimizer:
         for seed, ev, island in invalid:
             self._record_local(seed, ev, {"island": island})
         if self.resume:
-            self.tuner.fail_stale()
+            self.tuner.fail_stale(f"{self.pid}:")
         self._report()
 
     @property

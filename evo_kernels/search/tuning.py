@@ -7,6 +7,7 @@ cluster, `journal:PATH` for journal storage on a shared file system).
 """
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import optuna
 
 from ..model.candidate import Candidate, Evaluation
 from ..model.tunables import satisfies
+
+log = logging.getLogger(__name__)
 
 def make_storage(url: str, run_dir: Path) -> Any:
     if not url:
@@ -69,12 +72,19 @@ class Tuner:
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING)
         return len(self.study(study, space).get_trials(deepcopy=False, states=states))
 
-    def fail_stale(self) -> int:
-        """Mark trials left RUNNING by a killed run as failed (their evaluations were lost)."""
+    def fail_stale(self, prefix: str) -> int:
+        """Mark trials a killed run left RUNNING in the studies named `prefix`... as failed (their
+        evaluations were lost). Only the caller's own studies: in a suite every problem has a tuner
+        on the same storage, and another problem's trials may be in flight as this one resumes.
+        Trials this tuner asked are its own, in flight, never stale."""
         n = 0
         for summary in optuna.get_all_study_summaries(self.storage):
+            if not summary.study_name.startswith(prefix):
+                continue
             study = self.study(summary.study_name, {})
             for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+                if (summary.study_name, t.number) in self._trials:
+                    continue
                 study.tell(t.number, state=optuna.trial.TrialState.FAIL)
                 n += 1
         return n
@@ -103,9 +113,24 @@ class Tuner:
                 return None
         return None
 
+    def _finished(self, study: optuna.Study, trial_number: int) -> bool:
+        """Whether the trial was finished by someone else (another process on the storage marked it
+        failed): the evaluation is in the run's store regardless; the trial keeps that state rather
+        than the run stopping on optuna's error."""
+        storage = self.storage
+        state = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(
+            storage.get_study_id_from_name(study.study_name), trial_number)).state
+        if state.is_finished():
+            log.warning("optuna trial %d of %s was already %s; its result stays in the run's store only",
+                        trial_number, study.study_name, state.name)
+            return True
+        return False
+
     def tell(self, study_name: str, trial_number: int, evaluation: Evaluation) -> None:
         study = self._studies[study_name]
         trial = self._trials.pop((study_name, trial_number), None)
+        if self._finished(study, trial_number):
+            return
         ms = evaluation.median_ms
         if trial is not None:
             trial.set_user_attr("status", evaluation.status)
@@ -123,6 +148,8 @@ class Tuner:
         protocol, is a failed trial with its reason."""
         study = self._studies[study_name]
         trial = self._trials.pop((study_name, trial_number), None)
+        if self._finished(study, trial_number):
+            return
         ms = None if (row or {}).get("failed") else (row or {}).get("ms")  # (failed in full: not a value)
         if trial is not None:
             trial.set_user_attr("screened", True)
