@@ -73,6 +73,29 @@ def satisfies(params: dict[str, Any], constraints: list[str]) -> bool:
     return True
 
 
+def neighbours(params: dict[str, Any], space: dict[str, list[Any]], constraints: list[str], n: int) -> list[dict[str, Any]]:
+    """Up to n configurations one value away from `params`: each parameter moved to its space's
+    next value in turn (the second of every list, then the third, ...), those that break a
+    constraint left out. A space lists the template's default first and its likelier alternatives
+    next, so these are the configurations most often faster than the defaults (a template probe's
+    winners are single changes), where random samples of a large space are mostly far slower."""
+    out: list[dict[str, Any]] = []
+    for rank in range(1, max((len(v) for v in space.values()), default=0)):
+        for key, values in space.items():
+            if len(out) >= n:
+                return out
+            if rank >= len(values):
+                continue
+            # The rank-th value other than the current one (a ported candidate's may not be first).
+            others = [v for v in values if v != params.get(key)]
+            if rank - 1 >= len(others):
+                continue
+            moved = {**params, key: others[rank - 1]}
+            if moved not in out and satisfies(moved, constraints):
+                out.append(moved)
+    return out
+
+
 _TUNABLE_LINE = re.compile(r"^TUNABLE = (.+)$", re.M)
 _FIXED_LINE = re.compile(r"^# TUNABLE \(fixed by the search\): (.+)$", re.M)
 _BAKED = "# Values chosen by the search.\n"

@@ -24,7 +24,7 @@ from typing import Any, Callable, Protocol
 
 from ..config import Config, SearchConfig
 from ..model.candidate import Candidate, Evaluation
-from ..model.tunables import TunableError, parse_tunable
+from ..model.tunables import TunableError, neighbours, parse_tunable
 from .population import Member, Population
 
 
@@ -207,6 +207,10 @@ class SearchLoop:
         defaults = {k: (draft.params[k] if k in draft.params else v[0]) for k, v in space.items()}
         if self.cfg.tuning.sampler != "grid":  # a grid visits the defaults anyway
             self.tuner.enqueue(study, space, defaults)
+            # A screen around them: their neighbours first, one value away, then the sampler's picks.
+            k = min(self.cfg.tuning.screen, self.cfg.tuning.trials_per_candidate) - 1
+            for params in neighbours(defaults, space, constraints, k) if self.cfg.tuning.screen > 1 else []:
+                self.tuner.enqueue(study, space, params)
         self.ready.append(Tuning(study, draft, space, constraints, island, self.cfg.tuning.trials_per_candidate))
         return None
 
