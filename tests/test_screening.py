@@ -90,7 +90,7 @@ def test_a_search_screens_a_tunable_start_candidate_in_one_evaluation(tmp_path):
 
 def test_a_screen_tries_the_defaults_and_their_neighbours_first(tmp_path):
     # The space's default first, then every parameter moved to its next value in turn (a constraint
-    # pruning one of them), not random samples of the whole space.
+    # pruning one of them), for half the screen; the sampler's picks for the rest.
     from evo_kernels.model.tunables import neighbours
     space = {"BLOCK": [128, 64, 256], "WARPS": [8, 4], "STAGES": [3, 2, 4]}
     constraints = ["BLOCK * WARPS <= 1024"]
@@ -101,10 +101,12 @@ def test_a_screen_tries_the_defaults_and_their_neighbours_first(tmp_path):
     assert neighbours(defaults, space, constraints, 2) == neighbours(defaults, space, constraints, 10)[:2]
     source = f"TUNABLE = {space!r}\nclass ModelNew:\n    pass\n"
     cfg = config.load(CONFIGS / "search_local.yaml")
-    cfg.tuning = dataclasses.replace(cfg.tuning, trials_per_candidate=4, screen=4, sampler="tpe")
+    cfg.tuning = dataclasses.replace(cfg.tuning, trials_per_candidate=8, screen=8, sampler="tpe")
     loop = SearchLoop(cfg, Tuner(make_storage("", tmp_path), "tpe", seed=0), lambda c: "study")
     reference = Candidate(source="class ModelNew: pass", technique="reference")
     loop.begin(reference, Evaluation(status="ok", timing={"median_ms": 1.0}, speedup=1.0), None, [],
                [Candidate(source=source, technique="start")])
     _, meta = loop.next_job()
-    assert [t["params"] for t in meta["screen"]] == [defaults] + neighbours(defaults, space, [], 3)
+    # The defaults, 3 neighbours, then 4 of the sampler's picks.
+    asked = [t["params"] for t in meta["screen"]]
+    assert len(asked) == 8 and asked[:4] == [defaults] + neighbours(defaults, space, [], 3)

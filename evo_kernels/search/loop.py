@@ -207,8 +207,10 @@ class SearchLoop:
         defaults = {k: (draft.params[k] if k in draft.params else v[0]) for k, v in space.items()}
         if self.cfg.tuning.sampler != "grid":  # a grid visits the defaults anyway
             self.tuner.enqueue(study, space, defaults)
-            # A screen around them: their neighbours first, one value away, then the sampler's picks.
-            k = min(self.cfg.tuning.screen, self.cfg.tuning.trials_per_candidate) - 1
+            # Half of a screen around them (their neighbours, one value away), half the sampler's
+            # picks: on the H200 suite's first drafts neither alone found the faster configurations
+            # every time (experiments/RESULTS.md, 2026-12-01).
+            k = (min(self.cfg.tuning.screen, self.cfg.tuning.trials_per_candidate) - 1) // 2
             for params in neighbours(defaults, space, constraints, k) if self.cfg.tuning.screen > 1 else []:
                 self.tuner.enqueue(study, space, params)
         self.ready.append(Tuning(study, draft, space, constraints, island, self.cfg.tuning.trials_per_candidate))
