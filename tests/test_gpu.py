@@ -65,6 +65,18 @@ def test_project_timing_agrees_with_do_bench():
     assert abs(ours / ref - 1) < 0.05, (ours, ref)
 
 
+def _reference_and_candidate(problem, module):
+    """The problem's model with random parameters (away from a norm's 1 and 0), and the candidate
+    holding the same ones, on the GPU."""
+    ref = problem.make_model(problem.Model, 0, "cuda")
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.copy_(torch.randn_like(p))
+        new = problem.make_model(module.ModelNew, 1, "cuda")
+        new.load_state_dict(ref.state_dict())
+    return ref, new
+
+
 def test_reduce_template_compiles_and_matches_on_cuda(tmp_path):
     """templates/reduce.py compiled by Triton (not interpreted): every kind of tests/test_reduce_template.py,
     at its defaults, with small split tiles, unsplit, and normalizations held by groups of programs
@@ -82,12 +94,8 @@ def test_reduce_template_compiles_and_matches_on_cuda(tmp_path):
             cand = tmp_path / f"{name}_{i}.py"
             cand.write_text(bake(source, params) if params else source)
             module = import_file(cand, f"gpu_reduce_{name}_{i}")
-            ref = problem.make_model(problem.Model, 0, "cuda")
+            ref, new = _reference_and_candidate(problem, module)
             with torch.no_grad():
-                for p in ref.parameters():
-                    p.copy_(torch.randn_like(p))
-                new = problem.make_model(module.ModelNew, 1, "cuda")
-                new.load_state_dict(ref.state_dict())
                 x = problem.make_inputs(3, "cuda")
                 want, got = ref(*x), new(*x)
             assert got.dtype == want.dtype and got.shape == want.shape, name
@@ -114,12 +122,8 @@ def test_cooperative_norm_many_groups_against_float64(tmp_path, body, shape, gro
     cand = tmp_path / "cand.py"
     cand.write_text(source)
     module = import_file(cand, f"gpu_coop_{groups}")
-    ref = problem.make_model(problem.Model, 0, "cuda")
+    ref, new = _reference_and_candidate(problem, module)
     with torch.no_grad():
-        for p in ref.parameters():
-            p.copy_(torch.randn_like(p))
-        new = problem.make_model(module.ModelNew, 1, "cuda")
-        new.load_state_dict(ref.state_dict())
         x = problem.make_inputs(3, "cuda")[0]
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
             got = new(x)
