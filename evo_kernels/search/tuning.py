@@ -19,6 +19,7 @@ from ..model.tunables import satisfies
 
 log = logging.getLogger(__name__)
 
+
 def make_storage(url: str, run_dir: Path) -> Any:
     if not url:
         return optuna.storages.RDBStorage(f"sqlite:///{run_dir / 'optuna.sqlite'}",
@@ -114,7 +115,7 @@ class Tuner:
         return None
 
     def _finished(self, study: optuna.Study, trial_number: int) -> bool:
-        """Whether the trial was finished by someone else (another process on the storage marked it
+        """Whether the trial was finished by someone else (another tuner on the same storage marked it
         failed): the evaluation is in the run's store regardless; the trial keeps that state rather
         than the run stopping on optuna's error."""
         storage = self.storage
