@@ -110,3 +110,26 @@ def test_a_screen_tries_the_defaults_and_their_neighbours_first(tmp_path):
     # The defaults, 3 neighbours, then 4 of the sampler's picks.
     asked = [t["params"] for t in meta["screen"]]
     assert len(asked) == 8 and asked[:4] == [defaults] + neighbours(defaults, space, [], 3)
+
+
+def test_a_screen_in_flight_when_the_run_stops_is_screened_again_on_resume(tmp_path):
+    # A suite run in slices stops with a draft's screen in flight: the resumed run's checkpoint still
+    # holds the tuning task, its trials are failed as stale (not counted), and the same
+    # configurations are screened again. (Before, every slice lost its last drafts' screens.)
+    cfg = config.load(CONFIGS / "search_local.yaml")
+    cfg.tuning = dataclasses.replace(cfg.tuning, trials_per_candidate=4, screen=4, sampler="tpe")
+    reference = Candidate(source="class ModelNew: pass", technique="reference")
+    ref_ev = Evaluation(status="ok", timing={"median_ms": 1.0}, speedup=1.0)
+    storage = make_storage("", tmp_path)
+    first = SearchLoop(cfg, Tuner(storage, "tpe", seed=0), lambda c: "p1:study")
+    first.begin(reference, ref_ev, None, [], [Candidate(source=SOURCE, technique="start")])
+    cand, meta = first.next_job()
+    first.submitted(1, cand, meta)
+    state = first.state(last_seq=0)  # the checkpoint, the screen in flight; then the run stops
+    tuner = Tuner(storage, "tpe", seed=0)
+    assert tuner.fail_stale("p1:") == 4
+    resumed = SearchLoop(cfg, tuner, lambda c: "p1:study")
+    resumed.begin(reference, ref_ev, state, [], [])
+    again, again_meta = resumed.next_job()
+    assert [t["params"] for t in again_meta["screen"]] == [t["params"] for t in meta["screen"]]
+    assert again.params == cand.params

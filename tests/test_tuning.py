@@ -56,13 +56,23 @@ def test_grid_covers_the_space_prunes_constraints_and_records_failures(tmp_path)
     assert study.best_params == {"BLOCK": 64, "WARPS": 4} or study.best_params["BLOCK"] == 64
 
 
-def test_stale_running_trials_are_failed_on_resume(tmp_path):
+def test_stale_running_trials_are_failed_on_resume_and_asked_again_once(tmp_path):
+    # A run stopped with a trial in flight: on resume the trial is failed as stale, not counted as
+    # asked, and its configuration is queued again; lost a second time, it is not queued a third.
+    space = {"BLOCK": [32, 64, 128, 256]}
     tuner = Tuner(make_storage("", tmp_path), "tpe", seed=0)
-    tuner.ask("p1:s", Candidate(source=SRC), {"BLOCK": [32, 64]})
+    cand, _ = tuner.ask("p1:s", Candidate(source=SRC), space)
     fresh = Tuner(make_storage("", tmp_path), "tpe", seed=0)
-    assert fresh.fail_stale("p1:") == 1
+    assert fresh.fail_stale("p1:") == 1 and fresh.asked("p1:s", space) == 0
     study = optuna.load_study(study_name="p1:s", storage=make_storage("", tmp_path))
-    assert study.trials[0].state == optuna.trial.TrialState.FAIL
+    first = study.trials[0]
+    assert first.state == optuna.trial.TrialState.FAIL and first.user_attrs["stale"]
+    again, _ = fresh.ask("p1:s", Candidate(source=SRC), space)
+    assert again.params == cand.params and fresh.asked("p1:s", space) == 1
+    third = Tuner(make_storage("", tmp_path), "tpe", seed=0)
+    assert third.fail_stale("p1:") == 1 and third.asked("p1:s", space) == 1
+    states = [t.state for t in optuna.load_study(study_name="p1:s", storage=make_storage("", tmp_path)).trials]
+    assert states == [optuna.trial.TrialState.FAIL] * 2  # nothing queued a third time
 
 
 def test_a_resuming_problem_leaves_other_problems_trials_in_flight(tmp_path):
@@ -81,7 +91,8 @@ def test_a_resuming_problem_leaves_other_problems_trials_in_flight(tmp_path):
     one.tell("p1:s", number, Evaluation(status="ok", timing={"median_ms": 1.5}))
     states = {name: [t.state for t in optuna.load_study(study_name=name, storage=storage).trials]
               for name in ("p1:s", "p2:s")}
-    assert states == {"p1:s": [optuna.trial.TrialState.COMPLETE], "p2:s": [optuna.trial.TrialState.FAIL]}
+    assert states == {"p1:s": [optuna.trial.TrialState.COMPLETE],
+                      "p2:s": [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]}  # queued again
 
 
 def test_a_trial_finished_elsewhere_is_not_told_again(tmp_path, caplog):

@@ -135,11 +135,11 @@ class Optimizer:
                 p.load_state_dict(s if isinstance(s, dict) else {"rng": s})  # a list: an rng state alone
         self.spans = self.store.evaluation_spans(self.pid)
         self.planning_s = float(state.get("planning_s", 0.0)) if state is not None else 0.0
+        if self.resume:  # before the loop restores its tuning tasks: stale trials are asked again
+            self.tuner.fail_stale(f"{self.pid}:")
         invalid = self.loop.begin(self.reference, ref_eval, state, self.store.evaluation_rows(self.pid), self.seeds)
         for seed, ev, island in invalid:
             self._record_local(seed, ev, {"island": island})
-        if self.resume:
-            self.tuner.fail_stale(f"{self.pid}:")
         self._report()
 
     @property

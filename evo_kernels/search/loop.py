@@ -96,6 +96,7 @@ class SearchLoop:
         self.results: dict[str, Evaluation] = {}
         self.planned: set[str] = set()  # drafts already queued or tuned: never planned twice
         self.echoes: dict[str, list[tuple[str, int]]] = {}  # trials asking for a configuration in flight
+        self.tasks: dict[str, Tuning] = {}  # tuning tasks by study, also once all their trials are asked
         self.ready: collections.deque[tuple[Candidate, dict[str, Any]] | Tuning] = collections.deque()
         self.inflight: dict[int, tuple[Candidate, dict[str, Any]]] = {}
         self.progress = Progress(budget=cfg.budget)
@@ -213,7 +214,9 @@ class SearchLoop:
             k = (min(self.cfg.tuning.screen, self.cfg.tuning.trials_per_candidate) - 1) // 2
             for params in neighbours(defaults, space, constraints, k) if self.cfg.tuning.screen > 1 else []:
                 self.tuner.enqueue(study, space, params)
-        self.ready.append(Tuning(study, draft, space, constraints, island, self.cfg.tuning.trials_per_candidate))
+        task = Tuning(study, draft, space, constraints, island, self.cfg.tuning.trials_per_candidate)
+        self.tasks[study] = task
+        self.ready.append(task)
         return None
 
     # -- handing out work ----------------------------------------------------------------------------
@@ -342,15 +345,27 @@ class SearchLoop:
                 "generation": self.progress.generation, "planned": sorted(self.planned), "ready": self._pending()}
 
     def _pending(self) -> list[dict[str, Any]]:
-        """Planned work not yet evaluated (queued drafts, tuning left, drafts in flight): a killed run
-        that resumes evaluates it, instead of losing drafts already marked as planned."""
+        """Planned work not yet evaluated (queued drafts, tuning left, drafts and trials in flight): a
+        killed run that resumes evaluates it, instead of losing drafts already marked as planned. A
+        tuning task counts its trials in flight as left: the resumed run's optuna marks them stale
+        and asks them again (`Tuner.fail_stale`), and `_restore_pending` subtracts what the study
+        holds beyond that."""
         out: list[dict[str, Any]] = []
+        tuning: dict[str, dict[str, Any]] = {}
         for item in self.ready:
-            out.append(item.to_dict() if isinstance(item, Tuning) else {"candidate": item[0].to_dict(), "meta": item[1]})
+            if isinstance(item, Tuning):
+                tuning[item.study] = item.to_dict()
+            else:
+                out.append({"candidate": item[0].to_dict(), "meta": item[1]})
         for cand, meta in self.inflight.values():
-            if "study" not in meta and not meta.get("reference"):  # a trial in flight is optuna's
+            if "study" in meta:
+                task = self.tasks.get(meta["study"])
+                if task is not None:
+                    entry = tuning.setdefault(meta["study"], {**task.to_dict(), "left": 0})
+                    entry["left"] += len(meta.get("screen", ())) or 1
+            elif not meta.get("reference"):
                 out.append({"candidate": cand.to_dict(), "meta": meta})
-        return out
+        return out + list(tuning.values())
 
     def _restore_pending(self, items: list[dict[str, Any]]) -> None:
         for item in items:
@@ -358,9 +373,11 @@ class SearchLoop:
                 # Trials asked after the checkpoint are in the study: only the rest is still to do.
                 asked = self.tuner.asked(item["study"], item["space"])
                 left = min(item["left"], self.cfg.tuning.trials_per_candidate - asked)
+                task = Tuning(item["study"], Candidate.from_dict(item["base"]), item["space"], item["constraints"],
+                              item["island"], left)
+                self.tasks[task.study] = task
                 if left > 0:
-                    self.ready.append(Tuning(item["study"], Candidate.from_dict(item["base"]), item["space"],
-                                             item["constraints"], item["island"], left))
+                    self.ready.append(task)
             else:
                 cand = Candidate.from_dict(item["candidate"])
                 if cand.id not in self.results:

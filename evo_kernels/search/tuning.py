@@ -69,23 +69,34 @@ class Tuner:
         self.study(study, space).enqueue_trial(params, skip_if_exists=True)
 
     def asked(self, study: str, space: dict[str, list[Any]]) -> int:
-        """Trials of the study asked so far (finished, failed or still running)."""
+        """Trials of the study asked so far (finished, failed or still running), not counting those a
+        stopped run left unevaluated (`fail_stale`), which are asked again."""
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING)
-        return len(self.study(study, space).get_trials(deepcopy=False, states=states))
+        return sum(1 for t in self.study(study, space).get_trials(deepcopy=False, states=states)
+                   if not t.user_attrs.get("stale"))
 
     def fail_stale(self, prefix: str) -> int:
-        """Mark trials a killed run left RUNNING in the studies named `prefix`... as failed (their
-        evaluations were lost). Only the caller's own studies: in a suite every problem has a tuner
-        on the same storage, and another problem's trials may be in flight as this one resumes.
-        Trials this tuner asked are its own, in flight, never stale."""
+        """Mark trials a stopped or killed run left RUNNING in the studies named `prefix`... as
+        failed and `stale` (their evaluations never came back), and queue their configurations again,
+        so that a resumed run evaluates them instead of losing them (a suite run in slices left every
+        slice's last drafts so). A configuration already queued again once is not queued a third
+        time. Only the caller's own studies: in a suite every problem has a tuner on the same
+        storage, and another problem's trials may be in flight as this one resumes. Trials this
+        tuner asked are its own, in flight, never stale."""
         n = 0
         for summary in optuna.get_all_study_summaries(self.storage):
             if not summary.study_name.startswith(prefix):
                 continue
             study = self.study(summary.study_name, {})
+            study_id = self.storage.get_study_id_from_name(summary.study_name)
             for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                 if (summary.study_name, t.number) in self._trials:
                     continue
+                trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+                self.storage.set_trial_user_attr(trial_id, "reason", "the run stopped before its evaluation came back")
+                if not t.user_attrs.get("retry"):
+                    self.storage.set_trial_user_attr(trial_id, "stale", True)
+                    study.enqueue_trial(t.params, user_attrs={"retry": True}, skip_if_exists=False)
                 study.tell(t.number, state=optuna.trial.TrialState.FAIL)
                 n += 1
         return n
