@@ -7,7 +7,8 @@
 
 With --suite, one `evo-kernels suite` run searches every problem on one shared pool (no start-up per
 problem) and is resumed where an earlier invocation stopped; --stop-after ends an invocation after
-that many seconds (a later one resumes it), for machines lent in short slices.
+that many seconds (a later one resumes it), for machines lent in short slices, and says how far the
+run is and the evaluator time the rest would take.
 
 Per problem: eager, torch.compile and best found (ms, each the median measured in the run), the
 speedup over the faster baseline, the winning technique. Per level: fast_1 (share of problems where
@@ -75,12 +76,33 @@ def run_suite(files: list[Path], args: argparse.Namespace) -> list[dict]:
         proc.communicate()
         done = len(list(run_dir.glob("problems/*/summary.json")))
         print(f"stopped after {args.stop_after:g} s; run again to resume {run_dir} ({done} problems finished)")
+        print(progress_line(run_dir / "store.sqlite", len(files), args.budget))
         return []
     (run_dir.parent / "suite.log").write_text(err)
     summaries = summaries_under(run_dir)
     if proc.returncode != 0 or not summaries:
         print(f"suite exited {proc.returncode}: {err[-3000:]}", flush=True)
     return summaries
+
+
+def progress_line(store_path: Path, n_problems: int, budget: int) -> str:
+    """How far a suite run in slices is, and the evaluator time the rest would take at the median
+    duration of its drafts' evaluations so far (a reference, measured first, is cheaper: no screen),
+    an upper bound: a problem may run out of ideas before its budget."""
+    import statistics
+
+    from evo_kernels.store import SQLiteStore
+    with SQLiteStore(store_path) as store:
+        rows = [(ev.duration_s, bool(meta.get("reference"))) for problem in store.problems()
+                for _, _, ev, meta in store.evaluation_rows(problem.id)]
+    total = n_problems * budget
+    if not rows:
+        return f"0 of {total} evaluations"
+    drafts = [d for d, reference in rows if not reference] or [d for d, _ in rows]
+    median = statistics.median(drafts)
+    left = max(0, total - len(rows)) * median / 3600
+    return (f"{len(rows)} of {total} evaluations ({100 * len(rows) / total:.0f}%), a draft's {median:.1f} s "
+            f"(median): at most {left:.1f} h of evaluator time left at that rate")
 
 
 def summaries_under(root: Path) -> list[dict]:
