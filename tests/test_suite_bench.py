@@ -16,3 +16,14 @@ def test_progress_line_counts_evaluations_and_prices_the_rest(tmp_path):
     # 5 of 30 done; the drafts' median 250 s (the reference's 5 s left out): 25 x 250 s = 1.74 h
     assert suite_bench.progress_line(path, 3, 10) == \
         "5 of 30 evaluations (17%), a draft's 250.0 s (median): at most 1.7 h of evaluator time left at that rate"
+
+
+def test_the_benchmark_configs_load_and_differ_only_in_the_pool():
+    from conftest import ROOT
+    from evo_kernels import config
+    one = config.load(ROOT / "experiments" / "suite_bench.yaml")
+    many = config.load(ROOT / "experiments" / "suite_bench_gpus.yaml")
+    assert (one.cluster.backend, many.cluster.backend, many.cluster.actors_per_gpu) == ("local", "ray", 1)
+    assert one.search.exclude == many.search.exclude == ["compile"]
+    one.cluster = many.cluster
+    assert one.to_dict() == many.to_dict()
