@@ -57,3 +57,44 @@ def check_pairs(pairs: list[str], *, tol: float = 1e-5, seeds: tuple[int, ...] =
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert proc.stdout.count("ok ") == len(pairs) // 2, proc.stdout
     return proc.stdout
+
+
+LAUNCHES = """
+import json, sys, torch
+from collections import Counter
+from pathlib import Path
+from evo_kernels.model.problem import import_file, load_problem
+problem = load_problem(sys.argv[1])
+module = import_file(Path(sys.argv[2]), "counted")
+names, modes = json.loads(sys.argv[3]), json.loads(sys.argv[4])
+counts = Counter()
+class Counted:
+    def __init__(self, name):
+        self.name, self.kernel = name, getattr(module, name)
+    def __getitem__(self, grid):
+        counts[self.name] += 1
+        return self.kernel[grid]
+for name in names:
+    setattr(module, name, Counted(name))
+model = problem.make_model(module.ModelNew, 1, "cpu")
+x = problem.make_inputs(1, "cpu")
+out = {}
+with torch.no_grad():
+    for mode in modes:
+        model.train(mode == "train")
+        counts.clear()
+        model(*x)
+        out[mode] = {name: counts[name] for name in names}
+print("launches", json.dumps(out))
+"""
+
+
+def launches(problem: str, candidate: str, names: list[str], modes: tuple[str, ...] = ("train",),
+             timeout: float = 600) -> dict[str, dict[str, int]]:
+    """How many times each of the candidate's kernels `names` is launched by one call, in each mode
+    in turn (interpreted)."""
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=ROOT)
+    proc = subprocess.run([sys.executable, "-c", LAUNCHES, problem, candidate, json.dumps(names), json.dumps(modes)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0 and "launches " in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return json.loads(proc.stdout.split("launches ", 1)[1])

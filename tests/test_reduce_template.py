@@ -4,19 +4,14 @@ all dims), softmax and log-softmax over a middle dim and over a long last dim, L
 trailing dims, GroupNorm, InstanceNorm with affine parameters. Tiles are made small so that each
 reduction is split into several chunks (the combine path) and has a partial last tile."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-from conftest import ROOT
 from evo_kernels.harness.policy import check_source
 from evo_kernels.model.problem import load_problem
 from evo_kernels.model.tunables import bake
 from evo_kernels.proposers import fusion
 
-from interpreted import check_pairs
+from interpreted import check_pairs, launches
 
 HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 
@@ -95,41 +90,16 @@ def test_norm_statistics_stay_accurate_far_from_zero(tmp_path):
     check_pairs(pairs, tol=1e-3, oracle_factor=1.5)
 
 
-# The launches of each of a candidate's reduce kernels, by name, over one call.
-LAUNCHES = """
-import sys, torch
-from collections import Counter
-from pathlib import Path
-from evo_kernels.model.problem import import_file, load_problem
-problem = load_problem(sys.argv[1])
-module = import_file(Path(sys.argv[2]), "counted")
-counts = Counter()
-class Counted:
-    def __init__(self, name):
-        self.name, self.kernel = name, getattr(module, name)
-    def __getitem__(self, grid):
-        counts[self.name] += 1
-        return self.kernel[grid]
-for name in ("stats", "finish", "apply", "coop"):
-    setattr(module, "_red_0_" + name, Counted("_red_0_" + name))
-with torch.no_grad():
-    problem.make_model(module.ModelNew, 1, "cpu")(*problem.make_inputs(1, "cpu"))
-print("launches", sorted(counts.items()))
-"""
-
-
 def test_a_norm_held_in_registers_is_one_kernel_and_reads_once(tmp_path):
     # At the defaults a GroupNorm's rows (70 elements) fit one program's chunk: one cooperative
     # launch, no statistics pass; without the chunk, the fused fold-and-apply kernel.
     path = _problem(tmp_path, "group_norm")
     source, _ = fusion.build(load_problem(path), ["triton_reduce"])
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
-    for params, want in (({}, "[('_red_0_coop', 1)]"), ({"RED_COOP_CHUNK": 0}, "[('_red_0_apply', 1)]")):
+    names = [f"_red_0_{k}" for k in ("stats", "finish", "apply", "coop")]
+    for params, ran in (({}, "_red_0_coop"), ({"RED_COOP_CHUNK": 0}, "_red_0_apply")):
         cand = tmp_path / "counted.py"
         cand.write_text(bake(source, params))
-        out = subprocess.run([sys.executable, "-c", LAUNCHES, path, str(cand)], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=600)
-        assert f"launches {want}" in out.stdout, out.stdout + out.stderr[-3000:]
+        assert launches(path, str(cand), names) == {"train": {n: int(n == ran) for n in names}}
 
 
 @pytest.mark.parametrize("body", ["return torch.softmax(x, dim=-1)", "return F.layer_norm(x, (300,))",

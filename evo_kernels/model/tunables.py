@@ -84,14 +84,9 @@ def neighbours(params: dict[str, Any], space: dict[str, list[Any]], constraints:
         for key, values in space.items():
             if len(out) >= n:
                 return out
-            if rank >= len(values):
-                continue
             # The rank-th value other than the current one (a ported candidate's may not be first).
             others = [v for v in values if v != params.get(key)]
-            if rank - 1 >= len(others):
-                continue
-            moved = {**params, key: others[rank - 1]}
-            if moved not in out and satisfies(moved, constraints):
+            if rank <= len(others) and satisfies(moved := {**params, key: others[rank - 1]}, constraints):
                 out.append(moved)
     return out
 

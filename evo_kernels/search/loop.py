@@ -212,7 +212,7 @@ class SearchLoop:
             # picks: on the H200 suite's first drafts neither alone found the faster configurations
             # every time (experiments/RESULTS.md, 2026-12-01).
             k = (min(self.cfg.tuning.screen, self.cfg.tuning.trials_per_candidate) - 1) // 2
-            for params in neighbours(defaults, space, constraints, k) if self.cfg.tuning.screen > 1 else []:
+            for params in neighbours(defaults, space, constraints, k):  # none without a screen (k = 0)
                 self.tuner.enqueue(study, space, params)
         task = Tuning(study, draft, space, constraints, island, self.cfg.tuning.trials_per_candidate)
         self.tasks[study] = task

@@ -7,10 +7,11 @@ cluster, `journal:PATH` for journal storage on a shared file system).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import optuna
 
@@ -125,34 +126,33 @@ class Tuner:
                 return None
         return None
 
-    def _finished(self, study: optuna.Study, trial_number: int) -> bool:
-        """Whether the trial was finished by someone else (another tuner on the same storage marked it
-        failed): the evaluation is in the run's store regardless; the trial keeps that state rather
-        than the run stopping on optuna's error."""
-        storage = self.storage
-        state = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(
-            storage.get_study_id_from_name(study.study_name), trial_number)).state
-        if state.is_finished():
+    @contextlib.contextmanager
+    def _unless_finished(self, study: optuna.Study, trial_number: int) -> Iterator[None]:
+        """Telling a trial that someone else finished already (another tuner on the same storage
+        marked it failed) leaves it as it is, rather than stopping the run on optuna's error: the
+        evaluation is in the run's store regardless."""
+        try:
+            yield
+        except optuna.exceptions.UpdateFinishedTrialError:
+            state = self.storage.get_trial(self.storage.get_trial_id_from_study_id_trial_number(
+                self.storage.get_study_id_from_name(study.study_name), trial_number)).state
             log.warning("optuna trial %d of %s was already %s; its result stays in the run's store only",
                         trial_number, study.study_name, state.name)
-            return True
-        return False
 
     def tell(self, study_name: str, trial_number: int, evaluation: Evaluation) -> None:
         study = self._studies[study_name]
         trial = self._trials.pop((study_name, trial_number), None)
-        if self._finished(study, trial_number):
-            return
         ms = evaluation.median_ms
-        if trial is not None:
-            trial.set_user_attr("status", evaluation.status)
-            trial.set_user_attr("speedup", evaluation.speedup)
-        if evaluation.ok and ms is not None and math.isfinite(ms):
-            study.tell(trial_number, ms)
-        else:
+        with self._unless_finished(study, trial_number):
             if trial is not None:
-                trial.set_user_attr("reason", evaluation.reason[:500])
-            study.tell(trial_number, state=optuna.trial.TrialState.FAIL)
+                trial.set_user_attr("status", evaluation.status)
+                trial.set_user_attr("speedup", evaluation.speedup)
+            if evaluation.ok and ms is not None and math.isfinite(ms):
+                study.tell(trial_number, ms, skip_if_finished=True)
+            else:
+                if trial is not None:
+                    trial.set_user_attr("reason", evaluation.reason[:500])
+                study.tell(trial_number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
 
     def tell_screened(self, study_name: str, trial_number: int, row: dict[str, Any] | None) -> None:
         """A configuration only screened (timed briefly, not verified): its short timing is the
@@ -160,14 +160,13 @@ class Tuner:
         protocol, is a failed trial with its reason."""
         study = self._studies[study_name]
         trial = self._trials.pop((study_name, trial_number), None)
-        if self._finished(study, trial_number):
-            return
         ms = None if (row or {}).get("failed") else (row or {}).get("ms")  # (failed in full: not a value)
-        if trial is not None:
-            trial.set_user_attr("screened", True)
-            if ms is None:
-                trial.set_user_attr("reason", str((row or {}).get("reason") or "not screened")[:500])
-        if ms is not None and math.isfinite(ms):
-            study.tell(trial_number, ms)
-        else:
-            study.tell(trial_number, state=optuna.trial.TrialState.FAIL)
+        with self._unless_finished(study, trial_number):
+            if trial is not None:
+                trial.set_user_attr("screened", True)
+                if ms is None:
+                    trial.set_user_attr("reason", str((row or {}).get("reason") or "not screened")[:500])
+            if ms is not None and math.isfinite(ms):
+                study.tell(trial_number, ms, skip_if_finished=True)
+            else:
+                study.tell(trial_number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)

@@ -169,7 +169,7 @@ def get_init_inputs():
 TEMPLATE = AnchorTemplate(
     kernel=CONV, example=EXAMPLE, example_rules=('triton_conv',), example_params={'CONV_BLOCK_M': 32, 'CONV_BLOCK_N': 16, 'CONV_BLOCK_K': 16},
     name="conv", rule="triton_conv", prior=5.0, kind="conv", pattern=conv_source, emitter=_emit,
-    # Precision first: its next value (tf32rn, 2-2.3x faster where the run's convolutions are TF32)
+    # Precision first: its next value (tf32rn, 1.7-2.3x faster where the run's convolutions are TF32)
     # is the first neighbour a screen tries.
     params={"CONV_PRECISION": ["tf32x3", "tf32rn", "ieee"], "CONV_BLOCK_M": [128, 64, 256], "CONV_BLOCK_N": [128, 64],
             "CONV_BLOCK_K": [64, 32, 16], "CONV_WARPS": [8, 4], "CONV_STAGES": [3, 2, 4]},

@@ -251,6 +251,17 @@ def ${name}_normalize(x, v1, c2, STAT: tl.constexpr):
 
 
 @triton.jit
+def ${name}_affine(y, w_ptr, b_ptr, idx, mask, HAS_W: tl.constexpr, HAS_B: tl.constexpr):
+    # A norm's affine weight and bias at `idx` (shaped to broadcast against y) applied to y. Only a
+    # norm has them: HAS_W and HAS_B are False for a softmax.
+    if HAS_W:
+        y = y * tl.load(w_ptr + idx, mask=mask, other=0.0)
+    if HAS_B:
+        y = y + tl.load(b_ptr + idx, mask=mask, other=0.0)
+    return y
+
+
+@triton.jit
 def ${name}_apply(x_ptr, f1_ptr, f2_ptr, out_ptr, w_ptr, b_ptr, A, R, B, CH, eps, AMOD, RMUL, RDIV,
                   STAT: tl.constexpr, FUSED: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr,
                   A_GROUP: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
@@ -277,10 +288,7 @@ def ${name}_apply(x_ptr, f1_ptr, f2_ptr, out_ptr, w_ptr, b_ptr, A, R, B, CH, eps
             m = amask[:, None] & rmask[None, :]
             offs = av.to(tl.int64)[:, None] * R + rr[None, :]
             y = ${name}_normalize(tl.load(x_ptr + offs, mask=m, other=0.0), v1, c2, STAT)
-            if HAS_W:
-                y = y * tl.load(w_ptr + rr // RDIV, mask=rmask, other=0.0)[None, :]
-            if HAS_B:
-                y = y + tl.load(b_ptr + rr // RDIV, mask=rmask, other=0.0)[None, :]
+            y = ${name}_affine(y, w_ptr, b_ptr, (rr // RDIV)[None, :], rmask[None, :], HAS_W, HAS_B)
             tl.store(out_ptr + offs, y, mask=m)
     else:
         a = tl.program_id(0)
@@ -301,12 +309,8 @@ def ${name}_apply(x_ptr, f1_ptr, f2_ptr, out_ptr, w_ptr, b_ptr, A, R, B, CH, eps
             m = (rr < hi)[:, None] & bmask[None, :]
             offs = base + rr.to(tl.int64)[:, None] * B + rb[None, :]
             y = ${name}_normalize(tl.load(x_ptr + offs, mask=m, other=0.0), v1[None, :], c2[None, :], STAT)
-            if STAT == 5:
-                widx = (a % AMOD) * RMUL + rr // RDIV
-                if HAS_W:
-                    y = y * tl.load(w_ptr + widx, mask=rr < hi, other=0.0)[:, None]
-                if HAS_B:
-                    y = y + tl.load(b_ptr + widx, mask=rr < hi, other=0.0)[:, None]
+            widx = (a % AMOD) * RMUL + rr // RDIV
+            y = ${name}_affine(y, w_ptr, b_ptr, widx[:, None], (rr < hi)[:, None], HAS_W, HAS_B)
             tl.store(out_ptr + offs, y, mask=m)
 
 
@@ -343,13 +347,8 @@ def ${name}_coop(x_ptr, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLI
     f1, f2 = ${name}_combine(p1_ptr, p2_ptr, a, tl.arange(0, 1), R, 1, CH, SPLIT, STAT, SPLIT_P2, True)
     v1 = tl.sum(f1, axis=0)
     c2 = ${name}_scale(tl.sum(f2, axis=0), eps, STAT)
-    y = ${name}_normalize(x, v1, c2, STAT)
-    if STAT == 5:
-        widx = (a % AMOD) * RMUL + rr // RDIV
-        if HAS_W:
-            y = y * tl.load(w_ptr + widx, mask=m, other=0.0)
-        if HAS_B:
-            y = y + tl.load(b_ptr + widx, mask=m, other=0.0)
+    y = ${name}_affine(${name}_normalize(x, v1, c2, STAT), w_ptr, b_ptr, (a % AMOD) * RMUL + rr // RDIV, m,
+                       HAS_W, HAS_B)
     tl.store(out_ptr + offs, y, mask=m)
 ''')
 
