@@ -31,6 +31,9 @@ GEMM_CONFIGS = [  # around the defaults (128, 128, 64, GROUP_M 8, 8 warps, 3 sta
     {}, {"GROUP_M": 16}, {"BLOCK_N": 64}, {"BLOCK_M": 64}, {"GEMM_WARPS": 4}, {"BLOCK_K": 32, "GEMM_STAGES": 4},
     {"GEMM_STAGES": 2}, {"BLOCK_N": 256, "BLOCK_K": 32}, {"BLOCK_M": 256, "BLOCK_K": 32},
 ]
+# Operands read as they lie (no K-major copy), and tile shapes, where a copy or the tile count may cost
+GEMM_OPERANDS = [{}, {"GEMM_KMAJOR": False}, {"GEMM_WARPS": 4}, {"BLOCK_K": 32, "GEMM_STAGES": 4}, {"BLOCK_M": 64},
+                 {"GEMM_KMAJOR": False, "GEMM_WARPS": 4}]
 CONV_CONFIGS = [
     {}, {"CONV_BLOCK_K": 64, "CONV_STAGES": 2}, {"CONV_BLOCK_K": 64, "CONV_STAGES": 3},
     {"CONV_BLOCK_N": 64, "CONV_BLOCK_K": 64}, {"CONV_BLOCK_M": 64, "CONV_BLOCK_K": 64, "CONV_WARPS": 4},
@@ -95,8 +98,8 @@ PLAN = [  # (problem, options, configs, time torch.compile too)
     ("level1/07_Conv2d_pointwise_1x1", dict(conv=True), CONV_TF32, True),
     ("level2/15_Conv2d_ReLU_BiasAdd", dict(conv=True), CONV_TF32, True),
     ("level2/11_Conv2d_BatchNorm_ReLU", dict(conv=True), CONV_TF32, True),
-    ("level1/03_Matmul_transposed_A_long_K", G, [{}], True),
-    ("level1/04_Batched_matmul", G, [{}], True),
+    ("level1/03_Matmul_transposed_A_long_K", G, GEMM_OPERANDS, True),
+    ("level1/04_Batched_matmul", G, GEMM_OPERANDS, True),
     ("level1/16_Softmax", dict(chains=True), ROW_CONFIGS, True),
     ("level1/17_LogSoftmax", dict(chains=True), ROW_CONFIGS, True),
     ("level1/13_LayerNorm", dict(chains=True), ROW_CONFIGS, True),
