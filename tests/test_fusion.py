@@ -129,18 +129,42 @@ def test_library_gemm_and_one_elementwise_kernel(tmp_path):
 def test_matmul_layouts_batches_and_split_k(tmp_path):
     prob = _problem(tmp_path, """
     class Model(nn.Module):
-        def forward(self, a, b, c, d):
+        def forward(self, a, b, c, d, e, f):
             x = torch.matmul(a.transpose(-2, -1), b)   # A read M-major, B N-major: copied K-major
             y = torch.matmul(c, d.transpose(-2, -1))   # 4-D: two batch dims
-            return x, y
+            z = torch.bmm(e.transpose(1, 2), f)        # 3-D, both copied
+            return x, y, z
     def get_inputs():
-        return [torch.randn(4096, 20), torch.randn(4096, 24), torch.randn(2, 3, 33, 17), torch.randn(2, 3, 40, 17)]
+        return [torch.randn(4096, 20), torch.randn(4096, 24), torch.randn(2, 3, 33, 17), torch.randn(2, 3, 40, 17),
+                torch.randn(3, 70, 65), torch.randn(3, 70, 66)]
     def get_init_inputs():
         return []
     """)
     source, _ = _check(tmp_path, prob, ['triton_gemm'], expect_kernels=2)
     assert "_split_k(" in source
     _check(tmp_path, prob, ['triton_gemm'], params={"GEMM_KMAJOR": False, "BLOCK_K": 32})
+
+
+KMAJOR_SCRIPT = """
+import torch, triton, triton.language as tl
+from evo_kernels.proposers.templates.gemm import KMAJOR_COPY
+exec(KMAJOR_COPY.substitute(name="_copy"))
+base = torch.randn(3, 5, 70, 130)
+views = [base[0, 0].t(), base.transpose(-1, -2), base[:, 1].transpose(1, 2), base[..., ::2].permute(3, 1, 0, 2),
+         base[1:, :, 3:, 1:].permute(2, 0, 3, 1), base[0, 0, :0].t(), base[None].transpose(-1, -2)]
+for v in views:
+    got = _copy_launch(v, block_r=32, block_c=64)
+    assert got.is_contiguous() and got.shape == v.shape and torch.equal(got, v), v.shape
+print("copied", len(views))
+"""
+
+
+def test_kmajor_copy_any_layout():
+    """The GEMM's operand copy: a contiguous, equal tensor from transposed, sliced and permuted views
+    (tiles cut at the edges, 2 to 4 dims, empty; 5 dims through torch)."""
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", KMAJOR_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "copied 7" in proc.stdout, proc.stderr[-3000:]
 
 
 def test_gemm_then_row_kernel_and_row_sum_epilogue(tmp_path):
