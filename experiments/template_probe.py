@@ -34,6 +34,8 @@ GEMM_CONFIGS = [  # around the defaults (128, 128, 64, GROUP_M 8, 8 warps, 3 sta
 # Operands read as they lie (no K-major copy), and tile shapes, where a copy or the tile count may cost
 GEMM_OPERANDS = [{}, {"GEMM_KMAJOR": False}, {"GEMM_WARPS": 4}, {"BLOCK_K": 32, "GEMM_STAGES": 4}, {"BLOCK_M": 64},
                  {"GEMM_KMAJOR": False, "GEMM_WARPS": 4}]
+DW_CONFIGS = [{}, {"DW_BLOCK": 512}, {"DW_BLOCK": 2048, "DW_WARPS": 8}, {"DW_WARPS": 8}, {"DW_BLOCK": 512, "DW_WARPS": 2}]
+DW = dict(depthwise=True)
 CONV_CONFIGS = [
     {}, {"CONV_BLOCK_K": 64, "CONV_STAGES": 2}, {"CONV_BLOCK_K": 64, "CONV_STAGES": 3},
     {"CONV_BLOCK_N": 64, "CONV_BLOCK_K": 64}, {"CONV_BLOCK_M": 64, "CONV_BLOCK_K": 64, "CONV_WARPS": 4},
@@ -98,6 +100,10 @@ PLAN = [  # (problem, options, configs, time torch.compile too)
     ("level1/07_Conv2d_pointwise_1x1", dict(conv=True), CONV_TF32, True),
     ("level2/15_Conv2d_ReLU_BiasAdd", dict(conv=True), CONV_TF32, True),
     ("level2/11_Conv2d_BatchNorm_ReLU", dict(conv=True), CONV_TF32, True),
+    ("level1/08_Conv2d_depthwise_3x3", DW, DW_CONFIGS, True),
+    ("level2/19_DepthwiseConv_BatchNorm_ReLU6_PointwiseConv", dict(depthwise=True, chains=True), DW_CONFIGS[:3], True),
+    ("level3/10_MobileNetV2_InvertedResidual", dict(ALL, depthwise=True), [{}], True),
+    ("level3/11_ConvNeXtBlock", dict(ALL, depthwise=True), DW_CONFIGS[:3], True),
     ("level1/03_Matmul_transposed_A_long_K", G, GEMM_OPERANDS, True),
     ("level1/04_Batched_matmul", G, GEMM_OPERANDS, True),
     ("level1/16_Softmax", dict(chains=True), ROW_CONFIGS, True),
@@ -118,7 +124,7 @@ DEVICE = "cuda"
 # The plan's short names for the graph rules.
 RULE_OF = {"gemm": "triton_gemm", "conv": "triton_conv", "chains": "fuse_chains", "addmm": "addmm", "sdpa": "sdpa",
            "avgpool_conv": "avgpool_conv", "reduce": "triton_reduce", "cross_entropy": "triton_cross_entropy",
-           "attention": "triton_attention", "scan": "triton_scan"}
+           "attention": "triton_attention", "scan": "triton_scan", "depthwise": "triton_depthwise"}
 
 
 def _bytes(*trees) -> int:

@@ -1,0 +1,141 @@
+"""Depthwise Conv2d (and Conv1d, as a Conv2d of height 1): groups equal to the input channels, each
+output channel reading one input channel (a channel multiplier above 1 too), NCHW, zero padding, any
+stride and dilation.
+
+There is no channel mixing, so no GEMM and no tensor cores: one output element per lane, its KH x KW
+taps summed in fp32 FMA as PyTorch's own depthwise kernel does (TF32 never applies), then the bias and
+the elementwise epilogue; a BatchNorm after it takes one statistics pass, what follows goes to a chain
+template. Memory-bound: neighbouring lanes read overlapping input rows, which L1 and L2 serve, so DRAM
+sees each input and output element about once (PyTorch's kernel reaches 20% of that bound on an H200,
+compile 29%: experiments/RESULTS.md).
+"""
+from __future__ import annotations
+
+from string import Template
+from typing import Any
+
+from torch import fx, nn
+
+from .ir import Group
+from .base import AnchorTemplate, Chain, Emitted, body, operand_lines, prefix, render, shift, with_bias
+from .stats import CHAN_STATS, bn_apply, bn_args, stats_kernel_lines
+
+DWCONV = Template('''
+@triton.jit
+def $name(x_ptr, w_ptr, c_ptr,$ptrs total, CI: tl.constexpr, CO: tl.constexpr, H: tl.constexpr, W: tl.constexpr,
+          OH: tl.constexpr, OW: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr,
+          SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
+          BLOCK: tl.constexpr):
+    # One output element per lane. The sizes are compile-time constants: index divisions become
+    # multiplications. int32 offsets unless the output passes 2**31 elements (`total` is then int64).
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK) + total * 0
+    mask = offs < total
+    ow = offs % OW
+    oh = (offs // OW) % OH
+    img = offs // (OW * OH * CO)
+    chan = (offs // (OW * OH)) % CO
+    # Output channel `chan` reads input channel chan // (CO // CI), its filter (KH, KW) at chan.
+    src = x_ptr + (img * CI + chan // (CO // CI)) * (H * W)
+    taps = w_ptr + chan * (KH * KW)
+    acc = tl.zeros((BLOCK,), dtype=tl.float32)
+    for i in tl.static_range(KH):
+        for j in tl.static_range(KW):
+            ih = oh * SH - PH + i * DH
+            iw = ow * SW - PW + j * DW
+            ok = mask & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+            x = tl.load(src + ih * W + iw, mask=ok, other=0.0)
+            acc += x * tl.load(taps + (i * KW + j), mask=mask, other=0.0)
+    v = acc
+$body
+    tl.store(c_ptr + offs, $out, mask=mask)
+''')
+
+
+def depthwise_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] | None:
+    """A depthwise Conv2d/Conv1d module: groups == in_channels (> 1), zero padding, integer padding."""
+    mod = modules.get(node.target) if node.op == "call_module" else None
+    if type(mod) not in (nn.Conv2d, nn.Conv1d) or mod.groups == 1 or mod.groups != mod.in_channels:
+        return None
+    if mod.padding_mode != "zeros" or isinstance(mod.padding, str):
+        return None
+    return {"x": node.args[0], "module": node.target, "conv": mod}
+
+
+def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | None:
+    conv: nn.Conv2d = group.source["conv"]
+    kinds = [o.kind for o in group.operands]
+    mod = group.source["module"]
+    args: list[Any] = [group.source["x"], f"attr:{mod}.weight"] + [o.node for o in group.operands]
+    ops = group.ops
+    if conv.bias is not None:
+        kinds.append("chan")
+        args.append(f"attr:{mod}.bias")
+        ops = with_bias(ops, f"p{len(kinds) - 1}")
+    head = prefix(ops, t, kinds)
+    rest = shift(ops, head) if head < len(ops) else []
+    bn = rest[0] if rest and rest[0].name == "bn" else None
+    name = f"_dwconv_{k}"
+    lines, out = body(ops[:head], t.loads_for(kinds))
+    kernels = [render(DWCONV, name, len(kinds), body="\n".join(lines), out=out)]
+    one_d = isinstance(conv, nn.Conv1d)  # as a Conv2d over (N, C, 1, L)
+    geometry = [conv.kernel_size, conv.stride, conv.padding, conv.dilation]
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = [((1 if i != 2 else 0),) + tuple(g) if one_d else tuple(g)
+                                              for i, g in enumerate(geometry)]
+    n_ops = len(kinds)
+    params = ", ".join(["x", "w"] + [f"p{j}" for j in range(n_ops)])
+    ptrs = "".join(f"p{j}, " for j in range(n_ops))
+    if bn is not None:
+        bn_arg_list, bn_params, bn_finish = bn_args(bn)
+        args += bn_arg_list
+        params += ", " + bn_params
+    code = [f"def _f{k}({params}):"] + operand_lines(kinds) + (["    x = x.unsqueeze(2)"] if one_d else []) + [
+        "    x, w = x.contiguous(), w.contiguous()",
+        "    nb, ci, h, w_ = x.shape",
+        "    co = w.shape[0]",
+        f"    oh, ow = (h + {2 * ph} - {dh * (kh - 1) + 1}) // {sh} + 1, (w_ + {2 * pw} - {dw * (kw - 1) + 1}) // {sw} + 1",
+        "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
+        "    total = y.numel()",
+        f"    {name}[(triton.cdiv(total, DW_BLOCK),)](x, w, y, {ptrs}total, CI=ci, CO=co, H=h, W=w_, OH=oh, OW=ow, "
+        f"KH={kh}, KW={kw}, SH={sh}, SW={sw}, PH={ph}, PW={pw}, DH={dh}, DW={dw}, BLOCK=DW_BLOCK, "
+        "num_warps=DW_WARPS)",
+    ]
+    if one_d:
+        code.append("    y = y.squeeze(2)")
+    spaces = {"depthwise"}
+    if bn is not None:  # the batch's statistics of y in one pass (training), then the rest applies them
+        _, rest, kinds = bn_apply(rest, kinds, "chan")
+        kernels.append(render(CHAN_STATS, f"_stats_{k}", 0))
+        code += stats_kernel_lines(f"_stats_{k}", "y", len(group.shape)) + [f"    p{n_ops}, p{n_ops + 1} = {bn_finish}"]
+    if rest:
+        chained = chain(f"_post_{k}", rest, kinds, "y", group.shape)
+        if chained is None:
+            return None
+        kernels.append(chained[0])
+        code += chained[1] + ["    return out"]
+        spaces.add(chained.space or "elementwise")
+    else:
+        code.append("    return y")
+    return Emitted(args, kernels, "\n".join(code) + "\n", spaces)
+
+
+EXAMPLE = '''
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.dw = nn.Conv2d(6, 12, 3, stride=2, padding=2, dilation=2, groups=6)
+        self.bn = nn.BatchNorm2d(12)
+    def forward(self, x):
+        return torch.clamp(self.bn(self.dw(x) * 0.5), 0.0, 6.0)
+def get_inputs():
+    return [torch.randn(2, 6, 11, 13)]
+def get_init_inputs():
+    return []
+'''
+
+
+TEMPLATE = AnchorTemplate(
+    kernel=DWCONV, example=EXAMPLE, example_rules=('triton_depthwise',), example_params={'DW_BLOCK': 64},
+    name="depthwise", rule="triton_depthwise", prior=5.0, kind="conv", pattern=depthwise_source, emitter=_emit,
+    params={"DW_BLOCK": [1024, 512, 2048], "DW_WARPS": [4, 8, 2]},
+    loads={"chan": "tl.load({ptr} + chan, mask=mask, other=0.0)",
+           "full": "tl.load({ptr} + offs, mask=mask, other=0.0)"})
