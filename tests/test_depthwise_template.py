@@ -1,7 +1,7 @@
 """The depthwise template (templates/depthwise.py) under Triton's interpreter: Conv2d and Conv1d with
 groups == in_channels, a channel multiplier, stride, dilation, padding, no bias, an epilogue with a
 per-channel operand, a BatchNorm after it (training: batch statistics and the running ones updated)
-and a chain after that; and the convolutions it leaves alone (ordinary, partly grouped, reflect
+and a chain after that, and the same problems through the library's convolution (fuse_chains); and the convolutions it leaves alone (ordinary, partly grouped, reflect
 padding, "same" padding)."""
 
 import pytest
@@ -13,7 +13,7 @@ from evo_kernels.proposers import fusion
 from interpreted import check_pairs
 
 HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
-KERNEL_LINE = "# One output element per lane. The sizes are compile-time constants"
+KERNEL_LINE = "# One BLOCK_H x BLOCK_W tile of one output plane (image, channel) per program"
 
 # name -> (the conv module, forward's return, input). Tiny, uneven shapes: windows cross every edge
 # and the last block of lanes is partial.
@@ -57,6 +57,11 @@ def test_depthwise_convolutions_compute_the_reference(tmp_path):
         assert "\nDW_BLOCK = 1024\n" in source
         cand.write_text(source.replace("\nDW_BLOCK = 1024\n", "\nDW_BLOCK = 64\n"))  # several programs each
         pairs += [path, str(cand)]
+        # without the template: the library's convolution (groups kept), then the chain's kernel
+        library = fusion.build(load_problem(path), ["fuse_chains"])
+        if library is not None:
+            (tmp_path / f"{name}_library.py").write_text(library[0])
+            pairs += [path, str(tmp_path / f"{name}_library.py")]
     # as accurate as PyTorch's fp32 depthwise kernel against float64, on random weights
     check_pairs(pairs, seeds=(1, 2), random_params=True, oracle_factor=2.0, oracle_floor=1e-7)
 

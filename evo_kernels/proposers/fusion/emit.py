@@ -46,7 +46,7 @@ def _emit_library(k: int, group: Group, chains: bool) -> Emitted | None:
         args += [o.node for o in group.operands]
         fn = "conv1d" if isinstance(conv, nn.Conv1d) else "conv2d"
         pre = [f"    y = torch.nn.functional.{fn}(x, w, bias, {tuple(conv.stride)}, {tuple(conv.padding)}, "
-               f"{tuple(conv.dilation)}, 1)"]
+               f"{tuple(conv.dilation)}, {conv.groups})"]
     else:
         bias, ops, _ = fold_bias(group)
         src = group.source

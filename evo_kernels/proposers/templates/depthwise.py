@@ -2,12 +2,12 @@
 output channel reading one input channel (a channel multiplier above 1 too), NCHW, zero padding, any
 stride and dilation.
 
-There is no channel mixing, so no GEMM and no tensor cores: one output element per lane, its KH x KW
-taps summed in fp32 FMA as PyTorch's own depthwise kernel does (TF32 never applies), then the bias and
-the elementwise epilogue; a BatchNorm after it takes one statistics pass, what follows goes to a chain
-template. Memory-bound: neighbouring lanes read overlapping input rows, which L1 and L2 serve, so DRAM
-sees each input and output element about once (PyTorch's kernel reaches 20% of that bound on an H200,
-compile 29%: experiments/RESULTS.md).
+There is no channel mixing, so no GEMM and no tensor cores: each program computes a tile of one output
+plane, its KH x KW taps summed in fp32 FMA as PyTorch's own depthwise kernel does (TF32 never
+applies), then the bias and the elementwise epilogue; a BatchNorm after it takes one statistics pass,
+what follows goes to a chain template. Memory-bound: the taps' overlapping input rows are served by L1
+and L2, so DRAM sees each input and output element about once (PyTorch's kernel reaches 20% of that
+bound on an H200, compile 29%: experiments/RESULTS.md).
 """
 from __future__ import annotations
 
@@ -22,29 +22,34 @@ from .stats import CHAN_STATS, bn_apply, bn_args, stats_kernel_lines
 
 DWCONV = Template('''
 @triton.jit
-def $name(x_ptr, w_ptr, c_ptr,$ptrs total, CI: tl.constexpr, CO: tl.constexpr, H: tl.constexpr, W: tl.constexpr,
+def $name(x_ptr, w_ptr, c_ptr,$ptrs CI: tl.constexpr, CO: tl.constexpr, H: tl.constexpr, W: tl.constexpr,
           OH: tl.constexpr, OW: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr,
           SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
-          BLOCK: tl.constexpr):
-    # One output element per lane. The sizes are compile-time constants: index divisions become
-    # multiplications. int32 offsets unless the output passes 2**31 elements (`total` is then int64).
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK) + total * 0
-    mask = offs < total
-    ow = offs % OW
-    oh = (offs // OW) % OH
-    img = offs // (OW * OH * CO)
-    chan = (offs // (OW * OH)) % CO
+          BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+    # One BLOCK_H x BLOCK_W tile of one output plane (image, channel) per program: the channel, its
+    # taps and the bias are scalars, and a tap costs each element one load and one FMA (a lane per
+    # element with per-lane taps ran at half the speed: the load units were the limit).
+    pid = tl.program_id(0)
+    tiles_w = tl.cdiv(OW, BLOCK_W)
+    tiles = tl.cdiv(OH, BLOCK_H) * tiles_w
+    plane = pid // tiles
+    oh = ((pid % tiles) // tiles_w) * BLOCK_H + tl.arange(0, BLOCK_H)
+    ow = (pid % tiles_w) * BLOCK_W + tl.arange(0, BLOCK_W)
+    chan = plane % CO
     # Output channel `chan` reads input channel chan // (CO // CI), its filter (KH, KW) at chan.
-    src = x_ptr + (img * CI + chan // (CO // CI)) * (H * W)
+    src = x_ptr + ((plane // CO) * CI + chan // (CO // CI)).to(tl.int64) * (H * W)
     taps = w_ptr + chan * (KH * KW)
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_H, BLOCK_W), dtype=tl.float32)
     for i in tl.static_range(KH):
+        ih = oh * SH - PH + i * DH
+        row_ok = (oh < OH) & (ih >= 0) & (ih < H)
         for j in tl.static_range(KW):
-            ih = oh * SH - PH + i * DH
             iw = ow * SW - PW + j * DW
-            ok = mask & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
-            x = tl.load(src + ih * W + iw, mask=ok, other=0.0)
-            acc += x * tl.load(taps + (i * KW + j), mask=mask, other=0.0)
+            ok = row_ok[:, None] & ((ow < OW) & (iw >= 0) & (iw < W))[None, :]
+            x = tl.load(src + (ih * W)[:, None] + iw[None, :], mask=ok, other=0.0)
+            acc += x * tl.load(taps + (i * KW + j))
+    mask = (oh < OH)[:, None] & (ow < OW)[None, :]
+    offs = plane.to(tl.int64) * (OH * OW) + (oh * OW)[:, None] + ow[None, :]
     v = acc
 $body
     tl.store(c_ptr + offs, $out, mask=mask)
@@ -94,10 +99,12 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         "    co = w.shape[0]",
         f"    oh, ow = (h + {2 * ph} - {dh * (kh - 1) + 1}) // {sh} + 1, (w_ + {2 * pw} - {dw * (kw - 1) + 1}) // {sw} + 1",
         "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
-        "    total = y.numel()",
-        f"    {name}[(triton.cdiv(total, DW_BLOCK),)](x, w, y, {ptrs}total, CI=ci, CO=co, H=h, W=w_, OH=oh, OW=ow, "
-        f"KH={kh}, KW={kw}, SH={sh}, SW={sw}, PH={ph}, PW={pw}, DH={dh}, DW={dw}, BLOCK=DW_BLOCK, "
-        "num_warps=DW_WARPS)",
+        "    # Tiles as wide as a row (up to DW_BLOCK), as many rows as make DW_BLOCK.",
+        "    bw = min(triton.next_power_of_2(ow), DW_BLOCK)",
+        "    bh = min(max(1, DW_BLOCK // bw), triton.next_power_of_2(oh))",
+        "    grid = (nb * co * triton.cdiv(oh, bh) * triton.cdiv(ow, bw),)",
+        f"    {name}[grid](x, w, y, {ptrs}CI=ci, CO=co, H=h, W=w_, OH=oh, OW=ow, KH={kh}, KW={kw}, SH={sh}, "
+        f"SW={sw}, PH={ph}, PW={pw}, DH={dh}, DW={dw}, BLOCK_H=bh, BLOCK_W=bw, num_warps=DW_WARPS)",
     ]
     if one_d:
         code.append("    y = y.squeeze(2)")
@@ -137,5 +144,5 @@ TEMPLATE = AnchorTemplate(
     kernel=DWCONV, example=EXAMPLE, example_rules=('triton_depthwise',), example_params={'DW_BLOCK': 64},
     name="depthwise", rule="triton_depthwise", prior=5.0, kind="conv", pattern=depthwise_source, emitter=_emit,
     params={"DW_BLOCK": [1024, 512, 2048], "DW_WARPS": [4, 8, 2]},
-    loads={"chan": "tl.load({ptr} + chan, mask=mask, other=0.0)",
+    loads={"chan": "tl.load({ptr} + chan)",
            "full": "tl.load({ptr} + offs, mask=mask, other=0.0)"})
