@@ -13,7 +13,9 @@ from evo_kernels.proposers import fusion
 from interpreted import check_pairs
 
 HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
-KERNEL_LINE = "# One BLOCK_H x BLOCK_W tile of one output plane (image, channel) per program"
+# the tile kernel's (strides and dilations down the rows) and the sliding-window kernel's (the others)
+KERNEL_LINES = ("# One BLOCK_H x BLOCK_W tile of one output plane (image, channel) per program",
+                "# Stride 1 down the rows: ROWS output rows of BLOCK_W columns of one plane per program")
 
 # name -> (the conv module, forward's return, input). Tiny, uneven shapes: windows cross every edge
 # and the last block of lanes is partial.
@@ -21,6 +23,8 @@ CASES = {
     "dw3x3_bias_gelu": ("nn.Conv2d(5, 5, 3, padding=1, groups=5)", "F.gelu(self.c(x)) * self.s",
                         "torch.randn(2, 5, 9, 7)"),
     "dw7x7_no_bias": ("nn.Conv2d(4, 4, 7, padding=3, groups=4, bias=False)", "self.c(x)", "torch.randn(1, 4, 10, 12)"),
+    "columns_strided_dilated": ("nn.Conv2d(4, 4, (2, 3), stride=(1, 2), padding=(0, 2), dilation=(1, 2), groups=4)",
+                                "self.c(x) * 2.0", "torch.randn(2, 4, 9, 13)"),
     "multiplier_stride_dilation": ("nn.Conv2d(3, 6, (3, 2), stride=(2, 1), padding=(2, 1), dilation=(2, 1), groups=3)",
                                    "torch.tanh(self.c(x))", "torch.randn(2, 3, 11, 8)"),
     "conv1d": ("nn.Conv1d(4, 4, 5, stride=2, padding=2, groups=4)", "torch.sigmoid(self.c(x) + 0.5)",
@@ -49,13 +53,16 @@ def test_depthwise_convolutions_compute_the_reference(tmp_path):
         built = fusion.build(load_problem(path), ["triton_depthwise"])
         assert built is not None, name
         source, spaces = built
-        assert "depthwise" in spaces and source.count(KERNEL_LINE) == 1, name
+        assert "depthwise" in spaces and sum(source.count(line) for line in KERNEL_LINES) == 1, name
+        # the sliding window wherever the rows are read at stride 1, undilated
+        assert (KERNEL_LINES[1] in source) == (name not in ("multiplier_stride_dilation",)), name
         assert check_source(source) == [], [str(v) for v in check_source(source)]
         # the epilogue (bias, the per-channel scale) in the conv's store: one kernel unless a BatchNorm
         assert source.count("@triton.jit") == (3 if "bn" in name else 1), name
         cand = tmp_path / f"{name}_candidate.py"
-        assert "\nDW_BLOCK = 1024\n" in source
-        cand.write_text(source.replace("\nDW_BLOCK = 1024\n", "\nDW_BLOCK = 64\n"))  # several programs each
+        assert "\nDW_BLOCK = 1024\n" in source and "\nDW_ROWS = 16\n" in source
+        # several programs per plane, the last one's rows past the edge
+        cand.write_text(source.replace("\nDW_BLOCK = 1024\n", "\nDW_BLOCK = 64\n").replace("\nDW_ROWS = 16\n", "\nDW_ROWS = 4\n"))
         pairs += [path, str(cand)]
         # without the template: the library's convolution (groups kept), then the chain's kernel
         library = fusion.build(load_problem(path), ["fuse_chains"])
@@ -75,4 +82,4 @@ def test_depthwise_convolutions_compute_the_reference(tmp_path):
 def test_other_convolutions_are_left_alone(tmp_path, mod):
     path = _write(tmp_path, "other", mod, "self.c(x) * 2.0", "torch.randn(1, 4, 6, 6)")
     built = fusion.build(load_problem(path), ["triton_depthwise"])
-    assert built is None or KERNEL_LINE not in built[0]
+    assert built is None or not any(line in built[0] for line in KERNEL_LINES)

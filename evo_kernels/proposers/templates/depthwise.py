@@ -17,7 +17,8 @@ from typing import Any
 from torch import fx, nn
 
 from .ir import Group
-from .base import AnchorTemplate, Chain, Emitted, body, operand_lines, prefix, render, shift, with_bias
+from .base import (AnchorTemplate, Chain, Emitted, body, operand_lines, prefix, ptr_params, render, shift,
+                   with_bias)
 from .stats import CHAN_STATS, bn_apply, bn_args, stats_kernel_lines
 
 DWCONV = Template('''
@@ -56,6 +57,52 @@ $body
 ''')
 
 
+DWCONV_ROWS_HEAD = Template('''
+@triton.jit
+def $name(x_ptr, w_ptr, c_ptr,$ptrs CI: tl.constexpr, CO: tl.constexpr, H: tl.constexpr, W: tl.constexpr,
+          OH: tl.constexpr, OW: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr,
+          DW: tl.constexpr, ROWS: tl.constexpr, BLOCK_W: tl.constexpr):
+    # Stride 1 down the rows: ROWS output rows of BLOCK_W columns of one plane per program, the last
+    # KH input rows kept in registers at each of the KW tap offsets (x{i}_{j}), so that an output row
+    # costs KW loads, not KH x KW (the tile kernel is bound by the load units: 99% L1 throughput).
+    pid = tl.program_id(0)
+    tiles_w = tl.cdiv(OW, BLOCK_W)
+    tiles = tl.cdiv(OH, ROWS) * tiles_w
+    plane = pid // tiles
+    oh0 = ((pid % tiles) // tiles_w) * ROWS
+    ow = (pid % tiles_w) * BLOCK_W + tl.arange(0, BLOCK_W)
+    chan = plane % CO
+    src = x_ptr + ((plane // CO) * CI + chan // (CO // CI)).to(tl.int64) * (H * W)
+    dst = plane.to(tl.int64) * (OH * OW)
+    taps = w_ptr + chan * $taps
+''')
+
+
+def rows_kernel(name: str, n_ptrs: int, kh: int, kw: int, body_lines: list[str], out: str) -> str:
+    """The sliding-window kernel for a KH x KW filter (unrolled: the window is KH x KW named values)."""
+    i4, i8 = " " * 4, " " * 8
+
+    def load_row(i: int, ih: str, indent: str) -> list[str]:
+        # a row outside the input reads nothing: no column is below its limit (a scalar condition
+        # in the mask itself would do on the GPU; Triton's interpreter rejects it)
+        return [f"{indent}ih = {ih}", f"{indent}row = src + ih * W", f"{indent}lim = tl.where((ih >= 0) & (ih < H), W, 0)"] + [
+            f"{indent}x{i}_{j} = tl.load(row + iw{j}, mask=col_ok{j} & (iw{j} < lim), other=0.0)" for j in range(kw)]
+
+    lines = [DWCONV_ROWS_HEAD.substitute(name=name, ptrs=ptr_params(n_ptrs), taps=kh * kw).rstrip("\n")]
+    for j in range(kw):
+        lines += [f"{i4}iw{j} = ow * SW - PW + {j} * DW", f"{i4}col_ok{j} = (ow < OW) & (iw{j} >= 0)"]
+    lines += [f"{i4}w{i}_{j} = tl.load(taps + {i * kw + j})" for i in range(kh) for j in range(kw)]
+    for i in range(kh - 1):  # the window before the first output row
+        lines += load_row(i, f"oh0 - PH + {i}", i4)
+    lines += [f"{i4}for r in range(ROWS):", f"{i8}oh = oh0 + r"] + load_row(kh - 1, f"oh - PH + {kh - 1}", i8)
+    lines.append(f"{i8}acc = tl.zeros((BLOCK_W,), dtype=tl.float32)")
+    lines += [f"{i8}acc += x{i}_{j} * w{i}_{j}" for i in range(kh) for j in range(kw)]
+    lines += [f"{i8}v = acc", f"{i8}mask = ow < tl.where(oh < OH, OW, 0)", f"{i8}offs = dst + oh * OW + ow"] + body_lines
+    lines.append(f"{i8}tl.store(c_ptr + offs, {out}, mask=mask)")
+    lines += [f"{i8}x{i}_{j} = x{i + 1}_{j}" for i in range(kh - 1) for j in range(kw)]  # slide down one row
+    return "\n".join(lines) + "\n"
+
+
 def depthwise_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] | None:
     """A depthwise Conv2d/Conv1d module: groups == in_channels (> 1), zero padding, integer padding."""
     mod = modules.get(node.target) if node.op == "call_module" else None
@@ -80,15 +127,33 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
     rest = shift(ops, head) if head < len(ops) else []
     bn = rest[0] if rest and rest[0].name == "bn" else None
     name = f"_dwconv_{k}"
-    lines, out = body(ops[:head], t.loads_for(kinds))
-    kernels = [render(DWCONV, name, len(kinds), body="\n".join(lines), out=out)]
+    n_ops = len(kinds)
+    params = ", ".join(["x", "w"] + [f"p{j}" for j in range(n_ops)])
+    ptrs = "".join(f"p{j}, " for j in range(n_ops))
     one_d = isinstance(conv, nn.Conv1d)  # as a Conv2d over (N, C, 1, L)
     geometry = [conv.kernel_size, conv.stride, conv.padding, conv.dilation]
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = [((1 if i != 2 else 0),) + tuple(g) if one_d else tuple(g)
                                               for i, g in enumerate(geometry)]
-    n_ops = len(kinds)
-    params = ", ".join(["x", "w"] + [f"p{j}" for j in range(n_ops)])
-    ptrs = "".join(f"p{j}, " for j in range(n_ops))
+    sliding = sh == 1 and dh == 1  # consecutive output rows read consecutive input rows
+    lines, out = body(ops[:head], t.loads_for(kinds), indent=" " * (8 if sliding else 4))
+    if sliding:
+        kernels = [rows_kernel(name, len(kinds), kh, kw, lines, out)]
+        launch = [
+            "    # A program: DW_ROWS rows of up to 512 columns, one column per lane at most.",
+            "    bw = min(triton.next_power_of_2(ow), 512)",
+            "    rows = min(DW_ROWS, oh)",
+            "    grid = (nb * co * triton.cdiv(oh, rows) * triton.cdiv(ow, bw),)",
+            f"    {name}[grid](x, w, y, {ptrs}CI=ci, CO=co, H=h, W=w_, OH=oh, OW=ow, SW={sw}, PH={ph}, PW={pw}, "
+            f"DW={dw}, ROWS=rows, BLOCK_W=bw, num_warps=min(DW_WARPS, max(1, bw // 32)))"]
+    else:
+        kernels = [render(DWCONV, name, len(kinds), body="\n".join(lines), out=out)]
+        launch = [
+            "    # Tiles as wide as a row (up to DW_BLOCK), as many rows as make DW_BLOCK.",
+            "    bw = min(triton.next_power_of_2(ow), DW_BLOCK)",
+            "    bh = min(max(1, DW_BLOCK // bw), triton.next_power_of_2(oh))",
+            "    grid = (nb * co * triton.cdiv(oh, bh) * triton.cdiv(ow, bw),)",
+            f"    {name}[grid](x, w, y, {ptrs}CI=ci, CO=co, H=h, W=w_, OH=oh, OW=ow, KH={kh}, KW={kw}, SH={sh}, "
+            f"SW={sw}, PH={ph}, PW={pw}, DH={dh}, DW={dw}, BLOCK_H=bh, BLOCK_W=bw, num_warps=DW_WARPS)"]
     if bn is not None:
         bn_arg_list, bn_params, bn_finish = bn_args(bn)
         args += bn_arg_list
@@ -99,13 +164,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         "    co = w.shape[0]",
         f"    oh, ow = (h + {2 * ph} - {dh * (kh - 1) + 1}) // {sh} + 1, (w_ + {2 * pw} - {dw * (kw - 1) + 1}) // {sw} + 1",
         "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
-        "    # Tiles as wide as a row (up to DW_BLOCK), as many rows as make DW_BLOCK.",
-        "    bw = min(triton.next_power_of_2(ow), DW_BLOCK)",
-        "    bh = min(max(1, DW_BLOCK // bw), triton.next_power_of_2(oh))",
-        "    grid = (nb * co * triton.cdiv(oh, bh) * triton.cdiv(ow, bw),)",
-        f"    {name}[grid](x, w, y, {ptrs}CI=ci, CO=co, H=h, W=w_, OH=oh, OW=ow, KH={kh}, KW={kw}, SH={sh}, "
-        f"SW={sw}, PH={ph}, PW={pw}, DH={dh}, DW={dw}, BLOCK_H=bh, BLOCK_W=bw, num_warps=DW_WARPS)",
-    ]
+    ] + launch
     if one_d:
         code.append("    y = y.squeeze(2)")
     spaces = {"depthwise"}
@@ -143,6 +202,6 @@ def get_init_inputs():
 TEMPLATE = AnchorTemplate(
     kernel=DWCONV, example=EXAMPLE, example_rules=('triton_depthwise',), example_params={'DW_BLOCK': 64},
     name="depthwise", rule="triton_depthwise", prior=5.0, kind="conv", pattern=depthwise_source, emitter=_emit,
-    params={"DW_BLOCK": [1024, 512, 2048], "DW_WARPS": [4, 8, 2]},
+    params={"DW_ROWS": [16, 8, 32, 4], "DW_WARPS": [4, 8, 2, 1], "DW_BLOCK": [1024, 512, 2048]},
     loads={"chan": "tl.load({ptr} + chan)",
            "full": "tl.load({ptr} + offs, mask=mask, other=0.0)"})
