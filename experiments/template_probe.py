@@ -34,7 +34,7 @@ GEMM_CONFIGS = [  # around the defaults (128, 128, 64, GROUP_M 8, 8 warps, 3 sta
 # Operands read as they lie (no K-major copy), and tile shapes, where a copy or the tile count may cost
 GEMM_OPERANDS = [{}, {"GEMM_KMAJOR": False}, {"GEMM_WARPS": 4}, {"BLOCK_K": 32, "GEMM_STAGES": 4}, {"BLOCK_M": 64},
                  {"GEMM_KMAJOR": False, "GEMM_WARPS": 4}]
-DW_CONFIGS = [{}, {"DW_ROWS": 8}, {"DW_ROWS": 32}, {"DW_WARPS": 2}, {"DW_WARPS": 1}, {"DW_ROWS": 4}, {"DW_ROWS": 32, "DW_WARPS": 2}]
+DW_CONFIGS = [{}, {"DW_ROWS": 16}, {"DW_PER_THREAD": 2}, {"DW_PER_THREAD": 8}, {"DW_ROWS": 4}, {"DW_ROWS": 32}]
 DW = dict(depthwise=True)
 CONV_CONFIGS = [
     {}, {"CONV_BLOCK_K": 64, "CONV_STAGES": 2}, {"CONV_BLOCK_K": 64, "CONV_STAGES": 3},

@@ -60,9 +60,9 @@ def test_depthwise_convolutions_compute_the_reference(tmp_path):
         # the epilogue (bias, the per-channel scale) in the conv's store: one kernel unless a BatchNorm
         assert source.count("@triton.jit") == (3 if "bn" in name else 1), name
         cand = tmp_path / f"{name}_candidate.py"
-        assert "\nDW_BLOCK = 1024\n" in source and "\nDW_ROWS = 16\n" in source
+        assert "\nDW_BLOCK = 1024\n" in source and "\nDW_ROWS = 8\n" in source
         # several programs per plane, the last one's rows past the edge
-        cand.write_text(source.replace("\nDW_BLOCK = 1024\n", "\nDW_BLOCK = 64\n").replace("\nDW_ROWS = 16\n", "\nDW_ROWS = 4\n"))
+        cand.write_text(source.replace("\nDW_BLOCK = 1024\n", "\nDW_BLOCK = 64\n").replace("\nDW_ROWS = 8\n", "\nDW_ROWS = 4\n"))
         pairs += [path, str(cand)]
         # without the template: the library's convolution (groups kept), then the chain's kernel
         library = fusion.build(load_problem(path), ["fuse_chains"])
