@@ -88,7 +88,8 @@ def run_suite(files: list[Path], args: argparse.Namespace) -> list[dict]:
 def progress_line(store_path: Path, n_problems: int, budget: int) -> str:
     """How far a suite run in slices is, and the evaluator time the rest would take at the median
     duration of its drafts' evaluations so far (a reference, measured first, is cheaper: no screen),
-    an upper bound: a problem may run out of ideas before its budget."""
+    an upper bound: a problem may run out of ideas before its budget. Before the first draft, the
+    references' median gives a lower bound instead."""
     import statistics
 
     from evo_kernels.store import SQLiteStore
@@ -98,11 +99,14 @@ def progress_line(store_path: Path, n_problems: int, budget: int) -> str:
     total = n_problems * budget
     if not rows:
         return f"0 of {total} evaluations"
-    drafts = [d for d, reference in rows if not reference] or [d for d, _ in rows]
-    median = statistics.median(drafts)
+    drafts = [d for d, reference in rows if not reference]
+    # Before any draft, the references' median prices the rest: a lower figure, and said to be one.
+    median = statistics.median(drafts or [d for d, _ in rows])
     left = max(0, total - len(rows)) * median / 3600
-    return (f"{len(rows)} of {total} evaluations ({100 * len(rows) / total:.0f}%), a draft's {median:.1f} s "
-            f"(median): at most {left:.1f} h of evaluator time left at that rate")
+    which = "a draft's" if drafts else "no draft yet; a reference's"
+    bound = "at most" if drafts else "at least"
+    return (f"{len(rows)} of {total} evaluations ({100 * len(rows) / total:.0f}%), {which} {median:.1f} s "
+            f"(median): {bound} {left:.1f} h of evaluator time left at that rate")
 
 
 def summaries_under(root: Path) -> list[dict]:

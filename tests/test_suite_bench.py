@@ -11,6 +11,10 @@ def test_progress_line_counts_evaluations_and_prices_the_rest(tmp_path):
         store.add_problem("p", "p.py", "p", "level1", "")
         store.add_evaluation("p", Candidate(source="# ref"), Evaluation(status="ok", duration_s=5.0),
                              meta={"reference": True})
+    # references only: their median, a lower bound (29 x 5 s = 0.04 h)
+    assert suite_bench.progress_line(path, 3, 10) == ("1 of 30 evaluations (3%), no draft yet; a reference's 5.0 s "
+                                                      "(median): at least 0.0 h of evaluator time left at that rate")
+    with SQLiteStore(path) as store:
         for i, seconds in enumerate((100.0, 200.0, 300.0, 400.0)):
             store.add_evaluation("p", Candidate(source=f"# {i}"), Evaluation(status="ok", duration_s=seconds))
     # 5 of 30 done; the drafts' median 250 s (the reference's 5 s left out): 25 x 250 s = 1.74 h
