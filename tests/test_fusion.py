@@ -234,7 +234,8 @@ def test_conv_with_epilogue_and_pool(tmp_path, stride):
     prob = _problem(tmp_path, CONV_CHAIN.replace("STRIDE", str(stride)))
     source, spaces = _check(tmp_path, prob, ['triton_conv'], expect_kernels=2,
                             params={"CONV_BLOCK_M": 32, "CONV_BLOCK_N": 16, "CONV_BLOCK_K": 16})
-    assert set(spaces) == {"conv", "elementwise"}
+    # the spaces the launches read: the pool kernel's, not the elementwise template's
+    assert set(spaces) == {"conv", "pool"} and "POOL_BLOCK" in source.split("class ModelNew")[0].split("def _f0")[1]
     _check(tmp_path, prob, ['fuse_chains'])  # cuDNN conv + one pool kernel
 
 

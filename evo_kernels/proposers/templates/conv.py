@@ -8,11 +8,11 @@ the accuracy contract then admits; where the run is strict fp32 the contract rej
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from torch import fx, nn
 
-from .ir import Group
+from .ir import Group, Op
 from .base import AnchorTemplate, Chain, Emitted, _with_grouped_tiles, body, operand_lines, prefix, render, shift, with_bias
 from .stats import STATS, STATS_PTRS, bn_apply, bn_args
 
@@ -81,41 +81,91 @@ def conv_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] 
     return {"x": node.args[0], "module": node.target, "conv": mod}
 
 
-def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | None:
-    conv: nn.Conv2d = group.source["conv"]
-    if conv.in_channels < 16:  # tiny K per tap: padding C to a tensor-core block would waste most work
-        return None
+class ConvAnchor(NamedTuple):
+    """What the conv and depthwise templates read off a convolution's group."""
+
+    kinds: list[str]  # the operands' broadcast kinds (p0, p1, ...), the conv's bias last when it has one
+    args: list[Any]  # the helper's arguments: x, the weight, the operands, the BatchNorm's tensors
+    params: str  # the helper's parameters, in that order
+    ptrs: str  # "p0, p1, ": the operands in a launch
+    head: list[Op]  # the epilogue the conv kernel's store computes
+    rest: list[Op]  # what follows it (a BatchNorm first, when there is one)
+    bn: Op | None
+    one_d: bool  # a Conv1d, run as a Conv2d over (N, C, 1, L)
+    geometry: tuple[int, ...]  # kh, kw, sh, sw, ph, pw, dh, dw
+
+
+def conv_anchor(group: Group, t: AnchorTemplate) -> ConvAnchor:
+    conv = group.source["conv"]
+    module = group.source["module"]
     kinds = [o.kind for o in group.operands]
-    args: list[Any] = [group.source["x"], f"attr:{group.source['module']}.weight"] + [o.node for o in group.operands]
+    args: list[Any] = [group.source["x"], f"attr:{module}.weight"] + [o.node for o in group.operands]
     ops = group.ops
     if conv.bias is not None:
         kinds.append("chan")
-        args.append(f"attr:{group.source['module']}.bias")
+        args.append(f"attr:{module}.bias")
         ops = with_bias(ops, f"p{len(kinds) - 1}")
     head = prefix(ops, t, kinds)
     rest = shift(ops, head) if head < len(ops) else []
     bn = rest[0] if rest and rest[0].name == "bn" else None
-    name = f"_conv_{k}"
-    lines, out = body(ops[:head], t.loads_for(kinds))
-    stats = STATS.format(i="    ", out=out, ncols="CO") if bn is not None else ""
-    kernels = [render(CONV, name, len(kinds), body="\n".join(lines), out=out, stats=stats,
-                        stats_ptrs=STATS_PTRS if bn is not None else "")]
-    one_d = isinstance(conv, nn.Conv1d)  # as a Conv2d over (N, C, 1, L)
-    geometry = [conv.kernel_size, conv.stride, conv.padding, conv.dilation]
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = [((1 if i != 2 else 0),) + tuple(g) if one_d else tuple(g)
-                                              for i, g in enumerate(geometry)]
-    ptrs = "".join(f"p{j}, " for j in range(len(kinds))) + ("st_mean, st_m2, st_cnt, " if bn is not None else "")
-    n_ops = len(kinds)
     params = ", ".join(["x", "w"] + [f"p{j}" for j in range(len(kinds))])
     if bn is not None:
-        bn_arg_list, bn_params, bn_finish = bn_args(bn)
+        bn_arg_list, bn_params, _ = bn_args(bn)
         args += bn_arg_list
         params += ", " + bn_params
-    code = [f"def _f{k}({params}):"] + operand_lines(kinds) + (
-        ["    x, w = x.unsqueeze(2), w.unsqueeze(2)"] if one_d else []) + [
+    one_d = isinstance(conv, nn.Conv1d)
+    dims = [conv.kernel_size, conv.stride, conv.padding, conv.dilation]
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = [((1 if i != 2 else 0),) + tuple(g) if one_d else tuple(g)
+                                              for i, g in enumerate(dims)]
+    return ConvAnchor(kinds, args, params, "".join(f"p{j}, " for j in range(len(kinds))), ops[:head], rest, bn,
+                      one_d, (kh, kw, sh, sw, ph, pw, dh, dw))
+
+
+def output_size_line(a: ConvAnchor) -> str:
+    kh, kw, sh, sw, ph, pw, dh, dw = a.geometry
+    return f"    oh, ow = (h + {2 * ph} - {dh * (kh - 1) + 1}) // {sh} + 1, (w_ + {2 * pw} - {dw * (kw - 1) + 1}) // {sw} + 1"
+
+
+def finish(k: int, a: ConvAnchor, code: list[str], kernels: list[str], space: str, chain: Chain,
+           shape: tuple[int, ...], bn_stats: list[str] = ()) -> Emitted | None:
+    """The helper after its conv kernel's launch (which left `y`): a BatchNorm's scale and shift
+    (after `bn_stats`, the lines computing its statistics when the kernel did not), then a chain
+    kernel for what follows, or `y` itself."""
+    n, kinds, rest = len(a.kinds), a.kinds, a.rest
+    if a.one_d:
+        code.append("    y = y.squeeze(2)")
+    spaces = {space}
+    if a.bn is not None:
+        _, rest, kinds = bn_apply(rest, kinds, "chan")
+        code += list(bn_stats) + [f"    p{n}, p{n + 1} = {bn_args(a.bn)[2]}"]
+    if rest:
+        chained = chain(f"_post_{k}", rest, kinds, "y", shape)
+        if chained is None:
+            return None
+        kernels.append(chained.kernel)
+        code += chained.launch + ["    return out"]
+        spaces.add(chained.space or "elementwise")
+    else:
+        code.append("    return y")
+    return Emitted(a.args, kernels, "\n".join(code) + "\n", spaces)
+
+
+def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | None:
+    if group.source["conv"].in_channels < 16:  # tiny K per tap: a tensor-core block of C would waste most work
+        return None
+    a = conv_anchor(group, t)
+    kh, kw, sh, sw, ph, pw, dh, dw = a.geometry
+    name = f"_conv_{k}"
+    lines, out = body(a.head, t.loads_for(a.kinds))
+    stats = STATS.format(i="    ", out=out, ncols="CO") if a.bn is not None else ""
+    kernels = [render(CONV, name, len(a.kinds), body="\n".join(lines), out=out, stats=stats,
+                      stats_ptrs=STATS_PTRS if a.bn is not None else "")]
+    ptrs = a.ptrs + ("st_mean, st_m2, st_cnt, " if a.bn is not None else "")
+    code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + (
+        ["    x, w = x.unsqueeze(2), w.unsqueeze(2)"] if a.one_d else []) + [
         "    nb, c, h, w_ = x.shape",
         "    co = w.shape[0]",
-        f"    oh, ow = (h + {2 * ph} - {dh * (kh - 1) + 1}) // {sh} + 1, (w_ + {2 * pw} - {dw * (kw - 1) + 1}) // {sw} + 1",
+        output_size_line(a),
         "    # Filters as rows of (kh, kw, c): K-major, as the tensor cores read them.",
         "    wk = w.permute(0, 2, 3, 1).contiguous()",
         "    if CONV_PRECISION == 'tf32rn':",
@@ -132,24 +182,9 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         "BLOCK_K=CONV_BLOCK_K, GROUP_M=8, PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, "
         "num_stages=_fit_stages(CONV_BLOCK_M, bn, CONV_BLOCK_K, CONV_STAGES))",
     ]
-    if bn is None:
+    if a.bn is None:
         code = [line for line in code if "st_m" not in line]
-    if one_d:
-        code.append("    y = y.squeeze(2)")
-    spaces = {"conv"}
-    if bn is not None:
-        _, rest, kinds = bn_apply(rest, kinds, "chan")
-        code.append(f"    p{n_ops}, p{n_ops + 1} = {bn_finish}")
-    if rest:
-        chained = chain(f"_post_{k}", rest, kinds, "y", group.shape)
-        if chained is None:
-            return None
-        kernels.append(chained[0])
-        code += chained[1] + ["    return out"]
-        spaces.add("elementwise")
-    else:
-        code.append("    return y")
-    return Emitted(args, kernels, "\n".join(code) + "\n", spaces)
+    return finish(k, a, code, kernels, "conv", chain, group.shape)
 
 
 EXAMPLE = '''

@@ -17,9 +17,9 @@ from typing import Any
 from torch import fx, nn
 
 from .ir import Group
-from .base import (AnchorTemplate, Chain, Emitted, body, operand_lines, prefix, ptr_params, render, shift,
-                   with_bias)
-from .stats import CHAN_STATS, bn_apply, bn_args, stats_kernel_lines
+from .base import AnchorTemplate, Chain, Emitted, body, operand_lines, ptr_params, render
+from .conv import conv_anchor, finish, output_size_line
+from .stats import CHAN_STATS, stats_kernel_lines
 
 DWCONV = Template('''
 @triton.jit
@@ -114,30 +114,13 @@ def depthwise_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, 
 
 
 def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | None:
-    conv: nn.Conv2d = group.source["conv"]
-    kinds = [o.kind for o in group.operands]
-    mod = group.source["module"]
-    args: list[Any] = [group.source["x"], f"attr:{mod}.weight"] + [o.node for o in group.operands]
-    ops = group.ops
-    if conv.bias is not None:
-        kinds.append("chan")
-        args.append(f"attr:{mod}.bias")
-        ops = with_bias(ops, f"p{len(kinds) - 1}")
-    head = prefix(ops, t, kinds)
-    rest = shift(ops, head) if head < len(ops) else []
-    bn = rest[0] if rest and rest[0].name == "bn" else None
-    name = f"_dwconv_{k}"
-    n_ops = len(kinds)
-    params = ", ".join(["x", "w"] + [f"p{j}" for j in range(n_ops)])
-    ptrs = "".join(f"p{j}, " for j in range(n_ops))
-    one_d = isinstance(conv, nn.Conv1d)  # as a Conv2d over (N, C, 1, L)
-    geometry = [conv.kernel_size, conv.stride, conv.padding, conv.dilation]
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = [((1 if i != 2 else 0),) + tuple(g) if one_d else tuple(g)
-                                              for i, g in enumerate(geometry)]
+    a = conv_anchor(group, t)
+    kh, kw, sh, sw, ph, pw, dh, dw = a.geometry
+    name, ptrs = f"_dwconv_{k}", a.ptrs
     sliding = sh == 1 and dh == 1  # consecutive output rows read consecutive input rows
-    lines, out = body(ops[:head], t.loads_for(kinds), indent=" " * (8 if sliding else 4))
+    lines, out = body(a.head, t.loads_for(a.kinds), indent=" " * (8 if sliding else 4))
     if sliding:
-        kernels = [rows_kernel(name, len(kinds), kh, kw, lines, out)]
+        kernels = [rows_kernel(name, len(a.kinds), kh, kw, lines, out)]
         launch = [
             "    # A program: DW_ROWS rows of up to 512 columns, DW_PER_THREAD columns a lane.",
             "    bw = min(triton.next_power_of_2(ow), 512)",
@@ -146,7 +129,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
             f"    {name}[grid](x, w, y, {ptrs}CI=ci, CO=co, H=h, W=w_, OH=oh, OW=ow, SW={sw}, PH={ph}, PW={pw}, "
             f"DW={dw}, ROWS=rows, BLOCK_W=bw, num_warps=max(1, bw // (32 * DW_PER_THREAD)))"]
     else:
-        kernels = [render(DWCONV, name, len(kinds), body="\n".join(lines), out=out)]
+        kernels = [render(DWCONV, name, len(a.kinds), body="\n".join(lines), out=out)]
         launch = [
             "    # Tiles as wide as a row (up to DW_BLOCK), as many rows as make DW_BLOCK.",
             "    bw = min(triton.next_power_of_2(ow), DW_BLOCK)",
@@ -154,34 +137,18 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
             "    grid = (nb * co * triton.cdiv(oh, bh) * triton.cdiv(ow, bw),)",
             f"    {name}[grid](x, w, y, {ptrs}CI=ci, CO=co, H=h, W=w_, OH=oh, OW=ow, KH={kh}, KW={kw}, SH={sh}, "
             f"SW={sw}, PH={ph}, PW={pw}, DH={dh}, DW={dw}, BLOCK_H=bh, BLOCK_W=bw, num_warps=DW_WARPS)"]
-    if bn is not None:
-        bn_arg_list, bn_params, bn_finish = bn_args(bn)
-        args += bn_arg_list
-        params += ", " + bn_params
-    code = [f"def _f{k}({params}):"] + operand_lines(kinds) + (["    x = x.unsqueeze(2)"] if one_d else []) + [
+    code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + (["    x = x.unsqueeze(2)"] if a.one_d else []) + [
         "    x, w = x.contiguous(), w.contiguous()",
         "    nb, ci, h, w_ = x.shape",
         "    co = w.shape[0]",
-        f"    oh, ow = (h + {2 * ph} - {dh * (kh - 1) + 1}) // {sh} + 1, (w_ + {2 * pw} - {dw * (kw - 1) + 1}) // {sw} + 1",
+        output_size_line(a),
         "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
     ] + launch
-    if one_d:
-        code.append("    y = y.squeeze(2)")
-    spaces = {"depthwise"}
-    if bn is not None:  # the batch's statistics of y in one pass (training), then the rest applies them
-        _, rest, kinds = bn_apply(rest, kinds, "chan")
+    # A BatchNorm after it: the batch's statistics of y in one pass (training), then the rest applies them.
+    if a.bn is not None:
         kernels.append(render(CHAN_STATS, f"_stats_{k}", 0))
-        code += stats_kernel_lines(f"_stats_{k}", "y", len(group.shape)) + [f"    p{n_ops}, p{n_ops + 1} = {bn_finish}"]
-    if rest:
-        chained = chain(f"_post_{k}", rest, kinds, "y", group.shape)
-        if chained is None:
-            return None
-        kernels.append(chained[0])
-        code += chained[1] + ["    return out"]
-        spaces.add(chained.space or "elementwise")
-    else:
-        code.append("    return y")
-    return Emitted(args, kernels, "\n".join(code) + "\n", spaces)
+    return finish(k, a, code, kernels, "depthwise", chain, group.shape,
+                  bn_stats=stats_kernel_lines(f"_stats_{k}", "y", len(group.shape)))
 
 
 EXAMPLE = '''
