@@ -75,11 +75,14 @@ $store
 KMAJOR_COPY = Template('''
 @triton.jit
 def $name(x_ptr, y_ptr, R, C, B1, s0, s1, sr, sc, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
-    # y[b, r, c] = x[b, r, c], y contiguous: one BLOCK_R x BLOCK_C tile per program, batch on axis 1.
+    # y[b, r, c] = x[b, r, c], y contiguous: one BLOCK_R x BLOCK_C tile per program, the batch folded
+    # into axis 0 (axis 1 would cap it at 65535).
     tiles_c = tl.cdiv(C, BLOCK_C)
-    r = (tl.program_id(0) // tiles_c) * BLOCK_R + tl.arange(0, BLOCK_R)
-    c = (tl.program_id(0) % tiles_c) * BLOCK_C + tl.arange(0, BLOCK_C)
-    bid = tl.program_id(1)
+    tiles = tl.cdiv(R, BLOCK_R) * tiles_c
+    pid = tl.program_id(0)
+    bid = pid // tiles
+    r = ((pid % tiles) // tiles_c) * BLOCK_R + tl.arange(0, BLOCK_R)
+    c = (pid % tiles_c) * BLOCK_C + tl.arange(0, BLOCK_C)
     src = x_ptr + (bid // B1).to(tl.int64) * s0 + (bid % B1).to(tl.int64) * s1
     mask = (r < R)[:, None] & (c < C)[None, :]
     v = tl.load(src + r.to(tl.int64)[:, None] * sr + c.to(tl.int64)[None, :] * sc, mask=mask)
@@ -95,7 +98,7 @@ def ${name}_launch(t, block_r=64, block_c=64, warps=4):
     strides = (0,) * (4 - t.dim()) + tuple(t.stride()[:-2])
     R, C = t.shape[-2], t.shape[-1]
     if y.numel():
-        grid = (triton.cdiv(R, block_r) * triton.cdiv(C, block_c), lead[0] * lead[1])
+        grid = (triton.cdiv(R, block_r) * triton.cdiv(C, block_c) * lead[0] * lead[1],)
         $name[grid](t, y, R, C, lead[1], *strides, t.stride(-2), t.stride(-1), BLOCK_R=block_r, BLOCK_C=block_c,
                     num_warps=warps)
     return y
