@@ -146,3 +146,16 @@ def violation(cand: Errors, base: Errors, limit: Errors, factor: float, floor: f
             return (f"{words} {c:.3g} against the float64 oracle, above the bound {lim:.3g} = "
                     f"max(floor {_floor(name, floor):.3g}, {factor:g} x eager's {b:.3g})")
     return None
+
+
+def compare(got: torch.Tensor, ref: torch.Tensor, oracle: torch.Tensor, seed: int) -> dict[str, Errors]:
+    """The candidate's (`got`) and eager's (`ref`) errors against the oracle, at the same positions."""
+    mask = _finite_mask(ref, oracle)
+    sample = sample_positions(ref.numel(), mask, seed)
+    return {"candidate": measure(got, oracle, mask, sample), "baseline": measure(ref, oracle, mask, sample)}
+
+
+def verdict(errors: dict[str, Errors], floor: float, factor: float) -> str | None:
+    """Why errors from `compare` break the contract, in words; None when they keep it."""
+    limit = bound(errors["baseline"], floor, factor)
+    return violation(errors["candidate"], errors["baseline"], limit, factor, floor)

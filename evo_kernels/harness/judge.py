@@ -505,10 +505,7 @@ class Judge:
 
 def _errors(case: _Case, ref: torch.Tensor, oracle: torch.Tensor, got: torch.Tensor) -> dict[str, contract.Errors]:
     """The candidate's and eager's errors against the oracle, at the same positions."""
-    mask = contract._finite_mask(ref, oracle)
-    sample = contract.sample_positions(ref.numel(), mask, case.idx_seed)
-    return {"candidate": contract.measure(got, oracle, mask, sample),
-            "baseline": contract.measure(ref, oracle, mask, sample)}
+    return contract.compare(got, ref, oracle, case.idx_seed)
 
 
 def _violation(case: _Case, dtype: torch.dtype, errors: dict[str, contract.Errors]) -> str | None:
@@ -519,9 +516,7 @@ def _violation(case: _Case, dtype: torch.dtype, errors: dict[str, contract.Error
         # TF32 rounds a product's inputs to a 10-bit mantissa; summed over a long K its elementwise
         # error reaches 1e-3 and more (2e-3 at K = 4096 on an H200): bfloat16's floor.
         floors["float32"] = max(floors.get("float32", 0.0), floors["bfloat16"])
-    floor = contract.floor_for(dtype, floors)
-    limit = contract.bound(errors["baseline"], floor, v.accuracy_factor)
-    return contract.violation(errors["candidate"], errors["baseline"], limit, v.accuracy_factor, floor)
+    return contract.verdict(errors, contract.floor_for(dtype, floors), v.accuracy_factor)
 
 
 def _weak(r: Reject, ref: torch.Tensor, threshold: float) -> Reject:
