@@ -23,6 +23,7 @@ CASES = {
     "dw3x3_bias_gelu": ("nn.Conv2d(5, 5, 3, padding=1, groups=5)", "F.gelu(self.c(x)) * self.s",
                         "torch.randn(2, 5, 9, 7)"),
     "dw7x7_no_bias": ("nn.Conv2d(4, 4, 7, padding=3, groups=4, bias=False)", "self.c(x)", "torch.randn(1, 4, 10, 12)"),
+    "dw9x9_beyond_the_window": ("nn.Conv2d(3, 3, 9, padding=4, groups=3)", "self.c(x)", "torch.randn(1, 3, 10, 11)"),
     "columns_strided_dilated": ("nn.Conv2d(4, 4, (2, 3), stride=(1, 2), padding=(0, 2), dilation=(1, 2), groups=4)",
                                 "self.c(x) * 2.0", "torch.randn(2, 4, 9, 13)"),
     "multiplier_stride_dilation": ("nn.Conv2d(3, 6, (3, 2), stride=(2, 1), padding=(2, 1), dilation=(2, 1), groups=3)",
@@ -54,8 +55,8 @@ def test_depthwise_convolutions_compute_the_reference(tmp_path):
         assert built is not None, name
         source, spaces = built
         assert "depthwise" in spaces and sum(source.count(line) for line in KERNEL_LINES) == 1, name
-        # the sliding window wherever the rows are read at stride 1, undilated
-        assert (KERNEL_LINES[1] in source) == (name not in ("multiplier_stride_dilation",)), name
+        # the sliding window wherever the rows are read at stride 1, undilated, with filters up to 7 x 7
+        assert (KERNEL_LINES[1] in source) == (name not in ("multiplier_stride_dilation", "dw9x9_beyond_the_window")), name
         assert check_source(source) == [], [str(v) for v in check_source(source)]
         # the epilogue (bias, the per-channel scale) in the conv's store: one kernel unless a BatchNorm
         assert source.count("@triton.jit") == (3 if "bn" in name else 1), name

@@ -29,7 +29,7 @@ def $name(x_ptr, w_ptr, c_ptr,$ptrs CI: tl.constexpr, CO: tl.constexpr, H: tl.co
           BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
     # One BLOCK_H x BLOCK_W tile of one output plane (image, channel) per program: the channel, its
     # taps and the bias are scalars, and a tap costs each element one load and one FMA (a lane per
-    # element with per-lane taps ran at half the speed: the load units were the limit).
+    # element loading its own taps ran 1.16x slower on an H200: the load units were the limit).
     pid = tl.program_id(0)
     tiles_w = tl.cdiv(OW, BLOCK_W)
     tiles = tl.cdiv(OH, BLOCK_H) * tiles_w
@@ -117,7 +117,9 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
     a = conv_anchor(group, t)
     kh, kw, sh, sw, ph, pw, dh, dw = a.geometry
     name, ptrs = f"_dwconv_{k}", a.ptrs
-    sliding = sh == 1 and dh == 1  # consecutive output rows read consecutive input rows
+    # The window where consecutive output rows read consecutive input rows, and it fits in registers
+    # (it holds (KH - 1) x KW rows and KH x KW taps; measured up to 7 x 7).
+    sliding = sh == 1 and dh == 1 and kh * kw <= 49
     lines, out = body(a.head, t.loads_for(a.kinds), indent=" " * (8 if sliding else 4))
     if sliding:
         kernels = [rows_kernel(name, len(a.kinds), kh, kw, lines, out)]
