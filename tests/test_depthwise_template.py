@@ -1,8 +1,14 @@
 """The depthwise template (templates/depthwise.py) under Triton's interpreter: Conv2d and Conv1d with
 groups == in_channels, a channel multiplier, stride, dilation, padding, no bias, an epilogue with a
-per-channel operand, a BatchNorm after it (training: batch statistics and the running ones updated)
+per-channel operand, a BatchNorm after it (its statistics from the conv kernel's store; training and
+eval)
 and a chain after that, and the same problems through the library's convolution (fuse_chains); and the convolutions it leaves alone (ordinary, partly grouped, reflect
 padding, "same" padding)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +18,7 @@ from evo_kernels.proposers import fusion
 
 from interpreted import check_pairs
 
+ROOT = Path(__file__).resolve().parent.parent
 HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 # the tile kernel's (strides and dilations down the rows) and the sliding-window kernel's (the others)
 KERNEL_LINES = ("# One BLOCK_H x BLOCK_W tile of one output plane (image, channel) per program",
@@ -32,6 +39,8 @@ CASES = {
                "torch.randn(3, 4, 17)"),
     "bn_relu6_then_more": ("nn.Conv2d(6, 6, 3, padding=1, groups=6)", "F.relu6(self.bn(self.c(x))) - self.s",
                            "torch.randn(2, 6, 8, 9)"),
+    "strided_bn": ("nn.Conv2d(3, 6, 3, stride=2, padding=1, groups=3)", "F.relu(self.bn(self.c(x))) * 3.0",
+                   "torch.randn(2, 3, 13, 10)"),
 }
 
 
@@ -47,6 +56,45 @@ def _write(tmp_path, name: str, mod: str, ret: str, inp: str) -> str:
     return str(path)
 
 
+EVAL_SCRIPT = """
+import sys, torch
+from pathlib import Path
+from evo_kernels.model.problem import import_file, load_problem
+problem = load_problem(sys.argv[1])
+module = import_file(Path(sys.argv[2]), "cand")
+ref = problem.make_model(problem.Model, 0, "cpu")
+new = problem.make_model(module.ModelNew, 1, "cpu")
+with torch.no_grad():
+    for p in ref.buffers():
+        if p.is_floating_point():
+            p.copy_(torch.rand_like(p) + 0.5)  # running statistics away from 0 and 1
+    new.load_state_dict(ref.state_dict())
+    x = problem.make_inputs(4, "cpu")
+    for training in (True, False):  # batch statistics (running ones updated), then the running ones
+        ref.train(training)
+        new.train(training)
+        torch.testing.assert_close(new(*x), ref(*x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(new.bn.running_mean, ref.bn.running_mean)
+        torch.testing.assert_close(new.bn.running_var, ref.bn.running_var)
+print("train and eval ok")
+"""
+
+
+def test_batchnorm_statistics_from_the_store_in_training_and_eval(tmp_path):
+    """A BatchNorm after the depthwise conv: in training, the batch's statistics the conv kernel
+    stored (the window's rows merged, and the tile kernel's) normalize and update the running ones
+    as torch does; in eval the running ones normalize and nothing is stored."""
+    for name in ("bn_relu6_then_more", "strided_bn"):
+        path = _write(tmp_path, name, *CASES[name])
+        source, _ = fusion.build(load_problem(path), ["triton_depthwise"])
+        cand = tmp_path / f"{name}_eval_candidate.py"
+        cand.write_text(source.replace("\nDW_ROWS = 8\n", "\nDW_ROWS = 3\n").replace("\nDW_BLOCK = 1024\n", "\nDW_BLOCK = 32\n"))
+        env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
+        proc = subprocess.run([sys.executable, "-c", EVAL_SCRIPT, path, str(cand)], env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0 and "train and eval ok" in proc.stdout, proc.stderr[-3000:]
+
+
 def test_depthwise_convolutions_compute_the_reference(tmp_path):
     pairs = []
     for name, (mod, ret, inp) in CASES.items():
@@ -56,10 +104,12 @@ def test_depthwise_convolutions_compute_the_reference(tmp_path):
         source, spaces = built
         assert "depthwise" in spaces and sum(source.count(line) for line in KERNEL_LINES) == 1, name
         # the sliding window wherever the rows are read at stride 1, undilated, with filters up to 7 x 7
-        assert (KERNEL_LINES[1] in source) == (name not in ("multiplier_stride_dilation", "dw9x9_beyond_the_window")), name
+        assert (KERNEL_LINES[1] in source) == (name not in ("multiplier_stride_dilation", "dw9x9_beyond_the_window",
+                                                           "strided_bn")), name
         assert check_source(source) == [], [str(v) for v in check_source(source)]
-        # the epilogue (bias, the per-channel scale) in the conv's store: one kernel unless a BatchNorm
-        assert source.count("@triton.jit") == (3 if "bn" in name else 1), name
+        # the epilogue (bias, the per-channel scale) and a BatchNorm's statistics in the conv's store:
+        # one kernel, and one more applying the BatchNorm
+        assert source.count("@triton.jit") == (2 if "bn" in name else 1), name
         cand = tmp_path / f"{name}_candidate.py"
         assert "\nDW_BLOCK = 1024\n" in source and "\nDW_ROWS = 8\n" in source
         # several programs per plane, the last one's rows past the edge

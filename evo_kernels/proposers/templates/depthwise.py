@@ -19,14 +19,13 @@ from torch import fx, nn
 from .ir import Group
 from .base import AnchorTemplate, Chain, Emitted, body, operand_lines, ptr_params, render
 from .conv import conv_anchor, finish, output_size_line
-from .stats import CHAN_STATS, stats_kernel_lines
 
 DWCONV = Template('''
 @triton.jit
-def $name(x_ptr, w_ptr, c_ptr,$ptrs CI: tl.constexpr, CO: tl.constexpr, H: tl.constexpr, W: tl.constexpr,
-          OH: tl.constexpr, OW: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr,
-          SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
-          BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+def $name(x_ptr, w_ptr, c_ptr,$ptrs st_mean_ptr, st_m2_ptr, st_cnt_ptr, CI: tl.constexpr, CO: tl.constexpr,
+          H: tl.constexpr, W: tl.constexpr, OH: tl.constexpr, OW: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
+          SH: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, DH: tl.constexpr,
+          DW: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BN_STATS: tl.constexpr):
     # One BLOCK_H x BLOCK_W tile of one output plane (image, channel) per program: the channel, its
     # taps and the bias are scalars, and a tap costs each element one load and one FMA (a lane per
     # element loading its own taps ran 1.16x slower on an H200: the load units were the limit).
@@ -54,14 +53,22 @@ def $name(x_ptr, w_ptr, c_ptr,$ptrs CI: tl.constexpr, CO: tl.constexpr, H: tl.co
     v = acc
 $body
     tl.store(c_ptr + offs, $out, mask=mask)
+    if BN_STATS:  # this tile's (count, mean, M2) for a BatchNorm after it (training)
+        cnt = tl.sum(tl.sum(mask.to(tl.float32), axis=1), axis=0)
+        mean = tl.sum(tl.sum(tl.where(mask, $out, 0.0), axis=1), axis=0) / cnt
+        dev = tl.where(mask, $out - mean, 0.0)
+        chunk = (plane // CO) * tiles + pid % tiles
+        tl.store(st_mean_ptr + chunk * CO + chan, mean)
+        tl.store(st_m2_ptr + chunk * CO + chan, tl.sum(tl.sum(dev * dev, axis=1), axis=0))
+        tl.store(st_cnt_ptr + chunk, cnt)  # the same count from every channel's tile
 ''')
 
 
 DWCONV_ROWS_HEAD = Template('''
 @triton.jit
-def $name(x_ptr, w_ptr, c_ptr,$ptrs CI: tl.constexpr, CO: tl.constexpr, H: tl.constexpr, W: tl.constexpr,
-          OH: tl.constexpr, OW: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr,
-          DW: tl.constexpr, ROWS: tl.constexpr, BLOCK_W: tl.constexpr):
+def $name(x_ptr, w_ptr, c_ptr,$ptrs st_mean_ptr, st_m2_ptr, st_cnt_ptr, CI: tl.constexpr, CO: tl.constexpr,
+          H: tl.constexpr, W: tl.constexpr, OH: tl.constexpr, OW: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr,
+          PW: tl.constexpr, DW: tl.constexpr, ROWS: tl.constexpr, BLOCK_W: tl.constexpr, BN_STATS: tl.constexpr):
     # Stride 1 down the rows: ROWS output rows of BLOCK_W columns of one plane per program, the last
     # KH input rows kept in registers at each of the KW tap offsets (x{i}_{j}), so that an output row
     # costs KW loads, not KH x KW (the tile kernel is bound by the load units: 99% L1 throughput).
@@ -94,12 +101,30 @@ def rows_kernel(name: str, n_ptrs: int, kh: int, kw: int, body_lines: list[str],
     lines += [f"{i4}w{i}_{j} = tl.load(taps + {i * kw + j})" for i in range(kh) for j in range(kw)]
     for i in range(kh - 1):  # the window before the first output row
         lines += load_row(i, f"oh0 - PH + {i}", i4)
+    # A BatchNorm's statistics of the stored values: each row's (count, mean, M2), merged into the
+    # program's with Chan's formula (stable whatever the mean), stored once after the loop.
+    lines += [f"{i4}s_n = 0.0", f"{i4}s_mean = 0.0", f"{i4}s_m2 = 0.0"]
     lines += [f"{i4}for r in range(ROWS):", f"{i8}oh = oh0 + r"] + load_row(kh - 1, f"oh - PH + {kh - 1}", i8)
     lines.append(f"{i8}acc = tl.zeros((BLOCK_W,), dtype=tl.float32)")
     lines += [f"{i8}acc += x{i}_{j} * w{i}_{j}" for i in range(kh) for j in range(kw)]
     lines += [f"{i8}v = acc", f"{i8}mask = ow < tl.where(oh < OH, OW, 0)", f"{i8}offs = dst + oh * OW + ow"] + body_lines
     lines.append(f"{i8}tl.store(c_ptr + offs, {out}, mask=mask)")
+    i12 = " " * 12
+    lines += [f"{i8}if BN_STATS:",
+              f"{i12}r_n = tl.sum(mask.to(tl.float32), axis=0)",
+              f"{i12}r_mean = tl.sum(tl.where(mask, {out}, 0.0), axis=0) / tl.maximum(r_n, 1.0)",
+              f"{i12}r_dev = tl.where(mask, {out} - r_mean, 0.0)",
+              f"{i12}total = tl.maximum(s_n + r_n, 1.0)",
+              f"{i12}delta = r_mean - s_mean",
+              f"{i12}s_m2 = s_m2 + tl.sum(r_dev * r_dev, axis=0) + delta * delta * s_n * r_n / total",
+              f"{i12}s_mean = s_mean + delta * r_n / total",
+              f"{i12}s_n = s_n + r_n"]
     lines += [f"{i8}x{i}_{j} = x{i + 1}_{j}" for i in range(kh - 1) for j in range(kw)]  # slide down one row
+    lines += [f"{i4}if BN_STATS:",
+              f"{i8}chunk = (plane // CO) * tiles + pid % tiles",
+              f"{i8}tl.store(st_mean_ptr + chunk * CO + chan, s_mean)",
+              f"{i8}tl.store(st_m2_ptr + chunk * CO + chan, s_m2)",
+              f"{i8}tl.store(st_cnt_ptr + chunk, s_n)  # the same count from every channel's program"]
     return "\n".join(lines) + "\n"
 
 
@@ -121,24 +146,35 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
     # (it holds (KH - 1) x KW rows and KH x KW taps; measured up to 7 x 7).
     sliding = sh == 1 and dh == 1 and kh * kw <= 49
     lines, out = body(a.head, t.loads_for(a.kinds), indent=" " * (8 if sliding else 4))
+    # A BatchNorm after it, training: the kernel stores each program's statistics of what it stored
+    # (no pass of their own over y); otherwise the pointers are y, never read.
+    stats_lines = [
+        "    stats = bool(_bn_batch_stats(bn_mod.training, bn_rm))" if a.bn is not None else "    stats = False",
+        "    st_cnt = st_mean = st_m2 = y",
+        "    if stats:",
+        "        st_mean = torch.empty((nb * tiles, co), device=x.device, dtype=torch.float32)",
+        "        st_m2 = torch.empty_like(st_mean)",
+        "        st_cnt = torch.empty((nb * tiles,), device=x.device, dtype=torch.float32)"]
     if sliding:
         kernels = [rows_kernel(name, len(a.kinds), kh, kw, lines, out)]
         launch = [
             "    # A program: DW_ROWS rows of up to 512 columns, DW_PER_THREAD columns a lane.",
             "    bw = min(triton.next_power_of_2(ow), 512)",
             "    rows = min(DW_ROWS, oh)",
-            "    grid = (nb * co * triton.cdiv(oh, rows) * triton.cdiv(ow, bw),)",
-            f"    {name}[grid](x, w, y, {ptrs}CI=ci, CO=co, H=h, W=w_, OH=oh, OW=ow, SW={sw}, PH={ph}, PW={pw}, "
-            f"DW={dw}, ROWS=rows, BLOCK_W=bw, num_warps=max(1, bw // (32 * DW_PER_THREAD)))"]
+            "    tiles = triton.cdiv(oh, rows) * triton.cdiv(ow, bw)"] + stats_lines + [
+            f"    {name}[(nb * co * tiles,)](x, w, y, {ptrs}st_mean, st_m2, st_cnt, CI=ci, CO=co, H=h, W=w_, OH=oh, "
+            f"OW=ow, SW={sw}, PH={ph}, PW={pw}, DW={dw}, ROWS=rows, BLOCK_W=bw, BN_STATS=stats, "
+            "num_warps=max(1, bw // (32 * DW_PER_THREAD)))"]
     else:
         kernels = [render(DWCONV, name, len(a.kinds), body="\n".join(lines), out=out)]
         launch = [
             "    # Tiles as wide as a row (up to DW_BLOCK), as many rows as make DW_BLOCK.",
             "    bw = min(triton.next_power_of_2(ow), DW_BLOCK)",
             "    bh = min(max(1, DW_BLOCK // bw), triton.next_power_of_2(oh))",
-            "    grid = (nb * co * triton.cdiv(oh, bh) * triton.cdiv(ow, bw),)",
-            f"    {name}[grid](x, w, y, {ptrs}CI=ci, CO=co, H=h, W=w_, OH=oh, OW=ow, KH={kh}, KW={kw}, SH={sh}, "
-            f"SW={sw}, PH={ph}, PW={pw}, DH={dh}, DW={dw}, BLOCK_H=bh, BLOCK_W=bw, num_warps=DW_WARPS)"]
+            "    tiles = triton.cdiv(oh, bh) * triton.cdiv(ow, bw)"] + stats_lines + [
+            f"    {name}[(nb * co * tiles,)](x, w, y, {ptrs}st_mean, st_m2, st_cnt, CI=ci, CO=co, H=h, W=w_, OH=oh, "
+            f"OW=ow, KH={kh}, KW={kw}, SH={sh}, SW={sw}, PH={ph}, PW={pw}, DH={dh}, DW={dw}, BLOCK_H=bh, "
+            "BLOCK_W=bw, BN_STATS=stats, num_warps=DW_WARPS)"]
     code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + (["    x = x.unsqueeze(2)"] if a.one_d else []) + [
         "    x, w = x.contiguous(), w.contiguous()",
         "    nb, ci, h, w_ = x.shape",
@@ -146,11 +182,12 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         output_size_line(a),
         "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
     ] + launch
-    # A BatchNorm after it: the batch's statistics of y in one pass (training), then the rest applies them.
-    if a.bn is not None:
-        kernels.append(render(CHAN_STATS, f"_stats_{k}", 0))
-    return finish(k, a, code, kernels, "depthwise", chain, group.shape,
-                  bn_stats=stats_kernel_lines(f"_stats_{k}", "y", len(group.shape)))
+    if a.bn is None:  # no statistics: the kernel's pointers only
+        code = [line for line in code if not line.startswith(("    st_", "    if stats:", "        st_"))]
+        code = [line.replace("st_mean, st_m2, st_cnt, ", "y, y, y, ") for line in code]
+    else:  # eval: the running statistics
+        code.append("    st_cnt, st_mean, st_m2 = (st_cnt, st_mean, st_m2) if stats else (None, None, None)")
+    return finish(k, a, code, kernels, "depthwise", chain, group.shape)
 
 
 EXAMPLE = '''
