@@ -142,6 +142,7 @@ def test_matmul_layouts_batches_and_split_k(tmp_path):
     """)
     source, _ = _check(tmp_path, prob, ['triton_gemm'], expect_kernels=2)
     assert "_split_k(" in source
+    assert source.count("def _kmajor_copy(") == 1  # three GEMMs, one operand copy kernel
     _check(tmp_path, prob, ['triton_gemm'], params={"GEMM_KMAJOR": False, "BLOCK_K": 32})
 
 

@@ -77,29 +77,38 @@ def _reference_and_candidate(problem, module):
     return ref, new
 
 
+def _template_matches(tmp_path, path, rule, configs, tag, random_params=True, equal_nan=False):
+    """The problem at `path`, its candidate under the graph rule compiled by Triton (not interpreted)
+    at each configuration, against the reference on the GPU (random parameters unless told)."""
+    from evo_kernels.model.problem import import_file, load_problem
+    from evo_kernels.model.tunables import bake
+    from evo_kernels.proposers import fusion
+    problem = load_problem(path)
+    source, _ = fusion.build(problem, [rule])
+    for i, params in enumerate(configs):
+        cand = tmp_path / f"{tag}_{i}.py"
+        cand.write_text(bake(source, params) if params else source)
+        module = import_file(cand, f"gpu_{tag}_{i}")
+        if random_params:
+            ref, new = _reference_and_candidate(problem, module)
+        else:
+            ref, new = problem.make_model(problem.Model, 0, "cuda"), problem.make_model(module.ModelNew, 1, "cuda")
+        with torch.no_grad():
+            x = problem.make_inputs(3, "cuda")
+            want, got = ref(*x), new(*x)
+        assert got.dtype == want.dtype and got.shape == want.shape, tag
+        torch.testing.assert_close(got, want, atol=2e-5, rtol=2e-5, equal_nan=equal_nan,
+                                   msg=lambda m: f"{tag} {params}: {m}")
+
+
 def test_reduce_template_compiles_and_matches_on_cuda(tmp_path):
     """templates/reduce.py compiled by Triton (not interpreted): every kind of tests/test_reduce_template.py,
     at its defaults, with small split tiles, unsplit, and normalizations held by groups of programs
     of 32 elements each, against the reference on the GPU."""
     from test_reduce_template import CASES, COOP, MODULES, PARAMS, UNSPLIT, _problem
-
-    from evo_kernels.model.problem import import_file, load_problem
-    from evo_kernels.model.tunables import bake
-    from evo_kernels.proposers import fusion
     for name in list(CASES) + list(MODULES):
-        path = _problem(tmp_path, name)
-        problem = load_problem(path)
-        source, _ = fusion.build(problem, ["triton_reduce"])
-        for i, params in enumerate(({}, PARAMS, UNSPLIT, COOP)):
-            cand = tmp_path / f"{name}_{i}.py"
-            cand.write_text(bake(source, params) if params else source)
-            module = import_file(cand, f"gpu_reduce_{name}_{i}")
-            ref, new = _reference_and_candidate(problem, module)
-            with torch.no_grad():
-                x = problem.make_inputs(3, "cuda")
-                want, got = ref(*x), new(*x)
-            assert got.dtype == want.dtype and got.shape == want.shape, name
-            torch.testing.assert_close(got, want, atol=2e-5, rtol=2e-5, msg=lambda m: f"{name} {params}: {m}")
+        _template_matches(tmp_path, _problem(tmp_path, name), "triton_reduce", ({}, PARAMS, UNSPLIT, COOP),
+                          f"reduce_{name}")
 
 
 @pytest.mark.parametrize("body, shape", [
@@ -139,26 +148,9 @@ def test_cross_entropy_template_compiles_and_matches_on_cuda(tmp_path):
     """templates/cross_entropy.py compiled by Triton: every form of tests/test_cross_entropy_template.py,
     at its defaults, split into chunks and not, against the reference on the GPU."""
     from test_cross_entropy_template import CASES, SPLIT, UNSPLIT, _problem
-
-    from evo_kernels.model.problem import import_file, load_problem
-    from evo_kernels.model.tunables import bake
-    from evo_kernels.proposers import fusion
     for name, (body, n, c, targets) in CASES.items():
-        problem = load_problem(_problem(tmp_path, name, body, n, c, targets))
-        source, _ = fusion.build(problem, ["triton_cross_entropy"])
-        for i, params in enumerate(({}, SPLIT, UNSPLIT)):
-            cand = tmp_path / f"{name}_{i}.py"
-            cand.write_text(bake(source, params) if params else source)
-            module = import_file(cand, f"gpu_ce_{name}_{i}")
-            ref = problem.make_model(problem.Model, 0, "cuda")
-            new = problem.make_model(module.ModelNew, 1, "cuda")
-            with torch.no_grad():
-                x = problem.make_inputs(3, "cuda")
-                want, got = ref(*x), new(*x)
-            assert got.dtype == want.dtype and got.shape == want.shape, name
-            torch.testing.assert_close(got, want, atol=2e-5, rtol=2e-5, equal_nan=True,
-                                       msg=lambda m: f"{name} {params}: {m}")
-
+        _template_matches(tmp_path, _problem(tmp_path, name, body, n, c, targets), "triton_cross_entropy",
+                          ({}, SPLIT, UNSPLIT), f"ce_{name}", random_params=False, equal_nan=True)
 
 def test_depthwise_template_compiles_and_matches_on_cuda(tmp_path):
     """templates/depthwise.py compiled by Triton: every case of tests/test_depthwise_template.py (the
@@ -168,20 +160,10 @@ def test_depthwise_template_compiles_and_matches_on_cuda(tmp_path):
     from test_depthwise_template import CASES, _write
 
     from evo_kernels.model.problem import import_file, load_problem
-    from evo_kernels.model.tunables import bake
     from evo_kernels.proposers import fusion
     for name, (mod, ret, inp) in CASES.items():
-        problem = load_problem(_write(tmp_path, name, mod, ret, inp))
-        source, _ = fusion.build(problem, ["triton_depthwise"])
-        for i, params in enumerate(({}, {"DW_ROWS": 4, "DW_PER_THREAD": 1, "DW_BLOCK": 64})):
-            cand = tmp_path / f"{name}_{i}.py"
-            cand.write_text(bake(source, params) if params else source)
-            module = import_file(cand, f"gpu_dw_{name}_{i}")
-            ref, new = _reference_and_candidate(problem, module)
-            with torch.no_grad():
-                x = problem.make_inputs(3, "cuda")
-                want, got = ref(*x), new(*x)
-            torch.testing.assert_close(got, want, atol=2e-5, rtol=2e-5, msg=lambda m: f"{name} {params}: {m}")
+        _template_matches(tmp_path, _write(tmp_path, name, mod, ret, inp), "triton_depthwise",
+                          ({}, {"DW_ROWS": 4, "DW_PER_THREAD": 1, "DW_BLOCK": 64}), f"dw_{name}")
     path = _write(tmp_path, "real", "nn.Conv2d(6, 6, 7, padding=3, groups=6)", "self.c(x)",
                   "torch.randn(16, 6, 203, 517)")  # 517 columns: two 512-wide tiles, the second of 5
     problem = load_problem(path)

@@ -187,7 +187,8 @@ def build(problem: Any, rules: Iterable[str]) -> tuple[str, list[str]] | None:
         elif gname not in ("torch", "inf", "nan") and re.search(rf"\b{re.escape(gname)}\b", src):
             return None  # a global the candidate module would not have
     spaces = sorted(set().union(*(e.spaces for _, _, e, _ in emitted)) if emitted else set())
-    kernels = [kern for _, _, e, _ in emitted for kern in e.kernels]
+    # (a kernel several helpers share, the GEMMs' operand copy, is defined once)
+    kernels = list(dict.fromkeys(kern for _, _, e, _ in emitted for kern in e.kernels))
     helpers = [e.helper for _, _, e, _ in emitted] + extra
     return _module(problem.source, src, kernels, helpers, spaces), spaces
 

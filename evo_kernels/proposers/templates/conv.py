@@ -127,17 +127,17 @@ def output_size_line(a: ConvAnchor) -> str:
 
 
 def finish(k: int, a: ConvAnchor, code: list[str], kernels: list[str], space: str, chain: Chain,
-           shape: tuple[int, ...], bn_stats: list[str] = ()) -> Emitted | None:
-    """The helper after its conv kernel's launch (which left `y`): a BatchNorm's scale and shift
-    (after `bn_stats`, the lines computing its statistics when the kernel did not), then a chain
-    kernel for what follows, or `y` itself."""
+           shape: tuple[int, ...]) -> Emitted | None:
+    """The helper after its conv kernel's launch (which left `y`, and a BatchNorm's statistics in
+    st_cnt, st_mean, st_m2): the BatchNorm's scale and shift, then a chain kernel for what follows,
+    or `y` itself."""
     n, kinds, rest = len(a.kinds), a.kinds, a.rest
     if a.one_d:
         code.append("    y = y.squeeze(2)")
     spaces = {space}
     if a.bn is not None:
         _, rest, kinds = bn_apply(rest, kinds, "chan")
-        code += list(bn_stats) + [f"    p{n}, p{n + 1} = {bn_args(a.bn)[2]}"]
+        code.append(f"    p{n}, p{n + 1} = {bn_args(a.bn)[2]}")
     if rest:
         chained = chain(f"_post_{k}", rest, kinds, "y", shape)
         if chained is None:

@@ -147,14 +147,17 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
     sliding = sh == 1 and dh == 1 and kh * kw <= 49
     lines, out = body(a.head, t.loads_for(a.kinds), indent=" " * (8 if sliding else 4))
     # A BatchNorm after it, training: the kernel stores each program's statistics of what it stored
-    # (no pass of their own over y); otherwise the pointers are y, never read.
-    stats_lines = [
-        "    stats = bool(_bn_batch_stats(bn_mod.training, bn_rm))" if a.bn is not None else "    stats = False",
-        "    st_cnt = st_mean = st_m2 = y",
-        "    if stats:",
-        "        st_mean = torch.empty((nb * tiles, co), device=x.device, dtype=torch.float32)",
-        "        st_m2 = torch.empty_like(st_mean)",
-        "        st_cnt = torch.empty((nb * tiles,), device=x.device, dtype=torch.float32)"]
+    # (no pass of their own over y); otherwise (eval, or no BatchNorm) the pointers are y, never read.
+    stats_lines, st_ptrs, flag = [], "y, y, y, ", "False"
+    if a.bn is not None:
+        stats_lines = [
+            "    stats = bool(_bn_batch_stats(bn_mod.training, bn_rm))",
+            "    st_cnt = st_mean = st_m2 = None",
+            "    if stats:",
+            "        st_mean = torch.empty((nb * tiles, co), device=x.device, dtype=torch.float32)",
+            "        st_m2 = torch.empty_like(st_mean)",
+            "        st_cnt = torch.empty((nb * tiles,), device=x.device, dtype=torch.float32)"]
+        st_ptrs, flag = "*((st_mean, st_m2, st_cnt) if stats else (y, y, y)), ", "stats"
     if sliding:
         kernels = [rows_kernel(name, len(a.kinds), kh, kw, lines, out)]
         launch = [
@@ -162,8 +165,8 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
             "    bw = min(triton.next_power_of_2(ow), 512)",
             "    rows = min(DW_ROWS, oh)",
             "    tiles = triton.cdiv(oh, rows) * triton.cdiv(ow, bw)"] + stats_lines + [
-            f"    {name}[(nb * co * tiles,)](x, w, y, {ptrs}st_mean, st_m2, st_cnt, CI=ci, CO=co, H=h, W=w_, OH=oh, "
-            f"OW=ow, SW={sw}, PH={ph}, PW={pw}, DW={dw}, ROWS=rows, BLOCK_W=bw, BN_STATS=stats, "
+            f"    {name}[(nb * co * tiles,)](x, w, y, {ptrs}{st_ptrs}CI=ci, CO=co, H=h, W=w_, OH=oh, OW=ow, SW={sw}, "
+            f"PH={ph}, PW={pw}, DW={dw}, ROWS=rows, BLOCK_W=bw, BN_STATS={flag}, "
             "num_warps=max(1, bw // (32 * DW_PER_THREAD)))"]
     else:
         kernels = [render(DWCONV, name, len(a.kinds), body="\n".join(lines), out=out)]
@@ -172,9 +175,9 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
             "    bw = min(triton.next_power_of_2(ow), DW_BLOCK)",
             "    bh = min(max(1, DW_BLOCK // bw), triton.next_power_of_2(oh))",
             "    tiles = triton.cdiv(oh, bh) * triton.cdiv(ow, bw)"] + stats_lines + [
-            f"    {name}[(nb * co * tiles,)](x, w, y, {ptrs}st_mean, st_m2, st_cnt, CI=ci, CO=co, H=h, W=w_, OH=oh, "
-            f"OW=ow, KH={kh}, KW={kw}, SH={sh}, SW={sw}, PH={ph}, PW={pw}, DH={dh}, DW={dw}, BLOCK_H=bh, "
-            "BLOCK_W=bw, BN_STATS=stats, num_warps=DW_WARPS)"]
+            f"    {name}[(nb * co * tiles,)](x, w, y, {ptrs}{st_ptrs}CI=ci, CO=co, H=h, W=w_, OH=oh, OW=ow, KH={kh}, "
+            f"KW={kw}, SH={sh}, SW={sw}, PH={ph}, PW={pw}, DH={dh}, DW={dw}, BLOCK_H=bh, BLOCK_W=bw, "
+            f"BN_STATS={flag}, num_warps=DW_WARPS)"]
     code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + (["    x = x.unsqueeze(2)"] if a.one_d else []) + [
         "    x, w = x.contiguous(), w.contiguous()",
         "    nb, ci, h, w_ = x.shape",
@@ -182,11 +185,6 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         output_size_line(a),
         "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
     ] + launch
-    if a.bn is None:  # no statistics: the kernel's pointers only
-        code = [line for line in code if not line.startswith(("    st_", "    if stats:", "        st_"))]
-        code = [line.replace("st_mean, st_m2, st_cnt, ", "y, y, y, ") for line in code]
-    else:  # eval: the running statistics
-        code.append("    st_cnt, st_mean, st_m2 = (st_cnt, st_mean, st_m2) if stats else (None, None, None)")
     return finish(k, a, code, kernels, "depthwise", chain, group.shape)
 
 

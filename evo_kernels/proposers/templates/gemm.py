@@ -91,7 +91,7 @@ def $name(x_ptr, y_ptr, R, C, B1, s0, s1, sr, sc, BLOCK_R: tl.constexpr, BLOCK_C
 
 def ${name}_launch(t, block_r=64, block_c=64, warps=4):
     # A contiguous copy of t (2 to 4 dims; more go to torch's copy).
-    if t.dim() > 4 or t.dim() < 2:
+    if t.dim() > 4:
         return t.contiguous()
     y = torch.empty(t.shape, device=t.device, dtype=t.dtype)
     lead = (1,) * (4 - t.dim()) + tuple(t.shape[:-2])
@@ -205,7 +205,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
     kernels = [render(GEMM, name, len(kinds), body="\n".join(lines) or "        pass", store=store,
                         stats=stats, stats_ptrs=STATS_PTRS if bn is not None else "")]
     ptrs = "".join(f"p{j}, " for j in range(len(kinds))) + ("st_mean, st_m2, st_cnt, " if bn is not None else "")
-    copy = f"_kmajor_{k}"
+    copy = "_kmajor_copy"  # the same text from every GEMM: the candidate carries it once
     kernels.append(KMAJOR_COPY.substitute(name=copy))
     kmajor = ["    # tf32 tensor-core products read both operands K-major: copy an operand that is not.",
               "    if GEMM_KMAJOR and a.stride(-1) != 1:", f"        a = {copy}_launch(a)"]
