@@ -36,6 +36,12 @@ GEMM_OPERANDS = [{}, {"GEMM_KMAJOR": False}, {"GEMM_WARPS": 4}, {"BLOCK_K": 32, 
                  {"GEMM_KMAJOR": False, "GEMM_WARPS": 4}]
 DW_CONFIGS = [{}, {"DW_ROWS": 16}, {"DW_PER_THREAD": 2}, {"DW_PER_THREAD": 8}, {"DW_ROWS": 4}, {"DW_ROWS": 32}]
 DW = dict(depthwise=True)
+# The 1x1 conv's GEMM per image: TF32 (cuDNN's precision as run) and tf32x3, each operand order
+TF32RN = {"CONV_PRECISION": "tf32rn"}
+PW_CONFIGS = [TF32RN, dict(TF32RN, CONV_PW_SWAP=True), dict(TF32RN, CONV_BLOCK_K=32, CONV_STAGES=4),
+              dict(TF32RN, CONV_BLOCK_K=32, CONV_STAGES=4, CONV_PW_SWAP=True), dict(TF32RN, CONV_BLOCK_N=64, CONV_WARPS=4),
+              dict(TF32RN, CONV_BLOCK_M=256, CONV_BLOCK_K=32), dict(TF32RN, CONV_BLOCK_M=64, CONV_WARPS=4), {},
+              {"CONV_PW_SWAP": True}]
 CONV_CONFIGS = [
     {}, {"CONV_BLOCK_K": 64, "CONV_STAGES": 2}, {"CONV_BLOCK_K": 64, "CONV_STAGES": 3},
     {"CONV_BLOCK_N": 64, "CONV_BLOCK_K": 64}, {"CONV_BLOCK_M": 64, "CONV_BLOCK_K": 64, "CONV_WARPS": 4},
@@ -97,12 +103,14 @@ PLAN = [  # (problem, options, configs, time torch.compile too)
     ("level2/05_Gemm_SiLU_Clamp", G, GEMM_CONFIGS, True),
     ("level1/06_Conv2d_3x3", dict(conv=True), CONV_CONFIGS + CONV_TF32, True),
     ("level2/14_Conv2d_Tanh_Scale_BiasAdd_MaxPool", ALL, CONV_CONFIGS[:3] + CONV_TF32, True),
-    ("level1/07_Conv2d_pointwise_1x1", dict(conv=True), CONV_TF32, True),
+    ("level1/07_Conv2d_pointwise_1x1", dict(conv=True), PW_CONFIGS, True),
     ("level2/15_Conv2d_ReLU_BiasAdd", dict(conv=True), CONV_TF32, True),
     ("level2/11_Conv2d_BatchNorm_ReLU", dict(conv=True), CONV_TF32, True),
     ("level1/08_Conv2d_depthwise_3x3", DW, DW_CONFIGS, True),
-    ("level2/19_DepthwiseConv_BatchNorm_ReLU6_PointwiseConv", dict(depthwise=True, chains=True), DW_CONFIGS[:3], True),
-    ("level3/10_MobileNetV2_InvertedResidual", dict(ALL, depthwise=True), [{}], True),
+    ("level2/19_DepthwiseConv_BatchNorm_ReLU6_PointwiseConv", dict(depthwise=True, chains=True), DW_CONFIGS[:2], True),
+    ("level2/19_DepthwiseConv_BatchNorm_ReLU6_PointwiseConv", dict(depthwise=True, conv=True, chains=True),
+     [dict(c, DW_ROWS=16) for c in PW_CONFIGS[:4]], True),
+    ("level3/10_MobileNetV2_InvertedResidual", dict(ALL, depthwise=True), [{}] + PW_CONFIGS[:4], True),
     ("level3/11_ConvNeXtBlock", dict(ALL, depthwise=True), DW_CONFIGS[:3], True),
     ("level1/03_Matmul_transposed_A_long_K", G, GEMM_OPERANDS, True),
     ("level1/04_Batched_matmul", G, GEMM_OPERANDS, True),
@@ -174,7 +182,7 @@ def bench(fn) -> float:
     return float(do_bench(fn, warmup=25, rep=100))
 
 
-def top_kernels(fn, n: int = 4) -> str:
+def top_kernels(fn, n: int = 6) -> str:
     """Device time per call of the kernels one call of `fn` launches (torch.profiler), the largest first."""
     from torch.profiler import ProfilerActivity, profile
     fn()
@@ -266,7 +274,7 @@ def main() -> None:
             if built is None:
                 print(f"  {key}: no candidate", flush=True)
                 continue
-            path = out_dir / "cands" / f"{name.replace('/', '_')}_{key}.py"
+            path = out_dir / "cands" / f"{name.replace('/', '_')}_{key.replace('+', '-')}.py"
             path.write_text(built[0])
             module = import_file(path, "probe")
             cand = prob.make_model(module.ModelNew, 0, DEVICE)

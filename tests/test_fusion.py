@@ -264,6 +264,36 @@ def test_conv1d_and_batchnorm_statistics(tmp_path):
     _check(tmp_path, prob, ['fuse_chains'], expect_kernels=2)  # stats kernel + apply
 
 
+POINTWISE_CHAIN = """
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pw = nn.Conv2d(20, 24, 1)
+        self.bn = nn.BatchNorm2d(24)
+        self.strided = nn.Conv2d(20, 24, 1, stride=2, bias=False)
+        self.c1 = nn.Conv1d(20, 18, 1)
+        self.scale = nn.Parameter(torch.rand(24, 1, 1) + 0.5)
+    def forward(self, x, s):
+        a = F.relu6(self.bn(self.pw(x)))
+        return a, torch.sigmoid(self.strided(x)) * self.scale, F.gelu(self.c1(s))
+def get_inputs():
+    return [torch.randn(3, 20, 7, 9) + 0.5, torch.randn(2, 20, 37)]
+def get_init_inputs():
+    return []
+"""
+
+
+@pytest.mark.parametrize("swap", [False, True])
+def test_pointwise_conv_as_a_gemm_per_image(tmp_path, swap):
+    # 1x1 convs at stride 1 take the per-image GEMM (tiles cut at every edge: 63 pixels in tiles of
+    # 32, 20 input channels in blocks of 16, 24 and 18 output channels in blocks of 16), a BatchNorm's
+    # statistics chunked per image; the strided 1x1 conv keeps the implicit GEMM.
+    prob = _problem(tmp_path, POINTWISE_CHAIN)
+    source, _ = _check(tmp_path, prob, ['triton_conv'], expect_kernels=3, params={
+        "CONV_BLOCK_M": 32, "CONV_BLOCK_N": 16, "CONV_BLOCK_K": 16, "CONV_PW_SWAP": swap})
+    assert source.count("SWAP=CONV_PW_SWAP") == 2 and source.count("KH=1, KW=1") == 1
+
+
 # A TF32 conv candidate against float64 convolutions of its inputs rounded to nearest at TF32's
 # mantissa (frexp, independent of the candidate's own rounding), and of the inputs as they are.
 TF32_ERRORS = """
@@ -280,29 +310,31 @@ def rn(t):
 conv = new.conv
 with torch.no_grad():
     got = new(x).double()
-    exact = torch.nn.functional.conv2d(x.double(), conv.weight.double(), conv.bias.double(), padding=1)
-    rounded = torch.nn.functional.conv2d(rn(x), rn(conv.weight), conv.bias.double(), padding=1)
+    exact = torch.nn.functional.conv2d(x.double(), conv.weight.double(), conv.bias.double(), padding=conv.padding)
+    rounded = torch.nn.functional.conv2d(rn(x), rn(conv.weight), conv.bias.double(), padding=conv.padding)
 err = lambda want: float((got - want).norm() / want.norm())
 print("errors", err(rounded), err(exact))
 """
 
 
-def test_conv_tf32rn_rounds_its_inputs_to_nearest(tmp_path):
+@pytest.mark.parametrize("kernel", ["3, padding=1", "1"])
+def test_conv_tf32rn_rounds_its_inputs_to_nearest(tmp_path, kernel):
     # Its products are of inputs rounded to nearest (the weights by the launcher, the input in the
     # kernel): within accumulation error of float64 on the rounded inputs, and a TF32 rounding away
-    # from the inputs as they are (a truncation would miss the first by as much).
+    # from the inputs as they are (a truncation would miss the first by as much). Both conv kernels:
+    # the implicit GEMM and the 1x1's GEMM per image.
     prob = _problem(tmp_path, """
     class Model(nn.Module):
         def __init__(self):
             super().__init__()
-            self.conv = nn.Conv2d(16, 8, 3, padding=1)
+            self.conv = nn.Conv2d(16, 8, KERNEL)
         def forward(self, x):
             return self.conv(x)
     def get_inputs():
         return [torch.randn(2, 16, 5, 6)]
     def get_init_inputs():
         return []
-    """)
+    """.replace("KERNEL", kernel))
     params = {"CONV_BLOCK_M": 32, "CONV_BLOCK_N": 16, "CONV_BLOCK_K": 16, "CONV_PRECISION": "tf32rn"}
     path, _, _ = _build(tmp_path, prob, ["triton_conv"], params=params)
     env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))

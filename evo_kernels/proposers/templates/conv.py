@@ -16,6 +16,23 @@ from .ir import Group, Op
 from .base import AnchorTemplate, Chain, Emitted, _with_grouped_tiles, body, operand_lines, prefix, render, shift, with_bias
 from .stats import STATS, STATS_PTRS, bn_apply, bn_args
 
+
+
+def _products(x: str, operands: str, acc: str, indent: str = " " * 8) -> str:
+    """One K step's products, acc += the dot of `operands` ("a, b"), at the kernel's PRECISION, `x`
+    being the input's tile. "tf32rn": TF32 products of inputs rounded to nearest (the weights were,
+    once, by the launcher); the tensor cores alone would drop the low mantissa bits, a biased error
+    2-3x cuDNN's TF32 convolution's."""
+    return "\n".join(indent + line for line in [
+        'if PRECISION == "tf32rn":',
+        f'    bits = {x}.to(tl.uint32, bitcast=True)',
+        '    rounded = ((bits + 0x1000) & 0xFFFFE000).to(tl.float32, bitcast=True)',
+        f'    {x} = tl.where((bits & 0x7F800000) == 0x7F800000, {x}, rounded)  # inf and NaN as they are',
+        f'    {acc} = tl.dot({operands}, {acc}, input_precision="tf32")',
+        'else:',
+        f'    {acc} = tl.dot({operands}, {acc}, input_precision=PRECISION)'])
+
+
 CONV = _with_grouped_tiles('''
 @triton.jit
 def $name(x_ptr, w_ptr, c_ptr,$ptrs$stats_ptrs NB, C, H, W, CO, OH, OW, CP, s_xn, s_xc, s_xh, s_xw,
@@ -51,23 +68,61 @@ $grouped_tiles
         a = tl.load(x_img[:, None] + (ih * s_xh + iw * s_xw)[:, None] + c[None, :] * s_xc,
                     mask=ok[:, None] & c_ok[None, :], other=0.0)
         b = tl.load(w_rows + (tap * C + c)[:, None], mask=c_ok[:, None], other=0.0)
-        if PRECISION == "tf32rn":
-            # TF32 products of inputs rounded to nearest (the weights were, once, by the launcher):
-            # the tensor cores would otherwise drop the low mantissa bits, a biased error 2-3x
-            # cuDNN's TF32 convolution's.
-            bits = a.to(tl.uint32, bitcast=True)
-            rounded = ((bits + 0x1000) & 0xFFFFE000).to(tl.float32, bitcast=True)
-            a = tl.where((bits & 0x7F800000) == 0x7F800000, a, rounded)  # inf and NaN as they are
-            acc = tl.dot(a, b, acc, input_precision="tf32")
-        else:
-            acc = tl.dot(a, b, acc, input_precision=PRECISION)
+$products
     mask = m_ok[:, None] & n_ok[None, :]
     offs = (img.to(tl.int64) * CO * ohw + pix)[:, None] + rn[None, :] * ohw
     v = acc
 $body
 $stats
     tl.store(c_ptr + offs, $out, mask=mask)
-''')
+'''.replace("$products", _products("a", "a, b", "acc")))
+
+# A 1x1 conv at stride 1 without padding is a GEMM per image. Its tiles stay inside one image, where
+# a tile's pixels are contiguous (NCHW): its loads are whole vectors, which the implicit GEMM's
+# div/mod pixel addressing keeps Triton from seeing. SWAP computes (channels x pixels) = W @ X, the
+# input the second operand, and transposes the tile before the epilogue.
+POINTWISE = _with_grouped_tiles('''
+@triton.jit
+def $name(x_ptr, w_ptr, c_ptr,$ptrs$stats_ptrs C, CO, HW, s_xn, s_xc, BLOCK_M: tl.constexpr,
+          BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr,
+          SWAP: tl.constexpr):
+    # M = one image's pixels, N = output channels, K = input channels; images folded into axis 0.
+    M = HW
+    grid_m = tl.cdiv(HW, BLOCK_M)
+    grid_n = tl.cdiv(CO, BLOCK_N)
+    img = tl.program_id(0) // (grid_m * grid_n)
+    pid = tl.program_id(0) % (grid_m * grid_n)
+$grouped_tiles
+    m_ok = rm < HW
+    n_ok = rn < CO
+    x_img = x_ptr + img.to(tl.int64) * s_xn
+    if SWAP:
+        acc_t = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    else:
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k in range(0, C, BLOCK_K):
+        c = k + rk
+        c_ok = c < C
+        if SWAP:
+            b = tl.load(w_ptr + rn[:, None] * C + c[None, :], mask=n_ok[:, None] & c_ok[None, :], other=0.0)
+            a = tl.load(x_img + c[:, None].to(tl.int64) * s_xc + rm[None, :], mask=c_ok[:, None] & m_ok[None, :],
+                        other=0.0)
+$swapped_products
+        else:
+            b = tl.load(w_ptr + rn[None, :] * C + c[:, None], mask=n_ok[None, :] & c_ok[:, None], other=0.0)
+            a = tl.load(x_img + rm[:, None] + c[None, :].to(tl.int64) * s_xc, mask=m_ok[:, None] & c_ok[None, :],
+                        other=0.0)
+$products
+    if SWAP:
+        acc = tl.trans(acc_t)
+    mask = m_ok[:, None] & n_ok[None, :]
+    offs = (img.to(tl.int64) * CO * HW + rm)[:, None] + rn[None, :] * HW
+    v = acc
+$body
+$stats
+    tl.store(c_ptr + offs, $out, mask=mask)
+'''.replace("$swapped_products", _products("a", "b, a", "acc_t", " " * 12)).replace(
+    "$products", _products("a", "a, b", "acc", " " * 12)))
 
 
 def conv_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] | None:
@@ -155,36 +210,62 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         return None
     a = conv_anchor(group, t)
     kh, kw, sh, sw, ph, pw, dh, dw = a.geometry
+    pointwise = (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0)
     name = f"_conv_{k}"
     lines, out = body(a.head, t.loads_for(a.kinds))
-    stats = STATS.format(i="    ", out=out, ncols="CO") if a.bn is not None else ""
-    kernels = [render(CONV, name, len(a.kinds), body="\n".join(lines), out=out, stats=stats,
-                      stats_ptrs=STATS_PTRS if a.bn is not None else "")]
+    stats = STATS.format(i="    ", out=out, ncols="CO", chunk="(img * grid_m + pid_m)" if pointwise else "pid_m")
+    kernels = [render(POINTWISE if pointwise else CONV, name, len(a.kinds), body="\n".join(lines), out=out,
+                      stats=stats if a.bn is not None else "", stats_ptrs=STATS_PTRS if a.bn is not None else "")]
     ptrs = a.ptrs + ("st_mean, st_m2, st_cnt, " if a.bn is not None else "")
     code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + (
-        ["    x, w = x.unsqueeze(2), w.unsqueeze(2)"] if a.one_d else []) + [
-        "    nb, c, h, w_ = x.shape",
-        "    co = w.shape[0]",
-        output_size_line(a),
-        "    # Filters as rows of (kh, kw, c): K-major, as the tensor cores read them.",
-        "    wk = w.permute(0, 2, 3, 1).contiguous()",
-        "    if CONV_PRECISION == 'tf32rn':",
-        "        wk = _round_tf32(wk)",
-        "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
-        "    cp = triton.cdiv(c, CONV_BLOCK_K) * CONV_BLOCK_K",
-        "    bn = min(CONV_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels",
-        "    tiles_m = triton.cdiv(nb * oh * ow, CONV_BLOCK_M)",
-        "    st_mean = torch.empty((tiles_m, co), device=x.device, dtype=torch.float32)",
-        "    st_m2, st_cnt = torch.empty_like(st_mean), torch.empty((tiles_m,), device=x.device, dtype=torch.float32)",
-        "    grid = (tiles_m * triton.cdiv(co, bn),)",
-        f"    {name}[grid](x, wk, y, {ptrs}nb, c, h, w_, co, oh, ow, cp, *x.stride(), SH={sh}, SW={sw}, PH={ph}, "
-        f"PW={pw}, DH={dh}, DW={dw}, KH={kh}, KW={kw}, BLOCK_M=CONV_BLOCK_M, BLOCK_N=bn, "
-        "BLOCK_K=CONV_BLOCK_K, GROUP_M=8, PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, "
-        "num_stages=_fit_stages(CONV_BLOCK_M, bn, CONV_BLOCK_K, CONV_STAGES))",
-    ]
+        ["    x, w = x.unsqueeze(2), w.unsqueeze(2)"] if a.one_d else [])
+    if pointwise:
+        code += [
+            "    x = x.contiguous()  # (a tile's pixels contiguous)",
+            "    nb, c, h, w_ = x.shape",
+            "    co, hw = w.shape[0], h * w_",
+            "    wk = w.reshape(co, c).contiguous()  # rows of c: K-major, as the tensor cores read them",
+            "    if CONV_PRECISION == 'tf32rn':",
+            "        wk = _round_tf32(wk)",
+            "    y = torch.empty((nb, co, h, w_), device=x.device, dtype=torch.float32)",
+            "    bm = min(CONV_BLOCK_M, max(16, triton.next_power_of_2(hw)))  # no taller than an image",
+            "    bn = min(CONV_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels",
+            "    tiles_m = nb * triton.cdiv(hw, bm)",
+        ] + _stats_lines() + [
+            "    grid = (tiles_m * triton.cdiv(co, bn),)",
+            f"    {name}[grid](x, wk, y, {ptrs}c, co, hw, x.stride(0), x.stride(1), BLOCK_M=bm, BLOCK_N=bn, "
+            "BLOCK_K=CONV_BLOCK_K, GROUP_M=8, PRECISION=CONV_PRECISION, SWAP=CONV_PW_SWAP, num_warps=CONV_WARPS, "
+            "num_stages=_fit_stages(bm, bn, CONV_BLOCK_K, CONV_STAGES))",
+        ]
+    else:
+        code += [
+            "    nb, c, h, w_ = x.shape",
+            "    co = w.shape[0]",
+            output_size_line(a),
+            "    # Filters as rows of (kh, kw, c): K-major, as the tensor cores read them.",
+            "    wk = w.permute(0, 2, 3, 1).contiguous()",
+            "    if CONV_PRECISION == 'tf32rn':",
+            "        wk = _round_tf32(wk)",
+            "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
+            "    cp = triton.cdiv(c, CONV_BLOCK_K) * CONV_BLOCK_K",
+            "    bn = min(CONV_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels",
+            "    tiles_m = triton.cdiv(nb * oh * ow, CONV_BLOCK_M)",
+        ] + _stats_lines() + [
+            "    grid = (tiles_m * triton.cdiv(co, bn),)",
+            f"    {name}[grid](x, wk, y, {ptrs}nb, c, h, w_, co, oh, ow, cp, *x.stride(), SH={sh}, SW={sw}, PH={ph}, "
+            f"PW={pw}, DH={dh}, DW={dw}, KH={kh}, KW={kw}, BLOCK_M=CONV_BLOCK_M, BLOCK_N=bn, "
+            "BLOCK_K=CONV_BLOCK_K, GROUP_M=8, PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, "
+            "num_stages=_fit_stages(CONV_BLOCK_M, bn, CONV_BLOCK_K, CONV_STAGES))",
+        ]
     if a.bn is None:
         code = [line for line in code if "st_m" not in line]
     return finish(k, a, code, kernels, "conv", chain, group.shape)
+
+
+def _stats_lines() -> list[str]:
+    # A following BatchNorm's per-tile statistics (filtered out where there is none).
+    return ["    st_mean = torch.empty((tiles_m, co), device=x.device, dtype=torch.float32)",
+            "    st_m2, st_cnt = torch.empty_like(st_mean), torch.empty((tiles_m,), device=x.device, dtype=torch.float32)"]
 
 
 EXAMPLE = '''
@@ -207,7 +288,7 @@ TEMPLATE = AnchorTemplate(
     # Precision first: its next value (tf32rn, 1.7-2.3x faster where the run's convolutions are TF32)
     # is the first neighbour a screen tries.
     params={"CONV_PRECISION": ["tf32x3", "tf32rn", "ieee"], "CONV_BLOCK_M": [128, 64, 256], "CONV_BLOCK_N": [128, 64],
-            "CONV_BLOCK_K": [64, 32, 16], "CONV_WARPS": [8, 4], "CONV_STAGES": [3, 2, 4]},
+            "CONV_BLOCK_K": [64, 32, 16], "CONV_WARPS": [8, 4], "CONV_STAGES": [3, 2, 4], "CONV_PW_SWAP": [False, True]},
     constraints=["CONV_BLOCK_M * CONV_BLOCK_N <= 128 * 32 * CONV_WARPS",
                  "(CONV_BLOCK_M + CONV_BLOCK_N) * CONV_BLOCK_K * 4 * CONV_STAGES <= 200000"],
     loads={"chan": "tl.load({ptr} + rn, mask=n_ok, other=0.0)[None, :]",
