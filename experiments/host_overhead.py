@@ -1,0 +1,125 @@
+"""Where a fusion candidate's time goes on the host: the time one call takes to issue (no
+synchronisation; when it exceeds the GPU's time the candidate is host-bound and its kernels wait on
+Python), the GPU's time (the sum of its kernels, torch.profiler), the wall time (do_bench, median),
+and the host functions that take the issue time (cProfile).
+
+    python3 experiments/host_overhead.py [--only NAME ...] [--calls 50] [--out DIR]
+
+The project's timing protocol counts a host-bound candidate's wall time (experiments/RESULTS.md,
+"dispatch overhead"): this script says which of its launch lines cost it.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from evo_kernels.config import Config  # noqa: E402
+from evo_kernels.harness import precision  # noqa: E402
+from evo_kernels.model.problem import import_file, load_problem  # noqa: E402
+from evo_kernels.model.tunables import bake  # noqa: E402
+from evo_kernels.proposers.fusion import emit as fusion  # noqa: E402
+
+P = ROOT / "experiments" / "problems"
+TF32_PW = {"CONV_PRECISION": "tf32rn", "CONV_BLOCK_K": 32, "CONV_STAGES": 4}
+PLAN = [  # (problem, rules, configuration)
+    ("level3/10_MobileNetV2_InvertedResidual", ["triton_gemm", "triton_conv", "fuse_chains", "triton_depthwise"],
+     dict(TF32_PW, CONV_WARPS=8)),
+    ("level2/19_DepthwiseConv_BatchNorm_ReLU6_PointwiseConv", ["triton_depthwise", "triton_conv", "fuse_chains"],
+     dict(TF32_PW, CONV_WARPS=4, DW_ROWS=16)),
+    ("level1/07_Conv2d_pointwise_1x1", ["triton_conv"], dict(TF32_PW, CONV_WARPS=8)),
+    ("level2/11_Conv2d_BatchNorm_ReLU", ["triton_conv", "fuse_chains"], {"CONV_PRECISION": "tf32rn"}),
+    ("level1/12_BatchNorm2d", ["fuse_chains"], {}),
+]
+
+
+def issue_ms(fn, calls: int) -> float:
+    """Host milliseconds per call to issue `calls` calls back to back (the GPU's queue absorbs them)."""
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    host = (time.perf_counter() - t) * 1e3 / calls
+    torch.cuda.synchronize()
+    return host
+
+
+def gpu_ms(fn, calls: int) -> float:
+    from torch.profiler import ProfilerActivity, profile
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+    return sum(e.device_time_total for e in prof.key_averages() if e.device_time_total > 0) / 1e3 / calls
+
+
+def host_profile(fn, calls: int, top: int) -> str:
+    prof = cProfile.Profile()
+    torch.cuda.synchronize()
+    prof.enable()
+    for _ in range(calls):
+        fn()
+    prof.disable()
+    torch.cuda.synchronize()
+    out = io.StringIO()
+    stats = pstats.Stats(prof, stream=out)
+    stats.sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--calls", type=int, default=50)
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--out", default="host_overhead_out")
+    args = ap.parse_args()
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    precision.apply(precision.run_flags("as_run", Config().baseline_flags))
+    from triton.testing import do_bench
+    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}; precision as_run", flush=True)
+    rows = []
+    for name, rules, config in PLAN:
+        if args.only and not any(o in name for o in args.only):
+            continue
+        prob = load_problem(P / f"{name}.py")
+        built = fusion.build(prob, rules)
+        if built is None:
+            print(f"{name}: no candidate", flush=True)
+            continue
+        path = out_dir / f"{name.replace('/', '_')}.py"
+        path.write_text(bake(built[0], config))
+        module = import_file(path, "host_overhead")
+        torch.manual_seed(0)
+        cand = prob.make_model(module.ModelNew, 0, "cuda")
+        inputs = prob.make_inputs(1, "cuda")
+        with torch.no_grad():
+            def call():
+                return cand(*inputs)
+            for _ in range(3):
+                call()
+            issue = issue_ms(call, args.calls)
+            gpu = gpu_ms(call, 5)
+            wall = float(do_bench(call, warmup=25, rep=100))
+            (out_dir / f"{name.replace('/', '_')}.prof.txt").write_text(host_profile(call, args.calls, args.top))
+        rows.append((name, issue, gpu, wall))
+        print(f"{name}: issue {issue:.3f} ms, gpu {gpu:.3f} ms, wall {wall:.3f} ms", flush=True)
+    print("\n| problem | host issue ms/call | GPU kernels ms/call | wall ms (do_bench) | bound by |")
+    print("|---|---:|---:|---:|---|")
+    for name, issue, gpu, wall in rows:
+        print(f"| {name} | {issue:.3f} | {gpu:.3f} | {wall:.3f} | {'host' if issue > gpu else 'GPU'} |")
+
+
+if __name__ == "__main__":
+    main()
