@@ -16,6 +16,7 @@ import pytest
 from evo_kernels.harness.policy import check_source
 from evo_kernels.model.problem import load_problem
 from evo_kernels.proposers import fusion
+from evo_kernels.proposers.templates.base import HELPERS
 from evo_kernels.proposers.rules import bake
 from evo_kernels.model.tunables import parse_tunable
 
@@ -74,7 +75,7 @@ def _build(tmp_path, problem, options, params=None, expect_kernels=1):
     source, spaces = built
     assert check_source(source) == [], [str(v) for v in check_source(source)]
     parse_tunable(source)  # a valid declaration (a named space or a literal)
-    assert source.count("@triton.jit") >= expect_kernels
+    assert source.count("@triton.jit") - HELPERS.count("@triton.jit") >= expect_kernels
     run = bake(source, params) if params else source
     path = tmp_path / f"cand_{len(list(tmp_path.glob('cand_*.py')))}.py"
     path.write_text(run)
@@ -345,20 +346,33 @@ def test_conv_tf32rn_rounds_its_inputs_to_nearest(tmp_path, kernel):
     assert to_rounded < 1e-6 and to_exact > 2e-5, (to_rounded, to_exact)
 
 
-def test_round_tf32_helper():
-    from evo_kernels.proposers.templates.base import HELPERS
-    import torch
-    scope = {"torch": torch}
-    exec(HELPERS, scope)  # definitions only: nothing of triton's is needed to define them
-    one = 1.0
-    ulp = 2.0 ** -10  # TF32's step at 1
-    t = torch.tensor([one + ulp / 2, one + ulp / 4, -(one + ulp / 2), one + 0.75 * ulp, float("inf"),
-                      float("-inf"), float("nan"), torch.finfo(torch.float32).max, 0.0])
-    r = scope["_round_tf32"](t)
-    assert r[:4].tolist() == [one + ulp, one, -(one + ulp), one + ulp]  # ties away from zero
-    assert r[4] == float("inf") and r[5] == float("-inf") and torch.isnan(r[6])
-    assert torch.isinf(r[7]) and r[8] == 0.0  # past TF32's largest finite value: inf, as the hardware does
-    assert bool(((r.view(torch.int32) & 0x1FFF) == 0)[torch.isfinite(t)].all())
+ROUND_SCRIPT = """
+import torch, triton, triton.language as tl
+from evo_kernels.proposers.templates.base import HELPERS
+exec(HELPERS)
+@triton.jit
+def _round(x_ptr, y_ptr, N: tl.constexpr):
+    i = tl.arange(0, N)
+    tl.store(y_ptr + i, _tf32_rn(tl.load(x_ptr + i)))
+ulp = 2.0 ** -10  # TF32's step at 1
+t = torch.tensor([1 + ulp / 2, 1 + ulp / 4, -(1 + ulp / 2), 1 + 0.75 * ulp, float("inf"), float("-inf"),
+                  float("nan"), torch.finfo(torch.float32).max, 0.0, -0.0, 1e-40, 3.0, 1.0, 2.0, 5.5, 7.25])
+r = torch.empty_like(t)
+_round[(1,)](t, r, N=16)
+assert r[:4].tolist() == [1 + ulp, 1, -(1 + ulp), 1 + ulp], r  # ties away from zero
+assert r[4] == float("inf") and r[5] == float("-inf") and torch.isnan(r[6])
+assert torch.isinf(r[7]) and r[8] == 0.0  # past TF32's largest finite value: inf, as the hardware does
+assert r[11:].tolist() == [3.0, 1.0, 2.0, 5.5, 7.25]
+assert bool(((r.view(torch.int32) & 0x1FFF) == 0)[torch.isfinite(t)].all())
+print("rounded")
+"""
+
+
+def test_tf32_round_to_nearest():
+    # The rounding every tf32rn kernel applies to its tiles (HELPERS' _tf32_rn), under the interpreter.
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", ROUND_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "rounded" in proc.stdout, proc.stderr[-3000:]
 
 
 def test_batchnorm_in_eval_mode_reads_its_input_once(tmp_path):

@@ -248,15 +248,9 @@ def prefix(ops: list[Op], template: TritonTemplate, kinds: list[str]) -> int:
 
 
 # Launch-time helpers every template candidate carries: shared-memory repair of a tuned config
-# (so any combination of the merged spaces compiles), split-K choice, row-kernel shapes.
+# (so any combination of the merged spaces compiles), split-K choice, row-kernel shapes, a
+# BatchNorm's scale and shift from its statistics (one kernel).
 HELPERS = '''
-def _round_tf32(t):
-    # fp32 rounded to nearest (ties away from zero) at TF32's 10-bit mantissa; inf and NaN kept.
-    bits = t.view(torch.int32)
-    rounded = ((bits + 0x1000) & -0x2000).view(torch.float32)
-    return torch.where(torch.isfinite(t), rounded, t)
-
-
 def _fit_stages(bm, bn, bk, stages):
     # Shared memory holds `stages` A and B tiles of fp32; keep them under ~200 KB.
     while stages > 1 and (bm + bn) * bk * 4 * stages > 200000:
@@ -279,26 +273,79 @@ def _bn_batch_stats(training, running_mean):
     return training or running_mean is None
 
 
-def _bn_scale_shift(cnt, mean_t, m2_t, weight, bias, running_mean, running_var, tracked, training, eps, momentum):
-    # Batch statistics: Chan's formula over per-tile (count, mean, M2), running statistics updated as
-    # BatchNorm does. Otherwise (eval): the running statistics, untouched.
-    if _bn_batch_stats(training, running_mean):
-        n = cnt.sum()
-        mean = (cnt[:, None] * mean_t).sum(0) / n
-        var = (m2_t.sum(0) + (cnt[:, None] * (mean_t - mean) ** 2).sum(0)) / n
-        if training and running_mean is not None:
-            running_mean.mul_(1.0 - momentum).add_(mean * momentum)
-            running_var.mul_(1.0 - momentum).add_(var * (n / (n - 1)) * momentum)
-            tracked.add_(1)
+@triton.jit
+def _tf32_rn(x):
+    # fp32 rounded to nearest (ties away from zero) at TF32's 10-bit mantissa; inf and NaN kept, the
+    # largest finite values rounded to inf as the hardware's conversion does.
+    bits = x.to(tl.uint32, bitcast=True)
+    rounded = ((bits + 0x1000) & 0xFFFFE000).to(tl.float32, bitcast=True)
+    return tl.where((bits & 0x7F800000) == 0x7F800000, x, rounded)
+
+
+@triton.jit
+def _bn_finalize(cnt_ptr, mean_ptr, m2_ptr, w_ptr, b_ptr, rm_ptr, rv_ptr, nbt_ptr, scale_ptr, shift_ptr, CHUNKS, C,
+                 eps, momentum, BATCH: tl.constexpr, UPDATE: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr,
+                 BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+    # BLOCK_C channels a program. Batch statistics: Chan's formula over the per-tile (count, mean, M2),
+    # in two passes over the tiles (the mean, then M2 with the tile means' deviations from it), the
+    # running statistics updated as BatchNorm does; else the running statistics. Then the scale and
+    # shift that normalize.
+    c = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)
+    c_ok = c < C
+    if BATCH:
+        total = 0.0
+        s = tl.zeros((BLOCK_C,), dtype=tl.float32)
+        for r0 in range(0, CHUNKS, BLOCK_R):
+            r = r0 + tl.arange(0, BLOCK_R)
+            ok = (r < CHUNKS)[:, None] & c_ok[None, :]
+            cnt = tl.load(cnt_ptr + r, mask=r < CHUNKS, other=0.0)
+            total += tl.sum(cnt, axis=0)
+            s += tl.sum(cnt[:, None] * tl.load(mean_ptr + r[:, None] * C + c[None, :], mask=ok, other=0.0), axis=0)
+        mean = s / total
+        m2 = tl.zeros((BLOCK_C,), dtype=tl.float32)
+        for r0 in range(0, CHUNKS, BLOCK_R):
+            r = r0 + tl.arange(0, BLOCK_R)
+            ok = (r < CHUNKS)[:, None] & c_ok[None, :]
+            cnt = tl.load(cnt_ptr + r, mask=r < CHUNKS, other=0.0)
+            d = tl.where(ok, tl.load(mean_ptr + r[:, None] * C + c[None, :], mask=ok, other=0.0) - mean[None, :], 0.0)
+            m2 += tl.sum(tl.load(m2_ptr + r[:, None] * C + c[None, :], mask=ok, other=0.0) + cnt[:, None] * d * d, axis=0)
+        var = m2 / total
+        if UPDATE:
+            rm = tl.load(rm_ptr + c, mask=c_ok, other=0.0)
+            rv = tl.load(rv_ptr + c, mask=c_ok, other=0.0)
+            tl.store(rm_ptr + c, rm * (1.0 - momentum) + mean * momentum, mask=c_ok)
+            tl.store(rv_ptr + c, rv * (1.0 - momentum) + var * (total / (total - 1.0)) * momentum, mask=c_ok)
+            if tl.program_id(0) == 0:
+                tl.store(nbt_ptr, tl.load(nbt_ptr) + 1)
     else:
-        mean, var = running_mean, running_var
-    scale = torch.rsqrt(var + eps)
-    if weight is not None:
-        scale = scale * weight
+        mean = tl.load(rm_ptr + c, mask=c_ok, other=0.0)
+        var = tl.load(rv_ptr + c, mask=c_ok, other=1.0)
+    scale = 1.0 / tl.sqrt_rn(var + eps)
+    if HAS_W:
+        scale = scale * tl.load(w_ptr + c, mask=c_ok, other=0.0)
     shift = -mean * scale
-    if bias is not None:
-        shift = shift + bias
-    return scale.contiguous(), shift.contiguous()
+    if HAS_B:
+        shift = shift + tl.load(b_ptr + c, mask=c_ok, other=0.0)
+    tl.store(scale_ptr + c, scale, mask=c_ok)
+    tl.store(shift_ptr + c, shift, mask=c_ok)
+
+
+def _bn_scale_shift(cnt, mean_t, m2_t, weight, bias, running_mean, running_var, tracked, training, eps, momentum):
+    # A BatchNorm's per-channel scale and shift, its running statistics updated in training (as
+    # BatchNorm does): one launch, where torch ops took about fifteen, each paid on the host.
+    batch = _bn_batch_stats(training, running_mean)
+    update = bool(batch and training and running_mean is not None)
+    ref = mean_t if batch else running_mean
+    c = ref.shape[-1]
+    scale = torch.empty((c,), device=ref.device, dtype=torch.float32)
+    shift = torch.empty_like(scale)
+    some = lambda t: scale if t is None else t  # noqa: E731 - an unread pointer where there is no tensor
+    _bn_finalize[(triton.cdiv(c, 32),)](
+        some(cnt), some(mean_t), some(m2_t), some(weight), some(bias), some(running_mean), some(running_var),
+        tracked if update else scale, scale, shift, cnt.shape[0] if batch else 0, c, eps, momentum if update else 0.0,
+        BATCH=batch, UPDATE=update, HAS_W=weight is not None, HAS_B=bias is not None, BLOCK_R=64, BLOCK_C=32,
+        num_warps=4)
+    return scale, shift
 
 
 def _split_length(x, programs, length, block, waves, cap):

@@ -3,7 +3,7 @@ with the same epilogue as the GEMM template (bias, elementwise ops, BatchNorm st
 after it goes to the pooling template. Groups 1, zero padding.
 
 CONV_PRECISION: "tf32x3" (as accurate as fp32), "ieee" (fp32 FMA), or "tf32rn": one TF32 product of
-inputs rounded to nearest, about as accurate as cuDNN's TF32 convolution (PyTorch's default), which
+inputs and weights rounded to nearest, about as accurate as cuDNN's TF32 convolution (PyTorch's default), which
 the accuracy contract then admits; where the run is strict fp32 the contract rejects it.
 """
 from __future__ import annotations
@@ -18,19 +18,18 @@ from .stats import STATS, STATS_PTRS, bn_apply, bn_args
 
 
 
-def _products(x: str, operands: str, acc: str, indent: str = " " * 8) -> str:
-    """One K step's products, acc += the dot of `operands` ("a, b"), at the kernel's PRECISION, `x`
-    being the input's tile. "tf32rn": TF32 products of inputs rounded to nearest (the weights were,
-    once, by the launcher); the tensor cores alone would drop the low mantissa bits, a biased error
-    2-3x cuDNN's TF32 convolution's."""
-    return "\n".join(indent + line for line in [
-        'if PRECISION == "tf32rn":',
-        f'    bits = {x}.to(tl.uint32, bitcast=True)',
-        '    rounded = ((bits + 0x1000) & 0xFFFFE000).to(tl.float32, bitcast=True)',
-        f'    {x} = tl.where((bits & 0x7F800000) == 0x7F800000, {x}, rounded)  # inf and NaN as they are',
-        f'    {acc} = tl.dot({operands}, {acc}, input_precision="tf32")',
-        'else:',
-        f'    {acc} = tl.dot({operands}, {acc}, input_precision=PRECISION)'])
+def _products(operands: str, acc: str, indent: str = " " * 8) -> str:
+    """One K step's products, acc += the dot of `operands` (the tiles a and b, in that order or the
+    other), at the kernel's PRECISION. "tf32rn": TF32 products of both tiles rounded to nearest; the
+    tensor cores alone would drop the low mantissa bits, a biased error 2-3x cuDNN's TF32
+    convolution's. (Rounding here, not on the host, saves the launcher five torch ops a call.)"""
+    lines = ['if PRECISION == "tf32rn":', f'    {acc} = tl.dot({_rounded(operands)}, {acc}, input_precision="tf32")',
+             'else:', f'    {acc} = tl.dot({operands}, {acc}, input_precision=PRECISION)']
+    return "\n".join(indent + line for line in lines)
+
+
+def _rounded(operands: str) -> str:
+    return ", ".join(f"_tf32_rn({t.strip()})" for t in operands.split(","))
 
 
 CONV = _with_grouped_tiles('''
@@ -75,7 +74,7 @@ $products
 $body
 $stats
     tl.store(c_ptr + offs, $out, mask=mask)
-'''.replace("$products", _products("a", "a, b", "acc")))
+'''.replace("$products", _products("a, b", "acc")))
 
 # A 1x1 conv at stride 1 without padding is a GEMM per image. Its tiles stay inside one image, where
 # a tile's pixels are contiguous (NCHW): its loads are whole vectors, which the implicit GEMM's
@@ -121,8 +120,8 @@ $products
 $body
 $stats
     tl.store(c_ptr + offs, $out, mask=mask)
-'''.replace("$swapped_products", _products("a", "b, a", "acc_t", " " * 12)).replace(
-    "$products", _products("a", "a, b", "acc", " " * 12)))
+'''.replace("$swapped_products", _products("b, a", "acc_t", " " * 12)).replace(
+    "$products", _products("a, b", "acc", " " * 12)))
 
 
 def conv_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] | None:
@@ -225,8 +224,6 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
             "    nb, c, h, w_ = x.shape",
             "    co, hw = w.shape[0], h * w_",
             "    wk = w.reshape(co, c).contiguous()  # rows of c: K-major, as the tensor cores read them",
-            "    if CONV_PRECISION == 'tf32rn':",
-            "        wk = _round_tf32(wk)",
             "    y = torch.empty((nb, co, h, w_), device=x.device, dtype=torch.float32)",
             "    bm = min(CONV_BLOCK_M, max(16, triton.next_power_of_2(hw)))  # no taller than an image",
             "    bn = min(CONV_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels",
@@ -244,8 +241,6 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
             output_size_line(a),
             "    # Filters as rows of (kh, kw, c): K-major, as the tensor cores read them.",
             "    wk = w.permute(0, 2, 3, 1).contiguous()",
-            "    if CONV_PRECISION == 'tf32rn':",
-            "        wk = _round_tf32(wk)",
             "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
             "    cp = triton.cdiv(c, CONV_BLOCK_K) * CONV_BLOCK_K",
             "    bn = min(CONV_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels",
