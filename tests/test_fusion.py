@@ -350,15 +350,10 @@ ROUND_SCRIPT = """
 import torch, triton, triton.language as tl
 from evo_kernels.proposers.templates.base import HELPERS
 exec(HELPERS)
-@triton.jit
-def _round(x_ptr, y_ptr, N: tl.constexpr):
-    i = tl.arange(0, N)
-    tl.store(y_ptr + i, _tf32_rn(tl.load(x_ptr + i)))
 ulp = 2.0 ** -10  # TF32's step at 1
 t = torch.tensor([1 + ulp / 2, 1 + ulp / 4, -(1 + ulp / 2), 1 + 0.75 * ulp, float("inf"), float("-inf"),
                   float("nan"), torch.finfo(torch.float32).max, 0.0, -0.0, 1e-40, 3.0, 1.0, 2.0, 5.5, 7.25])
-r = torch.empty_like(t)
-_round[(1,)](t, r, N=16)
+r = _round_tf32(t)  # through _tf32_rn, which the kernels apply to their input tiles
 assert r[:4].tolist() == [1 + ulp, 1, -(1 + ulp), 1 + ulp], r  # ties away from zero
 assert r[4] == float("inf") and r[5] == float("-inf") and torch.isnan(r[6])
 assert torch.isinf(r[7]) and r[8] == 0.0  # past TF32's largest finite value: inf, as the hardware does
@@ -369,10 +364,54 @@ print("rounded")
 
 
 def test_tf32_round_to_nearest():
-    # The rounding every tf32rn kernel applies to its tiles (HELPERS' _tf32_rn), under the interpreter.
+    # The rounding of a tf32rn conv's weights (HELPERS' _round_tf32) and input tiles (_tf32_rn, which
+    # it launches), under the interpreter.
     env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-c", ROUND_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and "rounded" in proc.stdout, proc.stderr[-3000:]
+
+
+BN_FINALIZE_SCRIPT = """
+import torch, triton, triton.language as tl
+from evo_kernels.proposers.templates.base import HELPERS
+exec(HELPERS)
+torch.manual_seed(0)
+C, chunks = 21, 300  # more tiles than one block of the merge (128): the merge across blocks counts
+sizes = torch.randint(1, 40, (chunks,))
+x = torch.randn(int(sizes.sum()), C, dtype=torch.float64) * 3.0 + torch.linspace(-5, 5, C, dtype=torch.float64)
+parts = x.split(sizes.tolist())
+cnt = sizes.float()
+mean_t = torch.stack([p.mean(0) for p in parts]).float()
+m2_t = torch.stack([((p - p.mean(0)) ** 2).sum(0) for p in parts]).float()
+w, b = torch.rand(C) + 0.5, torch.randn(C)
+rm, rv, nbt = torch.randn(C), torch.rand(C) + 0.5, torch.tensor(3)
+rm0, rv0 = rm.clone(), rv.clone()
+mean, var = x.mean(0), x.var(0, unbiased=False)
+scale, shift = _bn_scale_shift(cnt, mean_t, m2_t, w, b, rm, rv, nbt, True, 1e-5, 0.1)
+close = lambda got, want: torch.testing.assert_close(got.double(), want, rtol=2e-5, atol=2e-5)
+close(scale, w.double() / (var + 1e-5).sqrt())
+close(shift, b.double() - mean * w.double() / (var + 1e-5).sqrt())
+close(rm, 0.9 * rm0.double() + 0.1 * mean)
+close(rv, 0.9 * rv0.double() + 0.1 * x.var(0, unbiased=True))
+assert int(nbt) == 4
+scale, shift = _bn_scale_shift(None, None, None, None, None, rm, rv, nbt, False, 1e-5, 0.1)  # eval
+close(scale, 1.0 / (rv.double() + 1e-5).sqrt())
+close(shift, -rm.double() / (rv.double() + 1e-5).sqrt())
+assert int(nbt) == 4
+scale, shift = _bn_scale_shift(cnt, mean_t, m2_t, None, None, None, None, None, False, 1e-3, 0.1)  # untracked
+close(scale, 1.0 / (var + 1e-3).sqrt())
+print("finalized")
+"""
+
+
+def test_batchnorm_finalize_merges_tiles_and_updates_running_statistics():
+    # _bn_scale_shift (one kernel) against float64 statistics of the raw values behind 300 tiles of
+    # uneven counts: scale, shift, running mean and (unbiased) variance, the batch counter; in eval and
+    # without running statistics too.
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", BN_FINALIZE_SCRIPT], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0 and "finalized" in proc.stdout, proc.stderr[-3000:]
 
 
 def test_batchnorm_in_eval_mode_reads_its_input_once(tmp_path):

@@ -283,32 +283,47 @@ def _tf32_rn(x):
 
 
 @triton.jit
+def _tf32_rn_copy(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(y_ptr + i, _tf32_rn(tl.load(x_ptr + i, mask=i < n, other=0.0)), mask=i < n)
+
+
+def _round_tf32(t):
+    # A contiguous tensor's copy rounded to TF32 (a conv's weights, once a call: one launch; rounding
+    # the weight tiles in the conv kernel instead cost its K loop 25%, 2026-12-01).
+    out = torch.empty_like(t)
+    _tf32_rn_copy[(triton.cdiv(t.numel(), 1024),)](t, out, t.numel(), BLOCK=1024)
+    return out
+
+
+@triton.jit
 def _bn_finalize(cnt_ptr, mean_ptr, m2_ptr, w_ptr, b_ptr, rm_ptr, rv_ptr, nbt_ptr, scale_ptr, shift_ptr, CHUNKS, C,
                  eps, momentum, BATCH: tl.constexpr, UPDATE: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr,
                  BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
-    # BLOCK_C channels a program. Batch statistics: Chan's formula over the per-tile (count, mean, M2),
-    # in two passes over the tiles (the mean, then M2 with the tile means' deviations from it), the
-    # running statistics updated as BatchNorm does; else the running statistics. Then the scale and
-    # shift that normalize.
+    # BLOCK_C channels a program. Batch statistics: the per-tile (count, mean, M2) merged in one pass,
+    # BLOCK_R tiles at a time (each block's own mean and M2, then Chan's formula), the running
+    # statistics updated as BatchNorm does; else the running statistics. Then the scale and shift.
     c = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)
     c_ok = c < C
     if BATCH:
         total = 0.0
-        s = tl.zeros((BLOCK_C,), dtype=tl.float32)
-        for r0 in range(0, CHUNKS, BLOCK_R):
-            r = r0 + tl.arange(0, BLOCK_R)
-            ok = (r < CHUNKS)[:, None] & c_ok[None, :]
-            cnt = tl.load(cnt_ptr + r, mask=r < CHUNKS, other=0.0)
-            total += tl.sum(cnt, axis=0)
-            s += tl.sum(cnt[:, None] * tl.load(mean_ptr + r[:, None] * C + c[None, :], mask=ok, other=0.0), axis=0)
-        mean = s / total
+        mean = tl.zeros((BLOCK_C,), dtype=tl.float32)
         m2 = tl.zeros((BLOCK_C,), dtype=tl.float32)
         for r0 in range(0, CHUNKS, BLOCK_R):
             r = r0 + tl.arange(0, BLOCK_R)
             ok = (r < CHUNKS)[:, None] & c_ok[None, :]
             cnt = tl.load(cnt_ptr + r, mask=r < CHUNKS, other=0.0)
-            d = tl.where(ok, tl.load(mean_ptr + r[:, None] * C + c[None, :], mask=ok, other=0.0) - mean[None, :], 0.0)
-            m2 += tl.sum(tl.load(m2_ptr + r[:, None] * C + c[None, :], mask=ok, other=0.0) + cnt[:, None] * d * d, axis=0)
+            n_b = tl.sum(cnt, axis=0)
+            mt = tl.load(mean_ptr + r[:, None] * C + c[None, :], mask=ok, other=0.0)
+            mean_b = tl.sum(cnt[:, None] * mt, axis=0) / tl.maximum(n_b, 1.0)  # (no tile empty: a guard)
+            d = tl.where(ok, mt - mean_b[None, :], 0.0)
+            m2_b = tl.sum(tl.load(m2_ptr + r[:, None] * C + c[None, :], mask=ok, other=0.0) + cnt[:, None] * d * d,
+                          axis=0)
+            both = tl.maximum(total + n_b, 1.0)
+            delta = mean_b - mean
+            m2 = m2 + m2_b + delta * delta * (total * n_b / both)
+            mean = mean + delta * (n_b / both)
+            total = total + n_b
         var = m2 / total
         if UPDATE:
             rm = tl.load(rm_ptr + c, mask=c_ok, other=0.0)
@@ -340,10 +355,11 @@ def _bn_scale_shift(cnt, mean_t, m2_t, weight, bias, running_mean, running_var, 
     scale = torch.empty((c,), device=ref.device, dtype=torch.float32)
     shift = torch.empty_like(scale)
     some = lambda t: scale if t is None else t  # noqa: E731 - an unread pointer where there is no tensor
-    _bn_finalize[(triton.cdiv(c, 32),)](
+    # 16 channels a program (64-byte rows of the tiles' statistics): more programs for few channels.
+    _bn_finalize[(triton.cdiv(c, 16),)](
         some(cnt), some(mean_t), some(m2_t), some(weight), some(bias), some(running_mean), some(running_var),
         tracked if update else scale, scale, shift, cnt.shape[0] if batch else 0, c, eps, momentum if update else 0.0,
-        BATCH=batch, UPDATE=update, HAS_W=weight is not None, HAS_B=bias is not None, BLOCK_R=64, BLOCK_C=32,
+        BATCH=batch, UPDATE=update, HAS_W=weight is not None, HAS_B=bias is not None, BLOCK_R=128, BLOCK_C=16,
         num_warps=4)
     return scale, shift
 

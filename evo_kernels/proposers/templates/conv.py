@@ -20,16 +20,17 @@ from .stats import STATS, STATS_PTRS, bn_apply, bn_args
 
 def _products(operands: str, acc: str, indent: str = " " * 8) -> str:
     """One K step's products, acc += the dot of `operands` (the tiles a and b, in that order or the
-    other), at the kernel's PRECISION. "tf32rn": TF32 products of both tiles rounded to nearest; the
-    tensor cores alone would drop the low mantissa bits, a biased error 2-3x cuDNN's TF32
-    convolution's. (Rounding here, not on the host, saves the launcher five torch ops a call.)"""
+    other), at the kernel's PRECISION. "tf32rn": TF32 products of inputs rounded to nearest (the
+    input's tile here, the weights by the launcher); the tensor cores alone would drop the low
+    mantissa bits, a biased error 2-3x cuDNN's TF32 convolution's."""
     lines = ['if PRECISION == "tf32rn":', f'    {acc} = tl.dot({_rounded(operands)}, {acc}, input_precision="tf32")',
              'else:', f'    {acc} = tl.dot({operands}, {acc}, input_precision=PRECISION)']
     return "\n".join(indent + line for line in lines)
 
 
 def _rounded(operands: str) -> str:
-    return ", ".join(f"_tf32_rn({t.strip()})" for t in operands.split(","))
+    # The input's tile `a` rounded here; the weights were, once, by the launcher.
+    return ", ".join("_tf32_rn(a)" if t.strip() == "a" else t.strip() for t in operands.split(","))
 
 
 CONV = _with_grouped_tiles('''
@@ -224,6 +225,8 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
             "    nb, c, h, w_ = x.shape",
             "    co, hw = w.shape[0], h * w_",
             "    wk = w.reshape(co, c).contiguous()  # rows of c: K-major, as the tensor cores read them",
+            "    if CONV_PRECISION == 'tf32rn':",
+            "        wk = _round_tf32(wk)",
             "    y = torch.empty((nb, co, h, w_), device=x.device, dtype=torch.float32)",
             "    bm = min(CONV_BLOCK_M, max(16, triton.next_power_of_2(hw)))  # no taller than an image",
             "    bn = min(CONV_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels",
@@ -241,6 +244,8 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
             output_size_line(a),
             "    # Filters as rows of (kh, kw, c): K-major, as the tensor cores read them.",
             "    wk = w.permute(0, 2, 3, 1).contiguous()",
+            "    if CONV_PRECISION == 'tf32rn':",
+            "        wk = _round_tf32(wk)",
             "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
             "    cp = triton.cdiv(c, CONV_BLOCK_K) * CONV_BLOCK_K",
             "    bn = min(CONV_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels",
