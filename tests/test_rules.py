@@ -275,3 +275,26 @@ def test_a_template_slower_than_the_baseline_alone_is_not_drafted_again_unless_i
     # The same template in a candidate that beat the baseline: still drafted.
     helped = drafted({"triton_gemm": 0.8, "triton_gemm+fuse_chains": 1.3})
     assert "triton_gemm+fuse_chains" in helped and "triton_gemm" in helped
+
+
+def test_drafts_start_from_the_seeds_of_the_baselines_precision_switches():
+    # Where cuDNN runs TF32 (the baselines' flags), a conv draft starts from rounded TF32 products and
+    # the tiles measured fastest with them; with the switch off, from the space's defaults. Drafts
+    # without a conv template are untouched.
+    from evo_kernels.proposers.base import Context
+    problem = _suite("level2/11_Conv2d_BatchNorm_ReLU")
+    ref = reference_candidate(problem)
+
+    def drafts(flags):
+        proposer = RulesProposer(seed=0, device="cuda")
+        proposer.observe(Context(0, {"flags": flags}, [], {}))
+        return {d.technique: d for d in proposer.propose(problem, [(ref, OK)], [], 20)}
+
+    on = drafts({"cudnn_allow_tf32": True, "matmul_allow_tf32": False})
+    conv = on["triton_conv"]
+    assert conv.params == {"CONV_PRECISION": "tf32rn", "CONV_BLOCK_K": 32, "CONV_STAGES": 4}
+    space, constraints = space_of(conv.source)
+    assert satisfies({**{k: v[0] for k, v in space.items()}, **conv.params}, constraints)
+    assert on["fuse_chains"].params == {}  # cuDNN's conv and a chain kernel: no conv space
+    off = drafts({"cudnn_allow_tf32": False})
+    assert off["triton_conv"].params == {} and off["triton_conv"].source == conv.source

@@ -23,7 +23,7 @@ from ..model.candidate import Candidate
 from ..model.problem import Problem
 from ..model.tunables import bake, baked_params, satisfies, space_of, values_of
 from . import fusion
-from .templates import ANCHORS
+from .templates import ANCHORS, seed_params
 from .base import Context, Member, Proposer
 
 
@@ -229,9 +229,21 @@ class RulesProposer(Proposer):
         super().__init__(seed, device)
         self._facts: dict[str, Facts] = {}
         self._techniques: dict[str, float] = {}  # the search's best speedup per technique (observe)
+        self._flags: dict[str, Any] = {}  # the precision switches the baselines ran under (observe)
 
     def observe(self, context: Context) -> None:
         self._techniques = dict(context.techniques)
+        self._flags = dict((context.baselines or {}).get("flags") or {})
+
+    def _seeded(self, source: str) -> dict[str, Any]:
+        """A template draft's starting values under the baselines' precision switches (e.g. rounded
+        TF32 convolutions where cuDNN's run TF32), where its space holds them and they satisfy its
+        constraints; {} otherwise (the space's defaults)."""
+        space, constraints = space_of(source)
+        seeds = {k: v for k, v in seed_params(self._flags).items() if v in space.get(k, ())}
+        if seeds and satisfies({**{k: v[0] for k, v in space.items()}, **seeds}, constraints):
+            return seeds
+        return {}
 
     def losing_templates(self) -> set[str]:
         """Template rules that were slower than the faster baseline alone here (tuned: the screen chose
@@ -265,8 +277,9 @@ class RulesProposer(Proposer):
             technique = parent.technique + "+" + "+".join(r.name for r in added)
         if source is None:
             return None
+        seeds = self._seeded(source) if own is not None and not params else {}
         return Candidate(source=source, parents=(parent.id,), proposer=self.name, technique=technique,
-                         generation=parent.generation + 1)
+                         generation=parent.generation + 1, params=seeds)
 
     def _perturb(self, parent: Candidate) -> Candidate | None:
         """The parent's tuned values with one of them moved to a neighbouring value of its space:

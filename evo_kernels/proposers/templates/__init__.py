@@ -51,5 +51,16 @@ def defaults() -> dict[str, list]:
     return merged
 
 
+def seed_params(flags: dict) -> dict[str, object]:
+    """The values a template draft starts from under the precision switches its baselines ran with
+    (`flags`): every template's seeds for the switches that are on."""
+    out: dict[str, object] = {}
+    for t in TEMPLATES:
+        for switch, values in t.seeds.items():
+            if flags.get(switch):
+                out.update(values)
+    return out
+
+
 __all__ = ["ANCHORS", "BY_NAME", "CHAINS", "HELPERS", "TEMPLATES", "AnchorTemplate", "ChainTemplate", "Emitted",
-           "Lowered", "TritonTemplate", "defaults", "lower_chain"]
+           "Lowered", "TritonTemplate", "defaults", "lower_chain", "seed_params"]
