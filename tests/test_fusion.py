@@ -284,15 +284,14 @@ def get_init_inputs():
 """
 
 
-@pytest.mark.parametrize("swap", [False, True])
-def test_pointwise_conv_as_a_gemm_per_image(tmp_path, swap):
+def test_pointwise_conv_as_a_gemm_per_image(tmp_path):
     # 1x1 convs at stride 1 take the per-image GEMM (tiles cut at every edge: 63 pixels in tiles of
     # 32, 20 input channels in blocks of 16, 24 and 18 output channels in blocks of 16), a BatchNorm's
     # statistics chunked per image; the strided 1x1 conv keeps the implicit GEMM.
     prob = _problem(tmp_path, POINTWISE_CHAIN)
     source, _ = _check(tmp_path, prob, ['triton_conv'], expect_kernels=3, params={
-        "CONV_BLOCK_M": 32, "CONV_BLOCK_N": 16, "CONV_BLOCK_K": 16, "CONV_PW_SWAP": swap})
-    assert source.count("SWAP=CONV_PW_SWAP") == 2 and source.count("KH=1, KW=1") == 1
+        "CONV_BLOCK_M": 32, "CONV_BLOCK_N": 16, "CONV_BLOCK_K": 16})
+    assert source.count("x.stride(0), x.stride(1), BLOCK_M=bm") == 2 and source.count("KH=1, KW=1") == 1
 
 
 # A TF32 conv candidate against float64 convolutions of its inputs rounded to nearest at TF32's

@@ -290,11 +290,14 @@ def test_drafts_start_from_the_seeds_of_the_baselines_precision_switches():
         proposer.observe(Context(0, {"flags": flags}, [], {}))
         return {d.technique: d for d in proposer.propose(problem, [(ref, OK)], [], 20)}
 
-    on = drafts({"cudnn_allow_tf32": True, "matmul_allow_tf32": False})
+    from evo_kernels.harness.precision import precision_flags
+    as_run = precision_flags()  # the flags as the baselines record them; PyTorch's defaults here
+    assert as_run["cudnn.allow_tf32"] is True
+    on = drafts(as_run)
     conv = on["triton_conv"]
     assert conv.params == {"CONV_PRECISION": "tf32rn", "CONV_BLOCK_K": 32, "CONV_STAGES": 4}
     space, constraints = space_of(conv.source)
     assert satisfies({**{k: v[0] for k, v in space.items()}, **conv.params}, constraints)
     assert on["fuse_chains"].params == {}  # cuDNN's conv and a chain kernel: no conv space
-    off = drafts({"cudnn_allow_tf32": False})
+    off = drafts(dict(as_run, **{"cudnn.allow_tf32": False}))
     assert off["triton_conv"].params == {} and off["triton_conv"].source == conv.source

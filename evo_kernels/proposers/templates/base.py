@@ -179,7 +179,7 @@ class TritonTemplate:
     name: str
     params: dict[str, list[Any]] = field(default_factory=dict)  # first value: the default
     constraints: list[str] = field(default_factory=list)
-    # A baseline precision switch (a key of the baselines' flags, e.g. cudnn_allow_tf32) -> values a
+    # A baseline precision switch (a key of the baselines' flags, e.g. cudnn.allow_tf32) -> values a
     # draft starts its tuning from where that switch is on (measured fastest within the contract).
     seeds: dict[str, dict[str, Any]] = field(default_factory=dict)
     loads: dict[str, str] = field(default_factory=dict)  # operand broadcast kind -> load expression

@@ -17,20 +17,14 @@ from .base import AnchorTemplate, Chain, Emitted, _with_grouped_tiles, body, ope
 from .stats import STATS, STATS_PTRS, bn_apply, bn_args
 
 
-
-def _products(operands: str, acc: str, indent: str = " " * 8) -> str:
-    """One K step's products, acc += the dot of `operands` (the tiles a and b, in that order or the
-    other), at the kernel's PRECISION. "tf32rn": TF32 products of inputs rounded to nearest (the
-    input's tile here, the weights by the launcher); the tensor cores alone would drop the low
-    mantissa bits, a biased error 2-3x cuDNN's TF32 convolution's."""
-    lines = ['if PRECISION == "tf32rn":', f'    {acc} = tl.dot({_rounded(operands)}, {acc}, input_precision="tf32")',
-             'else:', f'    {acc} = tl.dot({operands}, {acc}, input_precision=PRECISION)']
-    return "\n".join(indent + line for line in lines)
-
-
-def _rounded(operands: str) -> str:
-    # The input's tile `a` rounded here; the weights were, once, by the launcher.
-    return ", ".join("_tf32_rn(a)" if t.strip() == "a" else t.strip() for t in operands.split(","))
+# One K step's products at the kernel's PRECISION. "tf32rn": TF32 products of inputs rounded to
+# nearest (the input's tile here, the weights by the launcher); the tensor cores alone would drop the
+# low mantissa bits, a biased error 2-3x cuDNN's TF32 convolution's.
+PRODUCTS = """\
+        if PRECISION == "tf32rn":
+            acc = tl.dot(_tf32_rn(a), b, acc, input_precision="tf32")
+        else:
+            acc = tl.dot(a, b, acc, input_precision=PRECISION)"""
 
 
 CONV = _with_grouped_tiles('''
@@ -75,17 +69,17 @@ $products
 $body
 $stats
     tl.store(c_ptr + offs, $out, mask=mask)
-'''.replace("$products", _products("a, b", "acc")))
+'''.replace("$products", PRODUCTS))
 
 # A 1x1 conv at stride 1 without padding is a GEMM per image. Its tiles stay inside one image, where
 # a tile's pixels are contiguous (NCHW): its loads are whole vectors, which the implicit GEMM's
-# div/mod pixel addressing keeps Triton from seeing. SWAP computes (channels x pixels) = W @ X, the
-# input the second operand, and transposes the tile before the epilogue.
+# div/mod pixel addressing keeps Triton from seeing (0.53 against 0.68 ms on level1/07). The input is
+# the A operand, pixels x channels: the other order, (channels x pixels) = W @ X with the tile
+# transposed before the epilogue, measured 1.6-3x slower on level1/07, level2/19 and level3/10.
 POINTWISE = _with_grouped_tiles('''
 @triton.jit
 def $name(x_ptr, w_ptr, c_ptr,$ptrs$stats_ptrs C, CO, HW, s_xn, s_xc, BLOCK_M: tl.constexpr,
-          BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr,
-          SWAP: tl.constexpr):
+          BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr):
     # M = one image's pixels, N = output channels, K = input channels; images folded into axis 0.
     M = HW
     grid_m = tl.cdiv(HW, BLOCK_M)
@@ -96,33 +90,21 @@ $grouped_tiles
     m_ok = rm < HW
     n_ok = rn < CO
     x_img = x_ptr + img.to(tl.int64) * s_xn
-    if SWAP:
-        acc_t = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
-    else:
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k in range(0, C, BLOCK_K):
         c = k + rk
         c_ok = c < C
-        if SWAP:
-            b = tl.load(w_ptr + rn[:, None] * C + c[None, :], mask=n_ok[:, None] & c_ok[None, :], other=0.0)
-            a = tl.load(x_img + c[:, None].to(tl.int64) * s_xc + rm[None, :], mask=c_ok[:, None] & m_ok[None, :],
-                        other=0.0)
-$swapped_products
-        else:
-            b = tl.load(w_ptr + rn[None, :] * C + c[:, None], mask=n_ok[None, :] & c_ok[:, None], other=0.0)
-            a = tl.load(x_img + rm[:, None] + c[None, :].to(tl.int64) * s_xc, mask=m_ok[:, None] & c_ok[None, :],
-                        other=0.0)
+        b = tl.load(w_ptr + rn[None, :] * C + c[:, None], mask=n_ok[None, :] & c_ok[:, None], other=0.0)
+        a = tl.load(x_img + rm[:, None] + c[None, :].to(tl.int64) * s_xc, mask=m_ok[:, None] & c_ok[None, :],
+                    other=0.0)
 $products
-    if SWAP:
-        acc = tl.trans(acc_t)
     mask = m_ok[:, None] & n_ok[None, :]
     offs = (img.to(tl.int64) * CO * HW + rm)[:, None] + rn[None, :] * HW
     v = acc
 $body
 $stats
     tl.store(c_ptr + offs, $out, mask=mask)
-'''.replace("$swapped_products", _products("b, a", "acc_t", " " * 12)).replace(
-    "$products", _products("a, b", "acc", " " * 12)))
+'''.replace("$products", PRODUCTS))
 
 
 def conv_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] | None:
@@ -234,7 +216,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         ] + _stats_lines() + [
             "    grid = (tiles_m * triton.cdiv(co, bn),)",
             f"    {name}[grid](x, wk, y, {ptrs}c, co, hw, x.stride(0), x.stride(1), BLOCK_M=bm, BLOCK_N=bn, "
-            "BLOCK_K=CONV_BLOCK_K, GROUP_M=8, PRECISION=CONV_PRECISION, SWAP=CONV_PW_SWAP, num_warps=CONV_WARPS, "
+            "BLOCK_K=CONV_BLOCK_K, GROUP_M=8, PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, "
             "num_stages=_fit_stages(bm, bn, CONV_BLOCK_K, CONV_STAGES))",
         ]
     else:
@@ -288,11 +270,11 @@ TEMPLATE = AnchorTemplate(
     # Precision first: its next value (tf32rn, 1.7-2.3x faster where the run's convolutions are TF32)
     # is the first neighbour a screen tries.
     params={"CONV_PRECISION": ["tf32x3", "tf32rn", "ieee"], "CONV_BLOCK_M": [128, 64, 256], "CONV_BLOCK_N": [128, 64],
-            "CONV_BLOCK_K": [64, 32, 16], "CONV_WARPS": [8, 4], "CONV_STAGES": [3, 2, 4], "CONV_PW_SWAP": [False, True]},
+            "CONV_BLOCK_K": [64, 32, 16], "CONV_WARPS": [8, 4], "CONV_STAGES": [3, 2, 4]},
     # Where cuDNN runs TF32 (PyTorch's default), the baseline's convolutions are TF32: rounded TF32
     # products are as accurate (the contract admits them), and K blocks of 32 over 4 stages were the
     # fastest of the probes' tiles on both kernels (1x1 and 3x3; experiments/RESULTS.md, 2026-12-01).
-    seeds={"cudnn_allow_tf32": {"CONV_PRECISION": "tf32rn", "CONV_BLOCK_K": 32, "CONV_STAGES": 4}},
+    seeds={"cudnn.allow_tf32": {"CONV_PRECISION": "tf32rn", "CONV_BLOCK_K": 32, "CONV_STAGES": 4}},
     constraints=["CONV_BLOCK_M * CONV_BLOCK_N <= 128 * 32 * CONV_WARPS",
                  "(CONV_BLOCK_M + CONV_BLOCK_N) * CONV_BLOCK_K * 4 * CONV_STAGES <= 200000"],
     loads={"chan": "tl.load({ptr} + rn, mask=n_ok, other=0.0)[None, :]",
