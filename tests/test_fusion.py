@@ -294,6 +294,43 @@ def test_pointwise_conv_as_a_gemm_per_image(tmp_path):
     assert source.count("x.stride(0), x.stride(1), BLOCK_M=bm") == 2 and source.count("KH=1, KW=1") == 1
 
 
+PROLOGUE_CHAIN = """
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.bn1, self.pw = nn.Conv2d(16, 24, 3, padding=1, bias=False), nn.BatchNorm2d(24), nn.Conv2d(24, 20, 1)
+        self.dw, self.bn2 = nn.Conv2d(24, 24, 3, padding=1, groups=24, bias=False), nn.BatchNorm2d(24)
+        self.c3, self.c6 = nn.Conv2d(24, 18, 1), nn.Conv2d(24, 18, 3, padding=1)
+        self.scale = nn.Parameter(torch.rand(24, 1, 1) + 0.5)
+        self.c4, self.bn4, self.c5 = nn.Conv2d(16, 24, 1), nn.BatchNorm2d(24), nn.Conv2d(24, 16, 1)
+    def forward(self, x, x2):
+        a = self.pw(F.relu6(self.bn1(self.c1(x))))
+        b = self.c3(torch.sigmoid(self.bn2(self.dw(x2))) / self.scale)
+        y = torch.relu(self.bn4(self.c4(x)))
+        z = self.c6(torch.relu(self.bn2(self.dw(x2 * 2.0))))
+        return a, b, self.c5(y), y, z
+def get_inputs():
+    return [torch.randn(2, 16, 7, 9), torch.randn(2, 24, 6, 5) + 0.3]
+def get_init_inputs():
+    return []
+"""
+
+
+def test_a_producers_elementwise_tail_runs_in_the_next_convs_loads(tmp_path):
+    # conv -> BatchNorm -> ReLU6 -> 1x1 conv, and depthwise -> BatchNorm -> sigmoid / scale -> 1x1
+    # conv: the producers return their raw output and the tail's per-channel operands, the consumers
+    # apply the tail as they load (channels past the last in a K block stay zero: there the masked
+    # scale is 0 and the tail 0 / 0). A producer whose output is read twice, and one before a 3x3 conv
+    # (which would recompute the tail once per tap), keep their chain kernels. Train and eval.
+    prob = _problem(tmp_path, PROLOGUE_CHAIN)
+    source, spaces = _check(tmp_path, prob, ['triton_conv', 'triton_depthwise'], expect_kernels=8, params={
+        "CONV_BLOCK_M": 32, "CONV_BLOCK_N": 16, "CONV_BLOCK_K": 16, "DW_ROWS": 4})
+    assert source.count("= x  # the producer's output and its deferred tail's operands") == 2
+    assert source.count("return (y, ") == 2 and source.count("def _post_") == 2  # c4's and the 3x3's
+    _check(tmp_path, prob, ['triton_conv', 'triton_depthwise'], expect_kernels=8, params={
+        "CONV_BLOCK_M": 64, "CONV_BLOCK_N": 32, "CONV_BLOCK_K": 64, "CONV_PRECISION": "ieee"})
+
+
 # A TF32 conv candidate against float64 convolutions of its inputs rounded to nearest at TF32's
 # mantissa (frexp, independent of the candidate's own rounding), and of the inputs as they are.
 TF32_ERRORS = """

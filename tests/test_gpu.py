@@ -84,7 +84,7 @@ def _template_matches(tmp_path, path, rule, configs, tag, random_params=True, eq
     from evo_kernels.model.tunables import bake
     from evo_kernels.proposers import fusion
     problem = load_problem(path)
-    source, _ = fusion.build(problem, [rule])
+    source, _ = fusion.build(problem, [rule] if isinstance(rule, str) else rule)
     for i, params in enumerate(configs):
         cand = tmp_path / f"{tag}_{i}.py"
         cand.write_text(bake(source, params) if params else source)
@@ -191,6 +191,27 @@ def test_gemm_operand_copy_on_cuda():
     for view in (base[0].t(), base.transpose(1, 2), base[:, 5:, ::3].transpose(1, 2), base.permute(2, 0, 1)):
         got = launch(view)
         assert got.is_contiguous() and torch.equal(got, view.contiguous())
+
+
+def test_prologue_in_the_pointwise_conv_compiles_and_matches_on_cuda(tmp_path):
+    """A depthwise conv's BatchNorm and ReLU6 applied by the next 1x1 conv as it loads its input (the
+    depthwise helper returns its raw output, scale and shift), compiled, against the reference on the
+    GPU in training mode (batch statistics): channels cut at the K blocks' edge (72 in blocks of 64)."""
+    path = tmp_path / "prologue.py"
+    path.write_text("import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+                    "class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                    "        self.dw = nn.Conv2d(72, 72, 3, padding=1, groups=72, bias=False)\n"
+                    "        self.bn = nn.BatchNorm2d(72)\n        self.pw = nn.Conv2d(72, 40, 1)\n"
+                    "    def forward(self, x):\n        return self.pw(F.relu6(self.bn(self.dw(x))))\n"
+                    "def get_inputs():\n    return [torch.randn(6, 72, 29, 33)]\n"
+                    "def get_init_inputs():\n    return []\n")
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False  # the reference's conv in fp32
+    try:
+        _template_matches(tmp_path, path, ["triton_depthwise", "triton_conv"],
+                          ({}, {"CONV_BLOCK_K": 32, "CONV_STAGES": 4, "DW_ROWS": 4}), "prologue")
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
 
 
 def test_pointwise_conv_with_batchnorm_compiles_and_matches_on_cuda(tmp_path):

@@ -107,6 +107,35 @@ def _emit(k: int, group: Group, rules: set[str]) -> tuple[Emitted, int] | None:
     return None
 
 
+def _prologues(emitted: list[tuple[int, Group, Emitted, int]], rules: set[str]) -> list[tuple[int, Group, Emitted, int]]:
+    """A template conv whose input is another template group's output, read by nothing else, applies
+    that group's elementwise tail (a BatchNorm's scale and shift, an activation) as it loads its
+    input: the producer returns its raw output and the tail's per-channel operands, and the chain
+    kernel's pass over the tensor (a write and a read of it) is gone."""
+    out = list(emitted)
+    producer_of = {group.output: i for i, (_, group, _, n) in enumerate(emitted) if n == len(group.members)}
+    for j, (k, group, _, n) in enumerate(emitted):
+        consumer = BY_NAME.get(group.template)
+        if consumer is None or not consumer.takes_prologue or consumer.rule not in rules:
+            continue
+        x = group.source["x"]
+        i = producer_of.get(x)
+        if i is None or len(x.users) != 1:
+            continue
+        kp, producer_group, _, np_ = out[i]
+        producer = BY_NAME.get(producer_group.template)
+        if producer is None or not producer.defers or producer.rule not in rules:
+            continue
+        deferred = producer.emit(kp, producer_group, lower_chain, defer=True)
+        if deferred is None:
+            continue
+        fused = consumer.emit(k, group, lower_chain, prologue=deferred.deferred)
+        if fused is None:
+            continue
+        out[i], out[j] = (kp, producer_group, deferred, np_), (k, group, fused, n)
+    return out
+
+
 # --- assembling the candidate -------------------------------------------------------------------------------
 def _placeholder(k: int, impl: Any = None) -> Any:
     """A call target standing for helper `_fK` in the graph; `impl` computes its value where the
@@ -152,6 +181,7 @@ def build(problem: Any, rules: Iterable[str]) -> tuple[str, list[str]] | None:
         got = _emit(len(emitted), group, rules)
         if got is not None:
             emitted.append((len(emitted), group, got[0], got[1]))
+    emitted = _prologues(emitted, rules)
     if not emitted and not changed:
         return None
     graph = gm.graph

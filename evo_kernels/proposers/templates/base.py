@@ -156,6 +156,9 @@ class Emitted:
     kernels: list[str]
     helper: str
     spaces: set[str]  # the template spaces the helper's launches read (tuned together)
+    # Ops left to the consumer's loads (a Prologue): the helper then returns its raw output and the
+    # per-channel operands they read, as a tuple.
+    deferred: Any = None
 
 
 class Lowered(NamedTuple):
@@ -215,10 +218,14 @@ class AnchorTemplate(TritonTemplate):
     kind: str = ""  # the group kind its pattern makes ("gemm": rows of the last dim; "conv": NCHW)
     pattern: Callable[..., "dict[str, Any] | None"] | None = None  # FX node -> source dict
     emitter: Callable[..., "Emitted | None"] | None = None  # (k, group, template, chain) -> Emitted
+    # Whether its emitter can leave its elementwise tail to a consumer (`defer=True`), and whether it
+    # can apply a producer's tail to its own input as it loads it (`prologue=...`).
+    defers: bool = False
+    takes_prologue: bool = False
 
-    def emit(self, k: int, group: Group, chain: Chain) -> Emitted | None:
+    def emit(self, k: int, group: Group, chain: Chain, **options: Any) -> Emitted | None:
         assert self.emitter is not None
-        return self.emitter(k, group, self, chain)
+        return self.emitter(k, group, self, chain, **options)
 
 
 @dataclass

@@ -8,12 +8,14 @@ the accuracy contract then admits; where the run is strict fp32 the contract rej
 """
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 from torch import fx, nn
 
 from .ir import Group, Op
-from .base import AnchorTemplate, Chain, Emitted, _with_grouped_tiles, body, operand_lines, prefix, render, shift, with_bias
+from .base import (REDUCE, AnchorTemplate, Chain, Emitted, _with_grouped_tiles, body, operand_lines, prefix, render,
+                   shift, with_bias)
 from .stats import STATS, STATS_PTRS, bn_apply, bn_args
 
 
@@ -29,7 +31,7 @@ PRODUCTS = """\
 
 CONV = _with_grouped_tiles('''
 @triton.jit
-def $name(x_ptr, w_ptr, c_ptr,$ptrs$stats_ptrs NB, C, H, W, CO, OH, OW, CP, s_xn, s_xc, s_xh, s_xw,
+def $name(x_ptr, w_ptr, c_ptr,$ptrs$pro_ptrs$stats_ptrs NB, C, H, W, CO, OH, OW, CP, s_xn, s_xc, s_xh, s_xw,
           SH: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, DH: tl.constexpr,
           DW: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
           BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr):
@@ -60,7 +62,7 @@ $grouped_tiles
         ok = m_ok & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
         c_ok = c < C
         a = tl.load(x_img[:, None] + (ih * s_xh + iw * s_xw)[:, None] + c[None, :] * s_xc,
-                    mask=ok[:, None] & c_ok[None, :], other=0.0)
+                    mask=ok[:, None] & c_ok[None, :], other=0.0)$prologue
         b = tl.load(w_rows + (tap * C + c)[:, None], mask=c_ok[:, None], other=0.0)
 $products
     mask = m_ok[:, None] & n_ok[None, :]
@@ -78,7 +80,7 @@ $stats
 # transposed before the epilogue, measured 1.6-3x slower on level1/07, level2/19 and level3/10.
 POINTWISE = _with_grouped_tiles('''
 @triton.jit
-def $name(x_ptr, w_ptr, c_ptr,$ptrs$stats_ptrs C, CO, HW, s_xn, s_xc, BLOCK_M: tl.constexpr,
+def $name(x_ptr, w_ptr, c_ptr,$ptrs$pro_ptrs$stats_ptrs C, CO, HW, s_xn, s_xc, BLOCK_M: tl.constexpr,
           BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr):
     # M = one image's pixels, N = output channels, K = input channels; images folded into axis 0.
     M = HW
@@ -96,7 +98,7 @@ $grouped_tiles
         c_ok = c < C
         b = tl.load(w_ptr + rn[None, :] * C + c[:, None], mask=n_ok[None, :] & c_ok[:, None], other=0.0)
         a = tl.load(x_img + rm[:, None] + c[None, :].to(tl.int64) * s_xc, mask=m_ok[:, None] & c_ok[None, :],
-                    other=0.0)
+                    other=0.0)$prologue
 $products
     mask = m_ok[:, None] & n_ok[None, :]
     offs = (img.to(tl.int64) * CO * HW + rm)[:, None] + rn[None, :] * HW
@@ -105,6 +107,43 @@ $body
 $stats
     tl.store(c_ptr + offs, $out, mask=mask)
 '''.replace("$products", PRODUCTS))
+
+
+class Prologue(NamedTuple):
+    """A producer's elementwise tail (a BatchNorm's scale and shift, an activation) that a conv applies
+    to its input as it loads it, instead of a pass of its own over the tensor: ops on "v" (the input's
+    value), "tK" and the per-channel operands "pq0", "pq1", ..."""
+
+    ops: list[Op]
+    operands: int
+
+
+def deferred_tail(rest: list[Op], kinds: list[str]) -> tuple[Prologue, list[str]] | None:
+    """`rest` as a prologue, and the operands it reads (the producer returns them after its output,
+    in this order); None unless it is elementwise on per-channel operands only."""
+    if not rest or any(op.name in REDUCE or op.name in ("pool", "bn") for op in rest):
+        return None
+    used = sorted({a for op in rest for a in op.args if isinstance(a, str) and a.startswith("p")},
+                  key=lambda a: int(a[1:]))
+    if any(kinds[int(a[1:])] != "chan" for a in used):
+        return None
+    rename = {a: f"pq{i}" for i, a in enumerate(used)}
+    ops = [Op(op.name, tuple(rename.get(a, a) if isinstance(a, str) else a for a in op.args), op.const) for op in rest]
+    return Prologue(ops, len(used)), used
+
+
+def prologue_lines(prologue: Prologue | None, mask: str) -> str:
+    """The K loop's lines applying a prologue to the input tile `a` (channels `c`, valid where
+    `mask`), each after a newline; out-of-bounds and padded positions stay zero, as the producer's
+    output has them."""
+    if prologue is None:
+        return ""
+    loads = {f"pq{j}": "tl.load({ptr} + c, mask=c_ok, other=0.0)[None, :]" for j in range(prologue.operands)}
+    lines, out = body(prologue.ops, loads, indent=" " * 8)
+    # its temporaries apart from the epilogue's (t0, u0, ...)
+    lines = [re.sub(r"\b([tu])(\d+)\b", r"q\1\2", line) for line in lines]
+    out = re.sub(r"\b([tu])(\d+)\b", r"q\1\2", out)
+    return "".join("\n" + line for line in ["        v = a"] + lines + [f"        a = tl.where({mask}, {out}, 0.0)"])
 
 
 def conv_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] | None:
@@ -164,10 +203,11 @@ def output_size_line(a: ConvAnchor) -> str:
 
 
 def finish(k: int, a: ConvAnchor, code: list[str], kernels: list[str], space: str, chain: Chain,
-           shape: tuple[int, ...]) -> Emitted | None:
+           shape: tuple[int, ...], defer: bool = False) -> Emitted | None:
     """The helper after its conv kernel's launch (which left `y`, and a BatchNorm's statistics in
     st_cnt, st_mean, st_m2): the BatchNorm's scale and shift, then a chain kernel for what follows,
-    or `y` itself."""
+    or `y` itself. With `defer`, what follows goes to the consumer's loads instead: `y` and its
+    operands are returned (None when it cannot be a prologue)."""
     n, kinds, rest = len(a.kinds), a.kinds, a.rest
     if a.one_d:
         code.append("    y = y.squeeze(2)")
@@ -175,6 +215,13 @@ def finish(k: int, a: ConvAnchor, code: list[str], kernels: list[str], space: st
     if a.bn is not None:
         _, rest, kinds = bn_apply(rest, kinds, "chan")
         code.append(f"    p{n}, p{n + 1} = {bn_args(a.bn)[2]}")
+    if defer:
+        tail = deferred_tail(rest, kinds)
+        if tail is None:
+            return None
+        prologue, used = tail
+        code.append(f"    return (y, {', '.join(used)})")
+        return Emitted(a.args, kernels, "\n".join(code) + "\n", spaces, deferred=prologue)
     if rest:
         chained = chain(f"_post_{k}", rest, kinds, "y", shape)
         if chained is None:
@@ -187,20 +234,27 @@ def finish(k: int, a: ConvAnchor, code: list[str], kernels: list[str], space: st
     return Emitted(a.args, kernels, "\n".join(code) + "\n", spaces)
 
 
-def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | None:
+def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = False,
+          prologue: Prologue | None = None) -> Emitted | None:
     if group.source["conv"].in_channels < 16:  # tiny K per tap: a tensor-core block of C would waste most work
         return None
     a = conv_anchor(group, t)
     kh, kw, sh, sw, ph, pw, dh, dw = a.geometry
     pointwise = (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0)
+    if prologue is not None and kh * kw > 1:
+        return None  # each input element would be loaded, and its prologue recomputed, once per tap
     name = f"_conv_{k}"
     lines, out = body(a.head, t.loads_for(a.kinds))
     stats = STATS.format(i="    ", out=out, ncols="CO", chunk="(img * grid_m + pid_m)" if pointwise else "pid_m")
+    pro = prologue_lines(prologue, "m_ok[:, None] & c_ok[None, :]" if pointwise else "ok[:, None] & c_ok[None, :]")
+    pro_names = [f"pq{j}" for j in range(prologue.operands)] if prologue is not None else []
     kernels = [render(POINTWISE if pointwise else CONV, name, len(a.kinds), body="\n".join(lines), out=out,
-                      stats=stats if a.bn is not None else "", stats_ptrs=STATS_PTRS if a.bn is not None else "")]
-    ptrs = a.ptrs + ("st_mean, st_m2, st_cnt, " if a.bn is not None else "")
+                      stats=stats if a.bn is not None else "", stats_ptrs=STATS_PTRS if a.bn is not None else "",
+                      prologue=pro, pro_ptrs="".join(f" {q}_ptr," for q in pro_names))]
+    ptrs = a.ptrs + "".join(f"{q}, " for q in pro_names) + ("st_mean, st_m2, st_cnt, " if a.bn is not None else "")
     code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + (
-        ["    x, w = x.unsqueeze(2), w.unsqueeze(2)"] if a.one_d else [])
+        [f"    x, {', '.join(pro_names)} = x  # the producer's output and its deferred tail's operands"]
+        if prologue is not None else []) + (["    x, w = x.unsqueeze(2), w.unsqueeze(2)"] if a.one_d else [])
     if pointwise:
         code += [
             "    x = x.contiguous()  # (a tile's pixels contiguous)",
@@ -241,7 +295,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         ]
     if a.bn is None:
         code = [line for line in code if "st_m" not in line]
-    return finish(k, a, code, kernels, "conv", chain, group.shape)
+    return finish(k, a, code, kernels, "conv", chain, group.shape, defer)
 
 
 def _stats_lines() -> list[str]:
@@ -266,7 +320,8 @@ def get_init_inputs():
 
 TEMPLATE = AnchorTemplate(
     kernel=CONV, example=EXAMPLE, example_rules=('triton_conv',), example_params={'CONV_BLOCK_M': 32, 'CONV_BLOCK_N': 16, 'CONV_BLOCK_K': 16},
-    name="conv", rule="triton_conv", prior=5.0, kind="conv", pattern=conv_source, emitter=_emit,
+    name="conv", rule="triton_conv", prior=5.0, kind="conv", pattern=conv_source, emitter=_emit, defers=True,
+    takes_prologue=True,
     # Precision first: its next value (tf32rn, 1.7-2.3x faster where the run's convolutions are TF32)
     # is the first neighbour a screen tries.
     params={"CONV_PRECISION": ["tf32x3", "tf32rn", "ieee"], "CONV_BLOCK_M": [128, 64, 256], "CONV_BLOCK_N": [128, 64],

@@ -138,7 +138,7 @@ def depthwise_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, 
     return {"x": node.args[0], "module": node.target, "conv": mod}
 
 
-def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | None:
+def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = False) -> Emitted | None:
     a = conv_anchor(group, t)
     kh, kw, sh, sw, ph, pw, dh, dw = a.geometry
     name, ptrs = f"_dwconv_{k}", a.ptrs
@@ -185,7 +185,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         output_size_line(a),
         "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
     ] + launch
-    return finish(k, a, code, kernels, "depthwise", chain, group.shape)
+    return finish(k, a, code, kernels, "depthwise", chain, group.shape, defer)
 
 
 EXAMPLE = '''
@@ -206,6 +206,7 @@ def get_init_inputs():
 TEMPLATE = AnchorTemplate(
     kernel=DWCONV, example=EXAMPLE, example_rules=('triton_depthwise',), example_params={'DW_BLOCK': 64},
     name="depthwise", rule="triton_depthwise", prior=5.0, kind="conv", pattern=depthwise_source, emitter=_emit,
+    defers=True,
     # The sliding window's rows per program and columns per lane (4: 1.12x over 1 on a 3x3 over 112
     # columns, H200); the tile kernel's (strided rows) elements per program and warps.
     params={"DW_ROWS": [8, 16, 32, 4], "DW_PER_THREAD": [4, 2, 8, 1], "DW_BLOCK": [1024, 512, 2048],
