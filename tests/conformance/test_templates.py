@@ -3,6 +3,7 @@ evo_kernels/proposers/templates/__init__.py: its space is well formed and its de
 constraints; its example problem builds a candidate through its rules that uses its kernel and passes
 the static policy; and that candidate computes the reference's function under Triton's interpreter on
 the CPU (all templates in one interpreter process: Triton is imported once)."""
+import inspect
 import textwrap
 
 import pytest
@@ -39,6 +40,20 @@ def test_space_is_well_formed(template):
 def test_anchor_template_has_a_rule(template):
     assert template.rule in fusion.rule_names() and template.rule in {r.name for r in RULES}
     assert template.kind in ("gemm", "conv", "reduce") and template.pattern is not None and template.emitter is not None
+    # The capabilities it declares are options its emitter takes (fusion passes them by name).
+    options = inspect.signature(template.emitter).parameters
+    assert template.defers == ("defer" in options) and template.takes_prologue == ("prologue" in options)
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=IDS)
+def test_seeds_are_values_of_the_space(template):
+    """A template's seeds (values to start from under a baseline precision switch) lie in its space
+    and, with the other defaults, satisfy its constraints."""
+    params = template.params or named_space(template.space_name)[0]
+    for switch, seeds in template.seeds.items():
+        assert "." in switch  # a flag as the baselines record it (precision.precision_flags), e.g. cudnn.allow_tf32
+        assert all(k in params and v in params[k] for k, v in seeds.items()), (switch, seeds)
+        assert satisfies({**{k: v[0] for k, v in params.items()}, **seeds}, template.constraints)
 
 
 def _built(template, tmp_path):
