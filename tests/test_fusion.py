@@ -331,6 +331,29 @@ def test_a_producers_elementwise_tail_runs_in_the_next_convs_loads(tmp_path):
         "CONV_BLOCK_M": 64, "CONV_BLOCK_N": 32, "CONV_BLOCK_K": 64, "CONV_PRECISION": "ieee"})
 
 
+def test_a_conv_both_takes_and_defers_a_tail(tmp_path):
+    # Three 1x1 convs with a BatchNorm and an activation between each: the middle one applies the
+    # first one's tail as it loads and leaves its own to the last one.
+    prob = _problem(tmp_path, """
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.bn_a = nn.Conv2d(16, 24, 1, bias=False), nn.BatchNorm2d(24)
+            self.b, self.bn_b = nn.Conv2d(24, 20, 1), nn.BatchNorm2d(20)
+            self.c = nn.Conv2d(20, 16, 1)
+        def forward(self, x):
+            return self.c(torch.relu(self.bn_b(self.b(F.relu6(self.bn_a(self.a(x)))))))
+    def get_inputs():
+        return [torch.randn(2, 16, 5, 7) + 0.2]
+    def get_init_inputs():
+        return []
+    """)
+    source, _ = _check(tmp_path, prob, ['triton_conv'], expect_kernels=3, params={
+        "CONV_BLOCK_M": 32, "CONV_BLOCK_N": 16, "CONV_BLOCK_K": 16})
+    assert source.count("= x  # the producer's output and its deferred tail's operands") == 2
+    assert source.count("return (y, ") == 2 and "def _post_" not in source
+
+
 # A TF32 conv candidate against float64 convolutions of its inputs rounded to nearest at TF32's
 # mantissa (frexp, independent of the candidate's own rounding), and of the inputs as they are.
 TF32_ERRORS = """

@@ -111,8 +111,10 @@ def _prologues(emitted: list[tuple[int, Group, Emitted, int]], rules: set[str]) 
     """A template conv whose input is another template group's output, read by nothing else, applies
     that group's elementwise tail (a BatchNorm's scale and shift, an activation) as it loads its
     input: the producer returns its raw output and the tail's per-channel operands, and the chain
-    kernel's pass over the tensor (a write and a read of it) is gone."""
+    kernel's pass over the tensor (a write and a read of it) is gone. A group can be both: a consumer
+    of the group before it and a producer for the one after."""
     out = list(emitted)
+    options: dict[int, dict[str, Any]] = {}  # by position: what each re-emitted group was given
     producer_of = {group.output: i for i, (_, group, _, n) in enumerate(emitted) if n == len(group.members)}
     for j, (k, group, _, n) in enumerate(emitted):
         consumer = BY_NAME.get(group.template)
@@ -126,13 +128,16 @@ def _prologues(emitted: list[tuple[int, Group, Emitted, int]], rules: set[str]) 
         producer = BY_NAME.get(producer_group.template)
         if producer is None or not producer.defers or producer.rule not in rules:
             continue
-        deferred = producer.emit(kp, producer_group, lower_chain, defer=True)
+        given = {**options.get(i, {}), "defer": True}
+        deferred = producer.emit(kp, producer_group, lower_chain, **given)
         if deferred is None:
             continue
-        fused = consumer.emit(k, group, lower_chain, prologue=deferred.deferred)
+        taken = {**options.get(j, {}), "prologue": deferred.deferred}
+        fused = consumer.emit(k, group, lower_chain, **taken)
         if fused is None:
             continue
         out[i], out[j] = (kp, producer_group, deferred, np_), (k, group, fused, n)
+        options[i], options[j] = given, taken
     return out
 
 
