@@ -36,11 +36,8 @@ GEMM_OPERANDS = [{}, {"GEMM_KMAJOR": False}, {"GEMM_WARPS": 4}, {"BLOCK_K": 32, 
                  {"GEMM_KMAJOR": False, "GEMM_WARPS": 4}]
 DW_CONFIGS = [{}, {"DW_ROWS": 16}, {"DW_PER_THREAD": 2}, {"DW_PER_THREAD": 8}, {"DW_ROWS": 4}, {"DW_ROWS": 32}]
 DW = dict(depthwise=True)
-# The 1x1 conv's GEMM per image: TF32 (cuDNN's precision as run) and tf32x3
+# The 1x1 conv's GEMM per image at TF32 (cuDNN's precision as run): a sweep of its tiles
 TF32RN = {"CONV_PRECISION": "tf32rn"}
-PW_CONFIGS = [TF32RN, dict(TF32RN, CONV_BLOCK_K=32, CONV_STAGES=4), dict(TF32RN, CONV_BLOCK_N=64, CONV_WARPS=4),
-              dict(TF32RN, CONV_BLOCK_M=256, CONV_BLOCK_K=32), dict(TF32RN, CONV_BLOCK_M=64, CONV_WARPS=4), {}]
-# A sweep of its tiles at TF32
 PW_SWEEP = [dict(TF32RN, CONV_BLOCK_K=bk, CONV_STAGES=st, CONV_WARPS=wp)
             for bk, st in ((16, 4), (32, 3), (32, 4), (32, 5), (64, 2)) for wp in (4, 8)]
 # The sweep's best on level1/07, level2/19 and level3/10 (2026-12-01)
@@ -106,7 +103,7 @@ PLAN = [  # (problem, options, configs, time torch.compile too)
     ("level2/05_Gemm_SiLU_Clamp", G, GEMM_CONFIGS, True),
     ("level1/06_Conv2d_3x3", dict(conv=True), CONV_CONFIGS + CONV_TF32, True),
     ("level2/14_Conv2d_Tanh_Scale_BiasAdd_MaxPool", ALL, CONV_CONFIGS[:3] + CONV_TF32, True),
-    ("level1/07_Conv2d_pointwise_1x1", dict(conv=True), PW_CONFIGS[-1:] + PW_BEST, True),
+    ("level1/07_Conv2d_pointwise_1x1", dict(conv=True), [{}] + PW_SWEEP, True),
     ("level2/15_Conv2d_ReLU_BiasAdd", dict(conv=True), CONV_TF32, True),
     ("level2/11_Conv2d_BatchNorm_ReLU", dict(conv=True), CONV_TF32, True),
     ("level1/08_Conv2d_depthwise_3x3", DW, DW_CONFIGS, True),

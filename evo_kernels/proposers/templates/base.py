@@ -83,9 +83,10 @@ def row_valued(ops: list[Op], operand_kinds: list[str]) -> set[str]:
     return rows
 
 
-def body(ops: list[Op], loads: dict[str, str], indent: str = "    ") -> tuple[list[str], str]:
+def body(ops: list[Op], loads: dict[str, str], indent: str = "    ", temp: str = "") -> tuple[list[str], str]:
     """Triton lines computing `ops` (operands loaded on first use with `loads[kind]`), and the ref of
-    the result ("v" when there are no ops)."""
+    the result ("v" when there are no ops). `temp` prefixes its temporaries' names (tK, uK), apart
+    from another body's in the same kernel."""
     lines: list[str] = []
     loaded: set[str] = set()
 
@@ -94,7 +95,7 @@ def body(ops: list[Op], loads: dict[str, str], indent: str = "    ") -> tuple[li
             if a.startswith("p") and a not in loaded:
                 loaded.add(a)
                 lines.append(f"{indent}{a} = {loads[a].format(ptr=a + '_ptr')}")
-            return a
+            return temp + a if a.startswith("t") else a
         return _lit(float(a))
 
     for i, op in enumerate(ops):
@@ -109,14 +110,14 @@ def body(ops: list[Op], loads: dict[str, str], indent: str = "    ") -> tuple[li
         elif op.name == "leaky_relu":
             expr = f"tl.where({args[0]} >= 0.0, {args[0]}, {args[0]} * {_lit(op.const[0])})"
         elif op.name == "gelu_tanh":
-            lines.append(f"{indent}u{i} = 0.7978845608028654 * ({args[0]} + 0.044715 * {args[0]} * {args[0]} * {args[0]})")
-            expr = f"0.5 * {args[0]} * (1.0 + {EXPR['tanh'].format(f'u{i}')})"
+            lines.append(f"{indent}{temp}u{i} = 0.7978845608028654 * ({args[0]} + 0.044715 * {args[0]} * {args[0]} * {args[0]})")
+            expr = f"0.5 * {args[0]} * (1.0 + {EXPR['tanh'].format(f'{temp}u{i}')})"
         elif op.name == "pool":
             raise ValueError("pool ops are lowered by the pool template")
         else:
             expr = EXPR[op.name].format(*args)
-        lines.append(f"{indent}t{i} = {expr}")
-    return lines, (f"t{len(ops) - 1}" if ops else "v")
+        lines.append(f"{indent}{temp}t{i} = {expr}")
+    return lines, (f"{temp}t{len(ops) - 1}" if ops else "v")
 
 
 def ptr_params(n: int) -> str:

@@ -8,7 +8,6 @@ the accuracy contract then admits; where the run is strict fp32 the contract rej
 """
 from __future__ import annotations
 
-import re
 from typing import Any, NamedTuple
 
 from torch import fx, nn
@@ -139,10 +138,7 @@ def prologue_lines(prologue: Prologue | None, mask: str) -> str:
     if prologue is None:
         return ""
     loads = {f"pq{j}": "tl.load({ptr} + c, mask=c_ok, other=0.0)[None, :]" for j in range(prologue.operands)}
-    lines, out = body(prologue.ops, loads, indent=" " * 8)
-    # its temporaries apart from the epilogue's (t0, u0, ...)
-    lines = [re.sub(r"\b([tu])(\d+)\b", r"q\1\2", line) for line in lines]
-    out = re.sub(r"\b([tu])(\d+)\b", r"q\1\2", out)
+    lines, out = body(prologue.ops, loads, indent=" " * 8, temp="q")  # (qt0, ...: apart from the epilogue's)
     return "".join("\n" + line for line in ["        v = a"] + lines + [f"        a = tl.where({mask}, {out}, 0.0)"])
 
 
@@ -245,63 +241,52 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
         return None  # each input element would be loaded, and its prologue recomputed, once per tap
     name = f"_conv_{k}"
     lines, out = body(a.head, t.loads_for(a.kinds))
-    stats = STATS.format(i="    ", out=out, ncols="CO", chunk="(img * grid_m + pid_m)" if pointwise else "pid_m")
+    stats = STATS.format(i="    ", out=out, ncols="CO", chunk="(img * grid_m + pid_m)" if pointwise else "pid_m") \
+        if a.bn is not None else ""
     pro = prologue_lines(prologue, "m_ok[:, None] & c_ok[None, :]" if pointwise else "ok[:, None] & c_ok[None, :]")
     pro_names = [f"pq{j}" for j in range(prologue.operands)] if prologue is not None else []
     kernels = [render(POINTWISE if pointwise else CONV, name, len(a.kinds), body="\n".join(lines), out=out,
-                      stats=stats if a.bn is not None else "", stats_ptrs=STATS_PTRS if a.bn is not None else "",
+                      stats=stats, stats_ptrs=STATS_PTRS if a.bn is not None else "",
                       prologue=pro, pro_ptrs="".join(f" {q}_ptr," for q in pro_names))]
     ptrs = a.ptrs + "".join(f"{q}, " for q in pro_names) + ("st_mean, st_m2, st_cnt, " if a.bn is not None else "")
     code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + (
         [f"    x, {', '.join(pro_names)} = x  # the producer's output and its deferred tail's operands"]
         if prologue is not None else []) + (["    x, w = x.unsqueeze(2), w.unsqueeze(2)"] if a.one_d else [])
+    # What differs between the two kernels: the input's layout, the filters' rows, the M tiles
+    # (inside one image for the GEMM per image) and the kernel's geometry arguments.
     if pointwise:
-        code += [
-            "    x = x.contiguous()  # (a tile's pixels contiguous)",
-            "    nb, c, h, w_ = x.shape",
-            "    co, hw = w.shape[0], h * w_",
-            "    wk = w.reshape(co, c).contiguous()  # rows of c: K-major, as the tensor cores read them",
-            "    if CONV_PRECISION == 'tf32rn':",
-            "        wk = _round_tf32(wk)",
-            "    y = torch.empty((nb, co, h, w_), device=x.device, dtype=torch.float32)",
-            "    bm = min(CONV_BLOCK_M, max(16, triton.next_power_of_2(hw)))  # no taller than an image",
-            "    bn = min(CONV_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels",
-            "    tiles_m = nb * triton.cdiv(hw, bm)",
-        ] + _stats_lines() + [
-            "    grid = (tiles_m * triton.cdiv(co, bn),)",
-            f"    {name}[grid](x, wk, y, {ptrs}c, co, hw, x.stride(0), x.stride(1), BLOCK_M=bm, BLOCK_N=bn, "
-            "BLOCK_K=CONV_BLOCK_K, GROUP_M=8, PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, "
-            "num_stages=_fit_stages(bm, bn, CONV_BLOCK_K, CONV_STAGES))",
-        ]
+        code += ["    x = x.contiguous()  # (a tile's pixels contiguous)",
+                 "    nb, c, oh, ow = x.shape",
+                 "    co = w.shape[0]",
+                 "    wk = w.reshape(co, c).contiguous()  # rows of c: K-major, as the tensor cores read them"]
+        bm = "min(CONV_BLOCK_M, max(16, triton.next_power_of_2(oh * ow)))  # no taller than an image"
+        tiles_m = "nb * triton.cdiv(oh * ow, bm)"
+        geometry = "c, co, oh * ow, x.stride(0), x.stride(1)"
     else:
-        code += [
-            "    nb, c, h, w_ = x.shape",
-            "    co = w.shape[0]",
-            output_size_line(a),
-            "    # Filters as rows of (kh, kw, c): K-major, as the tensor cores read them.",
-            "    wk = w.permute(0, 2, 3, 1).contiguous()",
-            "    if CONV_PRECISION == 'tf32rn':",
-            "        wk = _round_tf32(wk)",
-            "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
-            "    cp = triton.cdiv(c, CONV_BLOCK_K) * CONV_BLOCK_K",
-            "    bn = min(CONV_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels",
-            "    tiles_m = triton.cdiv(nb * oh * ow, CONV_BLOCK_M)",
-        ] + _stats_lines() + [
-            "    grid = (tiles_m * triton.cdiv(co, bn),)",
-            f"    {name}[grid](x, wk, y, {ptrs}nb, c, h, w_, co, oh, ow, cp, *x.stride(), SH={sh}, SW={sw}, PH={ph}, "
-            f"PW={pw}, DH={dh}, DW={dw}, KH={kh}, KW={kw}, BLOCK_M=CONV_BLOCK_M, BLOCK_N=bn, "
-            "BLOCK_K=CONV_BLOCK_K, GROUP_M=8, PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, "
-            "num_stages=_fit_stages(CONV_BLOCK_M, bn, CONV_BLOCK_K, CONV_STAGES))",
-        ]
-    if a.bn is None:
-        code = [line for line in code if "st_m" not in line]
+        code += ["    nb, c, h, w_ = x.shape",
+                 "    co = w.shape[0]",
+                 output_size_line(a),
+                 "    # Filters as rows of (kh, kw, c): K-major, as the tensor cores read them.",
+                 "    wk = w.permute(0, 2, 3, 1).contiguous()"]
+        bm = "CONV_BLOCK_M"
+        tiles_m = "triton.cdiv(nb * oh * ow, bm)"
+        geometry = (f"nb, c, h, w_, co, oh, ow, triton.cdiv(c, CONV_BLOCK_K) * CONV_BLOCK_K, *x.stride(), SH={sh}, "
+                    f"SW={sw}, PH={ph}, PW={pw}, DH={dh}, DW={dw}, KH={kh}, KW={kw}")
+    code += [
+        "    if CONV_PRECISION == 'tf32rn':",
+        "        wk = _round_tf32(wk)",
+        "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
+        f"    bm = {bm}",
+        "    bn = min(CONV_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels",
+        f"    tiles_m = {tiles_m}"]
+    if a.bn is not None:  # its per-tile statistics
+        code += ["    st_mean = torch.empty((tiles_m, co), device=x.device, dtype=torch.float32)",
+                 "    st_m2, st_cnt = torch.empty_like(st_mean), torch.empty((tiles_m,), device=x.device, dtype=torch.float32)"]
+    code += [
+        "    grid = (tiles_m * triton.cdiv(co, bn),)",
+        f"    {name}[grid](x, wk, y, {ptrs}{geometry}, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=CONV_BLOCK_K, GROUP_M=8, "
+        "PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, num_stages=_fit_stages(bm, bn, CONV_BLOCK_K, CONV_STAGES))"]
     return finish(k, a, code, kernels, "conv", chain, group.shape, defer)
-
-
-def _stats_lines() -> list[str]:
-    # A following BatchNorm's per-tile statistics (filtered out where there is none).
-    return ["    st_mean = torch.empty((tiles_m, co), device=x.device, dtype=torch.float32)",
-            "    st_m2, st_cnt = torch.empty_like(st_mean), torch.empty((tiles_m,), device=x.device, dtype=torch.float32)"]
 
 
 EXAMPLE = '''
