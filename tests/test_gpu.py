@@ -1,4 +1,6 @@
 """GPU checks (run on a CUDA machine: `python3 -m pytest -m gpu`). CI has no GPU and skips them."""
+import contextlib
+
 import pytest
 import torch
 
@@ -75,6 +77,18 @@ def _reference_and_candidate(problem, module):
         new = problem.make_model(module.ModelNew, 1, "cuda")
         new.load_state_dict(ref.state_dict())
     return ref, new
+
+
+@contextlib.contextmanager
+def _strict_precision():
+    """Full fp32 (the harness's strict switches) inside, the switches as they were after."""
+    from evo_kernels.harness import precision
+    saved = precision.read_switches()
+    precision.set_strict_precision()
+    try:
+        yield
+    finally:
+        precision.apply(saved)
 
 
 def _template_matches(tmp_path, path, rule, configs, tag, random_params=True, equal_nan=False):
@@ -205,13 +219,9 @@ def test_prologue_in_the_pointwise_conv_compiles_and_matches_on_cuda(tmp_path):
                     "    def forward(self, x):\n        return self.pw(F.relu6(self.bn(self.dw(x))))\n"
                     "def get_inputs():\n    return [torch.randn(6, 72, 29, 33)]\n"
                     "def get_init_inputs():\n    return []\n")
-    tf32 = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False  # the reference's conv in fp32
-    try:
+    with _strict_precision():  # the reference's conv in fp32
         _template_matches(tmp_path, path, ["triton_depthwise", "triton_conv"],
                           ({}, {"CONV_BLOCK_K": 32, "CONV_STAGES": 4, "DW_ROWS": 4}), "prologue")
-    finally:
-        torch.backends.cudnn.allow_tf32 = tf32
 
 
 def test_pointwise_conv_with_batchnorm_compiles_and_matches_on_cuda(tmp_path):
@@ -226,11 +236,7 @@ def test_pointwise_conv_with_batchnorm_compiles_and_matches_on_cuda(tmp_path):
                     "    def forward(self, x):\n        return F.relu6(self.bn(self.c(x)))\n"
                     "def get_inputs():\n    return [torch.randn(8, 96, 37, 45)]\n"
                     "def get_init_inputs():\n    return []\n")
-    tf32 = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False  # the reference's conv in fp32 (cuDNN's TF32 errs by 1e-3 here)
-    try:
+    with _strict_precision():  # the reference's conv in fp32 (cuDNN's TF32 errs by 1e-3 here)
         _template_matches(tmp_path, path, "triton_conv", ({}, {"CONV_BLOCK_K": 32, "CONV_STAGES": 4},
                                                           {"CONV_BLOCK_M": 64, "CONV_BLOCK_N": 32, "CONV_WARPS": 4}),
                           "pointwise")
-    finally:
-        torch.backends.cudnn.allow_tf32 = tf32
