@@ -41,7 +41,8 @@ def compiled_kernels(module) -> list[tuple[str, object]]:
     from triton.runtime.jit import JITFunction
     out = []
     for name, fn in vars(module).items():
-        fn = getattr(fn, "fn", fn)  # an autotuned or heuristics wrapper
+        if not isinstance(fn, JITFunction):
+            fn = getattr(fn, "fn", None)  # an autotuned or heuristics wrapper holds the JITFunction
         if not isinstance(fn, JITFunction):
             continue
         for caches in fn.device_caches.values():
@@ -72,6 +73,8 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], help="module constants, NAME=VALUE (a Python literal)")
     ap.add_argument("--no-prologues", action="store_true", help="build without fusing producers' tails into "
                                                                 "their consumers' loads (the comparison)")
+    ap.add_argument("--candidate", default=None, help="a candidate file to report instead of the built draft "
+                                                      "(a hand-edited variant of it)")
     ap.add_argument("--out", default="kernel_report_out")
     args = ap.parse_args()
     out_dir = Path(args.out)
@@ -80,11 +83,14 @@ def main() -> None:
     if args.no_prologues:
         fusion._prologues = lambda emitted, rules: emitted
     prob = load_problem(P / f"{args.problem}.py")
-    built = fusion.build(prob, args.rules)
-    if built is None:
-        sys.exit(f"{args.problem}: the rules {args.rules} change nothing")
     path = out_dir / "candidate.py"
-    path.write_text(built[0])
+    if args.candidate:
+        path.write_text(Path(args.candidate).read_text())
+    else:
+        built = fusion.build(prob, args.rules)
+        if built is None:
+            sys.exit(f"{args.problem}: the rules {args.rules} change nothing")
+        path.write_text(built[0])
     module = import_file(path, "report")
     for item in args.set:
         key, _, value = item.partition("=")
@@ -105,7 +111,7 @@ def main() -> None:
         diff = float((want - got).abs().max())
         ms = float(do_bench(lambda: cand(*inputs), warmup=25, rep=100))
         tops = top_kernels(lambda: cand(*inputs), n=8)
-    print(f"{args.problem} {args.rules} {' '.join(args.set)}{' no prologues' if args.no_prologues else ''}: "
+    print(f"{args.candidate or args.problem} {args.rules} {' '.join(args.set)}{' no prologues' if args.no_prologues else ''}: "
           f"{ms:.4f} ms, max diff to eager {diff:.2e}")
     print(f"  kernels: {tops}")
     rows = [describe(name, k, out_dir) for name, k in compiled_kernels(module)]
