@@ -435,37 +435,39 @@ import torch, triton, triton.language as tl
 from evo_kernels.proposers.templates.base import HELPERS
 exec(HELPERS)
 torch.manual_seed(0)
-C, chunks = 21, 300  # more tiles than one block of the merge (128): the merge across blocks counts
-sizes = torch.randint(1, 40, (chunks,))
-x = torch.randn(int(sizes.sum()), C, dtype=torch.float64) * 3.0 + torch.linspace(-5, 5, C, dtype=torch.float64)
-parts = x.split(sizes.tolist())
-cnt = sizes.float()
-mean_t = torch.stack([p.mean(0) for p in parts]).float()
-m2_t = torch.stack([((p - p.mean(0)) ** 2).sum(0) for p in parts]).float()
-w, b = torch.rand(C) + 0.5, torch.randn(C)
-rm, rv, nbt = torch.randn(C), torch.rand(C) + 0.5, torch.tensor(3)
-rm0, rv0 = rm.clone(), rv.clone()
-mean, var = x.mean(0), x.var(0, unbiased=False)
-scale, shift = _bn_scale_shift(cnt, mean_t, m2_t, w, b, rm, rv, nbt, True, 1e-5, 0.1)
 close = lambda got, want: torch.testing.assert_close(got.double(), want, rtol=2e-5, atol=2e-5)
-close(scale, w.double() / (var + 1e-5).sqrt())
-close(shift, b.double() - mean * w.double() / (var + 1e-5).sqrt())
-close(rm, 0.9 * rm0.double() + 0.1 * mean)
-close(rv, 0.9 * rv0.double() + 0.1 * x.var(0, unbiased=True))
-assert int(nbt) == 4
-scale, shift = _bn_scale_shift(None, None, None, None, None, rm, rv, nbt, False, 1e-5, 0.1)  # eval
-close(scale, 1.0 / (rv.double() + 1e-5).sqrt())
-close(shift, -rm.double() / (rv.double() + 1e-5).sqrt())
-assert int(nbt) == 4
-scale, shift = _bn_scale_shift(cnt, mean_t, m2_t, None, None, None, None, None, False, 1e-3, 0.1)  # untracked
-close(scale, 1.0 / (var + 1e-3).sqrt())
+# One channel a program over 21 channels; two over 333 (the last program half out of range). Both
+# with more tiles than one block of the merge (1024 or 2048): the merge across blocks counts.
+for C, chunks in ((21, 2500), (333, 2100)):
+    sizes = torch.randint(1, 12, (chunks,))
+    x = torch.randn(int(sizes.sum()), C, dtype=torch.float64) * 3.0 + torch.linspace(-5, 5, C, dtype=torch.float64)
+    parts = x.split(sizes.tolist())
+    cnt = sizes.float()
+    mean_t = torch.stack([p.mean(0) for p in parts]).float()
+    m2_t = torch.stack([((p - p.mean(0)) ** 2).sum(0) for p in parts]).float()
+    w, b = torch.rand(C) + 0.5, torch.randn(C)
+    rm, rv, nbt = torch.randn(C), torch.rand(C) + 0.5, torch.tensor(3)
+    rm0, rv0 = rm.clone(), rv.clone()
+    mean, var = x.mean(0), x.var(0, unbiased=False)
+    scale, shift = _bn_scale_shift(cnt, mean_t, m2_t, w, b, rm, rv, nbt, True, 1e-5, 0.1)
+    close(scale, w.double() / (var + 1e-5).sqrt())
+    close(shift, b.double() - mean * w.double() / (var + 1e-5).sqrt())
+    close(rm, 0.9 * rm0.double() + 0.1 * mean)
+    close(rv, 0.9 * rv0.double() + 0.1 * x.var(0, unbiased=True))
+    assert int(nbt) == 4
+    scale, shift = _bn_scale_shift(None, None, None, None, None, rm, rv, nbt, False, 1e-5, 0.1)  # eval
+    close(scale, 1.0 / (rv.double() + 1e-5).sqrt())
+    close(shift, -rm.double() / (rv.double() + 1e-5).sqrt())
+    assert int(nbt) == 4
+    scale, shift = _bn_scale_shift(cnt, mean_t, m2_t, None, None, None, None, None, False, 1e-3, 0.1)  # untracked
+    close(scale, 1.0 / (var + 1e-3).sqrt())
 print("finalized")
 """
 
 
 def test_batchnorm_finalize_merges_tiles_and_updates_running_statistics():
-    # _bn_scale_shift (one kernel) against float64 statistics of the raw values behind 300 tiles of
-    # uneven counts: scale, shift, running mean and (unbiased) variance, the batch counter; in eval and
+    # _bn_scale_shift (one kernel) against float64 statistics of the raw values behind thousands of
+    # tiles of uneven counts: scale, shift, running mean and (unbiased) variance, the batch counter; in eval and
     # without running statistics too.
     env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-c", BN_FINALIZE_SCRIPT], env=env, capture_output=True, text=True,

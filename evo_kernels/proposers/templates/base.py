@@ -366,11 +366,16 @@ def _bn_scale_shift(cnt, mean_t, m2_t, weight, bias, running_mean, running_var, 
     scale = torch.empty((c,), device=ref.device, dtype=torch.float32)
     shift = torch.empty_like(scale)
     some = lambda t: scale if t is None else t  # noqa: E731 - an unread pointer where there is no tensor
-    # 16 channels a program (64-byte rows of the tiles' statistics): more programs for few channels.
-    _bn_finalize[(triton.cdiv(c, 16),)](
+    # About 128 programs where there are channels for them (a wave of the SMs: at 16 channels a
+    # program, level3/10's 64 channels ran on 4 programs, each merging 1600 tiles), up to 16 channels
+    # (64-byte rows of the tiles' statistics); tiles merged in blocks of up to 4096 values.
+    chunks = cnt.shape[0] if batch else 0
+    block_c = min(16, max(1, triton.next_power_of_2(c // 128 + 1) // 2))
+    block_r = min(max(16, triton.next_power_of_2(chunks)), 4096 // block_c, 1024)
+    _bn_finalize[(triton.cdiv(c, block_c),)](
         some(cnt), some(mean_t), some(m2_t), some(weight), some(bias), some(running_mean), some(running_var),
-        tracked if update else scale, scale, shift, cnt.shape[0] if batch else 0, c, eps, momentum if update else 0.0,
-        BATCH=batch, UPDATE=update, HAS_W=weight is not None, HAS_B=bias is not None, BLOCK_R=128, BLOCK_C=16,
+        tracked if update else scale, scale, shift, chunks, c, eps, momentum if update else 0.0,
+        BATCH=batch, UPDATE=update, HAS_W=weight is not None, HAS_B=bias is not None, BLOCK_R=block_r, BLOCK_C=block_c,
         num_warps=4)
     return scale, shift
 

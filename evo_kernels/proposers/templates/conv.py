@@ -276,8 +276,14 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
         "    if CONV_PRECISION == 'tf32rn':",
         "        wk = _round_tf32(wk)",
         "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
-        f"    bm = {bm}",
-        "    bn = min(CONV_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels",
+        f"    bm = {bm}"]
+    if prologue is None:
+        code += ["    bn = min(CONV_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels"]
+    else:
+        code += ["    # All output channels in one tile where the accumulator fits: the prologue is applied",
+                 "    # once per input element, not once per tile of channels (level2/19, 2026-12-01).",
+                 "    bn = min(max(16, triton.next_power_of_2(co)), 256, 128 * 32 * CONV_WARPS // bm)"]
+    code += [
         f"    tiles_m = {tiles_m}"]
     if a.bn is not None:  # its per-tile statistics
         code += ["    st_mean = torch.empty((tiles_m, co), device=x.device, dtype=torch.float32)",
