@@ -354,6 +354,38 @@ def test_a_conv_both_takes_and_defers_a_tail(tmp_path):
     assert source.count("return (y, ") == 2 and "def _post_" not in source
 
 
+def test_a_depthwise_conv_applies_the_tail_of_the_conv_before_it(tmp_path):
+    # An inverted residual (1x1 conv -> BatchNorm -> ReLU6 -> depthwise 3x3 -> BatchNorm -> ReLU6 ->
+    # 1x1 conv -> BatchNorm, plus the input): the depthwise conv applies the first conv's tail as it
+    # loads (the sliding window) and leaves its own to the last conv. A strided depthwise conv with
+    # two output channels per input channel (the tile kernel) applies a tail that is not zero at zero
+    # (sigmoid * 2): the padding must stay zero, and each program's tail is its input channel's.
+    prob = _problem(tmp_path, """
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1, self.bn1 = nn.Conv2d(16, 24, 1, bias=False), nn.BatchNorm2d(24)
+            self.dw, self.bn2 = nn.Conv2d(24, 24, 3, padding=1, groups=24, bias=False), nn.BatchNorm2d(24)
+            self.c3, self.bn3 = nn.Conv2d(24, 16, 1, bias=False), nn.BatchNorm2d(16)
+            self.c4, self.bn4 = nn.Conv2d(16, 24, 1, bias=False), nn.BatchNorm2d(24)
+            self.dws = nn.Conv2d(24, 48, 3, stride=2, padding=1, groups=24)
+        def forward(self, x):
+            y = F.relu6(self.bn1(self.c1(x)))
+            y = F.relu6(self.bn2(self.dw(y)))
+            return x + self.bn3(self.c3(y)), self.dws(torch.sigmoid(self.bn4(self.c4(x))) * 2.0)
+    def get_inputs():
+        return [torch.randn(2, 16, 7, 9) + 0.2]
+    def get_init_inputs():
+        return []
+    """)
+    params = {"CONV_BLOCK_M": 32, "CONV_BLOCK_N": 16, "CONV_BLOCK_K": 16, "DW_ROWS": 4, "DW_BLOCK": 64}
+    source, _ = _check(tmp_path, prob, ['triton_conv', 'triton_depthwise', 'fuse_chains'], params=params,
+                       expect_kernels=6)
+    assert source.count("= x  # the producer's output and its deferred tail's operands") == 3
+    assert source.count("ic = chan // (CO // CI)") == 2 and source.count("return (y, ") == 3
+    assert source.count("def _post_") == 1  # the last BatchNorm and the residual
+
+
 # A TF32 conv candidate against float64 convolutions of its inputs rounded to nearest at TF32's
 # mantissa (frexp, independent of the candidate's own rounding), and of the inputs as they are.
 TF32_ERRORS = """

@@ -93,7 +93,8 @@ def _strict_precision():
 
 def _template_matches(tmp_path, path, rule, configs, tag, random_params=True, equal_nan=False):
     """The problem at `path`, its candidate under the graph rule compiled by Triton (not interpreted)
-    at each configuration, against the reference on the GPU (random parameters unless told)."""
+    at each configuration, against the reference on the GPU (random parameters unless told). Returns
+    the candidate's source."""
     from evo_kernels.model.problem import import_file, load_problem
     from evo_kernels.model.tunables import bake
     from evo_kernels.proposers import fusion
@@ -113,6 +114,7 @@ def _template_matches(tmp_path, path, rule, configs, tag, random_params=True, eq
         assert got.dtype == want.dtype and got.shape == want.shape, tag
         torch.testing.assert_close(got, want, atol=2e-5, rtol=2e-5, equal_nan=equal_nan,
                                    msg=lambda m: f"{tag} {params}: {m}")
+    return source
 
 
 def test_reduce_template_compiles_and_matches_on_cuda(tmp_path):
@@ -208,20 +210,24 @@ def test_gemm_operand_copy_on_cuda():
 
 
 def test_prologue_in_the_pointwise_conv_compiles_and_matches_on_cuda(tmp_path):
-    """A depthwise conv's BatchNorm and ReLU6 applied by the next 1x1 conv as it loads its input (the
-    depthwise helper returns its raw output, scale and shift), compiled, against the reference on the
-    GPU in training mode (batch statistics): channels cut at the K blocks' edge (72 in blocks of 64)."""
+    """An inverted residual's tails applied by the next conv as it loads its input: the first 1x1
+    conv's BatchNorm and ReLU6 by the depthwise conv, the depthwise conv's by the last 1x1 conv (each
+    producer returns its raw output, scale and shift), compiled, against the reference on the GPU in
+    training mode (batch statistics): channels cut at the K blocks' edge (72 in blocks of 64)."""
     path = tmp_path / "prologue.py"
     path.write_text("import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
                     "class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                    "        self.c0, self.bn0 = nn.Conv2d(40, 72, 1, bias=False), nn.BatchNorm2d(72)\n"
                     "        self.dw = nn.Conv2d(72, 72, 3, padding=1, groups=72, bias=False)\n"
                     "        self.bn = nn.BatchNorm2d(72)\n        self.pw = nn.Conv2d(72, 40, 1)\n"
-                    "    def forward(self, x):\n        return self.pw(F.relu6(self.bn(self.dw(x))))\n"
-                    "def get_inputs():\n    return [torch.randn(6, 72, 29, 33)]\n"
+                    "    def forward(self, x):\n        x = F.relu6(self.bn0(self.c0(x)))\n"
+                    "        return self.pw(F.relu6(self.bn(self.dw(x))))\n"
+                    "def get_inputs():\n    return [torch.randn(6, 40, 29, 33)]\n"
                     "def get_init_inputs():\n    return []\n")
     with _strict_precision():  # the reference's conv in fp32
-        _template_matches(tmp_path, path, ["triton_depthwise", "triton_conv"],
-                          ({}, {"CONV_BLOCK_K": 32, "CONV_STAGES": 4, "DW_ROWS": 4}), "prologue")
+        source = _template_matches(tmp_path, path, ["triton_depthwise", "triton_conv"],
+                                   ({}, {"CONV_BLOCK_K": 32, "CONV_STAGES": 4, "DW_ROWS": 4}), "prologue")
+    assert source.count("= x  # the producer's output and its deferred tail's operands") == 2
 
 
 def test_pointwise_conv_with_batchnorm_compiles_and_matches_on_cuda(tmp_path):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from string import Template
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
 from .ir import Group, Op
 
@@ -83,12 +83,13 @@ def row_valued(ops: list[Op], operand_kinds: list[str]) -> set[str]:
     return rows
 
 
-def body(ops: list[Op], loads: dict[str, str], indent: str = "    ", temp: str = "") -> tuple[list[str], str]:
-    """Triton lines computing `ops` (operands loaded on first use with `loads[kind]`), and the ref of
-    the result ("v" when there are no ops). `temp` prefixes its temporaries' names (tK, uK), apart
-    from another body's in the same kernel."""
+def body(ops: list[Op], loads: dict[str, str], indent: str = "    ", temp: str = "",
+         given: Iterable[str] = ()) -> tuple[list[str], str]:
+    """Triton lines computing `ops` (operands loaded on first use with `loads[kind]`, apart from the
+    `given` ones, already in scope), and the ref of the result ("v" when there are no ops). `temp`
+    prefixes its temporaries' names (tK, uK), apart from another body's in the same kernel."""
     lines: list[str] = []
-    loaded: set[str] = set()
+    loaded: set[str] = set(given)
 
     def val(a: Any) -> str:
         if isinstance(a, str):

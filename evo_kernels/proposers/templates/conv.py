@@ -131,15 +131,19 @@ def deferred_tail(rest: list[Op], kinds: list[str]) -> tuple[Prologue, list[str]
     return Prologue(ops, len(used)), used
 
 
-def prologue_lines(prologue: Prologue | None, mask: str) -> str:
-    """The K loop's lines applying a prologue to the input tile `a` (channels `c`, valid where
-    `mask`), each after a newline; out-of-bounds and padded positions stay zero, as the producer's
-    output has them."""
+def prologue_lines(prologue: Prologue | None, mask: str, value: str = "a", indent: str = " " * 8,
+                   loaded: bool = False) -> str:
+    """Lines applying a prologue to the loaded input `value` (valid where `mask`), each after a
+    newline; out-of-bounds and padded positions stay zero, as the producer's output has them. The
+    per-channel operands pq0, ... are loaded per K block (channels `c`), or `loaded` already (a
+    depthwise kernel's scalars: one channel a program)."""
     if prologue is None:
         return ""
-    loads = {f"pq{j}": "tl.load({ptr} + c, mask=c_ok, other=0.0)[None, :]" for j in range(prologue.operands)}
-    lines, out = body(prologue.ops, loads, indent=" " * 8, temp="q")  # (qt0, ...: apart from the epilogue's)
-    return "".join("\n" + line for line in ["        v = a"] + lines + [f"        a = tl.where({mask}, {out}, 0.0)"])
+    names = [f"pq{j}" for j in range(prologue.operands)]
+    loads = {} if loaded else {q: "tl.load({ptr} + c, mask=c_ok, other=0.0)[None, :]" for q in names}
+    lines, out = body(prologue.ops, loads, indent=indent, temp="q", given=names if loaded else ())  # (qt0, ...)
+    return "".join("\n" + line for line in [f"{indent}v = {value}"] + lines
+                   + [f"{indent}{value} = tl.where({mask}, {out}, 0.0)"])
 
 
 def conv_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] | None:

@@ -18,11 +18,11 @@ from torch import fx, nn
 
 from .ir import Group
 from .base import AnchorTemplate, Chain, Emitted, body, operand_lines, ptr_params, render
-from .conv import conv_anchor, finish, output_size_line
+from .conv import Prologue, conv_anchor, finish, output_size_line, prologue_lines
 
 DWCONV = Template('''
 @triton.jit
-def $name(x_ptr, w_ptr, c_ptr,$ptrs st_mean_ptr, st_m2_ptr, st_cnt_ptr, CI: tl.constexpr, CO: tl.constexpr,
+def $name(x_ptr, w_ptr, c_ptr,$ptrs$pro_ptrs st_mean_ptr, st_m2_ptr, st_cnt_ptr, CI: tl.constexpr, CO: tl.constexpr,
           H: tl.constexpr, W: tl.constexpr, OH: tl.constexpr, OW: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
           SH: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, DH: tl.constexpr,
           DW: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BN_STATS: tl.constexpr):
@@ -38,7 +38,7 @@ def $name(x_ptr, w_ptr, c_ptr,$ptrs st_mean_ptr, st_m2_ptr, st_cnt_ptr, CI: tl.c
     chan = plane % CO
     # Output channel `chan` reads input channel chan // (CO // CI), its filter (KH, KW) at chan.
     src = x_ptr + ((plane // CO) * CI + chan // (CO // CI)).to(tl.int64) * (H * W)
-    taps = w_ptr + chan * (KH * KW)
+    taps = w_ptr + chan * (KH * KW)$pro_loads
     acc = tl.zeros((BLOCK_H, BLOCK_W), dtype=tl.float32)
     for i in tl.static_range(KH):
         ih = oh * SH - PH + i * DH
@@ -46,7 +46,7 @@ def $name(x_ptr, w_ptr, c_ptr,$ptrs st_mean_ptr, st_m2_ptr, st_cnt_ptr, CI: tl.c
         for j in tl.static_range(KW):
             iw = ow * SW - PW + j * DW
             ok = row_ok[:, None] & ((ow < OW) & (iw >= 0) & (iw < W))[None, :]
-            x = tl.load(src + (ih * W)[:, None] + iw[None, :], mask=ok, other=0.0)
+            x = tl.load(src + (ih * W)[:, None] + iw[None, :], mask=ok, other=0.0)$prologue
             acc += x * tl.load(taps + (i * KW + j))
     mask = (oh < OH)[:, None] & (ow < OW)[None, :]
     offs = plane.to(tl.int64) * (OH * OW) + (oh * OW)[:, None] + ow[None, :]
@@ -66,7 +66,7 @@ $body
 
 DWCONV_ROWS_HEAD = Template('''
 @triton.jit
-def $name(x_ptr, w_ptr, c_ptr,$ptrs st_mean_ptr, st_m2_ptr, st_cnt_ptr, CI: tl.constexpr, CO: tl.constexpr,
+def $name(x_ptr, w_ptr, c_ptr,$ptrs$pro_ptrs st_mean_ptr, st_m2_ptr, st_cnt_ptr, CI: tl.constexpr, CO: tl.constexpr,
           H: tl.constexpr, W: tl.constexpr, OH: tl.constexpr, OW: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr,
           PW: tl.constexpr, DW: tl.constexpr, ROWS: tl.constexpr, BLOCK_W: tl.constexpr, BN_STATS: tl.constexpr):
     # Stride 1 down the rows: ROWS output rows of BLOCK_W columns of one plane per program, the last
@@ -81,21 +81,37 @@ def $name(x_ptr, w_ptr, c_ptr,$ptrs st_mean_ptr, st_m2_ptr, st_cnt_ptr, CI: tl.c
     chan = plane % CO
     src = x_ptr + ((plane // CO) * CI + chan // (CO // CI)).to(tl.int64) * (H * W)
     dst = plane.to(tl.int64) * (OH * OW)
-    taps = w_ptr + chan * $taps
+    taps = w_ptr + chan * $taps$pro_loads
 ''')
 
 
-def rows_kernel(name: str, n_ptrs: int, kh: int, kw: int, body_lines: list[str], out: str) -> str:
+def prologue_holes(prologue: Prologue | None) -> dict[str, str]:
+    """The kernels' holes for a producer's tail applied to the input as it is loaded: its operands'
+    pointers, and their values at the program's input channel (scalars, loaded once)."""
+    if prologue is None:
+        return {"pro_ptrs": "", "pro_loads": ""}
+    names = [f"pq{j}" for j in range(prologue.operands)]
+    return {"pro_ptrs": "".join(f" {q}_ptr," for q in names),
+            "pro_loads": "\n    ic = chan // (CO // CI)  # the input channel, whose tail this program applies"
+                         + "".join(f"\n    {q} = tl.load({q}_ptr + ic)" for q in names)}
+
+
+def rows_kernel(name: str, n_ptrs: int, kh: int, kw: int, body_lines: list[str], out: str,
+                prologue: Prologue | None = None) -> str:
     """The sliding-window kernel for a KH x KW filter (unrolled: the window is KH x KW named values)."""
     i4, i8 = " " * 4, " " * 8
 
     def load_row(i: int, ih: str, indent: str) -> list[str]:
         # a row outside the input reads nothing: no column is below its limit (a scalar condition
         # in the mask itself would do on the GPU; Triton's interpreter rejects it)
-        return [f"{indent}ih = {ih}", f"{indent}row = src + ih * W", f"{indent}lim = tl.where((ih >= 0) & (ih < H), W, 0)"] + [
-            f"{indent}x{i}_{j} = tl.load(row + iw{j}, mask=col_ok{j} & (iw{j} < lim), other=0.0)" for j in range(kw)]
+        lines = [f"{indent}ih = {ih}", f"{indent}row = src + ih * W", f"{indent}lim = tl.where((ih >= 0) & (ih < H), W, 0)"]
+        for j in range(kw):
+            lines.append(f"{indent}x{i}_{j} = tl.load(row + iw{j}, mask=col_ok{j} & (iw{j} < lim), other=0.0)")
+            lines += prologue_lines(prologue, f"col_ok{j} & (iw{j} < lim)", f"x{i}_{j}", indent, loaded=True).split("\n")[1:]
+        return lines
 
-    lines = [DWCONV_ROWS_HEAD.substitute(name=name, ptrs=ptr_params(n_ptrs), taps=kh * kw).rstrip("\n")]
+    lines = [DWCONV_ROWS_HEAD.substitute(name=name, ptrs=ptr_params(n_ptrs), taps=kh * kw,
+                                         **prologue_holes(prologue)).rstrip("\n")]
     for j in range(kw):
         lines += [f"{i4}iw{j} = ow * SW - PW + {j} * DW", f"{i4}col_ok{j} = (ow < OW) & (iw{j} >= 0)"]
     lines += [f"{i4}w{i}_{j} = tl.load(taps + {i * kw + j})" for i in range(kh) for j in range(kw)]
@@ -138,7 +154,8 @@ def depthwise_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, 
     return {"x": node.args[0], "module": node.target, "conv": mod}
 
 
-def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = False) -> Emitted | None:
+def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = False,
+          prologue: Prologue | None = None) -> Emitted | None:
     a = conv_anchor(group, t)
     kh, kw, sh, sw, ph, pw, dh, dw = a.geometry
     name, ptrs = f"_dwconv_{k}", a.ptrs
@@ -158,8 +175,13 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
             "        st_m2 = torch.empty_like(st_mean)",
             "        st_cnt = torch.empty((nb * tiles,), device=x.device, dtype=torch.float32)"]
         st_ptrs, flag = "*((st_mean, st_m2, st_cnt) if stats else (y, y, y)), ", "stats"
+    # A producer's tail (prologue) is applied to each input element as it is loaded: KW times in the
+    # sliding window, KH x KW times in the tile kernel (elementwise work on a memory-bound kernel, in
+    # place of a pass of its own over the tensor).
+    pro_names = [f"pq{j}" for j in range(prologue.operands)] if prologue is not None else []
+    ptrs += "".join(f"{q}, " for q in pro_names)
     if sliding:
-        kernels = [rows_kernel(name, len(a.kinds), kh, kw, lines, out)]
+        kernels = [rows_kernel(name, len(a.kinds), kh, kw, lines, out, prologue)]
         launch = [
             "    # A program: DW_ROWS rows of up to 512 columns, DW_PER_THREAD columns a lane.",
             "    bw = min(triton.next_power_of_2(ow), 512)",
@@ -169,7 +191,9 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
             f"PH={ph}, PW={pw}, DW={dw}, ROWS=rows, BLOCK_W=bw, BN_STATS={flag}, "
             "num_warps=max(1, bw // (32 * DW_PER_THREAD)))"]
     else:
-        kernels = [render(DWCONV, name, len(a.kinds), body="\n".join(lines), out=out)]
+        kernels = [render(DWCONV, name, len(a.kinds), body="\n".join(lines), out=out,
+                          prologue=prologue_lines(prologue, "ok", "x", " " * 12, loaded=True),
+                          **prologue_holes(prologue))]
         launch = [
             "    # Tiles as wide as a row (up to DW_BLOCK), as many rows as make DW_BLOCK.",
             "    bw = min(triton.next_power_of_2(ow), DW_BLOCK)",
@@ -178,7 +202,9 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
             f"    {name}[(nb * co * tiles,)](x, w, y, {ptrs}{st_ptrs}CI=ci, CO=co, H=h, W=w_, OH=oh, OW=ow, KH={kh}, "
             f"KW={kw}, SH={sh}, SW={sw}, PH={ph}, PW={pw}, DH={dh}, DW={dw}, BLOCK_H=bh, BLOCK_W=bw, "
             f"BN_STATS={flag}, num_warps=DW_WARPS)"]
-    code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + (["    x = x.unsqueeze(2)"] if a.one_d else []) + [
+    code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + (
+        [f"    x, {', '.join(pro_names)} = x  # the producer's output and its deferred tail's operands"]
+        if prologue is not None else []) + (["    x = x.unsqueeze(2)"] if a.one_d else []) + [
         "    x, w = x.contiguous(), w.contiguous()",
         "    nb, ci, h, w_ = x.shape",
         "    co = w.shape[0]",
@@ -206,7 +232,7 @@ def get_init_inputs():
 TEMPLATE = AnchorTemplate(
     kernel=DWCONV, example=EXAMPLE, example_rules=('triton_depthwise',), example_params={'DW_BLOCK': 64},
     name="depthwise", rule="triton_depthwise", prior=5.0, kind="conv", pattern=depthwise_source, emitter=_emit,
-    defers=True,
+    defers=True, takes_prologue=True,
     # The sliding window's rows per program and columns per lane (4: 1.12x over 1 on a 3x3 over 112
     # columns, H200); the tile kernel's (strided rows) elements per program and warps.
     params={"DW_ROWS": [8, 16, 32, 4], "DW_PER_THREAD": [4, 2, 8, 1], "DW_BLOCK": [1024, 512, 2048],
