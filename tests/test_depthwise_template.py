@@ -89,7 +89,7 @@ def test_batchnorm_statistics_from_the_store_in_training_and_eval(tmp_path):
         path = _write(tmp_path, name, *CASES[name])
         source, _ = fusion.build(load_problem(path), ["triton_depthwise"])
         cand = tmp_path / f"{name}_eval_candidate.py"
-        cand.write_text(source.replace("\nDW_ROWS = 8\n", "\nDW_ROWS = 3\n").replace("\nDW_BLOCK = 1024\n", "\nDW_BLOCK = 32\n"))
+        cand.write_text(source.replace("\nDW_ROWS = 16\n", "\nDW_ROWS = 3\n").replace("\nDW_BLOCK = 1024\n", "\nDW_BLOCK = 32\n"))
         env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
         proc = subprocess.run([sys.executable, "-c", EVAL_SCRIPT, path, str(cand)], env=env, capture_output=True,
                               text=True, timeout=600)
@@ -112,9 +112,9 @@ def test_depthwise_convolutions_compute_the_reference(tmp_path):
         # one kernel, and one more applying the BatchNorm
         assert source.count("@triton.jit") - HELPERS.count("@triton.jit") == (2 if "bn" in name else 1), name
         cand = tmp_path / f"{name}_candidate.py"
-        assert "\nDW_BLOCK = 1024\n" in source and "\nDW_ROWS = 8\n" in source
+        assert "\nDW_BLOCK = 1024\n" in source and "\nDW_ROWS = 16\n" in source
         # several programs per plane, the last one's rows past the edge
-        cand.write_text(source.replace("\nDW_BLOCK = 1024\n", "\nDW_BLOCK = 64\n").replace("\nDW_ROWS = 8\n", "\nDW_ROWS = 4\n"))
+        cand.write_text(source.replace("\nDW_BLOCK = 1024\n", "\nDW_BLOCK = 64\n").replace("\nDW_ROWS = 16\n", "\nDW_ROWS = 4\n"))
         pairs += [path, str(cand)]
         # without the template: the library's convolution (groups kept), then the chain's kernel
         library = fusion.build(load_problem(path), ["fuse_chains"])

@@ -233,9 +233,10 @@ TEMPLATE = AnchorTemplate(
     kernel=DWCONV, example=EXAMPLE, example_rules=('triton_depthwise',), example_params={'DW_BLOCK': 64},
     name="depthwise", rule="triton_depthwise", prior=5.0, kind="conv", pattern=depthwise_source, emitter=_emit,
     defers=True, takes_prologue=True,
-    # The sliding window's rows per program and columns per lane (4: 1.12x over 1 on a 3x3 over 112
-    # columns, H200); the tile kernel's (strided rows) elements per program and warps.
-    params={"DW_ROWS": [8, 16, 32, 4], "DW_PER_THREAD": [4, 2, 8, 1], "DW_BLOCK": [1024, 512, 2048],
+    # The sliding window's rows per program (16: 1.06x over 8 on level2/19's 112 columns and on
+    # level3/10's 56, H200) and columns per lane (4: 1.12x over 1 on a 3x3 over 112 columns); the
+    # tile kernel's (strided rows) elements per program and warps.
+    params={"DW_ROWS": [16, 8, 32, 4], "DW_PER_THREAD": [4, 2, 8, 1], "DW_BLOCK": [1024, 512, 2048],
             "DW_WARPS": [4, 8, 2, 1]},
     loads={"chan": "tl.load({ptr} + chan)",
            "full": "tl.load({ptr} + offs, mask=mask, other=0.0)"})
