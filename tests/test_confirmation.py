@@ -95,3 +95,36 @@ def test_a_confirmation_round_times_the_candidate_with_the_rounds_settings():
         round_ = d.request({"op": "time", "config": short.to_dict()}, timeout=120)
     assert full["ok"] and round_["ok"], (full.get("reason"), round_.get("reason"))
     assert full["timing"]["reps"] >= cfg.timing.min_reps > short.timing.min_reps == round_["timing"]["reps"]
+
+
+def _baselines(eager: float, repeat: float, compiled: float | None):
+    from evo_kernels.harness.evaluator import Baselines
+    return Baselines(hardware="test", eager={"median_ms": eager}, eager_repeat={"median_ms": repeat},
+                     compile=None if compiled is None else {"median_ms": compiled}, floor_ms=0.0, flops=0.0,
+                     bytes_read=0)
+
+
+def test_repeated_baselines_keep_each_baseline_at_its_fastest(monkeypatch):
+    """Eager timed twice disagreeing past timing.max_baseline_noise: the baselines are measured again,
+    up to three times, and kept at their fastest (a slowed baseline inflates every speedup), even
+    where the steadiest attempt was slowed throughout (the H200's eager 0.22 and 0.35 ms). Figures
+    from the H200 run in experiments/RESULTS.md."""
+    from evo_kernels.config import Config
+    from evo_kernels.harness.evaluator import Evaluator, fastest
+    attempts = [_baselines(0.22, 0.34, 0.27), _baselines(0.35, 0.35, 0.29), _baselines(0.36, 0.285, 0.245)]
+    ev = Evaluator("cpu", Config(device="cpu"))  # no workers started: the measurements are stood in for
+    asked = []
+    monkeypatch.setattr(ev, "_measure_baselines", lambda key, path: asked.append(key) or attempts[len(asked) - 1])
+    base = ev.baselines(LINEAR)
+    assert len(asked) == 2  # the second attempt was steady (and slowed throughout): no third
+    assert base.eager_ms == 0.22 and base.compile_ms == 0.27 and base.best_ms == 0.22
+    assert ev.baselines(LINEAR) is base and len(asked) == 2  # measured once per problem
+    everything = fastest(attempts)  # three noisy attempts: compile's fastest is the third's
+    assert everything.eager_ms == 0.22 and everything.compile_ms == 0.245
+    # A steady first attempt ends the measurement; the faster of a pair is the eager figure.
+    assert fastest([_baselines(0.30, 0.29, None)]).eager_ms == 0.29
+    assert fastest([_baselines(0.30, 0.29, None)]).noise == fastest([_baselines(0.29, 0.30, None)]).noise
+    calm = Evaluator("cpu", Config(device="cpu"))
+    seq = [_baselines(0.21, 0.215, 0.3), _baselines(0.1, 0.1, 0.1)]
+    monkeypatch.setattr(calm, "_measure_baselines", lambda key, path: seq.pop(0))
+    assert calm.baselines(LINEAR).eager_ms == 0.21 and len(seq) == 1

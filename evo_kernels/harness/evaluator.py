@@ -12,7 +12,7 @@ import random
 import secrets
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,22 @@ class Baselines:
         return asdict(self)
 
 
+def fastest(attempts: list[Baselines]) -> Baselines:
+    """Repeated measurements of the baselines as one: the attempt whose eager timing is the fastest
+    (each attempt's two eager timings ordered, the faster first), with torch.compile's fastest of
+    all attempts. Interference (a busy host, clocks settling, a neighbour's load: on an H200 the
+    same eager call read 0.22 and 0.35 ms a few seconds apart) only ever slows a baseline down, and
+    a speedup against a slowed baseline is not one users would see; the steadiest attempt would
+    keep a baseline slowed throughout."""
+    ordered = [replace(b, eager=b.eager_repeat, eager_repeat=b.eager)
+               if b.eager_repeat["median_ms"] < b.eager["median_ms"] else b for b in attempts]
+    best = min(ordered, key=lambda b: (b.eager_ms, b.noise))
+    compiles = [b.compile for b in ordered if b.compile is not None]
+    if compiles:
+        best = replace(best, compile=min(compiles, key=lambda t: t["median_ms"]))
+    return best
+
+
 class BaselineError(RuntimeError):
     """The reference itself could not be run or timed: the problem is broken on this device."""
 
@@ -112,19 +128,16 @@ class Evaluator:
     def baselines(self, problem_path: str | Path) -> Baselines:
         """The problem's baselines on this worker, measured once. Eager is timed twice; when the two
         disagree by more than `timing.max_baseline_noise` (a busy host, clocks settling), the whole
-        measurement is repeated (up to 3 times) and the steadiest kept: every speedup of the run is
-        a ratio against these figures."""
+        measurement is repeated (up to 3 times) and each baseline kept at its fastest (`fastest`):
+        every speedup of the run is a ratio against these figures."""
         key = str(Path(problem_path).resolve())
         if key not in self._baselines:
-            best: Baselines | None = None
+            attempts: list[Baselines] = []
             for _ in range(3):
-                base = self._measure_baselines(key, problem_path)
-                if best is None or base.noise < best.noise:
-                    best = base
-                if best.noise <= self.cfg.timing.max_baseline_noise:
+                attempts.append(self._measure_baselines(key, problem_path))
+                if attempts[-1].noise <= self.cfg.timing.max_baseline_noise:
                     break
-            assert best is not None
-            self._baselines[key] = best
+            self._baselines[key] = fastest(attempts)
         return self._baselines[key]
 
     def _measure_baselines(self, key: str, problem_path: str | Path) -> Baselines:
