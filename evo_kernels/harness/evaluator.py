@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..model import devices
 from ..model.candidate import Candidate, Evaluation
 from ..config import Config
 from .policy import check_source
@@ -267,7 +266,7 @@ class Evaluator:
         started = time.monotonic()
         key = str(Path(problem_path).resolve())
         base = self.baselines(key)
-        rounds = self.cfg.timing.confirm_rounds or (9 if self.judge_backend_host_clock() else 5)
+        rounds = self.cfg.timing.confirm_rounds or 9
         names = [b for b in ("eager", "compile") if b in self.cfg.baselines and (b == "eager" or base.compile_ms)]
         v, rows = verify_and_confirm(self.judge, self.defendant, key, candidate, self.cfg,
                                      random.Random(secrets.randbits(64)), rounds, names)
@@ -286,10 +285,6 @@ class Evaluator:
             ev.timing = {"median_ms": statistics.median(cand)}
         ev.duration_s = time.monotonic() - started
         return ev
-
-    def judge_backend_host_clock(self) -> bool:
-        """Whether this evaluator's device is the host (noisier timings: more confirmation rounds)."""
-        return devices.kind(self.device).host_clock
 
 
 def _trial_words(trial: dict[str, Any]) -> str:
