@@ -12,9 +12,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from evo_kernels.harness.policy import check_source
-from evo_kernels.model.problem import load_problem
+from evo_kernels.model.problem import import_file, load_problem
 from evo_kernels.proposers import fusion
 from evo_kernels.proposers.templates.base import HELPERS
 from evo_kernels.proposers.rules import bake
@@ -145,6 +146,35 @@ def test_matmul_layouts_batches_and_split_k(tmp_path):
     assert "_split_k(" in source
     assert source.count("def _kmajor_copy(") == 1  # three GEMMs, one operand copy kernel
     _check(tmp_path, prob, ['triton_gemm'], params={"GEMM_KMAJOR": False, "BLOCK_K": 32})
+    # Several tiles a batch (3 x 3 of 16 x 16 over 6 batches): the batch and the tile come from one axis
+    _check(tmp_path, prob, ['triton_gemm'], params={"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 16})
+
+
+def test_a_gemm_batch_past_the_grids_second_axis_launches(tmp_path):
+    """CUDA caps a grid's second and third axes at 65535: the GEMM folds its batch into the first
+    (a batch of 70000 failed its launch before and was rejected). The launch's grid, recorded."""
+    prob = _problem(tmp_path, """
+    class Model(nn.Module):
+        def forward(self, a, b):
+            return torch.bmm(a, b)
+    def get_inputs():
+        return [torch.randn(70000, 2, 3), torch.randn(70000, 3, 4)]
+    def get_init_inputs():
+        return []
+    """)
+    source, _ = fusion.build(prob, ["triton_gemm"])
+    path = tmp_path / "bmm.py"
+    path.write_text(source)
+    module = import_file(path, "bmm")
+    grids = []
+
+    class Recorder:
+        def __getitem__(self, grid):
+            grids.append(grid)
+            return lambda *args, **kwargs: None
+    module._gemm_0, module.GEMM_KMAJOR = Recorder(), False  # (no operand copy: only the GEMM's launch)
+    module._f0(torch.randn(70000, 2, 3), torch.randn(70000, 3, 4))
+    assert grids == [(70000, 1)]  # one tile a batch, no K split
 
 
 KMAJOR_SCRIPT = """

@@ -27,13 +27,14 @@ GEMM = _with_grouped_tiles('''
 def $name(a_ptr, b_ptr, c_ptr,$ptrs$stats_ptrs M, N, K, B1, s_a0, s_a1, s_am, s_ak, s_b0, s_b1, s_bk, s_bn,
           BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
           SPLIT_K: tl.constexpr, EVEN_K: tl.constexpr, PRECISION: tl.constexpr):
-    # One BLOCK_M x BLOCK_N tile of C = A @ B per program, batch on axis 1, K split on axis 2.
-    # Tiles run in groups of GROUP_M rows so the A rows stay in L2 while the columns sweep.
-    pid = tl.program_id(0)
-    bid = tl.program_id(1)
-    kid = tl.program_id(2)
+    # One BLOCK_M x BLOCK_N tile of C = A @ B per program, the batch folded into axis 0 (axis 1
+    # would cap it at 65535), K split on axis 1. Tiles run in groups of GROUP_M rows so the A rows
+    # stay in L2 while the columns sweep.
     grid_m = tl.cdiv(M, BLOCK_M)
     grid_n = tl.cdiv(N, BLOCK_N)
+    pid = tl.program_id(0) % (grid_m * grid_n)
+    bid = tl.program_id(0) // (grid_m * grid_n)
+    kid = tl.program_id(1)
 $grouped_tiles
     # Past the edges, rows and columns read row/column 0 (never stored): no M/N masks in the loop.
     am = tl.where(rm < M, rm, 0)
@@ -65,7 +66,7 @@ $body
 $stats
 $store
     else:
-        tl.store(c_ptr + kid.to(tl.int64) * tl.num_programs(1) * M * N + offs, v, mask=mask)
+        tl.store(c_ptr + kid.to(tl.int64) * M * N + offs, v, mask=mask)  # (a K split only on one batch)
 ''')
 
 # A copy that makes an operand's K dim contiguous: torch's strided copy of a transposed matrix runs at
@@ -230,7 +231,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         code += ["    st_mean = torch.empty((triton.cdiv(M, bm), N), device=a.device, dtype=torch.float32)",
                  "    st_m2 = torch.empty_like(st_mean)",
                  "    st_cnt = torch.empty((triton.cdiv(M, bm),), device=a.device, dtype=torch.float32)"]
-    code.append(f"    {name}[(tiles, B0 * B1, split)](a, b, c, {ptrs}M, N, K, B1, *s_a, *s_b, BLOCK_M=bm, "
+    code.append(f"    {name}[(tiles * B0 * B1, split)](a, b, c, {ptrs}M, N, K, B1, *s_a, *s_b, BLOCK_M=bm, "
                 "BLOCK_N=bn, BLOCK_K=BLOCK_K, GROUP_M=GROUP_M, SPLIT_K=split, "
                 "EVEN_K=K % (BLOCK_K * split) == 0, PRECISION=PRECISION, num_warps=GEMM_WARPS, "
                 "num_stages=_fit_stages(bm, bn, BLOCK_K, GEMM_STAGES))")
