@@ -80,14 +80,12 @@ def main() -> None:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     precision.apply(precision.run_flags("as_run", Config().baseline_flags))
-    if args.no_prologues:
-        fusion._prologues = lambda emitted, rules: emitted
     prob = load_problem(P / f"{args.problem}.py")
     path = out_dir / "candidate.py"
     if args.candidate:
         path.write_text(Path(args.candidate).read_text())
     else:
-        built = fusion.build(prob, args.rules)
+        built = fusion.build(prob, args.rules, prologues=not args.no_prologues)
         if built is None:
             sys.exit(f"{args.problem}: the rules {args.rules} change nothing")
         path.write_text(built[0])

@@ -414,6 +414,8 @@ def test_a_depthwise_conv_applies_the_tail_of_the_conv_before_it(tmp_path):
     assert source.count("= x  # the producer's output and its deferred tail's operands") == 3
     assert source.count("ic = chan // (CO // CI)") == 2 and source.count("return (y, ") == 3
     assert source.count("def _post_") == 1  # the last BatchNorm and the residual
+    apart, _ = fusion.build(prob, ['triton_conv', 'triton_depthwise', 'fuse_chains'], prologues=False)
+    assert "deferred tail's operands" not in apart and apart.count("def _post_") == 4  # each tail its own pass
 
 
 # A TF32 conv candidate against float64 convolutions of its inputs rounded to nearest at TF32's

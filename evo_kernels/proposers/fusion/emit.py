@@ -153,10 +153,10 @@ def _placeholder(k: int, impl: Any = None) -> Any:
     return fn
 
 
-def build(problem: Any, rules: Iterable[str]) -> tuple[str, list[str]] | None:
+def build(problem: Any, rules: Iterable[str], prologues: bool = True) -> tuple[str, list[str]] | None:
     """(source, search spaces used) of a candidate with the graph rules applied (a template's rule, or
     one of GRAPH_RULES), or None when they change nothing for this problem or the forward does not
-    trace."""
+    trace. `prologues=False` leaves every producer's tail to its own chain kernel (a comparison)."""
     rules = set(rules)
     unknown = rules - set(rule_names())
     if unknown:
@@ -186,7 +186,8 @@ def build(problem: Any, rules: Iterable[str]) -> tuple[str, list[str]] | None:
         got = _emit(len(emitted), group, rules)
         if got is not None:
             emitted.append((len(emitted), group, got[0], got[1]))
-    emitted = _prologues(emitted, rules)
+    if prologues:
+        emitted = _prologues(emitted, rules)
     if not emitted and not changed:
         return None
     graph = gm.graph

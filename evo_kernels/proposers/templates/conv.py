@@ -116,6 +116,20 @@ class Prologue(NamedTuple):
     ops: list[Op]
     operands: int
 
+    @property
+    def names(self) -> list[str]:
+        return [f"pq{j}" for j in range(self.operands)]
+
+
+def prologue_wiring(prologue: Prologue | None) -> tuple[str, str, list[str]]:
+    """What a consumer's kernel and helper add for a prologue (nothing without one): the kernel's
+    pointer parameters, the launch's arguments, and the helper's line unpacking its input."""
+    if prologue is None:
+        return "", "", []
+    names = prologue.names
+    return ("".join(f" {q}_ptr," for q in names), "".join(f"{q}, " for q in names),
+            [f"    x, {', '.join(names)} = x  # the producer's output and its deferred tail's operands"])
+
 
 def deferred_tail(rest: list[Op], kinds: list[str]) -> tuple[Prologue, list[str]] | None:
     """`rest` as a prologue, and the operands it reads (the producer returns them after its output,
@@ -132,18 +146,17 @@ def deferred_tail(rest: list[Op], kinds: list[str]) -> tuple[Prologue, list[str]
 
 
 def prologue_lines(prologue: Prologue | None, mask: str, value: str = "a", indent: str = " " * 8,
-                   loaded: bool = False) -> str:
-    """Lines applying a prologue to the loaded input `value` (valid where `mask`), each after a
-    newline; out-of-bounds and padded positions stay zero, as the producer's output has them. The
-    per-channel operands pq0, ... are loaded per K block (channels `c`), or `loaded` already (a
-    depthwise kernel's scalars: one channel a program)."""
+                   loaded: bool = False) -> list[str]:
+    """Lines applying a prologue to the loaded input `value` (valid where `mask`); out-of-bounds and
+    padded positions stay zero, as the producer's output has them. The per-channel operands pq0, ...
+    are loaded per K block (channels `c`), or `loaded` already (a depthwise kernel's scalars: one
+    channel a program)."""
     if prologue is None:
-        return ""
-    names = [f"pq{j}" for j in range(prologue.operands)]
+        return []
+    names = prologue.names
     loads = {} if loaded else {q: "tl.load({ptr} + c, mask=c_ok, other=0.0)[None, :]" for q in names}
     lines, out = body(prologue.ops, loads, indent=indent, temp="q", given=names if loaded else ())  # (qt0, ...)
-    return "".join("\n" + line for line in [f"{indent}v = {value}"] + lines
-                   + [f"{indent}{value} = tl.where({mask}, {out}, 0.0)"])
+    return [f"{indent}v = {value}"] + lines + [f"{indent}{value} = tl.where({mask}, {out}, 0.0)"]
 
 
 def conv_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] | None:
@@ -248,14 +261,13 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
     stats = STATS.format(i="    ", out=out, ncols="CO", chunk="(img * grid_m + pid_m)" if pointwise else "pid_m") \
         if a.bn is not None else ""
     pro = prologue_lines(prologue, "m_ok[:, None] & c_ok[None, :]" if pointwise else "ok[:, None] & c_ok[None, :]")
-    pro_names = [f"pq{j}" for j in range(prologue.operands)] if prologue is not None else []
+    pro_ptrs, pro_args, unpack = prologue_wiring(prologue)
     kernels = [render(POINTWISE if pointwise else CONV, name, len(a.kinds), body="\n".join(lines), out=out,
                       stats=stats, stats_ptrs=STATS_PTRS if a.bn is not None else "",
-                      prologue=pro, pro_ptrs="".join(f" {q}_ptr," for q in pro_names))]
-    ptrs = a.ptrs + "".join(f"{q}, " for q in pro_names) + ("st_mean, st_m2, st_cnt, " if a.bn is not None else "")
-    code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + (
-        [f"    x, {', '.join(pro_names)} = x  # the producer's output and its deferred tail's operands"]
-        if prologue is not None else []) + (["    x, w = x.unsqueeze(2), w.unsqueeze(2)"] if a.one_d else [])
+                      prologue="".join("\n" + line for line in pro), pro_ptrs=pro_ptrs)]
+    ptrs = a.ptrs + pro_args + ("st_mean, st_m2, st_cnt, " if a.bn is not None else "")
+    code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + unpack + (
+        ["    x, w = x.unsqueeze(2), w.unsqueeze(2)"] if a.one_d else [])
     # What differs between the two kernels: the input's layout, the filters' rows, the M tiles
     # (inside one image for the GEMM per image) and the kernel's geometry arguments.
     if pointwise:

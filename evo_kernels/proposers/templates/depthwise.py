@@ -18,7 +18,7 @@ from torch import fx, nn
 
 from .ir import Group
 from .base import AnchorTemplate, Chain, Emitted, body, operand_lines, ptr_params, render
-from .conv import Prologue, conv_anchor, finish, output_size_line, prologue_lines
+from .conv import Prologue, conv_anchor, finish, output_size_line, prologue_lines, prologue_wiring
 
 DWCONV = Template('''
 @triton.jit
@@ -85,15 +85,13 @@ def $name(x_ptr, w_ptr, c_ptr,$ptrs$pro_ptrs st_mean_ptr, st_m2_ptr, st_cnt_ptr,
 ''')
 
 
-def prologue_holes(prologue: Prologue | None) -> dict[str, str]:
-    """The kernels' holes for a producer's tail applied to the input as it is loaded: its operands'
-    pointers, and their values at the program's input channel (scalars, loaded once)."""
+def prologue_loads(prologue: Prologue | None) -> str:
+    """The kernels' lines loading a producer's tail's operands at the program's input channel
+    (scalars, loaded once), each after a newline."""
     if prologue is None:
-        return {"pro_ptrs": "", "pro_loads": ""}
-    names = [f"pq{j}" for j in range(prologue.operands)]
-    return {"pro_ptrs": "".join(f" {q}_ptr," for q in names),
-            "pro_loads": "\n    ic = chan // (CO // CI)  # the input channel, whose tail this program applies"
-                         + "".join(f"\n    {q} = tl.load({q}_ptr + ic)" for q in names)}
+        return ""
+    return ("\n    ic = chan // (CO // CI)  # the input channel, whose tail this program applies"
+            + "".join(f"\n    {q} = tl.load({q}_ptr + ic)" for q in prologue.names))
 
 
 def rows_kernel(name: str, n_ptrs: int, kh: int, kw: int, body_lines: list[str], out: str,
@@ -107,11 +105,12 @@ def rows_kernel(name: str, n_ptrs: int, kh: int, kw: int, body_lines: list[str],
         lines = [f"{indent}ih = {ih}", f"{indent}row = src + ih * W", f"{indent}lim = tl.where((ih >= 0) & (ih < H), W, 0)"]
         for j in range(kw):
             lines.append(f"{indent}x{i}_{j} = tl.load(row + iw{j}, mask=col_ok{j} & (iw{j} < lim), other=0.0)")
-            lines += prologue_lines(prologue, f"col_ok{j} & (iw{j} < lim)", f"x{i}_{j}", indent, loaded=True).split("\n")[1:]
+            lines += prologue_lines(prologue, f"col_ok{j} & (iw{j} < lim)", f"x{i}_{j}", indent, loaded=True)
         return lines
 
     lines = [DWCONV_ROWS_HEAD.substitute(name=name, ptrs=ptr_params(n_ptrs), taps=kh * kw,
-                                         **prologue_holes(prologue)).rstrip("\n")]
+                                         pro_ptrs=prologue_wiring(prologue)[0],
+                                         pro_loads=prologue_loads(prologue)).rstrip("\n")]
     for j in range(kw):
         lines += [f"{i4}iw{j} = ow * SW - PW + {j} * DW", f"{i4}col_ok{j} = (ow < OW) & (iw{j} >= 0)"]
     lines += [f"{i4}w{i}_{j} = tl.load(taps + {i * kw + j})" for i in range(kh) for j in range(kw)]
@@ -178,8 +177,8 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
     # A producer's tail (prologue) is applied to each input element as it is loaded: KW times in the
     # sliding window, KH x KW times in the tile kernel (elementwise work on a memory-bound kernel, in
     # place of a pass of its own over the tensor).
-    pro_names = [f"pq{j}" for j in range(prologue.operands)] if prologue is not None else []
-    ptrs += "".join(f"{q}, " for q in pro_names)
+    pro_ptrs, pro_args, unpack = prologue_wiring(prologue)
+    ptrs += pro_args
     if sliding:
         kernels = [rows_kernel(name, len(a.kinds), kh, kw, lines, out, prologue)]
         launch = [
@@ -192,8 +191,9 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
             "num_warps=max(1, bw // (32 * DW_PER_THREAD)))"]
     else:
         kernels = [render(DWCONV, name, len(a.kinds), body="\n".join(lines), out=out,
-                          prologue=prologue_lines(prologue, "ok", "x", " " * 12, loaded=True),
-                          **prologue_holes(prologue))]
+                          prologue="".join("\n" + line for line in prologue_lines(prologue, "ok", "x", " " * 12,
+                                                                                   loaded=True)),
+                          pro_ptrs=pro_ptrs, pro_loads=prologue_loads(prologue))]
         launch = [
             "    # Tiles as wide as a row (up to DW_BLOCK), as many rows as make DW_BLOCK.",
             "    bw = min(triton.next_power_of_2(ow), DW_BLOCK)",
@@ -202,9 +202,8 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
             f"    {name}[(nb * co * tiles,)](x, w, y, {ptrs}{st_ptrs}CI=ci, CO=co, H=h, W=w_, OH=oh, OW=ow, KH={kh}, "
             f"KW={kw}, SH={sh}, SW={sw}, PH={ph}, PW={pw}, DH={dh}, DW={dw}, BLOCK_H=bh, BLOCK_W=bw, "
             f"BN_STATS={flag}, num_warps=DW_WARPS)"]
-    code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + (
-        [f"    x, {', '.join(pro_names)} = x  # the producer's output and its deferred tail's operands"]
-        if prologue is not None else []) + (["    x = x.unsqueeze(2)"] if a.one_d else []) + [
+    code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + unpack + (
+        ["    x = x.unsqueeze(2)"] if a.one_d else []) + [
         "    x, w = x.contiguous(), w.contiguous()",
         "    nb, ci, h, w_ = x.shape",
         "    co = w.shape[0]",
