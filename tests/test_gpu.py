@@ -18,7 +18,7 @@ def test_bench_example_on_cuda():
     assert out["status"] == "ok" and out["speedup"] > 0
     assert out["eager"] / out["candidate"] > 1.0  # fusing the bias and GELU beats eager
     # Eager's noise (eager timed twice) is not bounded here: on a shared H200 this 0.22 ms problem
-    # read 2% and 53% minutes apart (experiments/RESULTS.md); what the harness does with a noisy
+    # read 2% and 53% seconds apart (experiments/RESULTS.md); what the harness does with a noisy
     # measurement is tested without a GPU (test_repeated_baselines_keep_each_baseline_at_its_fastest).
     assert out["timings"]["candidate"]["reps"] >= 100
 
