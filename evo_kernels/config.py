@@ -67,6 +67,11 @@ class TimingConfig:
     lead_ms: float = 1.0  # device busy-wait queued before each timed call (GPUs), so the call is queued when timing starts
     checked_outputs: int = 3  # timed outputs compared with the reference (stale-result cheats)
     max_baseline_noise: float = 0.1  # eager timed twice differing more than this: measure baselines again
+    # Each candidate's full measurement and torch.compile's are taken this many times, each kept at
+    # its fastest (eager is timed twice regardless, its noise): interference only ever slows a call
+    # down, and on an H200 one slowed measurement kept a candidate 7% faster than compile from
+    # confirmation (it read 0.892x; experiments/RESULTS.md, 2026-12-01).
+    repeats: int = 2
     profile_top_kernels: int = 5  # after timing, torch.profiler's top kernels of an accepted candidate (0: off)
     mode: str = "as_constructed"  # the mode models are timed in: as_constructed (as get_init_inputs builds it), eval, train
     # Confirmation, before a result is reported: the best candidates (up to confirm_top, within 10% of
@@ -271,6 +276,8 @@ def _validate(cfg: Config, where: str) -> None:
             raise ConfigError(f"{where}.verify.tolerances.{dtype}: expected [atol, rtol] >= 0, got {tol!r}")
     if cfg.timing.min_reps < 1:
         raise ConfigError(f"{where}.timing.min_reps: must be >= 1, got {cfg.timing.min_reps}")
+    if cfg.timing.repeats < 1:
+        raise ConfigError(f"{where}.timing.repeats: must be >= 1, got {cfg.timing.repeats}")
     if cfg.budget < 1:
         raise ConfigError(f"{where}.budget: must be >= 1, got {cfg.budget}")
     if cfg.tuning.sampler not in ("tpe", "random", "grid"):
