@@ -96,3 +96,71 @@ def test_unsupported_variants_lower_no_pool(tmp_path, mod, ret, inp):
     assert _pools(path) == []
     built = fusion.build(load_problem(path), ["fuse_chains"])
     assert built is None or KERNEL_LINE not in built[0]
+
+
+WINDOW_LINE = "    # A sliding window down the rows, each input row reduced across the window's KW columns once"
+# 2-D pools at row stride 1 go to the sliding window (templates/pool_window.py): (module or None,
+# forward's return, inputs). 530 columns make two tiles of a row; POOL_ROWS 2 (below) several
+# programs down each plane, the last one partial.
+WINDOW_CASES = {
+    "avg_box": ("nn.AvgPool2d(3, stride=1, padding=1)", "self.m(x)", "torch.randn(2, 3, 7, 9)"),
+    "avg_no_count_pad_chan": (None, "F.avg_pool2d(x * 2.0 + self.c, (3, 5), stride=(1, 2), padding=(1, 2), "
+                                    "count_include_pad=False) - 1.0", "torch.randn(2, 3, 8, 11)"),
+    "max_spp_full_after": ("nn.MaxPool2d(5, stride=1, padding=2)", "torch.sigmoid(self.m(torch.tanh(x))) + self.y",
+                           "torch.randn(2, 3, 6, 11)"),
+    "max_no_pad_rect": (None, "F.max_pool2d(torch.exp(x) - self.c, (2, 3), stride=1) * 0.5",
+                        "torch.randn(1, 3, 5, 7)"),
+    "avg_wide": ("nn.AvgPool2d((2, 3), stride=(1, 3), padding=(1, 1), count_include_pad=False)",
+                 "torch.relu(self.m(x))", "torch.randn(1, 3, 3, 1600)"),
+}
+
+
+def _write_window(tmp_path, name: str, mod: str | None, ret: str, inp: str) -> str:
+    init = ("        super().__init__()\n        self.c = nn.Parameter(torch.randn(3, 1, 1))\n"
+            "        self.y = nn.Parameter(torch.randn(2, 3, 6, 11))\n")  # an operand of the output's shape
+    if mod is not None:
+        init += f"        self.m = {mod}\n"
+    src = (f"class Model(nn.Module):\n    def __init__(self):\n{init}"
+           f"    def forward(self, x):\n        return {ret}\n"
+           f"def get_inputs():\n    return [{inp}]\ndef get_init_inputs():\n    return []\n")
+    path = tmp_path / f"{name}.py"
+    path.write_text(HEADER + src)
+    return str(path)
+
+
+def test_the_sliding_window_computes_the_reference(tmp_path):
+    """Stride-1 rows: max and average, padding counted or not, rectangular windows, a column stride,
+    per-channel operands before the pool and a full one after it, several programs a plane and two
+    tiles a row; each against the reference and no less accurate against float64."""
+    pairs = []
+    for name, (mod, ret, inp) in WINDOW_CASES.items():
+        path = _write_window(tmp_path, name, mod, ret, inp)
+        built = fusion.build(load_problem(path), ["fuse_chains"])
+        assert built is not None, name
+        source, spaces = built
+        assert spaces == ["pool_window"] and source.count(WINDOW_LINE) == 1 and KERNEL_LINE not in source, name
+        assert check_source(source) == [], [str(v) for v in check_source(source)]
+        for rows in (2, 16):
+            cand = tmp_path / f"{name}_rows{rows}.py"
+            cand.write_text(source.replace("\nPOOL_ROWS = 16\n", f"\nPOOL_ROWS = {rows}\n"))
+            pairs += [path, str(cand)]
+    check_pairs(pairs, seeds=(1, 2), oracle_factor=1.5, oracle_floor=1e-7)
+
+
+def test_other_pools_keep_the_lane_kernel(tmp_path):
+    """A row stride above 1 (level1/22's max pool), 1-D and 3-D pools: the lane-per-output kernel."""
+    for name, case in [("max2d", CASES["max2d_function"]), ("avg1d", CASES["avg1d_count_pad_chan"]),
+                       ("max3d", CASES["max3d_pad"])]:
+        source, spaces = fusion.build(load_problem(_write(tmp_path, name, *case)), ["fuse_chains"])
+        assert spaces == ["pool"] and WINDOW_LINE not in source and KERNEL_LINE in source, name
+
+
+@pytest.mark.parametrize("mod, inp", [("nn.MaxPool1d(3, stride=1, padding=1)", "torch.randn(2, 3, 11)"),
+                                      ("nn.MaxPool2d(3, stride=1, padding=1)", "torch.randn(2, 3, 7, 9)")],
+                         ids=["lane", "window"])
+def test_a_value_from_before_the_pool_read_after_it_is_not_lowered(tmp_path, mod, inp):
+    """`pool(x) + x`: x lives on the input's elements; a pool kernel would read the pool's output in
+    its place (the lane kernel once did: every output wrong). Such a chain gets no pool kernel."""
+    path = _write(tmp_path, "residual", mod, "torch.sigmoid(self.m(torch.tanh(x))) + x", inp)
+    built = fusion.build(load_problem(path), ["fuse_chains"])
+    assert built is None or (KERNEL_LINE not in built[0] and WINDOW_LINE not in built[0])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ...model.tunables import register_space
 from .ir import Op
-from . import attention, conv, cross_entropy, depthwise, elementwise, gemm, pool, reduce, rowwise, scan
+from . import attention, conv, cross_entropy, depthwise, elementwise, gemm, pool, pool_window, reduce, rowwise, scan
 from .base import HELPERS, AnchorTemplate, ChainTemplate, Emitted, Lowered, TritonTemplate
 
 TEMPLATES: list[TritonTemplate] = [
@@ -20,7 +20,8 @@ TEMPLATES: list[TritonTemplate] = [
     reduce.TEMPLATE,  # reductions and norms a row template cannot hold
     cross_entropy.TEMPLATE,
     scan.TEMPLATE,  # cumulative sums
-    pool.TEMPLATE,  # a chain with a pooling, whatever else it holds
+    pool_window.TEMPLATE,  # a chain with a 2-D pooling at row stride 1 (a sliding window)
+    pool.TEMPLATE,  # a chain with any other pooling, whatever else it holds
     rowwise.TEMPLATE,  # a chain with a row reduction
     elementwise.TEMPLATE,  # any other chain
 ]

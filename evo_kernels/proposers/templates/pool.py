@@ -58,6 +58,17 @@ $post
 ''')
 
 
+def pool_lowerable(ops: list[Op], pool_at: int, kinds: list[str]) -> bool:
+    """Whether a pool kernel can compute `ops` around the pool at `pool_at`. Before it: per-element
+    ops with per-channel operands ending in the pool's input (they run on input elements, where
+    "full" operands, loaded at an output index, would be wrong). After it: nothing reading a value
+    from before the pool (`pool(x) + x`), which lives on the input's elements, not the output's."""
+    pre, before = ops[:pool_at], {"v"} | {f"t{i}" for i in range(pool_at)}
+    return ops[pool_at].args[0] == (f"t{pool_at - 1}" if pool_at else "v") and not any(
+        op.name in REDUCE for op in pre) and all(kinds[int(r[1:])] == "chan" for r in uses(pre) if r.startswith("p")) \
+        and not uses(ops[pool_at + 1:]) & before
+
+
 def _lower(t: ChainTemplate, name: str, ops: list[Op], kinds: list[str], y: str, full_shape: tuple[int, ...],
            split: str = "1") -> Lowered | None:
     nptr = len(kinds)
@@ -65,12 +76,7 @@ def _lower(t: ChainTemplate, name: str, ops: list[Op], kinds: list[str], y: str,
     pool_at = next(i for i, op in enumerate(ops) if op.name == "pool")
     pre, post = ops[:pool_at], shift(ops, pool_at + 1)
     pool = ops[pool_at]
-    # Before the pool only per-element ops with per-channel operands: the kernel computes them on
-    # input elements, where "full" operands (loaded at `offs`, an output index) would be wrong.
-    if pool.args[0] != (f"t{pool_at - 1}" if pool_at else "v") or any(op.name in REDUCE for op in pre) or any(
-            kinds[int(r[1:])] != "chan" for r in uses(pre) if r.startswith("p")):
-        return None
-    if not t.supports(post, kinds):
+    if not pool_lowerable(ops, pool_at, kinds) or not t.supports(post, kinds):
         return None
     pre_lines, pre_out = body(pre, t.loads_for(kinds), indent=" " * 16)
     post_lines, out = body(post, t.loads_for(kinds))
