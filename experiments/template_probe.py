@@ -60,6 +60,9 @@ CE_CONFIGS = [{}, {"CE_TILE": 8192}, {"CE_TILE": 2048, "CE_WARPS": 4}, {"CE_WARP
 EW_CONFIGS = [{}, {"EW_BLOCK": 512}, {"EW_BLOCK": 2048, "EW_WARPS": 8}]
 POOL_CONFIGS = [{}, {"POOL_BLOCK": 512}, {"POOL_BLOCK": 2048}, {"POOL_WARPS": 8}, {"POOL_WARPS": 2},
                 {"POOL_BLOCK": 512, "POOL_WARPS": 8}]
+# The sliding-window pool (2-D, row stride 1): rows a program, columns a lane
+WINDOW_CONFIGS = [{}, {"POOL_ROWS": 8}, {"POOL_ROWS": 32}, {"POOL_PER_THREAD": 2}, {"POOL_PER_THREAD": 8},
+                  {"POOL_ROWS": 32, "POOL_PER_THREAD": 8}, {"POOL_ROWS": 4}]
 ATTN_CONFIGS = [{}, {"ATTN_BLOCK_N": 32}, {"ATTN_BLOCK_M": 64}, {"ATTN_WARPS": 4}, {"ATTN_STAGES": 2},
                 {"ATTN_STAGES": 1}, {"ATTN_BLOCK_M": 64, "ATTN_WARPS": 4}, {"ATTN_BLOCK_M": 64, "ATTN_BLOCK_N": 128},
                 {"ATTN_PRECISION": "ieee"}]
@@ -117,7 +120,7 @@ PLAN = [  # (problem, options, configs, time torch.compile too)
     ("level1/16_Softmax", dict(chains=True), ROW_CONFIGS, True),
     ("level1/17_LogSoftmax", dict(chains=True), ROW_CONFIGS, True),
     ("level1/13_LayerNorm", dict(chains=True), ROW_CONFIGS, True),
-    ("level1/23_AvgPool2d", dict(chains=True), POOL_CONFIGS, True),
+    ("level1/23_AvgPool2d", dict(chains=True), WINDOW_CONFIGS, True),
     ("level1/22_MaxPool2d", dict(chains=True), POOL_CONFIGS, True),
     ("level1/28_Cumsum", dict(scan=True), SCAN_CONFIGS, True),
     ("level1/12_BatchNorm2d", dict(chains=True), [{}], True),
