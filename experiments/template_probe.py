@@ -56,11 +56,6 @@ RED_CONFIGS = [{}, {"RED_TILE": 8192}, {"RED_TILE": 2048, "RED_WARPS": 4}, {"RED
                {"RED_WARPS": 16}, {"RED_WARPS": 16, "RED_TILE": 8192}, {"RED_BLOCK_B": 32, "RED_WARPS": 4},
                {"RED_COOP_CHUNK": 0}, {"RED_COOP_CHUNK": 8192}, {"RED_COOP_CHUNK": 2048}]
 R = dict(reduce=True)
-# A one-kernel normalization on a persistent grid (RED_PERSIST programs per SM), the cooperative path off
-NO_COOP = {"RED_COOP_CHUNK": 0}
-PERSIST_CONFIGS = [{}, NO_COOP] + [dict(NO_COOP, RED_PERSIST=p) for p in (1, 2, 4)] + [
-    dict(NO_COOP, RED_PERSIST=2, RED_TILE=8192), dict(NO_COOP, RED_PERSIST=1, RED_TILE=8192, RED_WARPS=16),
-    dict(NO_COOP, RED_PERSIST=4, RED_WARPS=4)]
 CE_CONFIGS = [{}, {"CE_TILE": 8192}, {"CE_TILE": 2048, "CE_WARPS": 4}, {"CE_WARPS": 16}, {"CE_WAVES": 8}]
 EW_CONFIGS = [{}, {"EW_BLOCK": 512}, {"EW_BLOCK": 2048, "EW_WARPS": 8}]
 POOL_CONFIGS = [{}, {"POOL_BLOCK": 512}, {"POOL_BLOCK": 2048}, {"POOL_WARPS": 8}, {"POOL_WARPS": 2},
@@ -100,8 +95,8 @@ PLAN = [  # (problem, options, configs, time torch.compile too)
     ("level1/33_CrossEntropy_large_vocab", dict(cross_entropy=True), CE_CONFIGS, True),
     ("level1/30_LayerNorm_over_CHW", R, RED_CONFIGS, True),
     ("level1/31_Softmax_over_channels", R, RED_CONFIGS, True),
-    ("level1/32_InstanceNorm2d", R, PERSIST_CONFIGS, True),
-    ("level1/14_GroupNorm", R, PERSIST_CONFIGS[:4], True),
+    ("level1/32_InstanceNorm2d", R, RED_CONFIGS, True),
+    ("level1/14_GroupNorm", R, RED_CONFIGS, True),
     ("level1/18_Sum_reduction_dim", R, RED_CONFIGS, True),
     ("level1/19_Mean_reduction_dim", R, RED_CONFIGS[:3], True),
     ("level1/21_Argmax_dim", R, RED_CONFIGS[:3], True),

@@ -44,9 +44,6 @@ OFFSET = {"group_norm_offset": ("nn.GroupNorm(2, 4)", "torch.randn(3, 4, 6, 5) *
 PARAMS = {"RED_TILE": 16, "RED_BLOCK_B": 4, "RED_WARPS": 4, "RED_WAVES": 8, "RED_COOP_CHUNK": 0}
 UNSPLIT = {"RED_TILE": 16, "RED_BLOCK_B": 4, "RED_WARPS": 4, "RED_WAVES": 0, "RED_COOP_CHUNK": 0}
 COOP = {"RED_COOP_CHUNK": 32}
-# Unsplit with fewer programs than samples (off a GPU one SM: one program a column tile), each taking
-# sample after sample: the one-kernel normalizations' persistent grid.
-PERSIST = {**UNSPLIT, "RED_PERSIST": 1}
 # The long row (70000) at tiles of 16 is ~13000 interpreted tile steps: larger tiles still split it
 # into 14 chunks with a partial last tile, in a fraction of the time.
 OWN = {"softmax_long_row": {"RED_TILE": 1024}}
@@ -73,7 +70,7 @@ def test_each_kind_is_claimed_and_computes_the_reference(tmp_path):
         source, spaces = built
         assert spaces == ["reduce"] and "_red_0_stats" in source, name
         assert check_source(source) == [], (name, [str(v) for v in check_source(source)])
-        for i, params in enumerate((PARAMS, UNSPLIT, PERSIST) + (({},) if name in MODULES else ())):
+        for i, params in enumerate((PARAMS, UNSPLIT) + (({},) if name in MODULES else ())):
             cand = tmp_path / f"{name}_candidate_{i}.py"
             cand.write_text(bake(source, {**params, **OWN.get(name, {})}))
             pairs += [path, str(cand)]
@@ -86,7 +83,7 @@ def test_norm_statistics_stay_accurate_far_from_zero(tmp_path):
     path = _problem(tmp_path, "group_norm_offset")
     source, _ = fusion.build(load_problem(path), ["triton_reduce"])
     pairs = []
-    for i, params in enumerate((PARAMS, UNSPLIT, PERSIST, {})):
+    for i, params in enumerate((PARAMS, UNSPLIT, {})):
         cand = tmp_path / f"offset_candidate_{i}.py"
         cand.write_text(bake(source, params))
         pairs += [path, str(cand)]

@@ -25,9 +25,7 @@ of its group's, and normalizes what it holds: one read and one write, whatever t
 RED_TILE: elements per tile (BLOCK_R x BLOCK_B); RED_BLOCK_B: columns per tile when B > 1;
 RED_WARPS; RED_WAVES: programs per SM aimed at when choosing SPLIT; RED_COOP_CHUNK: elements each
 program of a cooperative normalization holds (0: none), 32 per thread (on an H200, InstanceNorm and
-GroupNorm: 4096 over 4 warps fastest; 16 per thread 1-8% slower, 8192 over 8 warps 9-12%);
-RED_PERSIST: programs per SM of a one-kernel normalization, each taking sample after sample (0: one
-program per sample), so that the rows in flight, read twice, stay in L2.
+GroupNorm: 4096 over 4 warps fastest; 16 per thread 1-8% slower, 8192 over 8 warps 9-12%).
 """
 from __future__ import annotations
 
@@ -293,29 +291,27 @@ def ${name}_apply(x_ptr, f1_ptr, f2_ptr, out_ptr, w_ptr, b_ptr, A, R, B, CH, eps
             y = ${name}_affine(y, w_ptr, b_ptr, (rr // RDIV)[None, :], rmask[None, :], HAS_W, HAS_B)
             tl.store(out_ptr + offs, y, mask=m)
     else:
+        a = tl.program_id(0)
         rb = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)
         bmask = rb < B
-        # Samples a, a + programs, ...: one each when the grid covers A; fewer programs than samples
-        # (RED_PERSIST) keep fewer rows in flight, so that a FUSED row's second read finds it in L2.
-        for a in range(tl.program_id(0), A, tl.num_programs(0)):
-            base = tl.cast(a, tl.int64) * R * B  # (a cast: the interpreter's loop yields ints)
-            if FUSED:
-                v1, v2, _ = ${name}_fold(x_ptr + base, lo, hi, B, rb, bmask, STAT, BLOCK_R, BLOCK_B)
-                if STAT == 5:
-                    v2 = v2 / R
-            else:
-                o = tl.cast(a, tl.int64) * B + rb
-                v1 = tl.load(f1_ptr + o, mask=bmask, other=0.0)
-                v2 = tl.load(f2_ptr + o, mask=bmask, other=1.0)
-            c2 = ${name}_scale(v2, eps, STAT)
-            for t in range(0, n_tiles):
-                rr = lo + (n_tiles - 1 - t) * BLOCK_R + tl.arange(0, BLOCK_R)
-                m = (rr < hi)[:, None] & bmask[None, :]
-                offs = base + rr.to(tl.int64)[:, None] * B + rb[None, :]
-                y = ${name}_normalize(tl.load(x_ptr + offs, mask=m, other=0.0), v1[None, :], c2[None, :], STAT)
-                widx = (a % AMOD) * RMUL + rr // RDIV
-                y = ${name}_affine(y, w_ptr, b_ptr, widx[:, None], (rr < hi)[:, None], HAS_W, HAS_B)
-                tl.store(out_ptr + offs, y, mask=m)
+        base = a.to(tl.int64) * R * B
+        if FUSED:
+            v1, v2, _ = ${name}_fold(x_ptr + base, lo, hi, B, rb, bmask, STAT, BLOCK_R, BLOCK_B)
+            if STAT == 5:
+                v2 = v2 / R
+        else:
+            o = a.to(tl.int64) * B + rb
+            v1 = tl.load(f1_ptr + o, mask=bmask, other=0.0)
+            v2 = tl.load(f2_ptr + o, mask=bmask, other=1.0)
+        c2 = ${name}_scale(v2, eps, STAT)
+        for t in range(0, n_tiles):
+            rr = lo + (n_tiles - 1 - t) * BLOCK_R + tl.arange(0, BLOCK_R)
+            m = (rr < hi)[:, None] & bmask[None, :]
+            offs = base + rr.to(tl.int64)[:, None] * B + rb[None, :]
+            y = ${name}_normalize(tl.load(x_ptr + offs, mask=m, other=0.0), v1[None, :], c2[None, :], STAT)
+            widx = (a % AMOD) * RMUL + rr // RDIV
+            y = ${name}_affine(y, w_ptr, b_ptr, widx[:, None], (rr < hi)[:, None], HAS_W, HAS_B)
+            tl.store(out_ptr + offs, y, mask=m)
 
 
 @triton.jit
@@ -402,9 +398,6 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
         # program share each weight tile, in their own chunks.
         group = min(8, triton.next_power_of_2(a)) if not one and n_b == 1 and amod == 1 and rmul == 0 else 1
         grid = (a, split, n_bt)
-        if one and RED_PERSIST:  # RED_PERSIST programs per SM, each normalizing one sample after another
-            sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 1
-            grid = (min(a, max(1, sms * RED_PERSIST // n_bt)), 1, n_bt)
         if group > 1:
             block_r = max(1, min(RED_TILE // group, triton.next_power_of_2(r)))
             split, ch = _split_length(x, triton.cdiv(a, group), r, block_r, RED_WAVES, 256)
@@ -567,4 +560,4 @@ TEMPLATE = AnchorTemplate(
     kernel=REDUCE, example=EXAMPLE, example_rules=("triton_reduce",), example_params={},
     name="reduce", rule="triton_reduce", prior=4.0, kind="reduce", pattern=reduce_source, emitter=_emit,
     params={"RED_TILE": [4096, 2048, 8192, 1024], "RED_BLOCK_B": [64, 32, 128, 16], "RED_WARPS": [8, 4, 16],
-            "RED_WAVES": [4, 2, 8], "RED_COOP_CHUNK": [4096, 8192, 2048, 0], "RED_PERSIST": [0, 2, 1, 4]})
+            "RED_WAVES": [4, 2, 8], "RED_COOP_CHUNK": [4096, 8192, 2048, 0]})
