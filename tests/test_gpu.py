@@ -266,11 +266,11 @@ def test_pool_window_template_compiles_and_matches_on_cuda(tmp_path):
     """templates/pool_window.py compiled by Triton: every case of tests/test_pool_template.py's
     sliding window at its defaults and at 2 rows and 1 column a lane, no less accurate than the
     reference against float64; and a 3x3 box filter at a real size (a row of 1000 columns: two tiles)."""
-    from test_pool_template import WINDOW_CASES, _write_window
+    from test_pool_template import WINDOW_CASES, _write
 
     for name, (mod, ret, inp) in WINDOW_CASES.items():
-        _template_matches(tmp_path, _write_window(tmp_path, name, mod, ret, inp), "fuse_chains",
+        _template_matches(tmp_path, _write(tmp_path, name, mod, ret, inp), "fuse_chains",
                           ({}, {"POOL_ROWS": 2, "POOL_PER_THREAD": 1}), f"pw_{name}", oracle=True)
-    path = _write_window(tmp_path, "real", "nn.AvgPool2d(3, stride=1, padding=1)", "torch.tanh(self.m(x))",
+    path = _write(tmp_path, "real", "nn.AvgPool2d(3, stride=1, padding=1)", "torch.tanh(self.m(x))",
                          "torch.randn(8, 32, 301, 1000)")
     _template_matches(tmp_path, path, "fuse_chains", ({}, {"POOL_ROWS": 32}), "pw_real", oracle=True)

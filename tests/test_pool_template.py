@@ -33,8 +33,15 @@ CASES = {
     "max2d_function": (None, "torch.tanh(F.max_pool2d(x - 0.1, 2, padding=1))", "torch.randn(2, 3, 7, 6)"),
 }
 
+# The models' parameters: a per-channel operand for 1-D pools (b), for 2-D ones (c), and an operand
+# of a 2-D window case's output shape (y)
+PARAMETERS = ("        self.b = nn.Parameter(torch.randn(3, 1))\n"
+              "        self.c = nn.Parameter(torch.randn(3, 1, 1))\n"
+              "        self.y = nn.Parameter(torch.randn(2, 3, 6, 11))\n")
+
+
 def _write(tmp_path, name: str, mod: str | None, ret: str, inp: str) -> str:
-    init = "        super().__init__()\n        self.b = nn.Parameter(torch.randn(3, 1))\n"
+    init = "        super().__init__()\n" + PARAMETERS
     if mod is not None:
         init += f"        self.m = {mod}\n"
     src = (f"class Model(nn.Module):\n    def __init__(self):\n{init}"
@@ -115,26 +122,13 @@ WINDOW_CASES = {
 }
 
 
-def _write_window(tmp_path, name: str, mod: str | None, ret: str, inp: str) -> str:
-    init = ("        super().__init__()\n        self.c = nn.Parameter(torch.randn(3, 1, 1))\n"
-            "        self.y = nn.Parameter(torch.randn(2, 3, 6, 11))\n")  # an operand of the output's shape
-    if mod is not None:
-        init += f"        self.m = {mod}\n"
-    src = (f"class Model(nn.Module):\n    def __init__(self):\n{init}"
-           f"    def forward(self, x):\n        return {ret}\n"
-           f"def get_inputs():\n    return [{inp}]\ndef get_init_inputs():\n    return []\n")
-    path = tmp_path / f"{name}.py"
-    path.write_text(HEADER + src)
-    return str(path)
-
-
 def test_the_sliding_window_computes_the_reference(tmp_path):
     """Stride-1 rows: max and average, padding counted or not, rectangular windows, a column stride,
     per-channel operands before the pool and a full one after it, several programs a plane and two
     tiles a row; each against the reference and no less accurate against float64."""
     pairs = []
     for name, (mod, ret, inp) in WINDOW_CASES.items():
-        path = _write_window(tmp_path, name, mod, ret, inp)
+        path = _write(tmp_path, name, mod, ret, inp)
         built = fusion.build(load_problem(path), ["fuse_chains"])
         assert built is not None, name
         source, spaces = built
