@@ -133,3 +133,32 @@ def test_a_screen_in_flight_when_the_run_stops_is_screened_again_on_resume(tmp_p
     again, again_meta = resumed.next_job()
     assert [t["params"] for t in again_meta["screen"]] == [t["params"] for t in meta["screen"]]
     assert again.params == cand.params
+
+
+def test_a_configuration_rejected_for_its_precision_is_followed_by_another_precision(monkeypatch):
+    """level3/04 on an H200: the screen's fastest configurations all ran the seeded rounded TF32
+    conv, which the contract rejected (cuDNN had run one of the block's convs in fp32); the next
+    fastest, the same precision, would fail alike. After an accuracy failure the fastest
+    configuration of another precision is evaluated; after a crash, the next fastest."""
+    from evo_kernels import config as config_module
+    from evo_kernels.harness import evaluator as evaluator_module
+    screened = [{"params": {"CONV_PRECISION": "tf32rn", "CONV_WARPS": 8}, "ms": 1.0},
+                {"params": {"CONV_PRECISION": "tf32rn", "CONV_WARPS": 4}, "ms": 1.1},
+                {"params": {"CONV_PRECISION": "tf32x3", "CONV_WARPS": 8}, "ms": 2.0}]
+    for failure, second in (("incorrect", {"CONV_PRECISION": "tf32x3", "CONV_WARPS": 8}),
+                            ("runtime_error", {"CONV_PRECISION": "tf32rn", "CONV_WARPS": 4})):
+        rows = [dict(r, params=dict(r["params"])) for r in screened]
+        monkeypatch.setattr(evaluator_module, "verify_screen", lambda *a, **k: rows)
+        ev = Evaluator("cpu", config_module.Config(device="cpu"))  # no workers started
+        monkeypatch.setattr(ev, "baselines", lambda key: None)
+        asked = []
+
+        def evaluate(key, cand):
+            asked.append(cand.params)
+            fails = cand.params["CONV_PRECISION"] == "tf32rn" and failure == "incorrect" or len(asked) == 1
+            return Evaluation(status=failure if fails else "ok", reason="accuracy: worse than eager" if fails else "")
+        monkeypatch.setattr(ev, "evaluate", evaluate)
+        result = ev.screen(PROBLEM, Candidate(source=SOURCE), [r["params"] for r in screened])
+        assert asked == [screened[0]["params"], second] and result.status == "ok", (failure, asked)
+        chosen = [r["params"] for r in result.screened if r.get("chosen")]
+        assert chosen == [second] and result.screened[0]["failed"] == failure
