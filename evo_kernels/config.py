@@ -67,10 +67,11 @@ class TimingConfig:
     lead_ms: float = 1.0  # device busy-wait queued before each timed call (GPUs), so the call is queued when timing starts
     checked_outputs: int = 3  # timed outputs compared with the reference (stale-result cheats)
     max_baseline_noise: float = 0.1  # eager timed twice differing more than this: measure baselines again
-    # Each candidate's full measurement and torch.compile's are taken this many times, each kept at
-    # its fastest (eager is timed twice regardless, its noise): interference only ever slows a call
-    # down, and on an H200 one slowed measurement kept a candidate 7% faster than compile from
-    # confirmation (it read 0.892x; experiments/RESULTS.md, 2026-12-01).
+    # Each candidate's full measurement and torch.compile's are taken in this many parts (each its
+    # share of the repetitions and time), the fastest part's median kept (eager is timed twice in
+    # full regardless, its noise): interference only ever slows a call down, and on an H200 one
+    # slowed measurement kept a candidate 7% faster than compile from confirmation (it read 0.892x;
+    # experiments/RESULTS.md, 2026-12-01).
     repeats: int = 2
     profile_top_kernels: int = 5  # after timing, torch.profiler's top kernels of an accepted candidate (0: off)
     mode: str = "as_constructed"  # the mode models are timed in: as_constructed (as get_init_inputs builds it), eval, train

@@ -159,11 +159,12 @@ class _Worker:
     """A stand-in sandbox worker: answers each op from a list of replies, records what it was asked."""
 
     def __init__(self, replies: dict[str, list[dict]]):
-        self.replies, self.asked = replies, []
+        self.replies, self.asked, self.messages = replies, [], []
         self.cfg = type("SandboxCfg", (), {"timeout_s": 60.0})()
 
     def request(self, msg, timeout=None):
         self.asked.append(msg["op"])
+        self.messages.append(msg)
         queue = self.replies.get(msg["op"])
         return queue.pop(0) if queue and len(queue) > 1 else (queue[0] if queue else {"ok": True})
 
@@ -176,9 +177,10 @@ class _Worker:
 
 
 def test_a_candidate_is_timed_twice_and_kept_at_its_faster():
-    """A candidate's full measurement is taken timing.repeats times (2 unless told) and the fastest
-    kept, each one's outputs judged: one measurement slowed by interference (the H200's two speeds)
-    decided level3/10's fitness, 0.892x, and kept a candidate from confirmation."""
+    """A candidate's full measurement is taken in timing.repeats parts (2 unless told), each with its
+    share of the repetitions (the same cost as one), and the fastest kept, each one's outputs judged:
+    one measurement slowed by interference (the H200's two speeds) decided level3/10's fitness,
+    0.892x, and kept a candidate from confirmation."""
     import random
 
     from evo_kernels.config import Config
@@ -195,6 +197,9 @@ def test_a_candidate_is_timed_twice_and_kept_at_its_faster():
     assert v.status == "ok", v.reason
     assert v.timing["median_ms"] == fast and v.timing["attempts_ms"] == [slow, fast]
     assert defendant.asked.count("time") == 2 and judge.asked.count("timed") == 2
+    parts = [m["config"]["timing"] for m in defendant.messages if m["op"] == "time"]
+    assert [p["min_reps"] for p in parts] == [cfg.timing.min_reps // 2] * 2
+    assert [p["min_time_ms"] for p in parts] == [cfg.timing.min_time_ms / 2] * 2
     cfg.timing.repeats = 1
     once = _Worker({"time": list(times), "profile": [{"ok": True, "profile": []}]})
     v = verify_and_time(_Worker({"begin": [{"ok": True, "trials": []}]}), once, LINEAR, Candidate(source="x = 1"),
@@ -203,8 +208,8 @@ def test_a_candidate_is_timed_twice_and_kept_at_its_faster():
 
 
 def test_compile_is_timed_as_often_as_a_candidate_and_eager_twice(monkeypatch):
-    """The judge's baselines: eager's two timings each its own (their difference is the noise),
-    torch.compile's timing.repeats measurements kept at the fastest, as a candidate's are."""
+    """The judge's baselines: eager's two timings each a full measurement (their difference is the
+    noise), torch.compile's in timing.repeats parts, the fastest kept, as a candidate's are."""
     import random
 
     import torch
@@ -221,7 +226,9 @@ def test_compile_is_timed_as_often_as_a_candidate_and_eager_twice(monkeypatch):
 
         def to_dict(self):
             return {"median_ms": self.ms}
-    monkeypatch.setattr(judge_module.timing, "time_model", lambda *a, **k: (Timed(next(figures)), None))
+    reps = []
+    monkeypatch.setattr(judge_module.timing, "time_model",
+                        lambda model, problem, how, *a, **k: (reps.append(how.min_reps) or Timed(next(figures)), None))
     monkeypatch.setattr(torch, "compile", lambda model: model)
     problem = load_problem(LINEAR)
     judge = judge_module.Judge("cpu", get_backend("cpu"))
@@ -231,3 +238,5 @@ def test_compile_is_timed_as_often_as_a_candidate_and_eager_twice(monkeypatch):
     assert out["eager"]["median_ms"] == 1.0 and out["eager_repeat"]["median_ms"] == 1.1
     assert out["compile"]["median_ms"] == 0.8 and out["compile"]["attempts_ms"] == [0.9, 0.8]
     assert next(figures, None) is None  # four timings, no more
+    full = Config(device="cpu").timing.min_reps
+    assert reps == [full, full, full // 2, full // 2]  # eager's in full, compile's in halves

@@ -364,6 +364,15 @@ def speedup_interval(candidate_ms: list[float], baseline_ms: list[float], level:
     return point, float(low), float(high)
 
 
+def part_config(cfg: TimingConfig) -> TimingConfig:
+    """One of a full measurement's `repeats` parts (a candidate's, torch.compile's): its share of the
+    repetitions and timed time, so that timing twice costs what timing once did. Each part's median
+    stands alone and the fastest is kept: a slowed stretch of seconds spoils one part, not both."""
+    import dataclasses
+    parts = max(1, cfg.repeats)
+    return dataclasses.replace(cfg, min_reps=max(5, cfg.min_reps // parts), min_time_ms=cfg.min_time_ms / parts)
+
+
 def round_config(cfg: TimingConfig) -> TimingConfig:
     """One confirmation round: a tenth of the repetitions and time of a full measurement (the
     interval comes from the spread across rounds, so many short rounds beat few long ones), one

@@ -8,7 +8,7 @@
       judge:     compare     the outputs (mapped from the defendant's memory), inputs and buffers
     defendant: time          the timing protocol, a sample of timed outputs kept
     judge:     timed         those outputs against the reference for their inputs
-    (time and timed repeated timing.repeats times; the fastest measurement is the candidate's)
+    (time and timed in timing.repeats parts; the fastest part's median is the candidate's)
 
 The defendant is stopped (SIGSTOP) whenever the judge works. Nothing the candidate's process says
 is believed: the judge decides, from what it maps of that process's memory. Every rejection is a
@@ -109,9 +109,12 @@ def verify_and_time(judge: SandboxWorker, defendant: SandboxWorker, problem: str
     try:
         _load_and_verify(judge, defendant, problem, candidate, cfg, rng, deadline, verdict)
         if timed:
-            # timing.repeats measurements, the fastest kept (as torch.compile's are): one slowed by
-            # interference would otherwise decide the candidate's fitness. Each one's outputs judged.
-            times = [_time_round(judge, defendant, cfg, deadline) for _ in range(cfg.timing.repeats)]
+            # timing.repeats parts of a measurement, the fastest kept (as torch.compile's are): one
+            # slowed by interference would otherwise decide the candidate's fitness. Each one's
+            # outputs judged.
+            from .timing import part_config
+            part = Config(**{**cfg.__dict__, "timing": part_config(cfg.timing)})
+            times = [_time_round(judge, defendant, part, deadline) for _ in range(cfg.timing.repeats)]
             t = min(times, key=lambda r: r["timing"]["median_ms"])
             verdict.timing = dict(t["timing"], attempts_ms=[r["timing"]["median_ms"] for r in times])
             verdict.mode, verdict.kernels = t.get("mode", ""), t.get("kernels") or {}
