@@ -203,10 +203,10 @@ class Judge:
                 runnable = compiled if name == "compile" else model
                 # eager's two timings are each a full measurement (their difference is the noise);
                 # compile, like a candidate, is measured in timing.repeats parts, the fastest kept
-                parts = 1 if name.startswith("eager") else cfg.timing.repeats
-                how = cfg.timing if parts == 1 else timing.part_config(cfg.timing)
+                eager = name.startswith("eager")
+                how = cfg.timing if eager else timing.part_config(cfg.timing)
                 times = [timing.time_model(runnable, problem, how, rng, self.backend)[0].to_dict()
-                         for _ in range(parts)]
+                         for _ in range(1 if eager else cfg.timing.repeats)]
                 out[name] = dict(min(times, key=lambda t: t["median_ms"]),
                                  attempts_ms=[t["median_ms"] for t in times])
             except Exception as e:  # noqa: BLE001 - a failing compile baseline is reported, not fatal

@@ -58,26 +58,28 @@ $post
 ''')
 
 
-def pool_lowerable(ops: list[Op], pool_at: int, kinds: list[str]) -> bool:
-    """Whether a pool kernel can compute `ops` around the pool at `pool_at`. Before it: per-element
-    ops with per-channel operands ending in the pool's input (they run on input elements, where
-    "full" operands, loaded at an output index, would be wrong). After it: nothing reading a value
-    from before the pool (`pool(x) + x`), which lives on the input's elements, not the output's."""
-    pre, before = ops[:pool_at], {"v"} | {f"t{i}" for i in range(pool_at)}
-    return ops[pool_at].args[0] == (f"t{pool_at - 1}" if pool_at else "v") and not any(
-        op.name in REDUCE for op in pre) and all(kinds[int(r[1:])] == "chan" for r in uses(pre) if r.startswith("p")) \
-        and not uses(ops[pool_at + 1:]) & before
+def around_pool(t: ChainTemplate, ops: list[Op], kinds: list[str]) -> tuple[list[Op], Op, list[Op]] | None:
+    """`ops` as (the ops before the pool, the pool, the ops after it as a group of their own, on the
+    pool's output "v"), or None where a pool kernel cannot compute them. Before it: per-element ops
+    with per-channel operands ending in the pool's input (they run on input elements, where "full"
+    operands, loaded at an output index, would be wrong). After it: ops `t` can load the operands
+    of, reading no value from before the pool (`pool(x) + x`: x lives on the input's elements)."""
+    at = next(i for i, op in enumerate(ops) if op.name == "pool")
+    pre, post, before = ops[:at], shift(ops, at + 1), {"v"} | {f"t{i}" for i in range(at)}
+    if ops[at].args[0] != (f"t{at - 1}" if at else "v") or any(op.name in REDUCE for op in pre) or any(
+            kinds[int(r[1:])] != "chan" for r in uses(pre) if r.startswith("p")) or uses(ops[at + 1:]) & before:
+        return None
+    return (pre, ops[at], post) if t.supports(post, kinds) else None
 
 
 def _lower(t: ChainTemplate, name: str, ops: list[Op], kinds: list[str], y: str, full_shape: tuple[int, ...],
            split: str = "1") -> Lowered | None:
     nptr = len(kinds)
     ptrs = "".join(f"p{j}, " for j in range(nptr))
-    pool_at = next(i for i, op in enumerate(ops) if op.name == "pool")
-    pre, post = ops[:pool_at], shift(ops, pool_at + 1)
-    pool = ops[pool_at]
-    if not pool_lowerable(ops, pool_at, kinds) or not t.supports(post, kinds):
+    parts = around_pool(t, ops, kinds)
+    if parts is None:
         return None
+    pre, pool, post = parts
     pre_lines, pre_out = body(pre, t.loads_for(kinds), indent=" " * 16)
     post_lines, out = body(post, t.loads_for(kinds))
     kernel = render(POOL, name, nptr, pre="\n".join(pre_lines), pre_out=pre_out,

@@ -15,8 +15,8 @@ from __future__ import annotations
 from string import Template
 
 from .ir import Op
-from .base import ChainTemplate, Lowered, body, shift, uses
-from .pool import pool_lowerable
+from .base import ChainTemplate, Lowered, body, ptr_params, uses
+from .pool import around_pool
 
 MAX_WINDOW = 16  # rows or columns: the window's rows live in registers
 PAD_MAX = "float('-inf')"
@@ -56,7 +56,7 @@ def window_kernel(name: str, n_ptrs: int, pool: Op, pre: list[Op], post: list[Op
     is_max = mode == "max"
     pad = PAD_MAX if is_max else "0.0"
     i4, i8 = " " * 4, " " * 8
-    lines = [HEAD.substitute(name=name, ptrs="".join(f" p{j}_ptr," for j in range(n_ptrs))).rstrip("\n")]
+    lines = [HEAD.substitute(name=name, ptrs=ptr_params(n_ptrs)).rstrip("\n")]
     # The per-channel operands of the ops before the pool: scalars of the program's channel, loaded once.
     pre_operands = sorted(r for r in uses(pre) if r.startswith("p"))
     lines += [f"{i4}{r} = tl.load({r}_ptr + chan)" for r in pre_operands]
@@ -115,10 +115,10 @@ LOADS = {"chan": "tl.load({ptr} + chan)", "full": "tl.load({ptr} + offs, mask=ma
 
 def _lower(t: ChainTemplate, name: str, ops: list[Op], kinds: list[str], y: str, full_shape: tuple[int, ...],
            split: str = "1") -> Lowered | None:
-    pool_at = next(i for i, op in enumerate(ops) if op.name == "pool")
-    pre, post, pool = ops[:pool_at], shift(ops, pool_at + 1), ops[pool_at]
-    if not pool_lowerable(ops, pool_at, kinds) or not t.supports(post, kinds):
+    parts = around_pool(t, ops, kinds)
+    if parts is None:
         return None
+    pre, pool, post = parts
     kernel = window_kernel(name, len(kinds), pool, pre, post, kinds)
     _, (kh, kw), (_, sw), (ph, pw), _, _ = pool.const
     ptrs = "".join(f"p{j}, " for j in range(len(kinds)))
