@@ -337,7 +337,7 @@ def ${name}_coop_publish(p1_ptr, p2_ptr, sync_ptr, t, a, v1, v2):
 
 
 @triton.jit
-def ${name}_coop_apply(x, m, rr, offs, a, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLIT, eps, AMOD,
+def ${name}_coop_apply(x, m, rr, a, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLIT, eps, AMOD,
                        RMUL, RDIV, STAT: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr, CH: tl.constexpr,
                        SPLIT_P2: tl.constexpr):
     # Wait until every chunk of row a has published, combine the partials, normalize the chunk held.
@@ -348,50 +348,52 @@ def ${name}_coop_apply(x, m, rr, offs, a, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr,
     c2 = ${name}_scale(tl.sum(f2, axis=0), eps, STAT)
     y = ${name}_affine(${name}_normalize(x, v1, c2, STAT), w_ptr, b_ptr, (a % AMOD) * RMUL + rr // RDIV, m,
                        HAS_W, HAS_B)
-    tl.store(out_ptr + offs, y, mask=m)
+    tl.store(out_ptr + a.to(tl.int64) * R + rr, y, mask=m)
 
 
 @triton.jit
-def ${name}_coop(x_ptr, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLIT, TOTAL, eps, AMOD, RMUL, RDIV,
-                 STAT: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr, CH: tl.constexpr,
-                 SPLIT_P2: tl.constexpr, PIPE: tl.constexpr):
+def ${name}_coop(x_ptr, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLIT, TOTAL, ITERS, eps, AMOD, RMUL,
+                 RDIV, STAT: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr, CH: tl.constexpr,
+                 SPLIT_P2: tl.constexpr):
     # A normalization of contiguous rows in one pass: each row is held in registers by SPLIT chunks of
     # CH elements, whose programs publish their partials and wait for the others' before normalizing
     # what they hold. x is read once and the result written once: the bound. A chunk (ticket t: row
     # t // SPLIT) is taken from a counter (sync[0]) by a program already running, not given by its
     # program id, so the chunks a group waits for are held by running programs or taken next: no
     # deadlock while one group fits on the device (SPLIT <= SMs). sync[1 + a] counts row a's arrivals.
-    # PIPE 0: a program per chunk. PIPE 1: a persistent program takes chunk after chunk, and loads and
-    # publishes the next before it waits on the group of the one it holds, so the wait overlaps the
-    # next chunk's loads. Every chunk it holds is published before it waits: groups still cannot
-    # deadlock while at least SPLIT / 2 programs run at once.
+    # Each program takes 1 + ITERS chunks (ITERS 0: a program per chunk). With ITERS > 0 it loads and
+    # publishes its next chunk before it waits on the group of the one it holds, so that the wait
+    # overlaps the next chunk's loads. Every chunk it holds is published before it waits: groups
+    # still cannot deadlock while at least SPLIT / 2 programs run at once.
     t = tl.atomic_add(sync_ptr, 1)
     a = t // SPLIT
     s = t - a * SPLIT
     rr = s * CH + tl.arange(0, CH)
     m = rr < tl.where(t < TOTAL, R, 0)  # nothing past the last chunk
-    offs = a.to(tl.int64) * R + rr
-    x = tl.load(x_ptr + offs, mask=m, other=0.0)
+    x = tl.load(x_ptr + a.to(tl.int64) * R + rr, mask=m, other=0.0)
     if t < TOTAL:
         v1, v2 = ${name}_coop_part(x, m, s, R, CH, STAT)
         ${name}_coop_publish(p1_ptr, p2_ptr, sync_ptr, t, a, v1, v2)
-    if PIPE:
-        while t < TOTAL:
-            t2 = tl.atomic_add(sync_ptr, 1)
-            a2 = t2 // SPLIT
-            s2 = t2 - a2 * SPLIT
-            rr2 = s2 * CH + tl.arange(0, CH)
-            m2 = rr2 < tl.where(t2 < TOTAL, R, 0)
-            offs2 = a2.to(tl.int64) * R + rr2
-            x2 = tl.load(x_ptr + offs2, mask=m2, other=0.0)
-            if t2 < TOTAL:
-                v1, v2 = ${name}_coop_part(x2, m2, s2, R, CH, STAT)
-                ${name}_coop_publish(p1_ptr, p2_ptr, sync_ptr, t2, a2, v1, v2)
-            ${name}_coop_apply(x, m, rr, offs, a, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLIT, eps,
-                               AMOD, RMUL, RDIV, STAT, HAS_W, HAS_B, CH, SPLIT_P2)
-            t, a, rr, m, offs, x = t2, a2, rr2, m2, offs2, x2
-    elif t < TOTAL:
-        ${name}_coop_apply(x, m, rr, offs, a, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLIT, eps, AMOD,
+    for _ in range(0, ITERS):
+        t2 = tl.atomic_add(sync_ptr, 1)
+        a2 = t2 // SPLIT
+        s2 = t2 - a2 * SPLIT
+        rr2 = s2 * CH + tl.arange(0, CH)
+        m2 = rr2 < tl.where(t2 < TOTAL, R, 0)
+        x2 = tl.load(x_ptr + a2.to(tl.int64) * R + rr2, mask=m2, other=0.0)
+        if t2 < TOTAL:
+            v1, v2 = ${name}_coop_part(x2, m2, s2, R, CH, STAT)
+            ${name}_coop_publish(p1_ptr, p2_ptr, sync_ptr, t2, a2, v1, v2)
+        if t < TOTAL:
+            ${name}_coop_apply(x, m, rr, a, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLIT, eps, AMOD,
+                               RMUL, RDIV, STAT, HAS_W, HAS_B, CH, SPLIT_P2)
+        t = t2
+        a = a2
+        rr = rr2
+        m = m2
+        x = x2
+    if t < TOTAL:
+        ${name}_coop_apply(x, m, rr, a, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLIT, eps, AMOD,
                            RMUL, RDIV, STAT, HAS_W, HAS_B, CH, SPLIT_P2)
 ''')
 
@@ -411,11 +413,14 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
             p2 = torch.empty_like(p1)
             sync = torch.zeros((1 + a,), device=x.device, dtype=torch.int32)
             total = a * split
-            programs = min(total, max(split, sms * RED_COOP_PIPE)) if RED_COOP_PIPE else total
+            # RED_COOP_PIPE programs per SM take the chunks in turns, each 1 + iters of them; else one per
+            # chunk. Off a GPU, programs run one after another: one takes them all.
+            programs = total if not RED_COOP_PIPE else min(total, max(split, sms * RED_COOP_PIPE)) if x.is_cuda else 1
+            iters = triton.cdiv(total, programs) - 1
             ${name}_coop[(programs,)](x, out, w if w is not None else x, b if b is not None else x, p1, p2, sync,
-                                      r, split, total, eps, amod, rmul, rdiv, STAT=stat, HAS_W=w is not None,
-                                      HAS_B=b is not None, CH=RED_COOP_CHUNK,
-                                      SPLIT_P2=max(2, triton.next_power_of_2(split)), PIPE=RED_COOP_PIPE > 0,
+                                      r, split, total, iters, eps, amod, rmul, rdiv, STAT=stat,
+                                      HAS_W=w is not None, HAS_B=b is not None, CH=RED_COOP_CHUNK,
+                                      SPLIT_P2=max(2, triton.next_power_of_2(split)),
                                       num_warps=max(1, min(16, RED_COOP_CHUNK // 1024)))
             return out
     # Tile: BLOCK_B columns (1 when B is 1: rows are contiguous) by BLOCK_R rows of R.
