@@ -56,11 +56,6 @@ RED_CONFIGS = [{}, {"RED_TILE": 8192}, {"RED_TILE": 2048, "RED_WARPS": 4}, {"RED
                {"RED_WARPS": 16}, {"RED_WARPS": 16, "RED_TILE": 8192}, {"RED_BLOCK_B": 32, "RED_WARPS": 4},
                {"RED_COOP_CHUNK": 0}, {"RED_COOP_CHUNK": 8192}, {"RED_COOP_CHUNK": 2048}]
 R = dict(reduce=True)
-# Norms held in registers by groups of programs: a program per chunk, or persistent programs
-# (RED_COOP_PIPE per SM) that load and publish their next chunk before waiting on their group
-NORM_CONFIGS = [{}, {"RED_COOP_PIPE": 2}, {"RED_COOP_PIPE": 4}, {"RED_COOP_PIPE": 8},
-                {"RED_COOP_PIPE": 4, "RED_COOP_CHUNK": 2048}, {"RED_COOP_PIPE": 8, "RED_COOP_CHUNK": 2048},
-                {"RED_COOP_PIPE": 2, "RED_COOP_CHUNK": 8192}, {"RED_COOP_PIPE": 1, "RED_COOP_CHUNK": 8192}]
 CE_CONFIGS = [{}, {"CE_TILE": 8192}, {"CE_TILE": 2048, "CE_WARPS": 4}, {"CE_WARPS": 16}, {"CE_WAVES": 8}]
 EW_CONFIGS = [{}, {"EW_BLOCK": 512}, {"EW_BLOCK": 2048, "EW_WARPS": 8}]
 POOL_CONFIGS = [{}, {"POOL_BLOCK": 512}, {"POOL_BLOCK": 2048}, {"POOL_WARPS": 8}, {"POOL_WARPS": 2},
@@ -100,13 +95,12 @@ PLAN = [  # (problem, options, configs, time torch.compile too)
     ("level1/33_CrossEntropy_large_vocab", dict(cross_entropy=True), CE_CONFIGS, True),
     ("level1/30_LayerNorm_over_CHW", R, RED_CONFIGS, True),
     ("level1/31_Softmax_over_channels", R, RED_CONFIGS, True),
-    ("level1/32_InstanceNorm2d", R, NORM_CONFIGS, True),
-    ("level1/14_GroupNorm", R, NORM_CONFIGS, True),
-    ("level2/12_Conv2d_GroupNorm_Mean", dict(reduce=True, chains=True), NORM_CONFIGS[:4], True),
-    ("level2/21_Gemm_GroupNorm_Swish", ALL, NORM_CONFIGS[:4], True),
+    ("level1/32_InstanceNorm2d", R, RED_CONFIGS, True),
+    ("level1/14_GroupNorm", R, RED_CONFIGS, True),
     ("level1/18_Sum_reduction_dim", R, RED_CONFIGS, True),
     ("level1/19_Mean_reduction_dim", R, RED_CONFIGS[:3], True),
     ("level1/21_Argmax_dim", R, RED_CONFIGS[:3], True),
+    ("level2/12_Conv2d_GroupNorm_Mean", dict(reduce=True, chains=True), [{}], True),
     ("level2/18_Conv3d_Softmax_MaxPool", dict(reduce=True, chains=True), [{}], True),
     ("level1/01_Square_matmul", G, GEMM_CONFIGS[:1] + [{"GEMM_KMAJOR": False}], True),
     ("level2/05_Gemm_SiLU_Clamp", G, GEMM_CONFIGS, True),

@@ -134,23 +134,20 @@ def test_reduce_template_compiles_and_matches_on_cuda(tmp_path):
     at its defaults, with small split tiles, unsplit, and normalizations held by groups of programs
     of 32 elements each, against the reference on the GPU."""
     from test_reduce_template import CASES, COOP, MODULES, PARAMS, UNSPLIT, _problem
-    pipe = dict(COOP, RED_COOP_PIPE=2)  # persistent programs, groups of 2-8 chunks
     for name in list(CASES) + list(MODULES):
-        _template_matches(tmp_path, _problem(tmp_path, name), "triton_reduce", ({}, PARAMS, UNSPLIT, COOP, pipe),
+        _template_matches(tmp_path, _problem(tmp_path, name), "triton_reduce", ({}, PARAMS, UNSPLIT, COOP),
                           f"reduce_{name}")
 
 
-@pytest.mark.parametrize("pipe", [0, 4])
 @pytest.mark.parametrize("body, shape", [
     ("nn.GroupNorm(8, 64)", (48, 64, 96, 96)),  # 384 rows of 73728: groups of 18 programs
     ("nn.InstanceNorm2d(64, affine=True)", (32, 64, 100, 100)),  # 2048 groups of 3, a partial last chunk
 ])
-def test_cooperative_norm_many_groups_against_float64(tmp_path, body, shape, pipe):
+def test_cooperative_norm_many_groups_against_float64(tmp_path, body, shape):
     """Many more groups of waiting programs than fit on the device at once (the ticket order keeps
     them from deadlocking), at real sizes: the result within fp32 rounding of a float64 reference,
-    from the cooperative kernel alone; a program per chunk, and persistent programs (RED_COOP_PIPE)."""
+    from the cooperative kernel alone."""
     from evo_kernels.model.problem import import_file, load_problem
-    from evo_kernels.model.tunables import bake
     from evo_kernels.proposers import fusion
     path = tmp_path / "norm.py"
     path.write_text("import torch\nimport torch.nn as nn\n\nclass Model(nn.Module):\n    def __init__(self):\n"
@@ -160,8 +157,8 @@ def test_cooperative_norm_many_groups_against_float64(tmp_path, body, shape, pip
     problem = load_problem(path)
     source, _ = fusion.build(problem, ["triton_reduce"])
     cand = tmp_path / "cand.py"
-    cand.write_text(bake(source, {"RED_COOP_PIPE": pipe}))
-    module = import_file(cand, f"gpu_coop_{shape[0]}_{pipe}")
+    cand.write_text(source)
+    module = import_file(cand, f"gpu_coop_{shape[0]}")
     ref, new = _reference_and_candidate(problem, module)
     with torch.no_grad():
         x = problem.make_inputs(3, "cuda")[0]

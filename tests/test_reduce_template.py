@@ -44,10 +44,6 @@ OFFSET = {"group_norm_offset": ("nn.GroupNorm(2, 4)", "torch.randn(3, 4, 6, 5) *
 PARAMS = {"RED_TILE": 16, "RED_BLOCK_B": 4, "RED_WARPS": 4, "RED_WAVES": 8, "RED_COOP_CHUNK": 0}
 UNSPLIT = {"RED_TILE": 16, "RED_BLOCK_B": 4, "RED_WARPS": 4, "RED_WAVES": 0, "RED_COOP_CHUNK": 0}
 COOP = {"RED_COOP_CHUNK": 32}
-# The persistent cooperative kernel (RED_COOP_PIPE): one interpreted program holds two chunks at a
-# time, so rows of two chunks of 64 (GroupNorm's 70, LayerNorm's 120) are groups of two programs'
-# worth, combined across chunks as on a GPU; InstanceNorm's 63 is one partial chunk.
-COOP_PIPE = {"RED_COOP_CHUNK": 64, "RED_COOP_PIPE": 4}
 # The long row (70000) at tiles of 16 is ~13000 interpreted tile steps: larger tiles still split it
 # into 14 chunks with a partial last tile, in a fraction of the time.
 OWN = {"softmax_long_row": {"RED_TILE": 1024}}
@@ -74,7 +70,7 @@ def test_each_kind_is_claimed_and_computes_the_reference(tmp_path):
         source, spaces = built
         assert spaces == ["reduce"] and "_red_0_stats" in source, name
         assert check_source(source) == [], (name, [str(v) for v in check_source(source)])
-        for i, params in enumerate((PARAMS, UNSPLIT) + (({}, COOP_PIPE) if name in MODULES else ())):
+        for i, params in enumerate((PARAMS, UNSPLIT) + (({},) if name in MODULES else ())):
             cand = tmp_path / f"{name}_candidate_{i}.py"
             cand.write_text(bake(source, {**params, **OWN.get(name, {})}))
             pairs += [path, str(cand)]
@@ -87,7 +83,7 @@ def test_norm_statistics_stay_accurate_far_from_zero(tmp_path):
     path = _problem(tmp_path, "group_norm_offset")
     source, _ = fusion.build(load_problem(path), ["triton_reduce"])
     pairs = []
-    for i, params in enumerate((PARAMS, UNSPLIT, {}, COOP_PIPE)):
+    for i, params in enumerate((PARAMS, UNSPLIT, {})):
         cand = tmp_path / f"offset_candidate_{i}.py"
         cand.write_text(bake(source, params))
         pairs += [path, str(cand)]
@@ -100,7 +96,7 @@ def test_a_norm_held_in_registers_is_one_kernel_and_reads_once(tmp_path):
     path = _problem(tmp_path, "group_norm")
     source, _ = fusion.build(load_problem(path), ["triton_reduce"])
     names = [f"_red_0_{k}" for k in ("stats", "finish", "apply", "coop")]
-    for params, ran in (({}, "_red_0_coop"), ({"RED_COOP_CHUNK": 0}, "_red_0_apply"), (COOP_PIPE, "_red_0_coop")):
+    for params, ran in (({}, "_red_0_coop"), ({"RED_COOP_CHUNK": 0}, "_red_0_apply")):
         cand = tmp_path / "counted.py"
         cand.write_text(bake(source, params))
         assert launches(path, str(cand), names) == {"train": {n: int(n == ran) for n in names}}

@@ -315,32 +315,33 @@ def ${name}_apply(x_ptr, f1_ptr, f2_ptr, out_ptr, w_ptr, b_ptr, A, R, B, CH, eps
 
 
 @triton.jit
-def ${name}_coop_part(x, m, s, R, CH: tl.constexpr, STAT: tl.constexpr):
-    # A chunk's partials: (its exact mean, its sum of squared deviations from it) for a norm, (max,
-    # sum of exp) for a softmax.
+def ${name}_coop(x_ptr, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLIT, eps, AMOD, RMUL, RDIV,
+                 STAT: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr, CH: tl.constexpr,
+                 SPLIT_P2: tl.constexpr):
+    # A normalization of contiguous rows in one pass: each row is held in registers by SPLIT programs
+    # of CH elements, which publish their partials and wait for the others' before normalizing what
+    # they hold. x is read once and the result written once: the bound. A program's (row, chunk)
+    # comes from a ticket taken when it starts (sync[0]), not from its program id, so the programs a
+    # group waits for have started or start as soon as the groups before it finish: no deadlock
+    # while one group fits on the device (SPLIT <= SMs). sync[1 + a] counts row a's arrivals.
+    t = tl.atomic_add(sync_ptr, 1)
+    a = t // SPLIT
+    s = t - a * SPLIT
+    rr = s * CH + tl.arange(0, CH)
+    m = rr < R
+    offs = a.to(tl.int64) * R + rr
+    x = tl.load(x_ptr + offs, mask=m, other=0.0)
     if STAT == 5:
         v1 = tl.sum(x, axis=0) / tl.minimum(R - s * CH, CH)
         d = tl.where(m, x - v1, 0.0)
-        return v1, tl.sum(d * d, axis=0)
+        v2 = tl.sum(d * d, axis=0)  # the chunk's sum of squared deviations, from its exact mean
     else:
         v1 = tl.max(tl.where(m, x, float('-inf')), axis=0)
-        return v1, tl.sum(tl.where(m, tl.exp(x - v1), 0.0), axis=0)
-
-
-@triton.jit
-def ${name}_coop_publish(p1_ptr, p2_ptr, sync_ptr, t, a, v1, v2):
-    # Ticket t's partials stored, then row a's arrivals counted (release: the stores first).
+        v2 = tl.sum(tl.where(m, tl.exp(x - v1), 0.0), axis=0)
     tl.store(p1_ptr + t, v1)
     tl.store(p2_ptr + t, v2)
     tl.debug_barrier()  # every thread's stores before the release below
     tl.atomic_add(sync_ptr + 1 + a, 1, sem="release")
-
-
-@triton.jit
-def ${name}_coop_apply(x, m, rr, a, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLIT, eps, AMOD,
-                       RMUL, RDIV, STAT: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr, CH: tl.constexpr,
-                       SPLIT_P2: tl.constexpr):
-    # Wait until every chunk of row a has published, combine the partials, normalize the chunk held.
     while tl.atomic_add(sync_ptr + 1 + a, 0, sem="acquire") < SPLIT:
         pass
     f1, f2 = ${name}_combine(p1_ptr, p2_ptr, a, tl.arange(0, 1), R, 1, CH, SPLIT, STAT, SPLIT_P2, True)
@@ -348,53 +349,7 @@ def ${name}_coop_apply(x, m, rr, a, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_
     c2 = ${name}_scale(tl.sum(f2, axis=0), eps, STAT)
     y = ${name}_affine(${name}_normalize(x, v1, c2, STAT), w_ptr, b_ptr, (a % AMOD) * RMUL + rr // RDIV, m,
                        HAS_W, HAS_B)
-    tl.store(out_ptr + a.to(tl.int64) * R + rr, y, mask=m)
-
-
-@triton.jit
-def ${name}_coop(x_ptr, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLIT, TOTAL, ITERS, eps, AMOD, RMUL,
-                 RDIV, STAT: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr, CH: tl.constexpr,
-                 SPLIT_P2: tl.constexpr):
-    # A normalization of contiguous rows in one pass: each row is held in registers by SPLIT chunks of
-    # CH elements, whose programs publish their partials and wait for the others' before normalizing
-    # what they hold. x is read once and the result written once: the bound. A chunk (ticket t: row
-    # t // SPLIT) is taken from a counter (sync[0]) by a program already running, not given by its
-    # program id, so the chunks a group waits for are held by running programs or taken next: no
-    # deadlock while one group fits on the device (SPLIT <= SMs). sync[1 + a] counts row a's arrivals.
-    # Each program takes 1 + ITERS chunks (ITERS 0: a program per chunk). With ITERS > 0 it loads and
-    # publishes its next chunk before it waits on the group of the one it holds, so that the wait
-    # overlaps the next chunk's loads. Every chunk it holds is published before it waits: groups
-    # still cannot deadlock while at least SPLIT / 2 programs run at once.
-    t = tl.atomic_add(sync_ptr, 1)
-    a = t // SPLIT
-    s = t - a * SPLIT
-    rr = s * CH + tl.arange(0, CH)
-    m = rr < tl.where(t < TOTAL, R, 0)  # nothing past the last chunk
-    x = tl.load(x_ptr + a.to(tl.int64) * R + rr, mask=m, other=0.0)
-    if t < TOTAL:
-        v1, v2 = ${name}_coop_part(x, m, s, R, CH, STAT)
-        ${name}_coop_publish(p1_ptr, p2_ptr, sync_ptr, t, a, v1, v2)
-    for _ in range(0, ITERS):
-        t2 = tl.atomic_add(sync_ptr, 1)
-        a2 = t2 // SPLIT
-        s2 = t2 - a2 * SPLIT
-        rr2 = s2 * CH + tl.arange(0, CH)
-        m2 = rr2 < tl.where(t2 < TOTAL, R, 0)
-        x2 = tl.load(x_ptr + a2.to(tl.int64) * R + rr2, mask=m2, other=0.0)
-        if t2 < TOTAL:
-            v1, v2 = ${name}_coop_part(x2, m2, s2, R, CH, STAT)
-            ${name}_coop_publish(p1_ptr, p2_ptr, sync_ptr, t2, a2, v1, v2)
-        if t < TOTAL:
-            ${name}_coop_apply(x, m, rr, a, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLIT, eps, AMOD,
-                               RMUL, RDIV, STAT, HAS_W, HAS_B, CH, SPLIT_P2)
-        t = t2
-        a = a2
-        rr = rr2
-        m = m2
-        x = x2
-    if t < TOTAL:
-        ${name}_coop_apply(x, m, rr, a, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLIT, eps, AMOD,
-                           RMUL, RDIV, STAT, HAS_W, HAS_B, CH, SPLIT_P2)
+    tl.store(out_ptr + offs, y, mask=m)
 ''')
 
 # The launcher each candidate carries once per group, next to its kernels.
@@ -406,22 +361,15 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
         # holds at least one); off a GPU (Triton's interpreter runs programs one after another),
         # groups of one program, which wait for no one.
         split = triton.cdiv(r, RED_COOP_CHUNK)
-        sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 1
-        # Off a GPU one persistent program holds two chunks at a time: groups of up to two complete.
-        if split <= (min(64, sms) if x.is_cuda else (2 if RED_COOP_PIPE else 1)):
+        if split <= (min(64, torch.cuda.get_device_properties(x.device).multi_processor_count) if x.is_cuda else 1):
             p1 = torch.empty((a * split,), device=x.device, dtype=torch.float32)
             p2 = torch.empty_like(p1)
             sync = torch.zeros((1 + a,), device=x.device, dtype=torch.int32)
-            total = a * split
-            # RED_COOP_PIPE programs per SM take the chunks in turns, each 1 + iters of them; else one per
-            # chunk. Off a GPU, programs run one after another: one takes them all.
-            programs = total if not RED_COOP_PIPE else min(total, max(split, sms * RED_COOP_PIPE)) if x.is_cuda else 1
-            iters = triton.cdiv(total, programs) - 1
-            ${name}_coop[(programs,)](x, out, w if w is not None else x, b if b is not None else x, p1, p2, sync,
-                                      r, split, total, iters, eps, amod, rmul, rdiv, STAT=stat,
-                                      HAS_W=w is not None, HAS_B=b is not None, CH=RED_COOP_CHUNK,
-                                      SPLIT_P2=max(2, triton.next_power_of_2(split)),
-                                      num_warps=max(1, min(16, RED_COOP_CHUNK // 1024)))
+            ${name}_coop[(a * split,)](x, out, w if w is not None else x, b if b is not None else x, p1, p2, sync,
+                                       r, split, eps, amod, rmul, rdiv, STAT=stat, HAS_W=w is not None,
+                                       HAS_B=b is not None, CH=RED_COOP_CHUNK,
+                                       SPLIT_P2=max(2, triton.next_power_of_2(split)),
+                                       num_warps=max(1, min(16, RED_COOP_CHUNK // 1024)))
             return out
     # Tile: BLOCK_B columns (1 when B is 1: rows are contiguous) by BLOCK_R rows of R.
     block_b = 1 if n_b == 1 else min(RED_BLOCK_B, triton.next_power_of_2(n_b))
@@ -612,4 +560,4 @@ TEMPLATE = AnchorTemplate(
     kernel=REDUCE, example=EXAMPLE, example_rules=("triton_reduce",), example_params={},
     name="reduce", rule="triton_reduce", prior=4.0, kind="reduce", pattern=reduce_source, emitter=_emit,
     params={"RED_TILE": [4096, 2048, 8192, 1024], "RED_BLOCK_B": [64, 32, 128, 16], "RED_WARPS": [8, 4, 16],
-            "RED_WAVES": [4, 2, 8], "RED_COOP_CHUNK": [4096, 8192, 2048, 0], "RED_COOP_PIPE": [0, 4, 8, 2]})
+            "RED_WAVES": [4, 2, 8], "RED_COOP_CHUNK": [4096, 8192, 2048, 0]})
