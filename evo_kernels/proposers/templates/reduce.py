@@ -353,20 +353,8 @@ def ${name}_coop(x_ptr, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLI
     v1 = tl.sum(f1, axis=0)
     c2 = ${name}_scale(tl.sum(f2, axis=0), eps, STAT)
     x = tl.load(x_ptr + offs, mask=m, other=0.0)  # again, from L2
-    y = ${name}_normalize(x, v1, c2, STAT)
-    if RDIV >= CH:
-        # The chunk spans at most two affine weights (InstanceNorm: one; GroupNorm: a channel
-        # boundary): two scalars each, not a division and a gathered load per element.
-        c0 = (s * CH) // RDIV
-        i0 = (a % AMOD) * RMUL + c0
-        nxt = rr >= (c0 + 1) * RDIV
-        more = (c0 + 1) * RDIV < tl.minimum(R, s * CH + CH)  # the chunk reaches the next weight
-        if HAS_W:
-            y = y * tl.where(nxt, tl.load(w_ptr + i0 + 1, mask=more, other=0.0), tl.load(w_ptr + i0))
-        if HAS_B:
-            y = y + tl.where(nxt, tl.load(b_ptr + i0 + 1, mask=more, other=0.0), tl.load(b_ptr + i0))
-    else:
-        y = ${name}_affine(y, w_ptr, b_ptr, (a % AMOD) * RMUL + rr // RDIV, m, HAS_W, HAS_B)
+    y = ${name}_affine(${name}_normalize(x, v1, c2, STAT), w_ptr, b_ptr, (a % AMOD) * RMUL + rr // RDIV, m,
+                       HAS_W, HAS_B)
     tl.store(out_ptr + offs, y, mask=m)
 ''')
 
