@@ -102,6 +102,22 @@ def test_a_norm_held_in_registers_is_one_kernel_and_reads_once(tmp_path):
         assert launches(path, str(cand), names) == {"train": {n: int(n == ran) for n in names}}
 
 
+def test_a_chunk_of_one_channel_takes_its_affine_weights_as_scalars(tmp_path):
+    # InstanceNorm rows of exactly one chunk (4 x 8 = 32): the cooperative kernel's scalar weights
+    # (a chunk within one channel), against the reference with weights away from 1 and 0.
+    path = tmp_path / "inorm.py"
+    path.write_text(HEADER + "class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                    "        self.m = nn.InstanceNorm2d(5, affine=True)\n    def forward(self, x):\n"
+                    "        return self.m(x)\ndef get_inputs():\n    return [torch.randn(2, 5, 4, 8)]\n"
+                    "def get_init_inputs():\n    return []\n")
+    source, _ = fusion.build(load_problem(str(path)), ["triton_reduce"])
+    cand = tmp_path / "inorm_candidate.py"
+    cand.write_text(bake(source, COOP))
+    names = [f"_red_0_{k}" for k in ("stats", "apply", "coop")]
+    assert launches(str(path), str(cand), names) == {"train": {n: int(n == "_red_0_coop") for n in names}}
+    check_pairs([str(path), str(cand)], tol=2e-5, random_params=True)
+
+
 @pytest.mark.parametrize("body", ["return torch.softmax(x, dim=-1)", "return F.layer_norm(x, (300,))",
                                   "return x.sum(-1, keepdim=True) * 2.0"])
 def test_short_last_dim_rows_stay_with_the_row_template(tmp_path, body):
