@@ -26,8 +26,8 @@ row's length.
 RED_TILE: elements per tile (BLOCK_R x BLOCK_B); RED_BLOCK_B: columns per tile when B > 1;
 RED_WARPS; RED_WAVES: programs per SM aimed at when choosing SPLIT; RED_COOP_CHUNK: elements each
 program of a cooperative normalization takes (0: none), 32 per thread (on an H200, InstanceNorm and
-GroupNorm: 4096 over 4 warps fastest, when the chunk was held across the wait; re-read, 4096 ran
-15-22% faster than held, 2048 from 3% slower to 13% faster).
+GroupNorm: 4096 over 4 warps fastest, both when the chunk was held across the wait and re-read,
+experiments/coop_probe.py).
 """
 from __future__ import annotations
 
@@ -324,8 +324,8 @@ def ${name}_coop(x_ptr, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLI
     # their chunk's partials and wait for the others' before normalizing their chunk. The chunk is
     # read again after the wait, not held: it was read microseconds before, so the second read comes
     # from L2, and a program waiting holds no registers for it, so more programs load at once (on an
-    # H200 InstanceNorm's and GroupNorm's rows ran at 82% and 78% of the read-and-write bound, against
-    # 67% and 66% held; with no wait at all, 97%). A program's (row, chunk) comes from a ticket taken
+    # H200 InstanceNorm's and GroupNorm's rows ran at 80% and 77% of the read-and-write bound, against
+    # 67% and 66% held; with no wait at all, 96%). A program's (row, chunk) comes from a ticket taken
     # when it starts (sync[0]), not from its program id, so the programs a group waits for have
     # started or start as soon as the groups before it finish: no deadlock while one group fits on
     # the device (SPLIT <= SMs). sync[1 + a] counts row a's arrivals.
