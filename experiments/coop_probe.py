@@ -124,7 +124,14 @@ def main() -> None:
             want = ref(x)
             source, _ = fusion.build(problem, ["triton_reduce"])
             path = Path("/tmp") / f"coop_probe_{name.replace('/', '_')}.py"
-            module = None
+            flat = x.reshape(rows, r)
+            plain = torch.nn.functional.layer_norm(flat, (r,), eps=1e-5)
+            out = torch.empty_like(flat)
+            # The affine variants' weights, away from 1 and 0, and their expected output
+            w, b = torch.randn(amod * rmul, device="cuda"), torch.randn(amod * rmul, device="cuda")
+            row = torch.arange(rows, device="cuda")[:, None]
+            widx = (row % amod) * rmul + torch.arange(r, device="cuda")[None, :] // rdiv
+            affine = plain * w[widx] + b[widx]
             for ch in args.chunks:
                 path.write_text(bake(source, {"RED_COOP_CHUNK": ch}))
                 module = import_file(path, f"coop_probe_{ch}")
@@ -133,14 +140,6 @@ def main() -> None:
                 ms = do_bench(lambda: cand(x), warmup=25, rep=100)
                 err = float((cand(x) - want).abs().max())
                 print(f"| {name} | template | {ch} | {ms:.4f} | {100 * bound / ms:.0f}% | {err:.2e} |", flush=True)
-                flat = x.reshape(rows, r)
-                plain = torch.nn.functional.layer_norm(flat, (r,), eps=1e-5)
-                out = torch.empty_like(flat)
-                # The affine variants' weights, away from 1 and 0, and their expected output
-                w, b = torch.randn(amod * rmul, device="cuda"), torch.randn(amod * rmul, device="cuda")
-                row = torch.arange(rows, device="cuda")[:, None]
-                widx = (row % amod) * rmul + torch.arange(r, device="cuda")[None, :] // rdiv
-                affine = plain * w[widx] + b[widx]
                 for mode, label in ((0, "reread"), (1, "nosync"), (2, "copy"), (3, "reread+gather"), (4, "reread+scalar")):
                     ms = do_bench(lambda: run_variant(flat, out, rows, r, ch, mode, w, b, amod, rmul, rdiv),
                                   warmup=25, rep=100)

@@ -131,8 +131,8 @@ def _template_matches(tmp_path, path, rule, configs, tag, random_params=True, eq
 
 def test_reduce_template_compiles_and_matches_on_cuda(tmp_path):
     """templates/reduce.py compiled by Triton (not interpreted): every kind of tests/test_reduce_template.py,
-    at its defaults, with small split tiles, unsplit, and normalizations held by groups of programs
-    of 32 elements each, against the reference on the GPU."""
+    at its defaults, with small split tiles, unsplit, and normalizations split among groups of
+    programs of 32 elements each, against the reference on the GPU."""
     from test_reduce_template import CASES, COOP, MODULES, PARAMS, UNSPLIT, _problem
     for name in list(CASES) + list(MODULES):
         _template_matches(tmp_path, _problem(tmp_path, name), "triton_reduce", ({}, PARAMS, UNSPLIT, COOP),

@@ -37,10 +37,10 @@ MODULES = {
 OFFSET = {"group_norm_offset": ("nn.GroupNorm(2, 4)", "torch.randn(3, 4, 6, 5) * 0.5 + 1000.0")}
 # Small tiles: chunks of a few tiles, several chunks per reduction (the two-pass path); and no split
 # at all (RED_WAVES 0: one program per row, a norm folded and applied in one kernel).
-# Neither holds a normalization in registers (RED_COOP_CHUNK 0), so on a GPU they take these paths
-# too. The defaults do (RED_COOP_CHUNK 4096): here each norm's row in one program. COOP holds them in
-# chunks of 32, groups of 2-8 programs that wait for each other: on a GPU only (tests/test_gpu.py),
-# as the interpreter runs one program at a time.
+# Neither splits a normalization's rows among cooperating programs (RED_COOP_CHUNK 0), so on a GPU
+# they take these paths too. The defaults do (RED_COOP_CHUNK 4096): here each norm's row in one
+# program. COOP splits them in chunks of 32, groups of 2-8 programs that wait for each other: on a GPU
+# only (tests/test_gpu.py), as the interpreter runs one program at a time.
 PARAMS = {"RED_TILE": 16, "RED_BLOCK_B": 4, "RED_WARPS": 4, "RED_WAVES": 8, "RED_COOP_CHUNK": 0}
 UNSPLIT = {"RED_TILE": 16, "RED_BLOCK_B": 4, "RED_WARPS": 4, "RED_WAVES": 0, "RED_COOP_CHUNK": 0}
 COOP = {"RED_COOP_CHUNK": 32}
@@ -90,7 +90,7 @@ def test_norm_statistics_stay_accurate_far_from_zero(tmp_path):
     check_pairs(pairs, tol=1e-3, oracle_factor=1.5)
 
 
-def test_a_norm_held_in_registers_is_one_kernel_and_reads_once(tmp_path):
+def test_a_cooperative_norm_is_one_kernel_without_a_statistics_pass(tmp_path):
     # At the defaults a GroupNorm's rows (70 elements) fit one program's chunk: one cooperative
     # launch, no statistics pass; without the chunk, the fused fold-and-apply kernel.
     path = _problem(tmp_path, "group_norm")

@@ -26,8 +26,8 @@ row's length.
 RED_TILE: elements per tile (BLOCK_R x BLOCK_B); RED_BLOCK_B: columns per tile when B > 1;
 RED_WARPS; RED_WAVES: programs per SM aimed at when choosing SPLIT; RED_COOP_CHUNK: elements each
 program of a cooperative normalization takes (0: none), 32 per thread (on an H200, InstanceNorm and
-GroupNorm: 4096 over 4 warps fastest, both when the chunk was held across the wait and re-read,
-experiments/coop_probe.py).
+GroupNorm: 4096 over 4 warps fastest when the chunk was held across the wait; re-read, 4096 was
+faster than 2048, experiments/coop_probe.py).
 """
 from __future__ import annotations
 
@@ -375,8 +375,8 @@ def ${name}_coop(x_ptr, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLI
 LAUNCH = Template('''
 def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul=0, rdiv=1):
     if stat >= 5 and n_b == 1 and RED_COOP_CHUNK:
-        # Contiguous rows of a normalization in one pass, each held by a group of programs that wait
-        # for each other. A group must fit on the device at once: no more programs than SMs (each
+        # Contiguous rows of a normalization in one kernel, each split among a group of programs that
+        # wait for each other. A group must fit on the device at once: no more programs than SMs (each
         # holds at least one); off a GPU (Triton's interpreter runs programs one after another),
         # groups of one program, which wait for no one.
         split = triton.cdiv(r, RED_COOP_CHUNK)
