@@ -67,6 +67,11 @@ ATTN_CONFIGS = [{}, {"ATTN_BLOCK_N": 32}, {"ATTN_BLOCK_M": 64}, {"ATTN_WARPS": 4
                 {"ATTN_STAGES": 1}, {"ATTN_BLOCK_M": 64, "ATTN_WARPS": 4}, {"ATTN_BLOCK_M": 64, "ATTN_BLOCK_N": 128},
                 {"ATTN_PRECISION": "ieee"}]
 ATTN = dict(attention=True)
+# The transposed conv (a GEMM per output phase): tiles around the defaults (128 x 64 x 32, 4 warps, 3 stages)
+CONVT_CONFIGS = [{}, {"CONVT_WARPS": 8}, {"CONVT_BLOCK_K": 64}, {"CONVT_BLOCK_K": 64, "CONVT_WARPS": 8},
+                 {"CONVT_BLOCK_M": 64}, {"CONVT_BLOCK_M": 256, "CONVT_WARPS": 8}, {"CONVT_STAGES": 4},
+                 {"CONVT_BLOCK_K": 16, "CONVT_STAGES": 4}, {"CONVT_PRECISION": "tf32rn"}, {"CONVT_PRECISION": "ieee"}]
+CONVT = dict(conv_transpose=True)
 SCAN_CONFIGS = [{}, {"SCAN_TILE": 1024}, {"SCAN_TILE": 2048}, {"SCAN_TILE": 256}, {"SCAN_BLOCK_B": 64}]
 _ALL_PROBLEMS = [
     "level1/02_Tall_skinny_matmul", "level1/05_Matrix_vector_ish", "level1/07_Conv2d_pointwise_1x1",
@@ -86,6 +91,9 @@ _ALL_PROBLEMS = [
     "level3/11_ConvNeXtBlock",
 ]
 PLAN = [  # (problem, options, configs, time torch.compile too)
+    ("level1/36_ConvTranspose2d_upsample", CONVT, CONVT_CONFIGS, True),
+    ("level2/17_ConvTranspose2d_GELU_GroupNorm", dict(conv_transpose=True, reduce=True), CONVT_CONFIGS[:6], True),
+    ("level2/17_ConvTranspose2d_GELU_GroupNorm", dict(chains=True, reduce=True), [{}], True),
     ("level3/12_LongSequenceAttention", ATTN, ATTN_CONFIGS, True),
     ("level3/09_CausalSelfAttention", dict(gemm=True, chains=True, sdpa=True, attention=True), ATTN_CONFIGS[:4], True),
     ("level3/02_MultiHeadSelfAttention", dict(gemm=True, chains=True, sdpa=True, attention=True), ATTN_CONFIGS[:4],
@@ -135,7 +143,8 @@ DEVICE = "cuda"
 # The plan's short names for the graph rules.
 RULE_OF = {"gemm": "triton_gemm", "conv": "triton_conv", "chains": "fuse_chains", "addmm": "addmm", "sdpa": "sdpa",
            "avgpool_conv": "avgpool_conv", "reduce": "triton_reduce", "cross_entropy": "triton_cross_entropy",
-           "attention": "triton_attention", "scan": "triton_scan", "depthwise": "triton_depthwise"}
+           "attention": "triton_attention", "scan": "triton_scan", "depthwise": "triton_depthwise",
+           "conv_transpose": "triton_conv_transpose"}
 
 
 def _bytes(*trees) -> int:

@@ -204,6 +204,22 @@ def test_depthwise_template_compiles_and_matches_on_cuda(tmp_path):
     assert (got.double() - oracle).norm() / oracle.norm() < 1e-6
 
 
+def test_conv_transpose_template_compiles_and_matches_on_cuda(tmp_path):
+    """templates/conv_transpose.py compiled by Triton: every case of
+    tests/test_conv_transpose_template.py at its defaults and at small tiles, no less accurate than
+    the reference against float64 (tf32x3); and level2/17's geometry at a real size with uneven last
+    tiles, within fp32 rounding of float64."""
+    from test_conv_transpose_template import CASES, _write
+    for name, (mod, ret, inp) in CASES.items():
+        _template_matches(tmp_path, _write(tmp_path, name, mod, ret, inp), "triton_conv_transpose",
+                          ({}, {"CONVT_BLOCK_M": 32, "CONVT_BLOCK_N": 16, "CONVT_BLOCK_K": 16}), f"convt_{name}",
+                          oracle=True)
+    path = _write(tmp_path, "real", "nn.ConvTranspose2d(128, 48, 4, stride=2, padding=1)", "F.gelu(self.c(x))",
+                  "torch.randn(6, 128, 37, 45)")
+    _template_matches(tmp_path, path, "triton_conv_transpose", ({}, {"CONVT_WARPS": 8, "CONVT_BLOCK_K": 64}),
+                      "convt_real", oracle=True)
+
+
 def test_gemm_operand_copy_on_cuda():
     """The GEMM template's K-major copy compiled by Triton: transposed, sliced and batched operands at
     sizes that cut its tiles, equal to torch's copy."""

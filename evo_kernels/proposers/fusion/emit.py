@@ -44,9 +44,13 @@ def _emit_library(k: int, group: Group, chains: bool) -> Emitted | None:
         mod = group.source["module"]
         args = [group.source["x"], f"attr:{mod}.weight", f"attr:{mod}.bias" if conv.bias is not None else None]
         args += [o.node for o in group.operands]
-        fn = "conv1d" if isinstance(conv, nn.Conv1d) else "conv2d"
-        pre = [f"    y = torch.nn.functional.{fn}(x, w, bias, {tuple(conv.stride)}, {tuple(conv.padding)}, "
-               f"{tuple(conv.dilation)}, {conv.groups})"]
+        if isinstance(conv, nn.ConvTranspose2d):
+            pre = [f"    y = torch.nn.functional.conv_transpose2d(x, w, bias, {tuple(conv.stride)}, {tuple(conv.padding)}, "
+                   f"{tuple(conv.output_padding)}, {conv.groups}, {tuple(conv.dilation)})"]
+        else:
+            fn = "conv1d" if isinstance(conv, nn.Conv1d) else "conv2d"
+            pre = [f"    y = torch.nn.functional.{fn}(x, w, bias, {tuple(conv.stride)}, {tuple(conv.padding)}, "
+                   f"{tuple(conv.dilation)}, {conv.groups})"]
     else:
         bias, ops, _ = fold_bias(group)
         src = group.source

@@ -1,0 +1,170 @@
+"""Transposed Conv2d (ConvTranspose2d) as implicit GEMMs, one per output phase, NCHW, groups 1, zero
+padding, dilation 1, any stride, padding and output padding; the same epilogue as the conv template
+(bias, elementwise ops, BatchNorm statistics).
+
+An output pixel (oh, ow) is reached by the taps kh = (oh + PH) mod SH + SH * j (likewise kw): every
+output phase (oh mod SH, ow mod SW) is an ordinary stride-1 convolution of the input with a
+sub-filter of at most ceil(KH / SH) x ceil(KW / SW) taps, so nothing is multiplied by the zeros a
+transposed convolution's scattered input would hold. The launcher packs each phase's sub-filter as
+K-major rows (padded to that size with zero taps, which the kernel skips); the kernel runs the phases
+of one tile next to each other, so that the strided stores of one phase meet the others' in L2.
+
+cuDNN runs some transposed convolutions in fp32 FMA even where TF32 is allowed (level2/17 on an
+H200: a `dgrad_engine<float>` kernel), so the precision starts at tf32x3 (as accurate as fp32) and
+seeds nothing: tf32rn is a value the search may try, and the accuracy contract decides.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import fx, nn
+
+from .ir import Group
+from .base import AnchorTemplate, Chain, Emitted, _with_grouped_tiles, body, operand_lines, render
+from .conv import PRODUCTS, conv_anchor, finish
+
+CONVT = _with_grouped_tiles('''
+@triton.jit
+def $name(x_ptr, w_ptr, c_ptr,$ptrs st_mean_ptr, st_m2_ptr, st_cnt_ptr, NB, C, H, W, CO, OH, OW, QH, QW, CP,
+          s_xn, s_xc, s_xh, s_xw, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
+          PH: tl.constexpr, PW: tl.constexpr, TH: tl.constexpr, TW: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+          GROUP_M: tl.constexpr, PRECISION: tl.constexpr, BN_STATS: tl.constexpr):
+    # One output phase (oh % SH, ow % SW) of one tile per program, the phases of a tile adjacent:
+    # M = the phase's pixels (n, qh, qw), N = output channels, K = (jh, jw, c), c padded to CP.
+    phase = tl.program_id(0) % (SH * SW)
+    pid = tl.program_id(0) // (SH * SW)
+    py = phase // SW
+    px = phase % SW
+    M = NB * QH * QW
+    grid_m = tl.cdiv(M, BLOCK_M)
+    grid_n = tl.cdiv(CO, BLOCK_N)
+$grouped_tiles
+    qhw = QH * QW
+    img = rm // qhw
+    qh = (rm % qhw) // QW
+    qw = rm % QW
+    oh = qh * SH + py
+    ow = qw * SW + px
+    m_ok = (rm < M) & (oh < OH) & (ow < OW)
+    n_ok = rn < CO
+    # Tap j of the phase (kh = rh + SH * j) reads input row qh + (py + PH) // SH - j; the phase has
+    # ceil((KH - rh) / SH) taps down (fewer than TH where SH does not divide KH: no zero taps are run).
+    rh = (py + PH) % SH
+    rw = (px + PW) % SW
+    nth = (KH - rh + SH - 1) // SH
+    ntw = (KW - rw + SW - 1) // SW
+    ih0 = qh + (py + PH) // SH
+    iw0 = qw + (px + PW) // SW
+    x_img = x_ptr + img.to(tl.int64) * s_xn
+    w_rows = w_ptr + (rh * SW + rw) * (CO * TH * TW * C) + tl.where(n_ok, rn, 0)[None, :] * (TH * TW * C)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for kk in range(0, nth * ntw * CP, BLOCK_K):
+        tap = kk // CP
+        c = kk - tap * CP + rk
+        jh = tap // ntw
+        jw = tap - jh * ntw
+        ih = ih0 - jh
+        iw = iw0 - jw
+        ok = m_ok & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+        c_ok = c < C
+        a = tl.load(x_img[:, None] + (ih * s_xh + iw * s_xw)[:, None] + c[None, :] * s_xc,
+                    mask=ok[:, None] & c_ok[None, :], other=0.0)
+        b = tl.load(w_rows + ((jh * TW + jw) * C + c)[:, None], mask=c_ok[:, None], other=0.0)
+$products
+    mask = m_ok[:, None] & n_ok[None, :]
+    offs = (img.to(tl.int64) * CO * OH * OW + oh * OW + ow)[:, None] + rn[None, :] * (OH * OW)
+    v = acc
+$body
+    tl.store(c_ptr + offs, $out, mask=mask)
+    if BN_STATS:  # this tile's (count, mean, M2) per channel, for a BatchNorm after it (training)
+        cnt = tl.sum(tl.where(m_ok, 1.0, 0.0), axis=0)
+        tmean = tl.sum(tl.where(mask, $out, 0.0), axis=0) / tl.maximum(cnt, 1.0)
+        dv = tl.where(mask, $out - tmean[None, :], 0.0)
+        chunk = pid_m * SH * SW + phase
+        tl.store(st_mean_ptr + chunk * CO + rn, tmean, mask=n_ok)
+        tl.store(st_m2_ptr + chunk * CO + rn, tl.sum(dv * dv, axis=0), mask=n_ok)
+        tl.store(st_cnt_ptr + chunk, cnt)
+'''.replace("$products", PRODUCTS))
+
+
+def conv_transpose_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] | None:
+    """A ConvTranspose2d module the template covers: groups 1, dilation 1, zero padding, called on its
+    input alone (an `output_size` at the call would change the output padding)."""
+    mod = modules.get(node.target) if node.op == "call_module" else None
+    if type(mod) is not nn.ConvTranspose2d or mod.groups != 1 or tuple(mod.dilation) != (1, 1):
+        return None
+    if mod.padding_mode != "zeros" or len(node.args) != 1 or node.kwargs:
+        return None
+    return {"x": node.args[0], "module": node.target, "conv": mod}
+
+
+def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | None:
+    mod = group.source["conv"]
+    if mod.in_channels < 16:  # tiny K per tap: a tensor-core block of C would waste most work
+        return None
+    a = conv_anchor(group, t)
+    kh, kw, sh, sw, ph, pw, _, _ = a.geometry
+    oph, opw = mod.output_padding
+    th, tw = -(-kh // sh), -(-kw // sw)  # taps per phase
+    name = f"_convt_{k}"
+    lines, out = body(a.head, t.loads_for(a.kinds))
+    kernels = [render(CONVT, name, len(a.kinds), body="\n".join(lines), out=out)]
+    code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + [
+        "    nb, c, h, w_ = x.shape",
+        "    co = w.shape[1]",
+        f"    oh, ow = (h - 1) * {sh} - {2 * ph} + {kh + oph}, (w_ - 1) * {sw} - {2 * pw} + {kw + opw}",
+        "    # Filters (c, co, kh, kw) as one block of rows per phase (rh, rw, co, jh, jw, c), kh = rh + SH * jh;",
+        "    # taps beyond the filter are zeros.",
+    ] + ([f"    w = torch.nn.functional.pad(w, (0, {tw * sw - kw}, 0, {th * sh - kh}))"] if (th * sh, tw * sw) != (kh, kw)
+         else []) + [
+        f"    wk = w.view(c, co, {th}, {sh}, {tw}, {sw}).permute(3, 5, 1, 2, 4, 0).contiguous()",
+        "    if CONVT_PRECISION == 'tf32rn':",
+        "        wk = _round_tf32(wk)",
+        "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
+        "    bm = CONVT_BLOCK_M",
+        "    bn = min(CONVT_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels",
+        f"    qh, qw = triton.cdiv(oh, {sh}), triton.cdiv(ow, {sw})",
+        "    tiles_m = triton.cdiv(nb * qh * qw, bm)"]
+    stats = "False"
+    if a.bn is not None:  # per (tile, phase) statistics, in training (the names bn_args gives the helper)
+        code += ["    stats = bool(_bn_batch_stats(bn_mod.training, bn_rm))",
+                 f"    st_mean = torch.empty((tiles_m * {sh * sw} if stats else 1, co), device=x.device, dtype=torch.float32)",
+                 "    st_m2, st_cnt = torch.empty_like(st_mean), torch.empty((st_mean.shape[0],), device=x.device, dtype=torch.float32)"]
+        stats_ptrs, stats = "st_mean, st_m2, st_cnt, ", "stats"
+    else:
+        stats_ptrs = "y, y, y, "  # never read
+    code += [
+        f"    grid = ({sh * sw} * tiles_m * triton.cdiv(co, bn),)",
+        f"    {name}[grid](x, wk, y, {a.ptrs}{stats_ptrs}nb, c, h, w_, co, oh, ow, qh, qw, "
+        f"triton.cdiv(c, CONVT_BLOCK_K) * CONVT_BLOCK_K, *x.stride(), KH={kh}, KW={kw}, SH={sh}, SW={sw}, PH={ph}, PW={pw}, "
+        f"TH={th}, TW={tw}, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=CONVT_BLOCK_K, GROUP_M=8, PRECISION=CONVT_PRECISION, "
+        f"BN_STATS={stats}, num_warps=CONVT_WARPS, num_stages=_fit_stages(bm, bn, CONVT_BLOCK_K, CONVT_STAGES))"]
+    return finish(k, a, code, kernels, "conv_transpose", chain, group.shape)
+
+
+EXAMPLE = '''
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1)
+    def forward(self, x):
+        return torch.relu(self.up(x)) * 2.0
+def get_inputs():
+    return [torch.randn(2, 16, 5, 6)]
+def get_init_inputs():
+    return []
+'''
+
+
+TEMPLATE = AnchorTemplate(
+    kernel=CONVT, example=EXAMPLE, example_rules=("triton_conv_transpose",),
+    example_params={"CONVT_BLOCK_M": 32, "CONVT_BLOCK_N": 16, "CONVT_BLOCK_K": 16},
+    name="conv_transpose", rule="triton_conv_transpose", prior=5.0, kind="conv", pattern=conv_transpose_source,
+    emitter=_emit,
+    params={"CONVT_PRECISION": ["tf32x3", "tf32rn", "ieee"], "CONVT_BLOCK_M": [128, 64, 256],
+            "CONVT_BLOCK_N": [64, 128, 32], "CONVT_BLOCK_K": [32, 64, 16], "CONVT_WARPS": [4, 8],
+            "CONVT_STAGES": [3, 2, 4]},
+    constraints=["CONVT_BLOCK_M * CONVT_BLOCK_N <= 128 * 32 * CONVT_WARPS",
+                 "(CONVT_BLOCK_M + CONVT_BLOCK_N) * CONVT_BLOCK_K * 4 * CONVT_STAGES <= 200000"],
+    loads={"chan": "tl.load({ptr} + rn, mask=n_ok, other=0.0)[None, :]",
+           "full": "tl.load({ptr} + offs, mask=mask, other=0.0)"})
