@@ -67,10 +67,16 @@ ATTN_CONFIGS = [{}, {"ATTN_BLOCK_N": 32}, {"ATTN_BLOCK_M": 64}, {"ATTN_WARPS": 4
                 {"ATTN_STAGES": 1}, {"ATTN_BLOCK_M": 64, "ATTN_WARPS": 4}, {"ATTN_BLOCK_M": 64, "ATTN_BLOCK_N": 128},
                 {"ATTN_PRECISION": "ieee"}]
 ATTN = dict(attention=True)
-# The transposed conv (a GEMM per output phase): tiles around the defaults (128 x 64 x 32, 4 warps, 3 stages)
-CONVT_CONFIGS = [{}, {"CONVT_WARPS": 8}, {"CONVT_BLOCK_K": 64}, {"CONVT_BLOCK_K": 64, "CONVT_WARPS": 8},
-                 {"CONVT_BLOCK_M": 64}, {"CONVT_BLOCK_M": 256, "CONVT_WARPS": 8}, {"CONVT_STAGES": 4},
-                 {"CONVT_BLOCK_K": 16, "CONVT_STAGES": 4}, {"CONVT_PRECISION": "tf32rn"}, {"CONVT_PRECISION": "ieee"}]
+# The TMA conv kernel (stride 1, Hopper) at TF32 rounded: tiles of BLOCK_M pixels in rows of CONV_BLOCK_W
+CONV_TMA_CONFIGS = [dict(TF32RN, CONV_BLOCK_K=32, CONV_STAGES=st, CONV_WARPS=wp, CONV_BLOCK_W=bw, CONV_BLOCK_M=bm)
+                    for bm, bw, st, wp in ((128, 16, 4, 8), (128, 16, 3, 8), (128, 16, 4, 4), (128, 32, 3, 8),
+                                           (256, 16, 3, 8), (64, 16, 4, 4))] + [dict(TF32RN, CONV_TMA=False)]
+# The transposed conv (a GEMM per output phase): TF32 rounded, tiles around the defaults (128 x 64 x 32, 8 warps,
+# 3 stages, rows of 16), the pointer kernel, and tf32x3
+_RN = {"CONVT_PRECISION": "tf32rn"}
+CONVT_CONFIGS = [_RN, dict(_RN, CONVT_WARPS=4), dict(_RN, CONVT_STAGES=4), dict(_RN, CONVT_BLOCK_W=32),
+                 dict(_RN, CONVT_BLOCK_M=256, CONVT_BLOCK_W=32), dict(_RN, CONVT_BLOCK_M=64),
+                 dict(_RN, CONVT_BLOCK_K=64, CONVT_STAGES=2), dict(_RN, CONVT_TMA=False), {}]
 CONVT = dict(conv_transpose=True)
 SCAN_CONFIGS = [{}, {"SCAN_TILE": 1024}, {"SCAN_TILE": 2048}, {"SCAN_TILE": 256}, {"SCAN_BLOCK_B": 64}]
 _ALL_PROBLEMS = [
@@ -92,8 +98,11 @@ _ALL_PROBLEMS = [
 ]
 PLAN = [  # (problem, options, configs, time torch.compile too)
     ("level1/36_ConvTranspose2d_upsample", CONVT, CONVT_CONFIGS, True),
-    ("level2/17_ConvTranspose2d_GELU_GroupNorm", dict(conv_transpose=True, reduce=True), CONVT_CONFIGS[:6], True),
+    ("level2/17_ConvTranspose2d_GELU_GroupNorm", dict(conv_transpose=True, reduce=True), CONVT_CONFIGS, True),
     ("level2/17_ConvTranspose2d_GELU_GroupNorm", dict(chains=True, reduce=True), [{}], True),
+    ("level1/06_Conv2d_3x3", dict(conv=True), CONV_TMA_CONFIGS, True),
+    ("level2/11_Conv2d_BatchNorm_ReLU", dict(conv=True, chains=True), CONV_TMA_CONFIGS[:3], True),
+    ("level2/15_Conv2d_ReLU_BiasAdd", dict(conv=True, chains=True), CONV_TMA_CONFIGS[:3], True),
     ("level3/12_LongSequenceAttention", ATTN, ATTN_CONFIGS, True),
     ("level3/09_CausalSelfAttention", dict(gemm=True, chains=True, sdpa=True, attention=True), ATTN_CONFIGS[:4], True),
     ("level3/02_MultiHeadSelfAttention", dict(gemm=True, chains=True, sdpa=True, attention=True), ATTN_CONFIGS[:4],

@@ -22,6 +22,7 @@ from interpreted import check_pairs
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 KERNEL_LINE = "# One output phase (oh % SH, ow % SW) of one tile per program"
+TMA_LINE = "# One output phase of a tile of BH x BW of the phase's pixels (qh, qw) of one image"
 
 # name -> (the module, forward's return, input). Tiny, uneven shapes: the last tiles are partial and
 # the taps cross every edge.
@@ -65,7 +66,8 @@ def _small_tiles(source: str) -> str:
     """Tiles smaller than the output, so that a phase spans several programs."""
     assert "\nCONVT_BLOCK_M = 128\n" in source and "\nCONVT_BLOCK_K = 32\n" in source
     return source.replace("\nCONVT_BLOCK_M = 128\n", "\nCONVT_BLOCK_M = 16\n").replace(
-        "\nCONVT_BLOCK_N = 64\n", "\nCONVT_BLOCK_N = 16\n").replace("\nCONVT_BLOCK_K = 32\n", "\nCONVT_BLOCK_K = 16\n")
+        "\nCONVT_BLOCK_N = 64\n", "\nCONVT_BLOCK_N = 16\n").replace("\nCONVT_BLOCK_K = 32\n", "\nCONVT_BLOCK_K = 16\n").replace(
+        "\nCONVT_BLOCK_W = 16\n", "\nCONVT_BLOCK_W = 8\n")
 
 
 def test_transposed_convolutions_compute_the_reference(tmp_path):
@@ -77,13 +79,16 @@ def test_transposed_convolutions_compute_the_reference(tmp_path):
         built = fusion.build(load_problem(path), ["triton_conv_transpose", "triton_reduce"])
         assert built is not None, name
         source, spaces = built
-        assert "conv_transpose" in spaces and source.count(KERNEL_LINE) == 1, name
+        assert "conv_transpose" in spaces and source.count(KERNEL_LINE) == 1 and TMA_LINE in source, name
         assert check_source(source) == [], [str(v) for v in check_source(source)]
         if name != "gelu_groupnorm":  # the epilogue (bias, activation, operand) in the kernel's store: one kernel
-            assert source.count("@triton.jit") - HELPERS.count("@triton.jit") == 1, name
+            assert source.count("@triton.jit") - HELPERS.count("@triton.jit") == 2, name  # (TMA and pointers)
+        assert "if CONVT_TMA and _tma_ok(x):" in source, name
         cand = tmp_path / f"{name}_candidate.py"
-        cand.write_text(_small_tiles(source))
-        pairs += [path, str(cand)]
+        cand.write_text(_small_tiles(source))  # the TMA kernel (the interpreter runs it)
+        pointers = tmp_path / f"{name}_pointers.py"
+        pointers.write_text(_small_tiles(source).replace("\nCONVT_TMA = True\n", "\nCONVT_TMA = False\n"))
+        pairs += [path, str(cand), path, str(pointers)]
         # without the template: the library's transposed convolution, then the chain's kernel
         library = fusion.build(load_problem(path), ["fuse_chains"])
         if library is not None:

@@ -300,6 +300,46 @@ def _tf32_rn_copy(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
     tl.store(y_ptr + i, _tf32_rn(tl.load(x_ptr + i, mask=i < n, other=0.0)), mask=i < n)
 
 
+def _tma_ok(x):
+    # Input tiles by TMA: Triton's tensor descriptors (3.3 on), on Hopper and later (Triton's interpreter
+    # runs them on the CPU too); otherwise the convolutions gather their input by pointers.
+    major, minor = (int(v) for v in triton.__version__.split(".")[:2])
+    return (major, minor) >= (3, 3) and (not x.is_cuda or torch.cuda.get_device_capability(x.device)[0] >= 9)
+
+
+def _descriptor(t, block):
+    # A TMA descriptor of `t` in boxes of `block` (its module exists from Triton 3.3 on: _tma_ok first).
+    from triton.tools.tensor_descriptor import TensorDescriptor
+    return TensorDescriptor.from_tensor(t, block)
+
+
+@triton.jit
+def _nhwc_copy(x_ptr, y_ptr, C, HW, ROUND: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
+    # (n, c, p) -> (n, p, c), rounded to TF32 where asked: BLOCK_C channels x BLOCK_P pixels a program.
+    n = tl.program_id(2).to(tl.int64)
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+    ok = (c < C)[:, None] & (p < HW)[None, :]
+    v = tl.load(x_ptr + n * C * HW + c[:, None] * HW + p[None, :], mask=ok, other=0.0)
+    if ROUND:
+        v = _tf32_rn(v)
+    tl.store(y_ptr + n * C * HW + p[None, :] * C + c[:, None], v, mask=ok)
+
+
+def _channels_last(x, rounded):
+    # x (n, c, h, w) as a contiguous (n, h, w, c) tensor, whose channels TMA reads as rows; rounded to
+    # TF32 in the same pass where asked (one read and one write of x, at about the copy bandwidth).
+    if x.is_contiguous(memory_format=torch.channels_last):
+        xl = x.permute(0, 2, 3, 1)
+        return _round_tf32(xl) if rounded else xl
+    x = x.contiguous()
+    n, c, h, w = x.shape
+    y = torch.empty((n, h, w, c), device=x.device, dtype=torch.float32)
+    _nhwc_copy[(triton.cdiv(h * w, 64), triton.cdiv(c, 32), n)](x, y, c, h * w, ROUND=rounded, BLOCK_C=32,
+                                                                BLOCK_P=64, num_warps=4)
+    return y
+
+
 def _round_tf32(t):
     # A contiguous tensor's copy rounded to TF32 (a conv's weights, once a call: one launch; rounding
     # the weight tiles in the conv kernel instead cost its K loop 25%, 2026-12-01).

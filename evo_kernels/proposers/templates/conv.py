@@ -8,6 +8,7 @@ the accuracy contract then admits; where the run is strict fp32 the contract rej
 """
 from __future__ import annotations
 
+from string import Template
 from typing import Any, NamedTuple
 
 from torch import fx, nn
@@ -26,6 +27,14 @@ PRODUCTS = """\
             acc = tl.dot(_tf32_rn(a), b, acc, input_precision="tf32")
         else:
             acc = tl.dot(a, b, acc, input_precision=PRECISION)"""
+
+
+# The same from shared memory (TMA tiles): "tf32rn" operands were rounded before, by the launcher.
+TMA_PRODUCTS = """\
+        if PRECISION == "tf32rn":
+            acc = tl.dot(a, b.T, acc, input_precision="tf32")
+        else:
+            acc = tl.dot(a, b.T, acc, input_precision=PRECISION)"""
 
 
 CONV = _with_grouped_tiles('''
@@ -106,6 +115,49 @@ $body
 $stats
     tl.store(c_ptr + offs, $out, mask=mask)
 '''.replace("$products", PRODUCTS))
+
+
+# Stride 1 on Hopper: input tiles by TMA from a channels-last copy of the input (one box of BH x BW
+# pixels by BLOCK_K channels a tap, the padding zero-filled by the copy engine), filter rows by TMA,
+# both fed to the tensor cores from shared memory. On level1/06 (H200) the kernel ran 0.42 ms against
+# the pointer-gathered kernel's 0.67 (experiments/tma_conv_probe.py). "tf32rn": the copy is rounded.
+CONV_TMA = Template('''
+@triton.jit
+def $name(x_desc, w_desc, c_ptr,$ptrs$stats_ptrs CO, OH, OW, CP, KH: tl.constexpr, KW: tl.constexpr,
+          PH: tl.constexpr, PW: tl.constexpr, BH: tl.constexpr, BW: tl.constexpr, BLOCK_N: tl.constexpr,
+          BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+    # A tile of BH x BW output pixels of one image by BLOCK_N channels; K = (kh, kw, c), c padded to CP.
+    BLOCK_M: tl.constexpr = BH * BW
+    grid_n = tl.cdiv(CO, BLOCK_N)
+    tiles_w = tl.cdiv(OW, BW)
+    tiles_h = tl.cdiv(OH, BH)
+    pid_n = tl.program_id(0) % grid_n
+    tile = tl.program_id(0) // grid_n
+    img = tile // (tiles_h * tiles_w)
+    oh0 = ((tile // tiles_w) % tiles_h) * BH
+    ow0 = (tile % tiles_w) * BW
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    steps = CP // BLOCK_K
+    for it in range(KH * KW * steps):
+        tap = it // steps
+        c0 = (it - tap * steps) * BLOCK_K
+        kh = tap // KW
+        a = x_desc.load([img, oh0 - PH + kh, ow0 - PW + tap - kh * KW, c0]).reshape(BLOCK_M, BLOCK_K)
+        b = w_desc.load([pid_n * BLOCK_N, tap * CP + c0])
+$products
+    rm = tl.arange(0, BLOCK_M)
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    oh = oh0 + rm // BW
+    ow = ow0 + rm % BW
+    m_ok = (oh < OH) & (ow < OW)
+    n_ok = rn < CO
+    mask = m_ok[:, None] & n_ok[None, :]
+    offs = (img.to(tl.int64) * CO * OH * OW + oh * OW + ow)[:, None] + rn[None, :] * (OH * OW)
+    v = acc
+$body
+$stats
+    tl.store(c_ptr + offs, $out, mask=mask)
+'''.replace("$products", TMA_PRODUCTS))
 
 
 class Prologue(NamedTuple):
@@ -258,7 +310,8 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
         return None  # each input element would be loaded, and its prologue recomputed, once per tap
     name = f"_conv_{k}"
     lines, out = body(a.head, t.loads_for(a.kinds))
-    stats = STATS.format(i="    ", out=out, ncols="CO", chunk="(img * grid_m + pid_m)" if pointwise else "pid_m") \
+    stats = STATS.format(i="    ", out=out, ncols="CO", chunk="(img * grid_m + pid_m)" if pointwise else "pid_m",
+                         valid="rm < M") \
         if a.bn is not None else ""
     pro = prologue_lines(prologue, "m_ok[:, None] & c_ok[None, :]" if pointwise else "ok[:, None] & c_ok[None, :]")
     pro_ptrs, pro_args, unpack = prologue_wiring(prologue)
@@ -308,7 +361,52 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
         "    grid = (tiles_m * triton.cdiv(co, bn),)",
         f"    {name}[grid](x, wk, y, {ptrs}{geometry}, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=CONV_BLOCK_K, GROUP_M=8, "
         "PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, num_stages=_fit_stages(bm, bn, CONV_BLOCK_K, CONV_STAGES))"]
+    if (sh, sw, dh, dw) == (1, 1, 1, 1) and not pointwise and prologue is None and group.source["conv"].in_channels % 4 == 0:
+        # (channels in 16-byte rows, as a tensor descriptor's strides must be)
+        kernels.append(render(CONV_TMA, f"{name}_tma", len(a.kinds), body="\n".join(lines), out=out,
+                              stats=STATS.format(i="    ", out=out, ncols="CO", chunk="tile", valid="m_ok")
+                              if a.bn is not None else "", stats_ptrs=STATS_PTRS if a.bn is not None else ""))
+        head = len(code) - len(_launch_lines(code))
+        code = code[:head] + ["    if CONV_TMA and _tma_ok(x):"] + _tma_lines(a, f"{name}_tma", ptrs) + \
+            ["    else:"] + ["    " + line for line in code[head:]]
     return finish(k, a, code, kernels, "conv", chain, group.shape, defer)
+
+
+def _launch_lines(code: list[str]) -> list[str]:
+    """The helper's lines from its input's shape on (what the pointer and TMA launches do differently)."""
+    start = next(i for i, line in enumerate(code) if line.startswith("    nb, c, "))
+    return code[start:]
+
+
+def _tma_lines(a: ConvAnchor, name: str, ptrs: str) -> list[str]:
+    """The TMA kernel's launch (stride 1), indented under the helper's branch."""
+    kh, kw, _, _, ph, pw, _, _ = a.geometry
+    lines = [
+        "nb, c, h, w_ = x.shape",
+        "co = w.shape[0]",
+        output_size_line(a).strip(),
+        "cp = triton.cdiv(c, CONV_BLOCK_K) * CONV_BLOCK_K",
+        "# Filters as rows of (kh, kw, c), c padded to cp with zeros: a TMA box never spans two taps.",
+        "wk = torch.nn.functional.pad(w.permute(0, 2, 3, 1), (0, cp - c)).reshape(co, -1)",
+        "if CONV_PRECISION == 'tf32rn':",
+        "    wk = _round_tf32(wk)",
+        "xl = _channels_last(x, CONV_PRECISION == 'tf32rn')",
+        "y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
+        "# A tile: bh rows of bw pixels (no taller than the output: a Conv1d's rows are whole tiles).",
+        "bw = min(CONV_BLOCK_W, max(8, triton.next_power_of_2(ow)))",
+        "bh = min(max(1, CONV_BLOCK_M // bw), triton.next_power_of_2(oh))",
+        "bw = CONV_BLOCK_M // bh",
+        "bn = min(CONV_BLOCK_N, max(16, triton.next_power_of_2(co)))",
+        "tiles_m = nb * triton.cdiv(oh, bh) * triton.cdiv(ow, bw)"]
+    if a.bn is not None:
+        lines += ["st_mean = torch.empty((tiles_m, co), device=x.device, dtype=torch.float32)",
+                  "st_m2, st_cnt = torch.empty_like(st_mean), torch.empty((tiles_m,), device=x.device, dtype=torch.float32)"]
+    lines += [
+        f"{name}[(tiles_m * triton.cdiv(co, bn),)](_descriptor(xl, [1, bh, bw, CONV_BLOCK_K]), "
+        f"_descriptor(wk, [bn, CONV_BLOCK_K]), y, {ptrs}co, oh, ow, cp, KH={kh}, KW={kw}, PH={ph}, "
+        f"PW={pw}, BH=bh, BW=bw, BLOCK_N=bn, BLOCK_K=CONV_BLOCK_K, PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, "
+        "num_stages=_fit_stages(bh * bw, bn, CONV_BLOCK_K, CONV_STAGES))"]
+    return ["        " + line for line in lines]
 
 
 EXAMPLE = '''
@@ -331,8 +429,10 @@ TEMPLATE = AnchorTemplate(
     takes_prologue=True,
     # Precision first: its next value (tf32rn, 1.7-2.3x faster where the run's convolutions are TF32)
     # is the first neighbour a screen tries.
+    # CONV_TMA and CONV_BLOCK_W: the TMA kernel where it applies (stride 1, not 1x1) and its tiles' width.
     params={"CONV_PRECISION": ["tf32x3", "tf32rn", "ieee"], "CONV_BLOCK_M": [128, 64, 256], "CONV_BLOCK_N": [128, 64],
-            "CONV_BLOCK_K": [64, 32, 16], "CONV_WARPS": [8, 4], "CONV_STAGES": [3, 2, 4]},
+            "CONV_BLOCK_K": [64, 32, 16], "CONV_WARPS": [8, 4], "CONV_STAGES": [3, 2, 4], "CONV_TMA": [True, False],
+            "CONV_BLOCK_W": [16, 8, 32]},
     # Where cuDNN runs TF32 (PyTorch's default), the baseline's convolutions are TF32: rounded TF32
     # products are as accurate (the contract admits them), and K blocks of 32 over 4 stages were the
     # fastest of the probes' tiles on both kernels (1x1 and 3x3; experiments/RESULTS.md, 2026-12-01).

@@ -9,19 +9,21 @@ transposed convolution's scattered input would hold. The launcher packs each pha
 K-major rows (padded to that size with zero taps, which the kernel skips); the kernel runs the phases
 of one tile next to each other, so that the strided stores of one phase meet the others' in L2.
 
-cuDNN runs some transposed convolutions in fp32 FMA even where TF32 is allowed (level2/17 on an
-H200: a `dgrad_engine<float>` kernel), so the precision starts at tf32x3 (as accurate as fp32) and
-seeds nothing: tf32rn is a value the search may try, and the accuracy contract decides.
+On Hopper the phase's input boxes come by TMA from a channels-last copy of the input (CONVT_TMA);
+elsewhere the pointer-gathered kernel runs. Where cuDNN runs TF32 (PyTorch's default; on an H200 its
+transposed convolutions are `sm90_xmma_dgrad_implicit_gemm_..._tf32` kernels) a draft starts from
+TF32 products of rounded operands, which the accuracy contract checks like any other.
 """
 from __future__ import annotations
 
+from string import Template
 from typing import Any
 
 from torch import fx, nn
 
 from .ir import Group
 from .base import AnchorTemplate, Chain, Emitted, _with_grouped_tiles, body, operand_lines, render
-from .conv import PRODUCTS, conv_anchor, finish
+from .conv import PRODUCTS, TMA_PRODUCTS, conv_anchor, finish
 
 CONVT = _with_grouped_tiles('''
 @triton.jit
@@ -87,6 +89,69 @@ $body
 '''.replace("$products", PRODUCTS))
 
 
+# On Hopper: the phase's input boxes by TMA from a channels-last copy of the input (zero-filled
+# beyond its edges), filter rows by TMA, both fed to the tensor cores from shared memory (templates/
+# conv.py's CONV_TMA; experiments/tma_conv_probe.py). "tf32rn": the copy and the filters are rounded.
+CONVT_TMA = Template('''
+@triton.jit
+def $name(x_desc, w_desc, c_ptr,$ptrs st_mean_ptr, st_m2_ptr, st_cnt_ptr, CO, OH, OW, QH, QW, CP, KH: tl.constexpr,
+          KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, TW: tl.constexpr,
+          BH: tl.constexpr, BW: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
+          BN_STATS: tl.constexpr):
+    # One output phase of a tile of BH x BW of the phase's pixels (qh, qw) of one image, the phases of a
+    # tile adjacent; K = (jh, jw, c), c padded to CP.
+    BLOCK_M: tl.constexpr = BH * BW
+    phase = tl.program_id(0) % (SH * SW)
+    pid = tl.program_id(0) // (SH * SW)
+    grid_n = tl.cdiv(CO, BLOCK_N)
+    pid_n = pid % grid_n
+    tile = pid // grid_n
+    tiles_w = tl.cdiv(QW, BW)
+    tiles_h = tl.cdiv(QH, BH)
+    img = tile // (tiles_h * tiles_w)
+    qh0 = ((tile // tiles_w) % tiles_h) * BH
+    qw0 = (tile % tiles_w) * BW
+    py = phase // SW
+    px = phase % SW
+    rh = (py + PH) % SH
+    rw = (px + PW) % SW
+    ntw = (KW - rw + SW - 1) // SW
+    h0 = qh0 + (py + PH) // SH
+    w0 = qw0 + (px + PW) // SW
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    steps = CP // BLOCK_K
+    for it in range((KH - rh + SH - 1) // SH * ntw * steps):
+        tap = it // steps
+        c0 = (it - tap * steps) * BLOCK_K
+        jh = tap // ntw
+        jw = tap - jh * ntw
+        a = x_desc.load([img, h0 - jh, w0 - jw, c0]).reshape(BLOCK_M, BLOCK_K)
+        b = w_desc.load([(rh * SW + rw) * CO + pid_n * BLOCK_N, (jh * TW + jw) * CP + c0])
+$products
+    rm = tl.arange(0, BLOCK_M)
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    qh = qh0 + rm // BW
+    qw = qw0 + rm % BW
+    oh = qh * SH + py
+    ow = qw * SW + px
+    m_ok = (qh < QH) & (qw < QW) & (oh < OH) & (ow < OW)
+    n_ok = rn < CO
+    mask = m_ok[:, None] & n_ok[None, :]
+    offs = (img.to(tl.int64) * CO * OH * OW + oh * OW + ow)[:, None] + rn[None, :] * (OH * OW)
+    v = acc
+$body
+    tl.store(c_ptr + offs, $out, mask=mask)
+    if BN_STATS:  # as the pointer kernel's
+        cnt = tl.sum(tl.where(m_ok, 1.0, 0.0), axis=0)
+        tmean = tl.sum(tl.where(mask, $out, 0.0), axis=0) / tl.maximum(cnt, 1.0)
+        dv = tl.where(mask, $out - tmean[None, :], 0.0)
+        chunk = tile * SH * SW + phase
+        tl.store(st_mean_ptr + chunk * CO + rn, tmean, mask=n_ok)
+        tl.store(st_m2_ptr + chunk * CO + rn, tl.sum(dv * dv, axis=0), mask=n_ok)
+        tl.store(st_cnt_ptr + chunk, cnt)
+'''.replace("$products", TMA_PRODUCTS))
+
+
 def conv_transpose_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] | None:
     """A ConvTranspose2d module the template covers: groups 1, dilation 1, zero padding, called on its
     input alone (an `output_size` at the call would change the output padding)."""
@@ -113,32 +178,56 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         "    nb, c, h, w_ = x.shape",
         "    co = w.shape[1]",
         f"    oh, ow = (h - 1) * {sh} - {2 * ph} + {kh + oph}, (w_ - 1) * {sw} - {2 * pw} + {kw + opw}",
+        f"    qh, qw = triton.cdiv(oh, {sh}), triton.cdiv(ow, {sw})  # the phases' sizes (the first's)",
         "    # Filters (c, co, kh, kw) as one block of rows per phase (rh, rw, co, jh, jw, c), kh = rh + SH * jh;",
         "    # taps beyond the filter are zeros.",
     ] + ([f"    w = torch.nn.functional.pad(w, (0, {tw * sw - kw}, 0, {th * sh - kh}))"] if (th * sh, tw * sw) != (kh, kw)
          else []) + [
-        f"    wk = w.view(c, co, {th}, {sh}, {tw}, {sw}).permute(3, 5, 1, 2, 4, 0).contiguous()",
-        "    if CONVT_PRECISION == 'tf32rn':",
-        "        wk = _round_tf32(wk)",
+        f"    wk = w.view(c, co, {th}, {sh}, {tw}, {sw}).permute(3, 5, 1, 2, 4, 0)",
         "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
-        "    bm = CONVT_BLOCK_M",
-        "    bn = min(CONVT_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels",
-        f"    qh, qw = triton.cdiv(oh, {sh}), triton.cdiv(ow, {sw})",
-        "    tiles_m = triton.cdiv(nb * qh * qw, bm)"]
+        "    bn = min(CONVT_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels"]
     stats = "False"
     if a.bn is not None:  # per (tile, phase) statistics, in training (the names bn_args gives the helper)
-        code += ["    stats = bool(_bn_batch_stats(bn_mod.training, bn_rm))",
-                 f"    st_mean = torch.empty((tiles_m * {sh * sw} if stats else 1, co), device=x.device, dtype=torch.float32)",
-                 "    st_m2, st_cnt = torch.empty_like(st_mean), torch.empty((st_mean.shape[0],), device=x.device, dtype=torch.float32)"]
+        code += ["    stats = bool(_bn_batch_stats(bn_mod.training, bn_rm))"]
         stats_ptrs, stats = "st_mean, st_m2, st_cnt, ", "stats"
+        alloc = [f"st_mean = torch.empty((tiles_m * {sh * sw} if stats else 1, co), device=x.device, dtype=torch.float32)",
+                 "st_m2, st_cnt = torch.empty_like(st_mean), torch.empty((st_mean.shape[0],), device=x.device, dtype=torch.float32)"]
     else:
-        stats_ptrs = "y, y, y, "  # never read
-    code += [
-        f"    grid = ({sh * sw} * tiles_m * triton.cdiv(co, bn),)",
-        f"    {name}[grid](x, wk, y, {a.ptrs}{stats_ptrs}nb, c, h, w_, co, oh, ow, qh, qw, "
-        f"triton.cdiv(c, CONVT_BLOCK_K) * CONVT_BLOCK_K, *x.stride(), KH={kh}, KW={kw}, SH={sh}, SW={sw}, PH={ph}, PW={pw}, "
-        f"TH={th}, TW={tw}, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=CONVT_BLOCK_K, GROUP_M=8, PRECISION=CONVT_PRECISION, "
-        f"BN_STATS={stats}, num_warps=CONVT_WARPS, num_stages=_fit_stages(bm, bn, CONVT_BLOCK_K, CONVT_STAGES))"]
+        stats_ptrs, alloc = "y, y, y, ", []  # never read
+    pointers = [
+        "wk = wk.contiguous()",
+        "if CONVT_PRECISION == 'tf32rn':",
+        "    wk = _round_tf32(wk)",
+        "bm = CONVT_BLOCK_M",
+        "tiles_m = triton.cdiv(nb * qh * qw, bm)"] + alloc + [
+        f"{name}[({sh * sw} * tiles_m * triton.cdiv(co, bn),)](x, wk, y, {a.ptrs}{stats_ptrs}nb, c, h, w_, co, oh, ow, "
+        f"qh, qw, triton.cdiv(c, CONVT_BLOCK_K) * CONVT_BLOCK_K, *x.stride(), KH={kh}, KW={kw}, SH={sh}, SW={sw}, "
+        f"PH={ph}, PW={pw}, TH={th}, TW={tw}, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=CONVT_BLOCK_K, GROUP_M=8, "
+        f"PRECISION=CONVT_PRECISION, BN_STATS={stats}, num_warps=CONVT_WARPS, "
+        "num_stages=_fit_stages(bm, bn, CONVT_BLOCK_K, CONVT_STAGES))"]
+    if mod.in_channels % 4:  # a tensor descriptor's rows must be 16-byte multiples
+        code += ["    " + line for line in pointers]
+        return finish(k, a, code, kernels, "conv_transpose", chain, group.shape)
+    kernels.append(render(CONVT_TMA, f"{name}_tma", len(a.kinds), body="\n".join(lines), out=out))
+    tma = [
+        "cp = triton.cdiv(c, CONVT_BLOCK_K) * CONVT_BLOCK_K",
+        "# c padded to cp with zeros: a TMA box never spans two taps",
+        "wt = torch.nn.functional.pad(wk, (0, cp - c)).reshape(-1, wk.shape[3] * wk.shape[4] * cp)",
+        "if CONVT_PRECISION == 'tf32rn':",
+        "    wt = _round_tf32(wt)",
+        "xl = _channels_last(x, CONVT_PRECISION == 'tf32rn')",
+        "# A tile: bh rows of bw of a phase's pixels (no taller than the phase).",
+        "bw = min(CONVT_BLOCK_W, max(8, triton.next_power_of_2(qw)))",
+        "bh = min(max(1, CONVT_BLOCK_M // bw), triton.next_power_of_2(qh))",
+        "bw = CONVT_BLOCK_M // bh",
+        "tiles_m = nb * triton.cdiv(qh, bh) * triton.cdiv(qw, bw)"] + alloc + [
+        f"{name}_tma[({sh * sw} * tiles_m * triton.cdiv(co, bn),)](_descriptor(xl, [1, bh, bw, CONVT_BLOCK_K]), "
+        f"_descriptor(wt, [bn, CONVT_BLOCK_K]), y, {a.ptrs}{stats_ptrs}co, oh, ow, qh, qw, cp, KH={kh}, KW={kw}, "
+        f"SH={sh}, SW={sw}, PH={ph}, PW={pw}, TW={tw}, BH=bh, BW=bw, BLOCK_N=bn, BLOCK_K=CONVT_BLOCK_K, "
+        f"PRECISION=CONVT_PRECISION, BN_STATS={stats}, num_warps=CONVT_WARPS, "
+        "num_stages=_fit_stages(bh * bw, bn, CONVT_BLOCK_K, CONVT_STAGES))"]
+    code += (["    if CONVT_TMA and _tma_ok(x):"] + ["        " + line for line in tma] + ["    else:"]
+             + ["        " + line for line in pointers])
     return finish(k, a, code, kernels, "conv_transpose", chain, group.shape)
 
 
@@ -162,8 +251,11 @@ TEMPLATE = AnchorTemplate(
     name="conv_transpose", rule="triton_conv_transpose", prior=5.0, kind="conv", pattern=conv_transpose_source,
     emitter=_emit,
     params={"CONVT_PRECISION": ["tf32x3", "tf32rn", "ieee"], "CONVT_BLOCK_M": [128, 64, 256],
-            "CONVT_BLOCK_N": [64, 128, 32], "CONVT_BLOCK_K": [32, 64, 16], "CONVT_WARPS": [4, 8],
-            "CONVT_STAGES": [3, 2, 4]},
+            "CONVT_BLOCK_N": [64, 128, 32], "CONVT_BLOCK_K": [32, 64, 16], "CONVT_WARPS": [8, 4],
+            "CONVT_STAGES": [3, 2, 4], "CONVT_TMA": [True, False], "CONVT_BLOCK_W": [16, 32, 8]},
+    # The rounded TF32 products where cuDNN's run TF32: level1/36's error against float64 equalled
+    # eager's (3.01e-04, H200), and tf32x3 ran 1.7x slower (experiments/RESULTS.md).
+    seeds={"cudnn.allow_tf32": {"CONVT_PRECISION": "tf32rn"}},
     constraints=["CONVT_BLOCK_M * CONVT_BLOCK_N <= 128 * 32 * CONVT_WARPS",
                  "(CONVT_BLOCK_M + CONVT_BLOCK_N) * CONVT_BLOCK_K * 4 * CONVT_STAGES <= 200000"],
     loads={"chan": "tl.load({ptr} + rn, mask=n_ok, other=0.0)[None, :]",

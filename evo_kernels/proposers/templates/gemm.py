@@ -202,7 +202,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         store = GEMM_ROW_REDUCE.format(out=out, scale=" / N" if rest[0].name == "rmean" else "")
     else:
         store = GEMM_STORE.format(out=out)
-    stats = STATS.format(i=" " * 8, out=out, ncols="N", chunk="pid_m") if bn is not None else ""
+    stats = STATS.format(i=" " * 8, out=out, ncols="N", chunk="pid_m", valid="rm < M") if bn is not None else ""
     kernels = [render(GEMM, name, len(kinds), body="\n".join(lines) or "        pass", store=store,
                         stats=stats, stats_ptrs=STATS_PTRS if bn is not None else "")]
     ptrs = "".join(f"p{j}, " for j in range(len(kinds))) + ("st_mean, st_m2, st_cnt, " if bn is not None else "")

@@ -1,0 +1,108 @@
+"""The conv template's TMA kernel (templates/conv.py, CONV_TMA) under Triton's interpreter: input boxes
+of a channels-last copy at each tap's offset (the padding zero-filled), channels not a multiple of the
+K block (zero-padded filter rows, boxes past the last channel), tiles cut at the output's edges, a
+Conv1d (one row: whole-row tiles), a BatchNorm after it (its statistics from the store, only the
+tile's pixels counted; training and eval), an input already channels-last, and the TF32-rounded copy;
+against the reference and against the template's pointer-gathered kernel (CONV_TMA off)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evo_kernels.model.problem import load_problem
+from evo_kernels.model.tunables import bake
+from evo_kernels.proposers import fusion
+
+from interpreted import check_pairs
+
+ROOT = Path(__file__).resolve().parent.parent
+HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+TMA_LINE = "# A tile of BH x BW output pixels of one image by BLOCK_N channels"
+
+CASES = {  # name -> (the conv module, forward's return, input)
+    "k3_bias_relu": ("nn.Conv2d(16, 8, 3, padding=1)", "torch.relu(self.c(x)) * self.s", "torch.randn(2, 16, 7, 10)"),
+    "k5_channels_20": ("nn.Conv2d(20, 12, 5, padding=2, bias=False)", "self.c(x)", "torch.randn(1, 20, 9, 6)"),
+    "k3_no_padding": ("nn.Conv2d(16, 8, (3, 2))", "torch.tanh(self.c(x))", "torch.randn(2, 16, 6, 11)"),
+    "conv1d": ("nn.Conv1d(16, 8, 3, padding=1)", "self.c(x) - 0.5", "torch.randn(2, 16, 37)"),
+    "channels_last_input": ("nn.Conv2d(16, 8, 3, padding=1)", "self.c(x.contiguous(memory_format=torch.channels_last))",
+                            "torch.randn(2, 16, 5, 9)"),
+}
+BN = ("nn.Conv2d(16, 8, 3, padding=1)", "F.relu(self.bn(self.c(x))) * 2.0", "torch.randn(2, 16, 5, 11)")
+SMALL = {"CONV_BLOCK_M": 32, "CONV_BLOCK_N": 16, "CONV_BLOCK_K": 16, "CONV_BLOCK_W": 8}
+
+
+def _write(tmp_path, name: str, mod: str, ret: str, inp: str) -> str:
+    src = (f"class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+           f"        self.c = {mod}\n        self.bn = nn.BatchNorm2d(8)\n"
+           f"        self.s = nn.Parameter(torch.randn(8, 1, 1))\n"
+           f"    def forward(self, x):\n        return {ret}\n"
+           f"def get_inputs():\n    return [{inp}]\ndef get_init_inputs():\n    return []\n")
+    path = tmp_path / f"{name}.py"
+    path.write_text(HEADER + src)
+    return str(path)
+
+
+def test_tma_conv_computes_the_reference(tmp_path):
+    pairs, rounded = [], []
+    for name, (mod, ret, inp) in CASES.items():
+        path = _write(tmp_path, name, mod, ret, inp)
+        source, _ = fusion.build(load_problem(path), ["triton_conv"])
+        assert TMA_LINE in source and "if CONV_TMA and _tma_ok(x):" in source, name
+        for tag, params in (("tma", SMALL), ("pointers", dict(SMALL, CONV_TMA=False)),
+                            ("tma_rn", dict(SMALL, CONV_PRECISION="tf32rn"))):
+            cand = tmp_path / f"{name}_{tag}.py"
+            cand.write_text(bake(source, params))
+            (rounded if tag == "tma_rn" else pairs).extend([path, str(cand)])
+    check_pairs(pairs, seeds=(1, 2), random_params=True, tol=2e-5)
+    # the copy and the filters rounded to TF32: within TF32's rounding of sums of ~100 unit products
+    check_pairs(rounded, seeds=(1,), random_params=True, tol=3e-2)
+
+
+def test_only_stride_1_convolutions_of_channels_in_16_byte_rows_take_it(tmp_path):
+    for mod, inp in (("nn.Conv2d(16, 8, 3, stride=2, padding=1)", "torch.randn(1, 16, 8, 8)"),
+                     ("nn.Conv2d(16, 8, 3, padding=2, dilation=2)", "torch.randn(1, 16, 8, 8)"),
+                     ("nn.Conv2d(18, 8, 3, padding=1)", "torch.randn(1, 18, 8, 8)"),
+                     ("nn.Conv2d(16, 8, 1)", "torch.randn(1, 16, 8, 8)")):  # 1x1: the GEMM per image
+        source, _ = fusion.build(load_problem(_write(tmp_path, "other", mod, "self.c(x)", inp)), ["triton_conv"])
+        assert TMA_LINE not in source, mod
+
+
+EVAL_SCRIPT = """
+import sys, torch
+from pathlib import Path
+from evo_kernels.model.problem import import_file, load_problem
+problem = load_problem(sys.argv[1])
+module = import_file(Path(sys.argv[2]), "cand")
+ref = problem.make_model(problem.Model, 0, "cpu")
+new = problem.make_model(module.ModelNew, 1, "cpu")
+with torch.no_grad():
+    for p in ref.buffers():
+        if p.is_floating_point():
+            p.copy_(torch.rand_like(p) + 0.5)
+    new.load_state_dict(ref.state_dict())
+    x = problem.make_inputs(4, "cpu")
+    for training in (True, False):
+        ref.train(training)
+        new.train(training)
+        torch.testing.assert_close(new(*x), ref(*x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(new.bn.running_mean, ref.bn.running_mean)
+        torch.testing.assert_close(new.bn.running_var, ref.bn.running_var)
+print("train and eval ok")
+"""
+
+
+def test_batchnorm_statistics_from_the_tma_kernels_store(tmp_path):
+    """Tiles of 4 x 8 pixels over 5 x 11 outputs: the last row and column of tiles are partly outside,
+    and only their pixels count in the statistics."""
+    path = _write(tmp_path, "bn", *BN)
+    source, _ = fusion.build(load_problem(path), ["triton_conv", "fuse_chains"])
+    assert TMA_LINE in source
+    cand = tmp_path / "bn_candidate.py"
+    cand.write_text(bake(source, SMALL))
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", EVAL_SCRIPT, path, str(cand)], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0 and "train and eval ok" in proc.stdout, proc.stderr[-3000:]
