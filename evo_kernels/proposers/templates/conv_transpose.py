@@ -251,7 +251,7 @@ TEMPLATE = AnchorTemplate(
     name="conv_transpose", rule="triton_conv_transpose", prior=5.0, kind="conv", pattern=conv_transpose_source,
     emitter=_emit,
     params={"CONVT_PRECISION": ["tf32x3", "tf32rn", "ieee"], "CONVT_BLOCK_M": [128, 64, 256],
-            "CONVT_BLOCK_N": [64, 128, 32], "CONVT_BLOCK_K": [32, 64, 16], "CONVT_WARPS": [8, 4],
+            "CONVT_BLOCK_N": [64, 128, 32], "CONVT_BLOCK_K": [32, 64, 16], "CONVT_WARPS": [4, 8],
             "CONVT_STAGES": [3, 2, 4], "CONVT_TMA": [True, False], "CONVT_BLOCK_W": [16, 32, 8]},
     # The rounded TF32 products where cuDNN's run TF32: level1/36's error against float64 equalled
     # eager's (3.01e-04, H200), and tf32x3 ran 1.7x slower (experiments/RESULTS.md).
