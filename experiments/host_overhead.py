@@ -39,6 +39,10 @@ PLAN = [  # (problem, rules, configuration)
     ("level1/07_Conv2d_pointwise_1x1", ["triton_conv"], dict(TF32_PW, CONV_WARPS=8)),
     ("level2/11_Conv2d_BatchNorm_ReLU", ["triton_conv", "fuse_chains"], {"CONV_PRECISION": "tf32rn"}),
     ("level1/12_BatchNorm2d", ["fuse_chains"], {}),
+    # The TMA conv kernels (Hopper): input and filters by tensor descriptors, against the pointer kernel
+    ("level1/06_Conv2d_3x3", ["triton_conv"], dict(TF32_PW, CONV_WARPS=8)),
+    ("level1/06_Conv2d_3x3", ["triton_conv"], dict(TF32_PW, CONV_WARPS=8, CONV_TMA=False)),
+    ("level1/36_ConvTranspose2d_upsample", ["triton_conv_transpose"], {"CONVT_PRECISION": "tf32rn"}),
 ]
 
 
@@ -98,7 +102,8 @@ def main() -> None:
         if built is None:
             print(f"{name}: no candidate", flush=True)
             continue
-        path = out_dir / f"{name.replace('/', '_')}.py"
+        tag = name.replace('/', '_') + "".join(f"_{k}={v}" for k, v in config.items() if k.endswith("_TMA"))
+        path = out_dir / f"{tag}.py"
         path.write_text(bake(built[0], config))
         module = import_file(path, "host_overhead")
         torch.manual_seed(0)
@@ -112,7 +117,7 @@ def main() -> None:
             issue = issue_ms(call, args.calls)
             gpu = gpu_ms(call, 5)
             wall = float(do_bench(call, warmup=25, rep=100))
-            (out_dir / f"{name.replace('/', '_')}.prof.txt").write_text(host_profile(call, args.calls, args.top))
+            (out_dir / f"{tag}.prof.txt").write_text(host_profile(call, args.calls, args.top))
         rows.append((name, issue, gpu, wall))
         print(f"{name}: issue {issue:.3f} ms, gpu {gpu:.3f} ms, wall {wall:.3f} ms", flush=True)
     # Host over GPU near 1 or above: the kernels wait on Python (the wall time then exceeds both).
