@@ -340,6 +340,42 @@ def _channels_last(x, rounded):
     return y
 
 
+@triton.jit
+def _filter_rows(w_ptr, out_ptr, C, CO, KH, KW, s_c, s_co, s_kh, s_kw, SH, SW, TH, TW, CP, ROUND: tl.constexpr,
+                 BLOCK: tl.constexpr):
+    # Row (rh, rw, co) of the packed filters: taps (jh, jw) by channels padded to CP, tap (jh, jw)
+    # being the filter's (jh * SH + rh, jw * SW + rw); zeros beyond the filter and its channels.
+    row = tl.program_id(1)
+    co = row % CO
+    rw = (row // CO) % SW
+    rh = row // (CO * SW)
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tap = i // CP
+    c = i % CP
+    kh = (tap // TW) * SH + rh
+    kw = (tap % TW) * SW + rw
+    ok = (i < TH * TW * CP) & (c < C) & (kh < KH) & (kw < KW)
+    v = tl.load(w_ptr + c * s_c + co * s_co + kh * s_kh + kw * s_kw, mask=ok, other=0.0)
+    if ROUND:
+        v = _tf32_rn(v)
+    tl.store(out_ptr + row.to(tl.int64) * (TH * TW * CP) + i, v, mask=i < TH * TW * CP)
+
+
+def _pack_filters(w, transposed, sh, sw, cp, rounded):
+    # A conv's filters as the K-major rows its TMA kernel reads, in one launch: a row per (phase, output
+    # channel) (an ordinary conv has one phase: sh = sw = 1), its taps by channels padded to cp,
+    # rounded to TF32 where asked (pad, permute and round as torch ops took a launch each).
+    c, co = (w.shape[0], w.shape[1]) if transposed else (w.shape[1], w.shape[0])
+    s_c, s_co = (w.stride(0), w.stride(1)) if transposed else (w.stride(1), w.stride(0))
+    kh, kw = w.shape[2], w.shape[3]
+    th, tw = triton.cdiv(kh, sh), triton.cdiv(kw, sw)
+    out = torch.empty((sh * sw * co, th * tw * cp), device=w.device, dtype=torch.float32)
+    _filter_rows[(triton.cdiv(th * tw * cp, 1024), sh * sw * co)](
+        w, out, c, co, kh, kw, s_c, s_co, w.stride(2), w.stride(3), sh, sw, th, tw, cp, ROUND=rounded, BLOCK=1024,
+        num_warps=4)
+    return out
+
+
 def _round_tf32(t):
     # A contiguous tensor's copy rounded to TF32 (a conv's weights, once a call: one launch; rounding
     # the weight tiles in the conv kernel instead cost its K loop 25%, 2026-12-01).

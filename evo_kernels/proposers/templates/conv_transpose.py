@@ -179,11 +179,6 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         "    co = w.shape[1]",
         f"    oh, ow = (h - 1) * {sh} - {2 * ph} + {kh + oph}, (w_ - 1) * {sw} - {2 * pw} + {kw + opw}",
         f"    qh, qw = triton.cdiv(oh, {sh}), triton.cdiv(ow, {sw})  # the phases' sizes (the first's)",
-        "    # Filters (c, co, kh, kw) as one block of rows per phase (rh, rw, co, jh, jw, c), kh = rh + SH * jh;",
-        "    # taps beyond the filter are zeros.",
-    ] + ([f"    w = torch.nn.functional.pad(w, (0, {tw * sw - kw}, 0, {th * sh - kh}))"] if (th * sh, tw * sw) != (kh, kw)
-         else []) + [
-        f"    wk = w.view(c, co, {th}, {sh}, {tw}, {sw}).permute(3, 5, 1, 2, 4, 0)",
         "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
         "    bn = min(CONVT_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels"]
     stats = "False"
@@ -195,7 +190,11 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
     else:
         stats_ptrs, alloc = "y, y, y, ", []  # never read
     pointers = [
-        "wk = wk.contiguous()",
+        "# Filters (c, co, kh, kw) as one block of rows per phase (rh, rw, co, jh, jw, c), kh = rh + SH * jh;",
+        "# taps beyond the filter are zeros.",
+    ] + ([f"w = torch.nn.functional.pad(w, (0, {tw * sw - kw}, 0, {th * sh - kh}))"] if (th * sh, tw * sw) != (kh, kw)
+         else []) + [
+        f"wk = w.view(c, co, {th}, {sh}, {tw}, {sw}).permute(3, 5, 1, 2, 4, 0).contiguous()",
         "if CONVT_PRECISION == 'tf32rn':",
         "    wk = _round_tf32(wk)",
         "bm = CONVT_BLOCK_M",
@@ -211,10 +210,8 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
     kernels.append(render(CONVT_TMA, f"{name}_tma", len(a.kinds), body="\n".join(lines), out=out))
     tma = [
         "cp = triton.cdiv(c, CONVT_BLOCK_K) * CONVT_BLOCK_K",
-        "# c padded to cp with zeros: a TMA box never spans two taps",
-        "wt = torch.nn.functional.pad(wk, (0, cp - c)).reshape(-1, wk.shape[3] * wk.shape[4] * cp)",
-        "if CONVT_PRECISION == 'tf32rn':",
-        "    wt = _round_tf32(wt)",
+        "# The phases' rows as the pointer kernel's, c padded to cp with zeros: a TMA box never spans two taps.",
+        f"wt = _pack_filters(w, True, {sh}, {sw}, cp, CONVT_PRECISION == 'tf32rn')",
         "xl = _channels_last(x, CONVT_PRECISION == 'tf32rn')",
         "# A tile: bh rows of bw of a phase's pixels (no taller than the phase).",
         "bw = min(CONVT_BLOCK_W, max(8, triton.next_power_of_2(qw)))",
