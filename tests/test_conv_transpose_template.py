@@ -83,7 +83,7 @@ def test_transposed_convolutions_compute_the_reference(tmp_path):
         assert check_source(source) == [], [str(v) for v in check_source(source)]
         if name != "gelu_groupnorm":  # the epilogue (bias, activation, operand) in the kernel's store: one kernel
             assert source.count("@triton.jit") - HELPERS.count("@triton.jit") == 2, name  # (TMA and pointers)
-        assert "if CONVT_TMA and _tma_ok(x):" in source, name
+        assert "tma = CONVT_TMA and _tma_ok(x)" in source, name
         cand = tmp_path / f"{name}_candidate.py"
         cand.write_text(_small_tiles(source))  # the TMA kernel (the interpreter runs it)
         pointers = tmp_path / f"{name}_pointers.py"

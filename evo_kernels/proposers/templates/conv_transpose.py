@@ -174,7 +174,12 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
     name = f"_convt_{k}"
     lines, out = body(a.head, t.loads_for(a.kinds))
     kernels = [render(CONVT, name, len(a.kinds), body="\n".join(lines), out=out)]
-    code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + [
+    tma_ok = mod.in_channels % 4 == 0  # a tensor descriptor's rows must be 16-byte multiples
+    code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + ([
+        "    # The input's channels-last copy first (TMA): the device makes it while the host prepares the rest.",
+        "    tma = CONVT_TMA and _tma_ok(x)",
+        "    if tma:",
+        "        xl = _channels_last(x, CONVT_PRECISION == 'tf32rn')"] if tma_ok else []) + [
         "    nb, c, h, w_ = x.shape",
         "    co = w.shape[1]",
         f"    oh, ow = (h - 1) * {sh} - {2 * ph} + {kh + oph}, (w_ - 1) * {sw} - {2 * pw} + {kw + opw}",
@@ -204,7 +209,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         f"PH={ph}, PW={pw}, TH={th}, TW={tw}, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=CONVT_BLOCK_K, GROUP_M=8, "
         f"PRECISION=CONVT_PRECISION, BN_STATS={stats}, num_warps=CONVT_WARPS, "
         "num_stages=_fit_stages(bm, bn, CONVT_BLOCK_K, CONVT_STAGES))"]
-    if mod.in_channels % 4:  # a tensor descriptor's rows must be 16-byte multiples
+    if not tma_ok:
         code += ["    " + line for line in pointers]
         return finish(k, a, code, kernels, "conv_transpose", chain, group.shape)
     kernels.append(render(CONVT_TMA, f"{name}_tma", len(a.kinds), body="\n".join(lines), out=out))
@@ -212,7 +217,6 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         "cp = triton.cdiv(c, CONVT_BLOCK_K) * CONVT_BLOCK_K",
         "# The phases' rows as the pointer kernel's, c padded to cp with zeros: a TMA box never spans two taps.",
         f"wt = _pack_filters(w, True, {sh}, {sw}, cp, CONVT_PRECISION == 'tf32rn')",
-        "xl = _channels_last(x, CONVT_PRECISION == 'tf32rn')",
         "# A tile: bh rows of bw of a phase's pixels (no taller than the phase).",
         "bw = min(CONVT_BLOCK_W, max(8, triton.next_power_of_2(qw)))",
         "bh = min(max(1, CONVT_BLOCK_M // bw), triton.next_power_of_2(qh))",
@@ -223,7 +227,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         f"SH={sh}, SW={sw}, PH={ph}, PW={pw}, TW={tw}, BH=bh, BW=bw, BLOCK_N=bn, BLOCK_K=CONVT_BLOCK_K, "
         f"PRECISION=CONVT_PRECISION, BN_STATS={stats}, num_warps=CONVT_WARPS, "
         "num_stages=_fit_stages(bh * bw, bn, CONVT_BLOCK_K, CONVT_STAGES))"]
-    code += (["    if CONVT_TMA and _tma_ok(x):"] + ["        " + line for line in tma] + ["    else:"]
+    code += (["    if tma:"] + ["        " + line for line in tma] + ["    else:"]
              + ["        " + line for line in pointers])
     return finish(k, a, code, kernels, "conv_transpose", chain, group.shape)
 
