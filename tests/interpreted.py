@@ -98,3 +98,37 @@ def launches(problem: str, candidate: str, names: list[str], modes: tuple[str, .
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0 and "launches " in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]
     return json.loads(proc.stdout.split("launches ", 1)[1])
+
+
+BATCHNORM_SCRIPT = """
+import sys, torch
+from pathlib import Path
+from evo_kernels.model.problem import import_file, load_problem
+problem = load_problem(sys.argv[1])
+module = import_file(Path(sys.argv[2]), "cand")
+ref = problem.make_model(problem.Model, 0, "cpu")
+new = problem.make_model(module.ModelNew, 1, "cpu")
+with torch.no_grad():
+    for p in ref.buffers():
+        if p.is_floating_point():
+            p.copy_(torch.rand_like(p) + 0.5)  # running statistics away from 0 and 1
+    new.load_state_dict(ref.state_dict())
+    x = problem.make_inputs(4, "cpu")
+    for training in (True, False):  # batch statistics (running ones updated), then the running ones
+        ref.train(training)
+        new.train(training)
+        torch.testing.assert_close(new(*x), ref(*x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(new.bn.running_mean, ref.bn.running_mean)
+        torch.testing.assert_close(new.bn.running_var, ref.bn.running_var)
+print("train and eval ok")
+"""
+
+
+def check_batchnorm_train_and_eval(problem: str, candidate: str, timeout: float = 600) -> None:
+    """The candidate of a problem whose model has a BatchNorm `bn`, under the interpreter: the same
+    output as the reference in training (batch statistics, the running ones updated alike) and then in
+    eval (the running ones), with running statistics away from 0 and 1."""
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=ROOT)
+    proc = subprocess.run([sys.executable, "-c", BATCHNORM_SCRIPT, problem, candidate], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0 and "train and eval ok" in proc.stdout, proc.stderr[-3000:]

@@ -5,20 +5,12 @@ Conv1d (one row: whole-row tiles), a BatchNorm after it (its statistics from the
 tile's pixels counted; training and eval), an input already channels-last, and the TF32-rounded copy;
 against the reference and against the template's pointer-gathered kernel (CONV_TMA off)."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
-
 from evo_kernels.model.problem import load_problem
 from evo_kernels.model.tunables import bake
 from evo_kernels.proposers import fusion
 
-from interpreted import check_pairs
+from interpreted import check_batchnorm_train_and_eval, check_pairs
 
-ROOT = Path(__file__).resolve().parent.parent
 HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 TMA_LINE = "# A tile of BH x BW output pixels of one image by BLOCK_N channels"
 
@@ -70,28 +62,6 @@ def test_only_stride_1_convolutions_of_channels_in_16_byte_rows_take_it(tmp_path
         assert TMA_LINE not in source, mod
 
 
-EVAL_SCRIPT = """
-import sys, torch
-from pathlib import Path
-from evo_kernels.model.problem import import_file, load_problem
-problem = load_problem(sys.argv[1])
-module = import_file(Path(sys.argv[2]), "cand")
-ref = problem.make_model(problem.Model, 0, "cpu")
-new = problem.make_model(module.ModelNew, 1, "cpu")
-with torch.no_grad():
-    for p in ref.buffers():
-        if p.is_floating_point():
-            p.copy_(torch.rand_like(p) + 0.5)
-    new.load_state_dict(ref.state_dict())
-    x = problem.make_inputs(4, "cpu")
-    for training in (True, False):
-        ref.train(training)
-        new.train(training)
-        torch.testing.assert_close(new(*x), ref(*x), atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(new.bn.running_mean, ref.bn.running_mean)
-        torch.testing.assert_close(new.bn.running_var, ref.bn.running_var)
-print("train and eval ok")
-"""
 
 
 def test_batchnorm_statistics_from_the_tma_kernels_store(tmp_path):
@@ -102,7 +72,4 @@ def test_batchnorm_statistics_from_the_tma_kernels_store(tmp_path):
     assert TMA_LINE in source
     cand = tmp_path / "bn_candidate.py"
     cand.write_text(bake(source, SMALL))
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-c", EVAL_SCRIPT, path, str(cand)], env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0 and "train and eval ok" in proc.stdout, proc.stderr[-3000:]
+    check_batchnorm_train_and_eval(path, str(cand))

@@ -5,11 +5,6 @@ per-channel operand, a BatchNorm after it (its statistics from the kernel's stor
 a GroupNorm after it (level2/17's chain), the same problems through the library's transposed
 convolution (fuse_chains), and the transposed convolutions it leaves alone."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from evo_kernels.harness.policy import check_source
@@ -17,9 +12,8 @@ from evo_kernels.model.problem import load_problem
 from evo_kernels.proposers import fusion
 from evo_kernels.proposers.templates.base import HELPERS
 
-from interpreted import check_pairs
+from interpreted import check_batchnorm_train_and_eval, check_pairs
 
-ROOT = Path(__file__).resolve().parent.parent
 HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 KERNEL_LINE = "# One output phase (oh % SH, ow % SW) of one tile per program"
 TMA_LINE = "# One output phase of a tile of BH x BW of the phase's pixels (qh, qw) of one image"
@@ -99,28 +93,6 @@ def test_transposed_convolutions_compute_the_reference(tmp_path):
     check_pairs(pairs, seeds=(1, 2), random_params=True, oracle_factor=2.0, oracle_floor=1e-7)
 
 
-EVAL_SCRIPT = """
-import sys, torch
-from pathlib import Path
-from evo_kernels.model.problem import import_file, load_problem
-problem = load_problem(sys.argv[1])
-module = import_file(Path(sys.argv[2]), "cand")
-ref = problem.make_model(problem.Model, 0, "cpu")
-new = problem.make_model(module.ModelNew, 1, "cpu")
-with torch.no_grad():
-    for p in ref.buffers():
-        if p.is_floating_point():
-            p.copy_(torch.rand_like(p) + 0.5)  # running statistics away from 0 and 1
-    new.load_state_dict(ref.state_dict())
-    x = problem.make_inputs(4, "cpu")
-    for training in (True, False):  # batch statistics (running ones updated), then the running ones
-        ref.train(training)
-        new.train(training)
-        torch.testing.assert_close(new(*x), ref(*x), atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(new.bn.running_mean, ref.bn.running_mean)
-        torch.testing.assert_close(new.bn.running_var, ref.bn.running_var)
-print("train and eval ok")
-"""
 
 
 @pytest.mark.parametrize("name", sorted(BN_CASES))
@@ -133,10 +105,7 @@ def test_batchnorm_statistics_from_the_store_in_training_and_eval(tmp_path, name
     assert source.count(KERNEL_LINE) == 1 and "BN_STATS=stats" in source
     cand = tmp_path / f"{name}_candidate.py"
     cand.write_text(_small_tiles(source))
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-c", EVAL_SCRIPT, path, str(cand)], env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0 and "train and eval ok" in proc.stdout, proc.stderr[-3000:]
+    check_batchnorm_train_and_eval(path, str(cand))
 
 
 @pytest.mark.parametrize("mod,call", [

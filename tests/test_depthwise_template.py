@@ -5,11 +5,6 @@ eval)
 and a chain after that, and the same problems through the library's convolution (fuse_chains); and the convolutions it leaves alone (ordinary, partly grouped, reflect
 padding, "same" padding)."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from evo_kernels.harness.policy import check_source
@@ -17,9 +12,8 @@ from evo_kernels.proposers.templates.base import HELPERS
 from evo_kernels.model.problem import load_problem
 from evo_kernels.proposers import fusion
 
-from interpreted import check_pairs
+from interpreted import check_batchnorm_train_and_eval, check_pairs
 
-ROOT = Path(__file__).resolve().parent.parent
 HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 # the tile kernel's (strides and dilations down the rows) and the sliding-window kernel's (the others)
 KERNEL_LINES = ("# One BLOCK_H x BLOCK_W tile of one output plane (image, channel) per program",
@@ -57,28 +51,6 @@ def _write(tmp_path, name: str, mod: str, ret: str, inp: str) -> str:
     return str(path)
 
 
-EVAL_SCRIPT = """
-import sys, torch
-from pathlib import Path
-from evo_kernels.model.problem import import_file, load_problem
-problem = load_problem(sys.argv[1])
-module = import_file(Path(sys.argv[2]), "cand")
-ref = problem.make_model(problem.Model, 0, "cpu")
-new = problem.make_model(module.ModelNew, 1, "cpu")
-with torch.no_grad():
-    for p in ref.buffers():
-        if p.is_floating_point():
-            p.copy_(torch.rand_like(p) + 0.5)  # running statistics away from 0 and 1
-    new.load_state_dict(ref.state_dict())
-    x = problem.make_inputs(4, "cpu")
-    for training in (True, False):  # batch statistics (running ones updated), then the running ones
-        ref.train(training)
-        new.train(training)
-        torch.testing.assert_close(new(*x), ref(*x), atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(new.bn.running_mean, ref.bn.running_mean)
-        torch.testing.assert_close(new.bn.running_var, ref.bn.running_var)
-print("train and eval ok")
-"""
 
 
 def test_batchnorm_statistics_from_the_store_in_training_and_eval(tmp_path):
@@ -90,10 +62,7 @@ def test_batchnorm_statistics_from_the_store_in_training_and_eval(tmp_path):
         source, _ = fusion.build(load_problem(path), ["triton_depthwise"])
         cand = tmp_path / f"{name}_eval_candidate.py"
         cand.write_text(source.replace("\nDW_ROWS = 16\n", "\nDW_ROWS = 3\n").replace("\nDW_BLOCK = 1024\n", "\nDW_BLOCK = 32\n"))
-        env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
-        proc = subprocess.run([sys.executable, "-c", EVAL_SCRIPT, path, str(cand)], env=env, capture_output=True,
-                              text=True, timeout=600)
-        assert proc.returncode == 0 and "train and eval ok" in proc.stdout, proc.stderr[-3000:]
+        check_batchnorm_train_and_eval(path, str(cand))
 
 
 def test_depthwise_convolutions_compute_the_reference(tmp_path):

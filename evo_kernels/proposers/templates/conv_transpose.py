@@ -25,6 +25,18 @@ from .ir import Group
 from .base import AnchorTemplate, Chain, Emitted, _with_grouped_tiles, body, operand_lines, render
 from .conv import PRODUCTS, TMA_PRODUCTS, conv_anchor, finish
 
+# A tile's (count, mean, M2) per channel for a BatchNorm after the conv (training): a row of the
+# statistics per (M tile, phase), only the tile's pixels counted (an uneven phase's last row is not).
+PHASE_STATS = """\
+    if BN_STATS:
+        cnt = tl.sum(tl.where(m_ok, 1.0, 0.0), axis=0)
+        tmean = tl.sum(tl.where(mask, $out, 0.0), axis=0) / tl.maximum(cnt, 1.0)
+        dv = tl.where(mask, $out - tmean[None, :], 0.0)
+        chunk = {tile} * SH * SW + phase
+        tl.store(st_mean_ptr + chunk * CO + rn, tmean, mask=n_ok)
+        tl.store(st_m2_ptr + chunk * CO + rn, tl.sum(dv * dv, axis=0), mask=n_ok)
+        tl.store(st_cnt_ptr + chunk, cnt)"""
+
 CONVT = _with_grouped_tiles('''
 @triton.jit
 def $name(x_ptr, w_ptr, c_ptr,$ptrs st_mean_ptr, st_m2_ptr, st_cnt_ptr, NB, C, H, W, CO, OH, OW, QH, QW, CP,
@@ -78,15 +90,8 @@ $products
     v = acc
 $body
     tl.store(c_ptr + offs, $out, mask=mask)
-    if BN_STATS:  # this tile's (count, mean, M2) per channel, for a BatchNorm after it (training)
-        cnt = tl.sum(tl.where(m_ok, 1.0, 0.0), axis=0)
-        tmean = tl.sum(tl.where(mask, $out, 0.0), axis=0) / tl.maximum(cnt, 1.0)
-        dv = tl.where(mask, $out - tmean[None, :], 0.0)
-        chunk = pid_m * SH * SW + phase
-        tl.store(st_mean_ptr + chunk * CO + rn, tmean, mask=n_ok)
-        tl.store(st_m2_ptr + chunk * CO + rn, tl.sum(dv * dv, axis=0), mask=n_ok)
-        tl.store(st_cnt_ptr + chunk, cnt)
-'''.replace("$products", PRODUCTS))
+$stats_pm
+'''.replace("$products", PRODUCTS).replace("$stats_pm", PHASE_STATS.format(tile="pid_m")))
 
 
 # On Hopper: the phase's input boxes by TMA from a channels-last copy of the input (zero-filled
@@ -141,15 +146,8 @@ $products
     v = acc
 $body
     tl.store(c_ptr + offs, $out, mask=mask)
-    if BN_STATS:  # as the pointer kernel's
-        cnt = tl.sum(tl.where(m_ok, 1.0, 0.0), axis=0)
-        tmean = tl.sum(tl.where(mask, $out, 0.0), axis=0) / tl.maximum(cnt, 1.0)
-        dv = tl.where(mask, $out - tmean[None, :], 0.0)
-        chunk = tile * SH * SW + phase
-        tl.store(st_mean_ptr + chunk * CO + rn, tmean, mask=n_ok)
-        tl.store(st_m2_ptr + chunk * CO + rn, tl.sum(dv * dv, axis=0), mask=n_ok)
-        tl.store(st_cnt_ptr + chunk, cnt)
-'''.replace("$products", TMA_PRODUCTS))
+$stats_tile
+'''.replace("$products", TMA_PRODUCTS).replace("$stats_tile", PHASE_STATS.format(tile="tile")))
 
 
 def conv_transpose_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] | None:
