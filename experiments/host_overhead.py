@@ -102,7 +102,7 @@ def main() -> None:
         if built is None:
             print(f"{name}: no candidate", flush=True)
             continue
-        tag = name.replace('/', '_') + "".join(f"_{k}={v}" for k, v in config.items() if k.endswith("_TMA"))
+        tag = name.replace('/', '_') + "".join(f"_{k.lower()}_{v}" for k, v in config.items() if k.endswith("_TMA"))
         path = out_dir / f"{tag}.py"
         path.write_text(bake(built[0], config))
         module = import_file(path, "host_overhead")

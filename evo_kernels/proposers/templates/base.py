@@ -300,15 +300,18 @@ def _tf32_rn_copy(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
     tl.store(y_ptr + i, _tf32_rn(tl.load(x_ptr + i, mask=i < n, other=0.0)), mask=i < n)
 
 
+# Triton's tensor descriptors exist from 3.3 on.
+_TRITON_DESCRIPTORS = tuple(int(v) for v in triton.__version__.split(".")[:2]) >= (3, 3)
+
+
 def _tma_ok(x):
-    # Input tiles by TMA: Triton's tensor descriptors (3.3 on), on Hopper and later (Triton's interpreter
-    # runs them on the CPU too); otherwise the convolutions gather their input by pointers.
-    major, minor = (int(v) for v in triton.__version__.split(".")[:2])
-    return (major, minor) >= (3, 3) and (not x.is_cuda or torch.cuda.get_device_capability(x.device)[0] >= 9)
+    # Input tiles by TMA: tensor descriptors, on Hopper and later (Triton's interpreter runs them on the
+    # CPU too); otherwise the convolutions gather their input by pointers.
+    return _TRITON_DESCRIPTORS and (not x.is_cuda or torch.cuda.get_device_capability(x.device)[0] >= 9)
 
 
 def _descriptor(t, block):
-    # A TMA descriptor of `t` in boxes of `block` (its module exists from Triton 3.3 on: _tma_ok first).
+    # A TMA descriptor of `t` in boxes of `block` (its module exists where _tma_ok holds).
     from triton.tools.tensor_descriptor import TensorDescriptor
     return TensorDescriptor.from_tensor(t, block)
 

@@ -321,6 +321,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
     ptrs = a.ptrs + pro_args + ("st_mean, st_m2, st_cnt, " if a.bn is not None else "")
     code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + unpack + (
         ["    x, w = x.unsqueeze(2), w.unsqueeze(2)"] if a.one_d else [])
+    head = len(code)  # the launch lines from here on (the TMA kernel's replace them where it applies)
     # What differs between the two kernels: the input's layout, the filters' rows, the M tiles
     # (inside one image for the GEMM per image) and the kernel's geometry arguments.
     if pointwise:
@@ -336,14 +337,15 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
                  "    co = w.shape[0]",
                  output_size_line(a),
                  "    # Filters as rows of (kh, kw, c): K-major, as the tensor cores read them.",
-                 "    wk = w.permute(0, 2, 3, 1).contiguous()"]
+                 "    wk = _pack_filters(w, False, 1, 1, c, CONV_PRECISION == 'tf32rn')"]
         bm = "CONV_BLOCK_M"
         tiles_m = "triton.cdiv(nb * oh * ow, bm)"
         geometry = (f"nb, c, h, w_, co, oh, ow, triton.cdiv(c, CONV_BLOCK_K) * CONV_BLOCK_K, *x.stride(), SH={sh}, "
                     f"SW={sw}, PH={ph}, PW={pw}, DH={dh}, DW={dw}, KH={kh}, KW={kw}")
+    if pointwise:  # (the other filters are rounded as they are packed)
+        code += ["    if CONV_PRECISION == 'tf32rn':",
+                 "        wk = _round_tf32(wk)"]
     code += [
-        "    if CONV_PRECISION == 'tf32rn':",
-        "        wk = _round_tf32(wk)",
         "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
         f"    bm = {bm}"]
     if prologue is None:
@@ -361,21 +363,15 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
         "    grid = (tiles_m * triton.cdiv(co, bn),)",
         f"    {name}[grid](x, wk, y, {ptrs}{geometry}, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=CONV_BLOCK_K, GROUP_M=8, "
         "PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, num_stages=_fit_stages(bm, bn, CONV_BLOCK_K, CONV_STAGES))"]
-    if (sh, sw, dh, dw) == (1, 1, 1, 1) and not pointwise and prologue is None and group.source["conv"].in_channels % 4 == 0:
-        # (channels in 16-byte rows, as a tensor descriptor's strides must be)
+    # (channels in 16-byte rows, as a tensor descriptor's strides must be)
+    tma_possible = group.source["conv"].in_channels % 4 == 0 and prologue is None
+    if (sh, sw, dh, dw) == (1, 1, 1, 1) and not pointwise and tma_possible:
         kernels.append(render(CONV_TMA, f"{name}_tma", len(a.kinds), body="\n".join(lines), out=out,
                               stats=STATS.format(i="    ", out=out, ncols="CO", chunk="tile", valid="m_ok")
                               if a.bn is not None else "", stats_ptrs=STATS_PTRS if a.bn is not None else ""))
-        head = len(code) - len(_launch_lines(code))
         code = code[:head] + ["    if CONV_TMA and _tma_ok(x):"] + _tma_lines(a, f"{name}_tma", ptrs) + \
             ["    else:"] + ["    " + line for line in code[head:]]
     return finish(k, a, code, kernels, "conv", chain, group.shape, defer)
-
-
-def _launch_lines(code: list[str]) -> list[str]:
-    """The helper's lines from its input's shape on (what the pointer and TMA launches do differently)."""
-    start = next(i for i, line in enumerate(code) if line.startswith("    nb, c, "))
-    return code[start:]
 
 
 def _tma_lines(a: ConvAnchor, name: str, ptrs: str) -> list[str]:

@@ -24,25 +24,21 @@ from torch import fx, nn
 from .ir import Group
 from .base import AnchorTemplate, Chain, Emitted, _with_grouped_tiles, body, operand_lines, render
 from .conv import PRODUCTS, TMA_PRODUCTS, conv_anchor, finish
+from .stats import STATS
 
-# A tile's (count, mean, M2) per channel for a BatchNorm after the conv (training): a row of the
-# statistics per (M tile, phase), only the tile's pixels counted (an uneven phase's last row is not).
-PHASE_STATS = """\
-    if BN_STATS:
-        cnt = tl.sum(tl.where(m_ok, 1.0, 0.0), axis=0)
-        tmean = tl.sum(tl.where(mask, $out, 0.0), axis=0) / tl.maximum(cnt, 1.0)
-        dv = tl.where(mask, $out - tmean[None, :], 0.0)
-        chunk = {tile} * SH * SW + phase
-        tl.store(st_mean_ptr + chunk * CO + rn, tmean, mask=n_ok)
-        tl.store(st_m2_ptr + chunk * CO + rn, tl.sum(dv * dv, axis=0), mask=n_ok)
-        tl.store(st_cnt_ptr + chunk, cnt)"""
+def _phase_stats(tile: str) -> str:
+    """A tile's BatchNorm statistics (stats.STATS) in training only, a row per (M tile, phase)."""
+    return "    if BN_STATS:\n" + STATS.format(i="        ", out="$out", ncols="CO", chunk=f"({tile} * SH * SW + phase)",
+                                               valid="m_ok")
+
 
 CONVT = _with_grouped_tiles('''
 @triton.jit
 def $name(x_ptr, w_ptr, c_ptr,$ptrs st_mean_ptr, st_m2_ptr, st_cnt_ptr, NB, C, H, W, CO, OH, OW, QH, QW, CP,
           s_xn, s_xc, s_xh, s_xw, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
-          PH: tl.constexpr, PW: tl.constexpr, TH: tl.constexpr, TW: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-          GROUP_M: tl.constexpr, PRECISION: tl.constexpr, BN_STATS: tl.constexpr):
+          PH: tl.constexpr, PW: tl.constexpr, TH: tl.constexpr, TW: tl.constexpr, BLOCK_M: tl.constexpr,
+          BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr,
+          BN_STATS: tl.constexpr):
     # One output phase (oh % SH, ow % SW) of one tile per program, the phases of a tile adjacent:
     # M = the phase's pixels (n, qh, qw), N = output channels, K = (jh, jw, c), c padded to CP.
     phase = tl.program_id(0) % (SH * SW)
@@ -91,7 +87,7 @@ $products
 $body
     tl.store(c_ptr + offs, $out, mask=mask)
 $stats_pm
-'''.replace("$products", PRODUCTS).replace("$stats_pm", PHASE_STATS.format(tile="pid_m")))
+'''.replace("$products", PRODUCTS).replace("$stats_pm", _phase_stats("pid_m")))
 
 
 # On Hopper: the phase's input boxes by TMA from a channels-last copy of the input (zero-filled
@@ -147,7 +143,7 @@ $products
 $body
     tl.store(c_ptr + offs, $out, mask=mask)
 $stats_tile
-'''.replace("$products", TMA_PRODUCTS).replace("$stats_tile", PHASE_STATS.format(tile="tile")))
+'''.replace("$products", TMA_PRODUCTS).replace("$stats_tile", _phase_stats("tile")))
 
 
 def conv_transpose_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] | None:
@@ -172,12 +168,12 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
     name = f"_convt_{k}"
     lines, out = body(a.head, t.loads_for(a.kinds))
     kernels = [render(CONVT, name, len(a.kinds), body="\n".join(lines), out=out)]
-    tma_ok = mod.in_channels % 4 == 0  # a tensor descriptor's rows must be 16-byte multiples
+    tma_possible = mod.in_channels % 4 == 0  # a tensor descriptor's rows must be 16-byte multiples
     code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + ([
         "    # The input's channels-last copy first (TMA): the device makes it while the host prepares the rest.",
         "    tma = CONVT_TMA and _tma_ok(x)",
         "    if tma:",
-        "        xl = _channels_last(x, CONVT_PRECISION == 'tf32rn')"] if tma_ok else []) + [
+        "        xl = _channels_last(x, CONVT_PRECISION == 'tf32rn')"] if tma_possible else []) + [
         "    nb, c, h, w_ = x.shape",
         "    co = w.shape[1]",
         f"    oh, ow = (h - 1) * {sh} - {2 * ph} + {kh + oph}, (w_ - 1) * {sw} - {2 * pw} + {kw + opw}",
@@ -195,11 +191,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
     pointers = [
         "# Filters (c, co, kh, kw) as one block of rows per phase (rh, rw, co, jh, jw, c), kh = rh + SH * jh;",
         "# taps beyond the filter are zeros.",
-    ] + ([f"w = torch.nn.functional.pad(w, (0, {tw * sw - kw}, 0, {th * sh - kh}))"] if (th * sh, tw * sw) != (kh, kw)
-         else []) + [
-        f"wk = w.view(c, co, {th}, {sh}, {tw}, {sw}).permute(3, 5, 1, 2, 4, 0).contiguous()",
-        "if CONVT_PRECISION == 'tf32rn':",
-        "    wk = _round_tf32(wk)",
+        f"wk = _pack_filters(w, True, {sh}, {sw}, c, CONVT_PRECISION == 'tf32rn')",
         "bm = CONVT_BLOCK_M",
         "tiles_m = triton.cdiv(nb * qh * qw, bm)"] + alloc + [
         f"{name}[({sh * sw} * tiles_m * triton.cdiv(co, bn),)](x, wk, y, {a.ptrs}{stats_ptrs}nb, c, h, w_, co, oh, ow, "
@@ -207,13 +199,13 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         f"PH={ph}, PW={pw}, TH={th}, TW={tw}, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=CONVT_BLOCK_K, GROUP_M=8, "
         f"PRECISION=CONVT_PRECISION, BN_STATS={stats}, num_warps=CONVT_WARPS, "
         "num_stages=_fit_stages(bm, bn, CONVT_BLOCK_K, CONVT_STAGES))"]
-    if not tma_ok:
+    if not tma_possible:
         code += ["    " + line for line in pointers]
         return finish(k, a, code, kernels, "conv_transpose", chain, group.shape)
     kernels.append(render(CONVT_TMA, f"{name}_tma", len(a.kinds), body="\n".join(lines), out=out))
     tma = [
         "cp = triton.cdiv(c, CONVT_BLOCK_K) * CONVT_BLOCK_K",
-        "# The phases' rows as the pointer kernel's, c padded to cp with zeros: a TMA box never spans two taps.",
+        "# The pointer kernel's rows, c padded to cp with zeros: a TMA box never spans two taps.",
         f"wt = _pack_filters(w, True, {sh}, {sw}, cp, CONVT_PRECISION == 'tf32rn')",
         "# A tile: bh rows of bw of a phase's pixels (no taller than the phase).",
         "bw = min(CONVT_BLOCK_W, max(8, triton.next_power_of_2(qw)))",

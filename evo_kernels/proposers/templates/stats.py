@@ -12,11 +12,11 @@ from .ir import Op
 # Per-tile column statistics of an anchor's output for a BatchNorm after it: (count, mean, M2) per
 # BLOCK_M rows, combined later with Chan's formula (stable whatever the mean). `chunk`: the tile's row
 # of the statistics (pid_m where the M tiles are global); `valid`: the tile's rows that are pixels
-# (at least one in every tile).
+# (a transposed conv's tile may hold none: an uneven phase's missing last row).
 STATS_PTRS = " st_mean_ptr, st_m2_ptr, st_cnt_ptr,"
 STATS = """{i}sv = tl.where(mask, {out}, 0.0)
 {i}cnt = tl.sum(tl.where({valid}, 1.0, 0.0), axis=0)
-{i}tmean = tl.sum(sv, axis=0) / cnt
+{i}tmean = tl.sum(sv, axis=0) / tl.maximum(cnt, 1.0)
 {i}dv = tl.where(mask, {out} - tmean[None, :], 0.0)
 {i}tl.store(st_mean_ptr + {chunk} * {ncols} + rn, tmean, mask=rn < {ncols})
 {i}tl.store(st_m2_ptr + {chunk} * {ncols} + rn, tl.sum(dv * dv, axis=0), mask=rn < {ncols})
