@@ -194,6 +194,22 @@ def contract_violation(got: tuple, want: tuple, oracle) -> str | None:
     return None
 
 
+def new_kernel_resources(module, seen: set) -> str:
+    """Registers and spills a thread of each Triton kernel of `module` compiled since the last call
+    (spilled registers go to local memory: an epilogue that spills pays for it on every tile)."""
+    import triton
+    words = []
+    for name, fn in vars(module).items():
+        if not isinstance(fn, triton.runtime.jit.JITFunction):
+            continue
+        for caches in fn.device_caches.values():
+            for compiled in caches[0].values():
+                if id(compiled) not in seen:
+                    seen.add(id(compiled))
+                    words.append(f"{name} {compiled.n_regs} regs, {compiled.n_spills} spills")
+    return "; ".join(words)
+
+
 def bench(fn) -> float:
     if DEVICE == "cpu":  # a dry run of the script itself (Triton's interpreter): one call
         t = time.perf_counter()
@@ -226,6 +242,7 @@ def main() -> None:
     ap.add_argument("--device", default=DEVICE)
     ap.add_argument("--precision", default="as_run", choices=["as_run", "strict"])
     ap.add_argument("--problems", default=str(P), help="problem root (a dry run uses shrunken copies)")
+    ap.add_argument("--regs", action="store_true", help="registers and spills of each configuration's kernels")
     ap.add_argument("--kernels", action="store_true", help="per problem, the kernels of compile and of the "
                                                           "fastest configuration (torch.profiler)")
     args = ap.parse_args()
@@ -301,6 +318,7 @@ def main() -> None:
             cand = prob.make_model(module.ModelNew, 0, DEVICE)
             cand.load_state_dict(ref.state_dict(), strict=False)
             defaults = {k: getattr(module, k) for c in configs for k in c}
+            seen: set = set()
             for cfg in configs:
                 if time.time() - t_start > args.time_budget:
                     break
@@ -331,6 +349,8 @@ def main() -> None:
                           + (f", error vs float64 {row['oracle_err']:.2e}" if "oracle_err" in row else "")
                           + f", max diff to eager {err:.2e} {'ok' if ok else 'WRONG'}"
                           + (f" ({why})" if why else ""), flush=True)
+                    if args.regs and DEVICE == "cuda":
+                        print(f"    {new_kernel_resources(module, seen)}", flush=True)
                 except Exception as e:  # noqa: BLE001
                     row["error"] = f"{type(e).__name__}: {str(e)[:300]}"
                     print(f"  {key} {cfg}: error {row['error']}", flush=True)

@@ -5,11 +5,15 @@ Conv1d (one row: whole-row tiles), a BatchNorm after it (its statistics from the
 tile's pixels counted; training and eval), an input already channels-last, and the TF32-rounded copy;
 against the reference and against the template's pointer-gathered kernel (CONV_TMA off)."""
 
+import os
+import subprocess
+import sys
+
 from evo_kernels.model.problem import load_problem
 from evo_kernels.model.tunables import bake
 from evo_kernels.proposers import fusion
 
-from interpreted import check_batchnorm_train_and_eval, check_pairs
+from interpreted import ROOT, check_batchnorm_train_and_eval, check_pairs
 
 HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 TMA_LINE = "# A tile of BH x BW output pixels of one image by BLOCK_N channels"
@@ -73,3 +77,49 @@ def test_batchnorm_statistics_from_the_tma_kernels_store(tmp_path):
     cand = tmp_path / "bn_candidate.py"
     cand.write_text(bake(source, SMALL))
     check_batchnorm_train_and_eval(path, str(cand))
+
+
+OPERANDS_SCRIPT = """
+import torch, triton, triton.language as tl
+import torch.nn.functional as F
+from evo_kernels.proposers.templates.base import HELPERS
+exec(HELPERS)
+torch.manual_seed(0)
+# 40 channels: two channel tiles of the copy; 7 x 11 pixels: two pixel tiles; three images.
+x = torch.randn(3, 40, 7, 11)
+for rounded in (False, True):
+    r = _round_tf32 if rounded else (lambda t: t)
+    # An ordinary conv's filters (c_out, c, kh, kw): a row per output channel, taps by channels padded.
+    w = torch.randn(5, 40, 3, 2)
+    xl, wk = _tma_operands(x, w, False, 1, 1, 48, rounded)
+    assert torch.equal(xl, r(x.permute(0, 2, 3, 1).contiguous())), "the input's channels-last copy"
+    want = F.pad(w.permute(0, 2, 3, 1), (0, 8)).reshape(5, -1)
+    assert torch.equal(wk, r(want.contiguous())), "an ordinary conv's filter rows"
+    # A transposed conv's (c, c_out, kh, kw) at stride (2, 3): a row per (phase, output channel), the
+    # phase's taps kh = jh * 2 + rh (zeros past the filter), channels padded.
+    wt = torch.randn(40, 4, 5, 4)
+    xl, rows = _tma_operands(x, wt, True, 2, 3, 64, rounded)
+    assert torch.equal(xl, r(x.permute(0, 2, 3, 1).contiguous()))
+    want = torch.zeros(2, 3, 4, 3, 2, 64)
+    for rh in range(2):
+        for rw in range(3):
+            for jh in range(3):
+                for jw in range(2):
+                    if jh * 2 + rh < 5 and jw * 3 + rw < 4:
+                        want[rh, rw, :, jh, jw, :40] = wt[:, :, jh * 2 + rh, jw * 3 + rw].T
+    assert torch.equal(rows, r(want.reshape(24, -1).contiguous())), "a transposed conv's filter rows"
+    assert torch.equal(_pack_filters(wt, True, 2, 3, 64, rounded), rows), "the filters alone"
+    # An input channels-last already: a view of it (rounded: a copy), not the copy kernel.
+    xc = x.contiguous(memory_format=torch.channels_last)
+    xl, _ = _tma_operands(xc, w, False, 1, 1, 48, rounded)
+    assert torch.equal(xl, r(x.permute(0, 2, 3, 1).contiguous()))
+    assert rounded or xl.data_ptr() == xc.data_ptr()
+print("operands")
+"""
+
+
+def test_one_launch_makes_the_channels_last_copy_and_the_filter_rows():
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=ROOT)
+    proc = subprocess.run([sys.executable, "-c", OPERANDS_SCRIPT], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0 and "operands" in proc.stdout, proc.stderr[-3000:]

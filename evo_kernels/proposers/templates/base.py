@@ -317,11 +317,10 @@ def _descriptor(t, block):
 
 
 @triton.jit
-def _nhwc_copy(x_ptr, y_ptr, C, HW, ROUND: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
-    # (n, c, p) -> (n, p, c), rounded to TF32 where asked: BLOCK_C channels x BLOCK_P pixels a program.
-    n = tl.program_id(2).to(tl.int64)
-    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+def _nhwc_tile(x_ptr, y_ptr, C, HW, n, cb, pb, ROUND: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
+    # (n, c, p) -> (n, p, c), rounded to TF32 where asked: BLOCK_C channels x BLOCK_P pixels of image n.
+    c = cb * BLOCK_C + tl.arange(0, BLOCK_C)
+    p = pb * BLOCK_P + tl.arange(0, BLOCK_P)
     ok = (c < C)[:, None] & (p < HW)[None, :]
     v = tl.load(x_ptr + n * C * HW + c[:, None] * HW + p[None, :], mask=ok, other=0.0)
     if ROUND:
@@ -329,30 +328,15 @@ def _nhwc_copy(x_ptr, y_ptr, C, HW, ROUND: tl.constexpr, BLOCK_C: tl.constexpr, 
     tl.store(y_ptr + n * C * HW + p[None, :] * C + c[:, None], v, mask=ok)
 
 
-def _channels_last(x, rounded):
-    # x (n, c, h, w) as a contiguous (n, h, w, c) tensor, whose channels TMA reads as rows; rounded to
-    # TF32 in the same pass where asked (one read and one write of x, at about the copy bandwidth).
-    if x.is_contiguous(memory_format=torch.channels_last):
-        xl = x.permute(0, 2, 3, 1)
-        return _round_tf32(xl) if rounded else xl
-    x = x.contiguous()
-    n, c, h, w = x.shape
-    y = torch.empty((n, h, w, c), device=x.device, dtype=torch.float32)
-    _nhwc_copy[(triton.cdiv(h * w, 64), triton.cdiv(c, 32), n)](x, y, c, h * w, ROUND=rounded, BLOCK_C=32,
-                                                                BLOCK_P=64, num_warps=4)
-    return y
-
-
 @triton.jit
-def _filter_rows(w_ptr, out_ptr, C, CO, KH, KW, s_c, s_co, s_kh, s_kw, SH, SW, TH, TW, CP, ROUND: tl.constexpr,
-                 BLOCK: tl.constexpr):
+def _filter_chunk(w_ptr, out_ptr, row, chunk, C, CO, KH, KW, s_c, s_co, s_kh, s_kw, SH, SW, TH, TW, CP,
+                  ROUND: tl.constexpr, BLOCK: tl.constexpr):
     # Row (rh, rw, co) of the packed filters: taps (jh, jw) by channels padded to CP, tap (jh, jw)
     # being the filter's (jh * SH + rh, jw * SW + rw); zeros beyond the filter and its channels.
-    row = tl.program_id(1)
     co = row % CO
     rw = (row // CO) % SW
     rh = row // (CO * SW)
-    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    i = chunk * BLOCK + tl.arange(0, BLOCK)
     tap = i // CP
     c = i % CP
     kh = (tap // TW) * SH + rh
@@ -364,19 +348,64 @@ def _filter_rows(w_ptr, out_ptr, C, CO, KH, KW, s_c, s_co, s_kh, s_kw, SH, SW, T
     tl.store(out_ptr + row.to(tl.int64) * (TH * TW * CP) + i, v, mask=i < TH * TW * CP)
 
 
-def _pack_filters(w, transposed, sh, sw, cp, rounded):
-    # A conv's filters as the K-major rows its TMA kernel reads, in one launch: a row per (phase, output
-    # channel) (an ordinary conv has one phase: sh = sw = 1), its taps by channels padded to cp,
-    # rounded to TF32 where asked (pad, permute and round as torch ops took a launch each).
+@triton.jit
+def _conv_operands(x_ptr, xl_ptr, w_ptr, wk_ptr, C_IN, HW, COPY_TILES, C, CO, KH, KW, s_c, s_co, s_kh, s_kw, SH, SW,
+                   TH, TW, CP, ROUND: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
+                   BLOCK: tl.constexpr):
+    # A conv's operands in one launch: the first COPY_TILES programs copy the input channels-last,
+    # the others pack the filter rows (a launch fewer to issue a call: host time the hidden-work
+    # check counts against a call whose kernels are short).
+    pid = tl.program_id(0)
+    if pid < COPY_TILES:
+        tiles_p = tl.cdiv(HW, BLOCK_P)
+        tiles_c = tl.cdiv(C_IN, BLOCK_C)
+        _nhwc_tile(x_ptr, xl_ptr, C_IN, HW, (pid // (tiles_p * tiles_c)).to(tl.int64), (pid // tiles_p) % tiles_c,
+                   pid % tiles_p, ROUND, BLOCK_C, BLOCK_P)
+    else:
+        q = pid - COPY_TILES
+        chunks = tl.cdiv(TH * TW * CP, BLOCK)
+        _filter_chunk(w_ptr, wk_ptr, q // chunks, q % chunks, C, CO, KH, KW, s_c, s_co, s_kh, s_kw, SH, SW, TH, TW,
+                      CP, ROUND, BLOCK)
+
+
+def _conv_operands_launch(x, w, transposed, sh, sw, cp, rounded):
+    # The filters (c_out, c, kh, kw), or (c, c_out, kh, kw) transposed, as the K-major rows the conv
+    # kernels read: a row per (phase, output channel) (an ordinary conv has one phase: sh = sw = 1),
+    # its taps by channels padded to cp, rounded to TF32 where asked; with `x`, also x's channels-last
+    # copy (rounded alike), made by the same launch. Returns (that copy or None, the rows).
     c, co = (w.shape[0], w.shape[1]) if transposed else (w.shape[1], w.shape[0])
     s_c, s_co = (w.stride(0), w.stride(1)) if transposed else (w.stride(1), w.stride(0))
     kh, kw = w.shape[2], w.shape[3]
     th, tw = triton.cdiv(kh, sh), triton.cdiv(kw, sw)
-    out = torch.empty((sh * sw * co, th * tw * cp), device=w.device, dtype=torch.float32)
-    _filter_rows[(triton.cdiv(th * tw * cp, 1024), sh * sw * co)](
-        w, out, c, co, kh, kw, s_c, s_co, w.stride(2), w.stride(3), sh, sw, th, tw, cp, ROUND=rounded, BLOCK=1024,
-        num_warps=4)
-    return out
+    wk = torch.empty((sh * sw * co, th * tw * cp), device=w.device, dtype=torch.float32)
+    xl, c_in, hw, copy_tiles = None, 1, 1, 0
+    if x is not None:
+        x = x.contiguous()
+        n, c_in, h, w_ = x.shape
+        hw = h * w_
+        xl = torch.empty((n, h, w_, c_in), device=x.device, dtype=torch.float32)
+        copy_tiles = n * triton.cdiv(c_in, 32) * triton.cdiv(hw, 64)
+    _conv_operands[(copy_tiles + sh * sw * co * triton.cdiv(th * tw * cp, 1024),)](
+        x if x is not None else w, xl if xl is not None else wk, w, wk, c_in, hw, copy_tiles, c, co, kh, kw, s_c, s_co,
+        w.stride(2), w.stride(3), sh, sw, th, tw, cp, ROUND=rounded, BLOCK_C=32, BLOCK_P=64, BLOCK=1024, num_warps=4)
+    return xl, wk
+
+
+def _pack_filters(w, transposed, sh, sw, cp, rounded):
+    # A conv's filters as its kernels' K-major rows, in one launch (pad, permute and round as torch
+    # ops took a launch each).
+    return _conv_operands_launch(None, w, transposed, sh, sw, cp, rounded)[1]
+
+
+def _tma_operands(x, w, transposed, sh, sw, cp, rounded):
+    # Both operands of a TMA conv: x (n, c, h, w) as a contiguous (n, h, w, c) tensor, whose channels
+    # TMA reads as rows, and the filters' rows; rounded to TF32 where asked. One launch where x must
+    # be copied (one read and one write of x, at about the copy bandwidth); a view where it is
+    # channels-last already.
+    if x.is_contiguous(memory_format=torch.channels_last):
+        xl = x.permute(0, 2, 3, 1)
+        return (_round_tf32(xl) if rounded else xl), _pack_filters(w, transposed, sh, sw, cp, rounded)
+    return _conv_operands_launch(x, w, transposed, sh, sw, cp, rounded)
 
 
 def _round_tf32(t):

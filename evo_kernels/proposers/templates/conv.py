@@ -378,14 +378,14 @@ def _tma_lines(a: ConvAnchor, name: str, ptrs: str) -> list[str]:
     """The TMA kernel's launch (stride 1), indented under the helper's branch."""
     kh, kw, _, _, ph, pw, _, _ = a.geometry
     lines = [
-        "# The input's copy first: the device makes it while the host prepares the rest.",
-        "xl = _channels_last(x, CONV_PRECISION == 'tf32rn')",
         "nb, c, h, w_ = x.shape",
+        "cp = triton.cdiv(c, CONV_BLOCK_K) * CONV_BLOCK_K",
+        "# The input's channels-last copy and the filters as rows of (kh, kw, c), c padded to cp with zeros",
+        "# (a TMA box never spans two taps), by one launch, first: the device makes them while the host",
+        "# prepares the rest.",
+        "xl, wk = _tma_operands(x, w, False, 1, 1, cp, CONV_PRECISION == 'tf32rn')",
         "co = w.shape[0]",
         output_size_line(a).strip(),
-        "cp = triton.cdiv(c, CONV_BLOCK_K) * CONV_BLOCK_K",
-        "# Filters as rows of (kh, kw, c), c padded to cp with zeros: a TMA box never spans two taps.",
-        "wk = _pack_filters(w, False, 1, 1, cp, CONV_PRECISION == 'tf32rn')",
         "y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
         "# A tile: bh rows of bw pixels (no taller than the output: a Conv1d's rows are whole tiles).",
         "bw = min(CONV_BLOCK_W, max(8, triton.next_power_of_2(ow)))",

@@ -169,12 +169,16 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
     lines, out = body(a.head, t.loads_for(a.kinds))
     kernels = [render(CONVT, name, len(a.kinds), body="\n".join(lines), out=out)]
     tma_possible = mod.in_channels % 4 == 0  # a tensor descriptor's rows must be 16-byte multiples
-    code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + ([
-        "    # The input's channels-last copy first (TMA): the device makes it while the host prepares the rest.",
+    code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + [
+        "    nb, c, h, w_ = x.shape"] + ([
         "    tma = CONVT_TMA and _tma_ok(x)",
         "    if tma:",
-        "        xl = _channels_last(x, CONVT_PRECISION == 'tf32rn')"] if tma_possible else []) + [
-        "    nb, c, h, w_ = x.shape",
+        "        # The input's channels-last copy and the filters' rows (the pointer kernel's, c padded to cp with zeros:",
+        "        # a TMA box never spans two taps), by one launch, first: the device makes them while the",
+        "        # host prepares the rest.",
+        "        cp = triton.cdiv(c, CONVT_BLOCK_K) * CONVT_BLOCK_K",
+        f"        xl, wt = _tma_operands(x, w, True, {sh}, {sw}, cp, CONVT_PRECISION == 'tf32rn')"]
+        if tma_possible else []) + [
         "    co = w.shape[1]",
         f"    oh, ow = (h - 1) * {sh} - {2 * ph} + {kh + oph}, (w_ - 1) * {sw} - {2 * pw} + {kw + opw}",
         f"    qh, qw = triton.cdiv(oh, {sh}), triton.cdiv(ow, {sw})  # the phases' sizes (the first's)",
@@ -204,9 +208,6 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         return finish(k, a, code, kernels, "conv_transpose", chain, group.shape)
     kernels.append(render(CONVT_TMA, f"{name}_tma", len(a.kinds), body="\n".join(lines), out=out))
     tma = [
-        "cp = triton.cdiv(c, CONVT_BLOCK_K) * CONVT_BLOCK_K",
-        "# The pointer kernel's rows, c padded to cp with zeros: a TMA box never spans two taps.",
-        f"wt = _pack_filters(w, True, {sh}, {sw}, cp, CONVT_PRECISION == 'tf32rn')",
         "# A tile: bh rows of bw of a phase's pixels (no taller than the phase).",
         "bw = min(CONVT_BLOCK_W, max(8, triton.next_power_of_2(qw)))",
         "bh = min(max(1, CONVT_BLOCK_M // bw), triton.next_power_of_2(qh))",
