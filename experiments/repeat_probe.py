@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from evo_kernels.config import Config  # noqa: E402
-from evo_kernels.harness import contract, precision  # noqa: E402
+from evo_kernels.harness import contract, precision, trials  # noqa: E402
 from evo_kernels.model.problem import import_file, load_problem  # noqa: E402
 from evo_kernels.proposers.fusion import emit as fusion  # noqa: E402
 
@@ -53,6 +53,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=24)
     ap.add_argument("--repeats", type=int, default=4)
     ap.add_argument("--train", action="store_true", help="the model in training mode (default eval)")
+    ap.add_argument("--fresh-weights", action="store_true",
+                    help="new weights for every draw, drawn as the verification trials draw them")
+    ap.add_argument("--autograd", action="store_true", help="calls with autograd on (the trials' other half)")
+    ap.add_argument("--race", type=int, default=0,
+                    help="instead: N calls on one draw, each compared bit for bit with the first (a deterministic "
+                         "kernel never differs; a race does, now and then)")
     ap.add_argument("--out", default="repeat_out")
     args = ap.parse_args()
     precision.apply(precision.run_flags("as_run", Config().baseline_flags))
@@ -74,17 +80,37 @@ def main() -> None:
     ref = prob.make_model(prob.Model, 0, "cuda").train(args.train)
     cand = prob.make_model(module.ModelNew, 0, "cuda").train(args.train)
     cand.load_state_dict(ref.state_dict(), strict=False)
-    ref64 = copy.deepcopy(ref).double()
     floor = contract.floor_for(torch.float32, v.floors)
+    if args.race:
+        inputs = prob.make_inputs(0, "cuda")
+        with torch.no_grad():
+            first = cand(*inputs).clone()
+            differing = []
+            for i in range(args.race):
+                got = cand(*inputs)
+                diff = got != first
+                if bool(diff.any()):
+                    where = [int(j) for j in torch.nonzero(diff)[0]]
+                    differing.append(f"call {i}: {int(diff.sum())} elements, the first at {tuple(where)}")
+        print(f"{matches[0].stem}, config {args.config}: {len(differing)} of {args.race} calls differ from the first",
+              flush=True)
+        for line in differing[:8]:
+            print(f"  {line}", flush=True)
+        return
     failing = 0
     print(f"{matches[0].stem}, rules {args.rules}, config {args.config}, {'train' if args.train else 'eval'}",
           flush=True)
     for seed in range(args.seeds):
+        if args.fresh_weights:
+            trials.fresh_weights(ref, 1000 + seed)
+            cand.load_state_dict(ref.state_dict(), strict=False)
+        ref64 = copy.deepcopy(ref).double()
         inputs = prob.make_inputs(seed, "cuda")
-        with torch.no_grad():
+        with torch.set_grad_enabled(args.autograd):
             want = ref(*inputs)
             oracle = ref64(*[x.double() if x.is_floating_point() else x for x in inputs])
-            runs = [cand(*inputs).clone() for _ in range(args.repeats)]
+            runs = [cand(*inputs).detach().clone() for _ in range(args.repeats)]
+            want, oracle = want.detach(), oracle.detach()
         torch.cuda.synchronize()
         differ = max(int((r != runs[0]).sum()) for r in runs)
         verdicts = [contract.verdict(contract.compare(r, want, oracle, seed), floor, v.accuracy_factor) for r in runs]
