@@ -73,7 +73,7 @@ CONV_TMA_CONFIGS = [dict(TF32RN, CONV_BLOCK_K=32, CONV_STAGES=st, CONV_WARPS=wp,
                                            (256, 16, 3, 8), (64, 16, 4, 4))] + [dict(TF32RN, CONV_TMA=False)]
 # The transposed conv (a GEMM per output phase): TF32 rounded, tiles around the defaults (128 x 64 x 32, 4 warps,
 # 3 stages, rows of 16), the pointer kernel, and tf32x3
-_RN = {"CONVT_PRECISION": "tf32rn"}
+_RN = {"CONVT_PRECISION": "tf32rn", "CONVT_TMA": True}
 CONVT_CONFIGS = [_RN, dict(_RN, CONVT_WARPS=8), dict(_RN, CONVT_STAGES=4), dict(_RN, CONVT_BLOCK_W=32),
                  dict(_RN, CONVT_BLOCK_M=256, CONVT_BLOCK_W=32), dict(_RN, CONVT_BLOCK_M=64),
                  dict(_RN, CONVT_BLOCK_K=64, CONVT_STAGES=2), dict(_RN, CONVT_TMA=False), {}]

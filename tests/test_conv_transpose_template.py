@@ -56,6 +56,11 @@ def _write(tmp_path, name: str, mod: str, ret: str, inp: str) -> str:
     return str(path)
 
 
+def _with_tma(source: str) -> str:
+    """The draft with its TMA kernel on (off by default)."""
+    return source.replace("\nCONVT_TMA = False\n", "\nCONVT_TMA = True\n")
+
+
 def _small_tiles(source: str) -> str:
     """Tiles smaller than the output, so that a phase spans several programs."""
     assert "\nCONVT_BLOCK_M = 128\n" in source and "\nCONVT_BLOCK_K = 32\n" in source
@@ -79,9 +84,10 @@ def test_transposed_convolutions_compute_the_reference(tmp_path):
             assert source.count("@triton.jit") - HELPERS.count("@triton.jit") == 2, name  # (TMA and pointers)
         assert "tma = CONVT_TMA and _tma_ok(x)" in source, name
         cand = tmp_path / f"{name}_candidate.py"
-        cand.write_text(_small_tiles(source))  # the TMA kernel (the interpreter runs it)
+        assert "\nCONVT_TMA = False\n" in source, name  # off by default (a race: the template's comment)
+        cand.write_text(_with_tma(_small_tiles(source)))  # the TMA kernel (the interpreter runs it)
         pointers = tmp_path / f"{name}_pointers.py"
-        pointers.write_text(_small_tiles(source).replace("\nCONVT_TMA = True\n", "\nCONVT_TMA = False\n"))
+        pointers.write_text(_small_tiles(source))
         pairs += [path, str(cand), path, str(pointers)]
         # without the template: the library's transposed convolution, then the chain's kernel
         library = fusion.build(load_problem(path), ["fuse_chains"])
@@ -106,7 +112,7 @@ def test_batchnorm_statistics_from_the_store_in_training_and_eval(tmp_path, name
     source, _ = fusion.build(load_problem(path), ["triton_conv_transpose"])
     assert source.count(KERNEL_LINE) == 1 and "BN_STATS=stats" in source
     cand = tmp_path / f"{name}_candidate.py"
-    cand.write_text(_small_tiles(source))
+    cand.write_text(_with_tma(_small_tiles(source)))
     check_batchnorm_train_and_eval(path, str(cand))
 
 

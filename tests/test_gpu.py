@@ -212,11 +212,14 @@ def test_conv_transpose_template_compiles_and_matches_on_cuda(tmp_path):
     from test_conv_transpose_template import CASES, _write
     for name, (mod, ret, inp) in CASES.items():
         _template_matches(tmp_path, _write(tmp_path, name, mod, ret, inp), "triton_conv_transpose",
-                          ({}, {"CONVT_BLOCK_M": 32, "CONVT_BLOCK_N": 16, "CONVT_BLOCK_K": 16}), f"convt_{name}",
+                          ({}, {"CONVT_TMA": True},
+                           {"CONVT_BLOCK_M": 32, "CONVT_BLOCK_N": 16, "CONVT_BLOCK_K": 16, "CONVT_TMA": True}),
+                          f"convt_{name}",
                           oracle=True)
     path = _write(tmp_path, "real", "nn.ConvTranspose2d(128, 48, 4, stride=2, padding=1)", "F.gelu(self.c(x))",
                   "torch.randn(6, 128, 37, 45)")
-    _template_matches(tmp_path, path, "triton_conv_transpose", ({}, {"CONVT_WARPS": 8, "CONVT_BLOCK_K": 64}),
+    _template_matches(tmp_path, path, "triton_conv_transpose",
+                      ({}, {"CONVT_TMA": True}, {"CONVT_WARPS": 8, "CONVT_BLOCK_K": 64, "CONVT_TMA": True}),
                       "convt_real", oracle=True)
 
 

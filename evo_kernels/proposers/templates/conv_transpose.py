@@ -244,7 +244,11 @@ TEMPLATE = AnchorTemplate(
     emitter=_emit,
     params={"CONVT_PRECISION": ["tf32x3", "tf32rn", "ieee"], "CONVT_BLOCK_M": [128, 64, 256],
             "CONVT_BLOCK_N": [64, 128, 32], "CONVT_BLOCK_K": [32, 64, 16], "CONVT_WARPS": [4, 8],
-            "CONVT_STAGES": [3, 2, 4], "CONVT_TMA": [True, False], "CONVT_BLOCK_W": [16, 32, 8]},
+            "CONVT_STAGES": [3, 2, 4], "CONVT_TMA": [False], "CONVT_BLOCK_W": [16, 32, 8]},
+    # CONVT_TMA off and out of the space: on an H200, level2/17's TMA kernel (3 stages, GELU in its
+    # store) wrote one wrong tile in about 1 call of 150 on the same inputs (2 stages, the pointer
+    # kernel, level1/36 and the conv template's TMA kernel: none in 400; `experiments/repeat_probe.py
+    # --race`, experiments/RESULTS.md). A race not yet explained is not proposed; set it to test.
     # The rounded TF32 products where cuDNN's run TF32: level1/36's error against float64 equalled
     # eager's (3.01e-04, H200), and tf32x3 ran 1.7x slower (experiments/RESULTS.md).
     seeds={"cudnn.allow_tf32": {"CONVT_PRECISION": "tf32rn"}},
