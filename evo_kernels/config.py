@@ -66,6 +66,10 @@ class TimingConfig:
     flush_cache: bool = True  # write a buffer several times the last-level cache before each rep
     lead_ms: float = 1.0  # device busy-wait queued before each timed call (GPUs), so the call is queued when timing starts
     checked_outputs: int = 3  # timed outputs compared with the reference (stale-result cheats)
+    # After timing, up to this many calls (and about repeat_ms) on one set of inputs, compared bit for
+    # bit with the first: a race that writes a wrong result now and then (timing.repeat_check).
+    repeat_calls: int = 200
+    repeat_ms: float = 2000.0
     max_baseline_noise: float = 0.1  # eager timed twice differing more than this: measure baselines again
     # Each candidate's full measurement and torch.compile's are taken in this many parts (each its
     # share of the repetitions and time), the fastest part's median kept (eager is timed twice in
@@ -279,6 +283,9 @@ def _validate(cfg: Config, where: str) -> None:
         raise ConfigError(f"{where}.timing.min_reps: must be >= 1, got {cfg.timing.min_reps}")
     if cfg.timing.repeats < 1:
         raise ConfigError(f"{where}.timing.repeats: must be >= 1, got {cfg.timing.repeats}")
+    if cfg.timing.repeat_calls < 0 or cfg.timing.repeat_ms < 0:
+        raise ConfigError(f"{where}.timing.repeat_calls and repeat_ms: must be >= 0 (0 turns the repeated calls "
+                          f"off), got {cfg.timing.repeat_calls} and {cfg.timing.repeat_ms}")
     if cfg.budget < 1:
         raise ConfigError(f"{where}.budget: must be >= 1, got {cfg.budget}")
     if cfg.tuning.sampler not in ("tpe", "random", "grid"):

@@ -28,6 +28,9 @@ _element_size = torch.Tensor.element_size
 _clone = torch.Tensor.clone
 _detach = torch.Tensor.detach
 _copy_ = torch.Tensor.copy_
+_contiguous = torch.Tensor.contiguous
+_view = torch.Tensor.view
+_equal = torch.equal
 _storage_ptr = torch.UntypedStorage.data_ptr
 _storage_nbytes = torch.UntypedStorage.nbytes
 _state_dict = nn.Module.state_dict
@@ -378,3 +381,10 @@ def degeneracy_notes(samples: list[torch.Tensor | None], cfg: VerifyConfig, prob
         notes.append(f"degenerate: every sampled reference output is within atol={atol:g} of zero; "
                      "only the relative-error-norm check separates a right answer from zeros")
     return notes
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors hold the same bits (NaNs included) in the same shape and dtype."""
+    if a.shape != b.shape or a.dtype != b.dtype or a.device != b.device:
+        return False
+    return bool(_equal(_view(_contiguous(a), torch.uint8), _view(_contiguous(b), torch.uint8)))

@@ -243,6 +243,9 @@ class Defendant:
         cpu = timing.hidden_cpu_work(t)
         if cpu:
             raise Reject("rejected", f"hidden_work: {cpu}")
+        kept += timing.repeat_check(candidate, problem, tcfg, rng, self.backend,
+                                    after_call=lambda: check_integrity(cfg.verify.allow_reduced_precision,
+                                                                       dispatcher=False))
         inputs = problem.make_inputs(rng.getrandbits(31), self.device)
         integrity.reseed()
         events = kernels.profile(lambda: candidate(*inputs), self.backend)
@@ -250,7 +253,7 @@ class Defendant:
         check_integrity(cfg.verify.allow_reduced_precision, dispatcher=False)
         return {"ok": True, "timing": t.to_dict(), "mode": "train" if candidate.training else "eval",
                 "kernels": kernels.kernel_counts(events, self.backend),
-                "payload": transfer.pack([(s, how, out) for s, how, out in kept])}
+                "payload": transfer.pack([(s, how, out, what) for s, how, out, what in kept])}
 
     def screen(self, msg: dict[str, Any]) -> dict[str, Any]:
         """A short timing of the loaded configuration, on inputs drawn from the request's seed (every

@@ -480,13 +480,18 @@ class Judge:
         mode = case.cfg.timing.mode
         if mode == "as_constructed":
             mode = "train" if case.constructed_training else "eval"
-        for seed, how, out in sent:
+        for seed, how, out, what in sent:
             trial = trials.Trial(-1, int(seed), mode, False, None, how)
             case.ref_out = self._run(case, trial)
             case.oracle_out = self._run_oracle(case, trial)
             try:
-                self._compare_outputs(case, out, [], f"timed repetition (seed {seed})")
+                self._compare_outputs(case, out, [], f"{what} (seed {seed})")
             except Reject as r:
+                if "on the same inputs" in what:
+                    raise Reject(r.status if r.status != "ok" else "incorrect",
+                                 f"nondeterministic: calls on the same inputs gave different outputs and one "
+                                 f"breaks the contract (a race in a kernel, or state kept between calls): "
+                                 + r.reason) from None
                 raise Reject(r.status if r.status != "ok" else "incorrect",
                              "stale_output: a timed repetition's output is not the reference's for that "
                              "repetition's inputs (a cached or stale result, or work not finished when the call "

@@ -282,9 +282,10 @@ KEPT_BYTES = 4 << 30
 
 
 def time_model(model: Any, problem: Any, cfg: TimingConfig, rng: random.Random, backend: Backend, keep: int = 0,
-               after_call: Callable[[], None] | None = None) -> tuple[Timing, list[tuple[int, str, Any]]]:
+               after_call: Callable[[], None] | None = None) -> tuple[Timing, list[tuple[int, str, Any, str]]]:
     """Time `model` on fresh inputs per repetition, under no_grad; keep `keep` timed outputs (fewer
-    where they would pass KEPT_BYTES) for the judge as (input seed, input distribution, output copy).
+    where they would pass KEPT_BYTES) for the judge as (input seed, input distribution, output copy,
+    which call made it).
 
     Every repetition's inputs come from a seed drawn then (torch's seed is replaced right after, so
     `torch.initial_seed()` tells the candidate nothing). Which repetitions are kept is decided after
@@ -309,7 +310,7 @@ def time_model(model: Any, problem: Any, cfg: TimingConfig, rng: random.Random, 
                 _copy_(b, f)  # the unbound method: a candidate may have shadowed `b.copy_`
 
     chooser = random.SystemRandom()
-    kept: list[tuple[int, str, Any]] = []
+    kept: list[tuple[int, str, Any, str]] = []
     seen = 0
     limit = keep  # lowered for large outputs at the first one (each kept output is a full copy)
 
@@ -334,7 +335,7 @@ def time_model(model: Any, problem: Any, cfg: TimingConfig, rng: random.Random, 
             if isinstance(t, torch.Tensor):
                 check_not_aliased(t, buffers, f"{where}: output")
         leaves = [_clone(_detach(t)) if isinstance(t, torch.Tensor) else t for t in flatten(out)]
-        entry = (seeds[i], "standard", leaves if isinstance(out, (list, tuple)) else leaves[0])
+        entry = (seeds[i], "standard", leaves if isinstance(out, (list, tuple)) else leaves[0], where)
         if slot == len(kept):
             kept.append(entry)
         else:
@@ -346,6 +347,59 @@ def time_model(model: Any, problem: Any, cfg: TimingConfig, rng: random.Random, 
 
     timing = benchmark(run, refresh, backend, cfg, on_output if (keep or after_call) else None)
     return timing, kept
+
+
+def repeat_check(model: Any, problem: Any, cfg: TimingConfig, rng: random.Random, backend: Backend,
+                 after_call: Callable[[], None] | None = None) -> list[tuple[int, str, Any, str]]:
+    """Up to cfg.repeat_calls calls (and about cfg.repeat_ms) on one set of inputs, each output
+    compared bit for bit with the first's. A deterministic kernel never differs; a race does now and
+    then (on an H200 a transposed-conv kernel wrote one tile wrong in about 1 call of 150,
+    experiments/RESULTS.md), where the verification trials and the few kept timed outputs see it only
+    by chance. Returns, where one differs, the first output and that one, for the judge as kept timed
+    outputs are (a kernel that sums in a varying order differs too, and passes there); else nothing."""
+    from . import integrity
+    from .checks import _clone, _detach, check_plain, flatten, same_bits
+    if cfg.repeat_calls <= 0:
+        return []
+    seed = rng.getrandbits(31)
+    inputs = problem.make_inputs(seed, backend.device)
+    integrity.reseed()
+
+    def call(what: str) -> tuple[Any, list[Any]]:
+        with torch.no_grad():
+            out = _call(lambda: model(*inputs))
+        if after_call is not None:
+            after_call()
+        check_plain(out, f"{what}: output")
+        return out, flatten(out)
+
+    def kept(out: Any, leaves: list[Any]) -> Any:
+        copies = [_clone(_detach(t)) if isinstance(t, torch.Tensor) else t for t in leaves]
+        return copies if isinstance(out, (list, tuple)) else copies[0]
+
+    gc_was_enabled = _gc_isenabled()
+    _gc_disable()  # as in benchmark: the collector runs only inside the calls
+    try:
+        out, leaves = call("the first of the repeated calls")
+        first = kept(out, leaves)
+        first_leaves = flatten(first) if isinstance(first, (list, tuple)) else [first]
+        del out, leaves
+        start = _perf_counter_ns()
+        for k in range(1, cfg.repeat_calls):
+            out, leaves = call(f"repeated call {k + 1}")
+            if len(leaves) != len(first_leaves) or not all(
+                    same_bits(a, b) if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) else a == b
+                    for a, b in zip(leaves, first_leaves)):
+                return [(seed, "standard", first, f"call 1 of {k + 1} on the same inputs"),
+                        (seed, "standard", kept(out, leaves),
+                         f"call {k + 1} on the same inputs, whose output differs from call 1's")]
+            del out, leaves
+            if (_perf_counter_ns() - start) / 1e6 > cfg.repeat_ms:
+                break
+        return []
+    finally:
+        if gc_was_enabled:
+            _gc_enable()
 
 
 def speedup_interval(candidate_ms: list[float], baseline_ms: list[float], level: float = 0.95,
@@ -370,7 +424,8 @@ def part_config(cfg: TimingConfig) -> TimingConfig:
     stands alone and the fastest is kept: a slowed stretch of seconds spoils one part, not both."""
     import dataclasses
     parts = max(1, cfg.repeats)
-    return dataclasses.replace(cfg, min_reps=max(5, cfg.min_reps // parts), min_time_ms=cfg.min_time_ms / parts)
+    return dataclasses.replace(cfg, min_reps=max(5, cfg.min_reps // parts), min_time_ms=cfg.min_time_ms / parts,
+                               repeat_calls=-(-cfg.repeat_calls // parts), repeat_ms=cfg.repeat_ms / parts)
 
 
 def round_config(cfg: TimingConfig) -> TimingConfig:
@@ -379,7 +434,8 @@ def round_config(cfg: TimingConfig) -> TimingConfig:
     timed output kept for the judge."""
     import dataclasses
     return dataclasses.replace(cfg, min_reps=max(5, cfg.min_reps // 10), min_time_ms=cfg.min_time_ms / 10,
-                               warmup_ms=cfg.warmup_ms / 4, checked_outputs=min(cfg.checked_outputs, 1))
+                               warmup_ms=cfg.warmup_ms / 4, checked_outputs=min(cfg.checked_outputs, 1),
+                               repeat_calls=0)
 
 
 def screen_config(cfg: TimingConfig) -> TimingConfig:
@@ -388,4 +444,5 @@ def screen_config(cfg: TimingConfig) -> TimingConfig:
     the noise; the winner is then timed in full."""
     import dataclasses
     return dataclasses.replace(cfg, min_reps=max(5, cfg.min_reps // 5), min_time_ms=cfg.min_time_ms / 5,
-                               warmup_ms=cfg.warmup_ms / 2, max_time_s=min(cfg.max_time_s, 10.0), checked_outputs=0)
+                               warmup_ms=cfg.warmup_ms / 2, max_time_s=min(cfg.max_time_s, 10.0), checked_outputs=0,
+                               repeat_calls=0)
