@@ -68,8 +68,8 @@ class TimingConfig:
     checked_outputs: int = 3  # timed outputs compared with the reference (stale-result cheats)
     # After timing, up to this many calls (and about repeat_ms) on one set of inputs, compared bit for
     # bit with the first: a race that writes a wrong result now and then (timing.repeat_check).
-    repeat_calls: int = 200
-    repeat_ms: float = 2000.0
+    repeat_calls: int = 400
+    repeat_ms: float = 1000.0
     max_baseline_noise: float = 0.1  # eager timed twice differing more than this: measure baselines again
     # Each candidate's full measurement and torch.compile's are taken in this many parts (each its
     # share of the repetitions and time), the fastest part's median kept (eager is timed twice in
