@@ -16,7 +16,7 @@ from torch import fx, nn
 from .ir import Group, Op
 from .base import (REDUCE, AnchorTemplate, Chain, Emitted, _with_grouped_tiles, body, operand_lines, prefix, render,
                    shift, with_bias)
-from .stats import STATS, STATS_PTRS, bn_apply, bn_args
+from .stats import STATS_ARGS, STATS_PTRS, bn_apply, bn_args, stats_alloc, stats_in_store
 
 
 # One K step's products at the kernel's PRECISION. "tf32rn": TF32 products of inputs rounded to
@@ -310,15 +310,14 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
         return None  # each input element would be loaded, and its prologue recomputed, once per tap
     name = f"_conv_{k}"
     lines, out = body(a.head, t.loads_for(a.kinds))
-    stats = STATS.format(i="    ", out=out, ncols="CO", chunk="(img * grid_m + pid_m)" if pointwise else "pid_m",
-                         valid="rm < M") \
+    stats = stats_in_store("    ", out, "CO", "(img * grid_m + pid_m)" if pointwise else "pid_m", "rm < M") \
         if a.bn is not None else ""
     pro = prologue_lines(prologue, "m_ok[:, None] & c_ok[None, :]" if pointwise else "ok[:, None] & c_ok[None, :]")
     pro_ptrs, pro_args, unpack = prologue_wiring(prologue)
     kernels = [render(POINTWISE if pointwise else CONV, name, len(a.kinds), body="\n".join(lines), out=out,
                       stats=stats, stats_ptrs=STATS_PTRS if a.bn is not None else "",
                       prologue="".join("\n" + line for line in pro), pro_ptrs=pro_ptrs)]
-    ptrs = a.ptrs + pro_args + ("st_mean, st_m2, st_cnt, " if a.bn is not None else "")
+    ptrs = a.ptrs + pro_args + (STATS_ARGS if a.bn is not None else "")
     code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + unpack + (
         ["    x, w = x.unsqueeze(2), w.unsqueeze(2)"] if a.one_d else [])
     head = len(code)  # the launch lines from here on (the TMA kernel's replace them where it applies)
@@ -357,8 +356,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
     code += [
         f"    tiles_m = {tiles_m}"]
     if a.bn is not None:  # its per-tile statistics
-        code += ["    st_mean = torch.empty((tiles_m, co), device=x.device, dtype=torch.float32)",
-                 "    st_m2, st_cnt = torch.empty_like(st_mean), torch.empty((tiles_m,), device=x.device, dtype=torch.float32)"]
+        code += stats_alloc("tiles_m", "co", "x.device")
     code += [
         "    grid = (tiles_m * triton.cdiv(co, bn),)",
         f"    {name}[grid](x, wk, y, {ptrs}{geometry}, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=CONV_BLOCK_K, GROUP_M=8, "
@@ -367,8 +365,8 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
     tma_possible = group.source["conv"].in_channels % 4 == 0 and prologue is None
     if (sh, sw, dh, dw) == (1, 1, 1, 1) and not pointwise and tma_possible:
         kernels.append(render(CONV_TMA, f"{name}_tma", len(a.kinds), body="\n".join(lines), out=out,
-                              stats=STATS.format(i="    ", out=out, ncols="CO", chunk="tile", valid="m_ok")
-                              if a.bn is not None else "", stats_ptrs=STATS_PTRS if a.bn is not None else ""))
+                              stats=stats_in_store("    ", out, "CO", "tile", "m_ok") if a.bn is not None else "",
+                              stats_ptrs=STATS_PTRS if a.bn is not None else ""))
         code = code[:head] + ["    if CONV_TMA and _tma_ok(x):"] + _tma_lines(a, f"{name}_tma", ptrs) + \
             ["    else:"] + ["    " + line for line in code[head:]]
     return finish(k, a, code, kernels, "conv", chain, group.shape, defer)
@@ -394,8 +392,7 @@ def _tma_lines(a: ConvAnchor, name: str, ptrs: str) -> list[str]:
         "bn = min(CONV_BLOCK_N, max(16, triton.next_power_of_2(co)))",
         "tiles_m = nb * triton.cdiv(oh, bh) * triton.cdiv(ow, bw)"]
     if a.bn is not None:
-        lines += ["st_mean = torch.empty((tiles_m, co), device=x.device, dtype=torch.float32)",
-                  "st_m2, st_cnt = torch.empty_like(st_mean), torch.empty((tiles_m,), device=x.device, dtype=torch.float32)"]
+        lines += stats_alloc("tiles_m", "co", "x.device", "")
     lines += [
         f"{name}[(tiles_m * triton.cdiv(co, bn),)](_descriptor(xl, [1, bh, bw, CONV_BLOCK_K]), "
         f"_descriptor(wk, [bn, CONV_BLOCK_K]), y, {ptrs}co, oh, ow, cp, KH={kh}, KW={kw}, PH={ph}, "

@@ -24,12 +24,12 @@ from torch import fx, nn
 from .ir import Group
 from .base import AnchorTemplate, Chain, Emitted, _with_grouped_tiles, body, operand_lines, render
 from .conv import PRODUCTS, TMA_PRODUCTS, conv_anchor, finish
-from .stats import STATS
+from .stats import stats_in_store
+
 
 def _phase_stats(tile: str) -> str:
-    """A tile's BatchNorm statistics (stats.STATS) in training only, a row per (M tile, phase)."""
-    return "    if BN_STATS:\n" + STATS.format(i="        ", out="$out", ncols="CO", chunk=f"({tile} * SH * SW + phase)",
-                                               valid="m_ok")
+    """A tile's BatchNorm statistics in training only, a row per (M tile, phase)."""
+    return stats_in_store("    ", "$out", "CO", f"({tile} * SH * SW + phase)", "m_ok")
 
 
 CONVT = _with_grouped_tiles('''

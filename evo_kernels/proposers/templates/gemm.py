@@ -20,7 +20,7 @@ from torch import fx, nn
 from .ir import Group, Op, arg, shape_of
 from .base import (AnchorTemplate, Chain, Emitted, _with_grouped_tiles, body, operand_lines, prefix, render, shift,
                    uses, with_bias)
-from .stats import STATS, STATS_PTRS, bn_apply, bn_args
+from .stats import STATS_ARGS, STATS_PTRS, bn_apply, bn_args, stats_alloc, stats_in_store
 
 GEMM = _with_grouped_tiles('''
 @triton.jit
@@ -202,10 +202,10 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         store = GEMM_ROW_REDUCE.format(out=out, scale=" / N" if rest[0].name == "rmean" else "")
     else:
         store = GEMM_STORE.format(out=out)
-    stats = STATS.format(i=" " * 8, out=out, ncols="N", chunk="pid_m", valid="rm < M") if bn is not None else ""
+    stats = stats_in_store(" " * 8, out, "N", "pid_m", "rm < M") if bn is not None else ""
     kernels = [render(GEMM, name, len(kinds), body="\n".join(lines) or "        pass", store=store,
                         stats=stats, stats_ptrs=STATS_PTRS if bn is not None else "")]
-    ptrs = "".join(f"p{j}, " for j in range(len(kinds))) + ("st_mean, st_m2, st_cnt, " if bn is not None else "")
+    ptrs = "".join(f"p{j}, " for j in range(len(kinds))) + (STATS_ARGS if bn is not None else "")
     copy = "_kmajor_copy"  # the same text from every GEMM: the candidate carries it once
     kernels.append(KMAJOR_COPY.substitute(name=copy))
     kmajor = ["    # tf32 tensor-core products read both operands K-major: copy an operand that is not.",
@@ -228,9 +228,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         code.append("    c = torch.empty((split, *out_shape) if split > 1 else out_shape, device=a.device, "
                     "dtype=torch.float32)")
     if bn is not None:
-        code += ["    st_mean = torch.empty((triton.cdiv(M, bm), N), device=a.device, dtype=torch.float32)",
-                 "    st_m2 = torch.empty_like(st_mean)",
-                 "    st_cnt = torch.empty((triton.cdiv(M, bm),), device=a.device, dtype=torch.float32)"]
+        code += stats_alloc("triton.cdiv(M, bm)", "N", "a.device")
     code.append(f"    {name}[(tiles * B0 * B1, split)](a, b, c, {ptrs}M, N, K, B1, *s_a, *s_b, BLOCK_M=bm, "
                 "BLOCK_N=bn, BLOCK_K=BLOCK_K, GROUP_M=GROUP_M, SPLIT_K=split, "
                 "EVEN_K=K % (BLOCK_K * split) == 0, PRECISION=PRECISION, num_warps=GEMM_WARPS, "
