@@ -6,6 +6,7 @@ outputs within the project's fp32 tolerance, and the same buffers after the call
 running statistics). Shapes are tiny and uneven (edges of every tile are exercised).
 """
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -558,6 +559,51 @@ def test_batchnorm_in_eval_mode_reads_its_input_once(tmp_path):
     _numerics(prob, path)  # the outputs and running statistics in both modes
     assert launches(str(prob.path), str(path), ["_stats_0"], ("train", "eval")) == \
         {"train": {"_stats_0": 1}, "eval": {"_stats_0": 0}}
+
+
+def test_an_eval_mode_batchnorm_folds_into_the_convs_store(tmp_path):
+    # In eval mode a BatchNorm with running statistics is a per-channel scale and shift: the conv's
+    # store applies it and what follows (here a residual and a ReLU), and the pass over the conv's
+    # output that applies them in training is not made. Both the pointer and the TMA kernel.
+    prob = _problem(tmp_path, """
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(16, 8, 3, padding=1)
+            self.bn = nn.BatchNorm2d(8)
+        def forward(self, x, r):
+            return torch.relu(self.bn(self.conv(x)) + r)
+    def get_inputs():
+        return [torch.randn(2, 16, 5, 7), torch.randn(2, 8, 5, 7)]
+    def get_init_inputs():
+        return []
+    """)
+    small = {"CONV_BLOCK_M": 32, "CONV_BLOCK_N": 16, "CONV_BLOCK_K": 16, "CONV_BLOCK_W": 8}
+    for tma in (True, False):
+        path, source, _ = _build(tmp_path, prob, ["triton_conv", "fuse_chains"], dict(small, CONV_TMA=tma))
+        assert "    if FOLD:" in source and "fold = not stats" in source
+        _numerics(prob, path)  # outputs and running statistics, in training then eval mode
+        k = re.search(r"def _conv_(\d+)\(", source).group(1)  # the group's number
+        kernel, post = f"_conv_{k}_tma" if tma else f"_conv_{k}", f"_post_{k}"
+        assert launches(str(prob.path), str(path), [kernel, post], ("train", "eval")) == \
+            {"train": {kernel: 1, post: 1}, "eval": {kernel: 1, post: 0}}
+    # What follows the BatchNorm is a pooling (not in a conv's store): no fold, the pass runs in both modes
+    prob = _problem(tmp_path, """
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(16, 8, 3, padding=1)
+            self.bn = nn.BatchNorm2d(8)
+        def forward(self, x):
+            return F.max_pool2d(self.bn(self.conv(x)), 2)
+    def get_inputs():
+        return [torch.randn(2, 16, 5, 7)]
+    def get_init_inputs():
+        return []
+    """, name="pooled")
+    path, source, _ = _build(tmp_path, prob, ["triton_conv", "fuse_chains"], small)
+    assert "fold = False" in source and "    if FOLD:" not in source
+    _numerics(prob, path)
 
 
 def test_pooling_templates_standalone(tmp_path):
