@@ -561,23 +561,27 @@ def test_batchnorm_in_eval_mode_reads_its_input_once(tmp_path):
         {"train": {"_stats_0": 1}, "eval": {"_stats_0": 0}}
 
 
+CONV_BN = """
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(16, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+    def forward(self, {args}):
+        return {ret}
+def get_inputs():
+    return [{inputs}]
+def get_init_inputs():
+    return []
+"""
+
+
 def test_an_eval_mode_batchnorm_folds_into_the_convs_store(tmp_path):
     # In eval mode a BatchNorm with running statistics is a per-channel scale and shift: the conv's
     # store applies it and what follows (here a residual and a ReLU), and the pass over the conv's
     # output that applies them in training is not made. Both the pointer and the TMA kernel.
-    prob = _problem(tmp_path, """
-    class Model(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(16, 8, 3, padding=1)
-            self.bn = nn.BatchNorm2d(8)
-        def forward(self, x, r):
-            return torch.relu(self.bn(self.conv(x)) + r)
-    def get_inputs():
-        return [torch.randn(2, 16, 5, 7), torch.randn(2, 8, 5, 7)]
-    def get_init_inputs():
-        return []
-    """)
+    prob = _problem(tmp_path, CONV_BN.format(args="x, r", ret="torch.relu(self.bn(self.conv(x)) + r)",
+                                             inputs="torch.randn(2, 16, 5, 7), torch.randn(2, 8, 5, 7)"))
     small = {"CONV_BLOCK_M": 32, "CONV_BLOCK_N": 16, "CONV_BLOCK_K": 16, "CONV_BLOCK_W": 8}
     for tma in (True, False):
         path, source, _ = _build(tmp_path, prob, ["triton_conv", "fuse_chains"], dict(small, CONV_TMA=tma))
@@ -588,19 +592,8 @@ def test_an_eval_mode_batchnorm_folds_into_the_convs_store(tmp_path):
         assert launches(str(prob.path), str(path), [kernel, post], ("train", "eval")) == \
             {"train": {kernel: 1, post: 1}, "eval": {kernel: 1, post: 0}}
     # What follows the BatchNorm is a pooling (not in a conv's store): no fold, the pass runs in both modes
-    prob = _problem(tmp_path, """
-    class Model(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(16, 8, 3, padding=1)
-            self.bn = nn.BatchNorm2d(8)
-        def forward(self, x):
-            return F.max_pool2d(self.bn(self.conv(x)), 2)
-    def get_inputs():
-        return [torch.randn(2, 16, 5, 7)]
-    def get_init_inputs():
-        return []
-    """, name="pooled")
+    prob = _problem(tmp_path, CONV_BN.format(args="x", ret="F.max_pool2d(self.bn(self.conv(x)), 2)",
+                                             inputs="torch.randn(2, 16, 5, 7)"), name="pooled")
     path, source, _ = _build(tmp_path, prob, ["triton_conv", "fuse_chains"], small)
     assert "fold = False" in source and "    if FOLD:" not in source
     _numerics(prob, path)

@@ -487,7 +487,7 @@ class Judge:
             try:
                 self._compare_outputs(case, out, [], f"{what} (seed {seed})")
             except Reject as r:
-                if "on the same inputs" in what:
+                if timing.SAME_INPUTS in what:
                     raise Reject(r.status if r.status != "ok" else "incorrect",
                                  f"nondeterministic: calls on the same inputs gave different outputs and one "
                                  f"breaks the contract (a race in a kernel, or state kept between calls): "

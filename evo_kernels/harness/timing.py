@@ -349,6 +349,9 @@ def time_model(model: Any, problem: Any, cfg: TimingConfig, rng: random.Random, 
     return timing, kept
 
 
+SAME_INPUTS = "on the same inputs"  # in the label of repeat_check's outputs, which the judge tells apart
+
+
 def repeat_check(model: Any, problem: Any, cfg: TimingConfig, rng: random.Random, backend: Backend,
                  after_call: Callable[[], None] | None = None) -> list[tuple[int, str, Any, str]]:
     """Up to cfg.repeat_calls calls (and about cfg.repeat_ms) on one set of inputs, each output
@@ -382,7 +385,7 @@ def repeat_check(model: Any, problem: Any, cfg: TimingConfig, rng: random.Random
     try:
         out, leaves = call("the first of the repeated calls")
         first = kept(out, leaves)
-        first_leaves = flatten(first) if isinstance(first, (list, tuple)) else [first]
+        first_leaves = flatten(first)
         del out, leaves
         start = _perf_counter_ns()
         for k in range(1, cfg.repeat_calls):
@@ -390,9 +393,9 @@ def repeat_check(model: Any, problem: Any, cfg: TimingConfig, rng: random.Random
             if len(leaves) != len(first_leaves) or not all(
                     same_bits(a, b) if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) else a == b
                     for a, b in zip(leaves, first_leaves)):
-                return [(seed, "standard", first, f"call 1 of {k + 1} on the same inputs"),
-                        (seed, "standard", kept(out, leaves),
-                         f"call {k + 1} on the same inputs, whose output differs from call 1's")]
+                return [(seed, "standard", first, f"call 1 of {k + 1} {SAME_INPUTS}"),
+                        (seed, "standard", kept(out, leaves), f"call {k + 1} {SAME_INPUTS}, whose output differs "
+                                                              "from call 1's")]
             del out, leaves
             if (_perf_counter_ns() - start) / 1e6 > cfg.repeat_ms:
                 break

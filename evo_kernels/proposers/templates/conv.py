@@ -318,8 +318,10 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
     if a.bn is not None:  # the BatchNorm's statistics (training), or its scale and shift (eval, folded)
         n_ptrs, stats_ptrs = len(a.kinds) + 2, STATS_PTRS + " FOLD: tl.constexpr,"
         bn_ptrs = f"p{len(a.kinds)}, p{len(a.kinds) + 1}, "
-    stats = stats_in_store("    ", out, "CO", "(img * grid_m + pid_m)" if pointwise else "pid_m", "rm < M") + \
-        ("\n" + fold if fold else "") if a.bn is not None else ""
+
+    def bn_tail(chunk: str, valid: str) -> str:  # the store's statistics (training) or folded BatchNorm (eval)
+        return stats_in_store("    ", out, "CO", chunk, valid) + ("\n" + fold if fold else "") if a.bn is not None else ""
+    stats = bn_tail("(img * grid_m + pid_m)" if pointwise else "pid_m", "rm < M")
     pro = prologue_lines(prologue, "m_ok[:, None] & c_ok[None, :]" if pointwise else "ok[:, None] & c_ok[None, :]")
     pro_ptrs, pro_args, unpack = prologue_wiring(prologue)
     kernels = [render(POINTWISE if pointwise else CONV, name, n_ptrs, body="\n".join(lines), out=out,
@@ -373,8 +375,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
     tma_possible = group.source["conv"].in_channels % 4 == 0 and prologue is None
     if (sh, sw, dh, dw) == (1, 1, 1, 1) and not pointwise and tma_possible:
         kernels.append(render(CONV_TMA, f"{name}_tma", n_ptrs, body="\n".join(lines), out=out,
-                              stats=stats_in_store("    ", out, "CO", "tile", "m_ok") + ("\n" + fold if fold else "")
-                              if a.bn is not None else "", stats_ptrs=stats_ptrs))
+                              stats=bn_tail("tile", "m_ok"), stats_ptrs=stats_ptrs))
         code = code[:head] + ["    if CONV_TMA and _tma_ok(x):"] + _tma_lines(a, f"{name}_tma", ptrs, fold is not None) \
             + ["    else:"] + ["    " + line for line in code[head:]]
     return finish(k, a, code, kernels, "conv", chain, group.shape, defer, fold is not None)

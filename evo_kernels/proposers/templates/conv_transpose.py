@@ -24,7 +24,7 @@ from torch import fx, nn
 from .ir import Group
 from .base import AnchorTemplate, Chain, Emitted, _with_grouped_tiles, body, operand_lines, render
 from .conv import PRODUCTS, TMA_PRODUCTS, conv_anchor, finish
-from .stats import stats_in_store
+from .stats import stats_alloc, stats_in_store
 
 
 def _phase_stats(tile: str) -> str:
@@ -186,10 +186,8 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         "    bn = min(CONVT_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels"]
     stats = "False"
     if a.bn is not None:  # per (tile, phase) statistics, in training (the names bn_args gives the helper)
-        code += ["    stats = bool(_bn_batch_stats(bn_mod.training, bn_rm))"]
         stats_ptrs, stats = "st_mean, st_m2, st_cnt, ", "stats"
-        alloc = [f"st_mean = torch.empty((tiles_m * {sh * sw} if stats else 1, co), device=x.device, dtype=torch.float32)",
-                 "st_m2, st_cnt = torch.empty_like(st_mean), torch.empty((st_mean.shape[0],), device=x.device, dtype=torch.float32)"]
+        alloc = stats_alloc(f"tiles_m * {sh * sw}", "co", "x.device", "")
     else:
         stats_ptrs, alloc = "y, y, y, ", []  # never read
     pointers = [
