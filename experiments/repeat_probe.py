@@ -45,9 +45,16 @@ def worst_elements(got: torch.Tensor, ref: torch.Tensor, oracle: torch.Tensor, n
     return rows
 
 
+def region(diff: torch.Tensor) -> str:
+    """Where a boolean mask of differing elements lies: each dimension's range of indices."""
+    at = torch.nonzero(diff)
+    return "indices " + ", ".join(f"{int(at[:, d].min())}-{int(at[:, d].max())}" for d in range(at.shape[1]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", required=True, help="a problem name under experiments/problems, e.g. level2/17_")
+    ap.add_argument("--only", help="a problem name under experiments/problems, e.g. level2/17_")
+    ap.add_argument("--file", help="instead: a problem file anywhere")
     ap.add_argument("--rules", nargs="+", required=True, choices=sorted(RULE_OF))
     ap.add_argument("--config", default="{}", help="tunables to set on the draft, JSON")
     ap.add_argument("--seeds", type=int, default=24)
@@ -63,7 +70,9 @@ def main() -> None:
     args = ap.parse_args()
     precision.apply(precision.run_flags("as_run", Config().baseline_flags))
     v = Config().verify
-    matches = sorted((ROOT / "experiments" / "problems").glob(f"{args.only}*.py"))
+    if (args.only is None) == (args.file is None):
+        raise SystemExit("name the problem by --only or by --file")
+    matches = [Path(args.file)] if args.file else sorted((ROOT / "experiments" / "problems").glob(f"{args.only}*.py"))
     if len(matches) != 1:
         raise SystemExit(f"--only {args.only!r} matches {len(matches)} problems")
     prob = load_problem(matches[0])
@@ -90,8 +99,8 @@ def main() -> None:
                 got = cand(*inputs)
                 diff = got != first
                 if bool(diff.any()):
-                    where = [int(j) for j in torch.nonzero(diff)[0]]
-                    differing.append(f"call {i}: {int(diff.sum())} elements, the first at {tuple(where)}")
+                    differing.append(f"call {i}: {int(diff.sum())} elements; {region(diff)}; largest difference "
+                                     f"{float((got - first).abs().max()):.3g}")
         print(f"{matches[0].stem}, config {args.config}: {len(differing)} of {args.race} calls differ from the first",
               flush=True)
         for line in differing[:8]:

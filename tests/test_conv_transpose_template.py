@@ -57,8 +57,14 @@ def _write(tmp_path, name: str, mod: str, ret: str, inp: str) -> str:
 
 
 def _with_tma(source: str) -> str:
-    """The draft with its TMA kernel on (off by default)."""
-    return source.replace("\nCONVT_TMA = False\n", "\nCONVT_TMA = True\n")
+    """The draft with its TMA kernel on (its default)."""
+    assert "\nCONVT_TMA = True\n" in source
+    return source
+
+
+def _pointers(source: str) -> str:
+    """The draft with its pointer kernel instead."""
+    return source.replace("\nCONVT_TMA = True\n", "\nCONVT_TMA = False\n")
 
 
 def _small_tiles(source: str) -> str:
@@ -84,10 +90,9 @@ def test_transposed_convolutions_compute_the_reference(tmp_path):
             assert source.count("@triton.jit") - HELPERS.count("@triton.jit") == 2, name  # (TMA and pointers)
         assert "tma = CONVT_TMA and _tma_ok(x)" in source, name
         cand = tmp_path / f"{name}_candidate.py"
-        assert "\nCONVT_TMA = False\n" in source, name  # off by default (a race: the template's comment)
         cand.write_text(_with_tma(_small_tiles(source)))  # the TMA kernel (the interpreter runs it)
         pointers = tmp_path / f"{name}_pointers.py"
-        pointers.write_text(_small_tiles(source))
+        pointers.write_text(_pointers(_small_tiles(source)))
         pairs += [path, str(cand), path, str(pointers)]
         # without the template: the library's transposed convolution, then the chain's kernel
         library = fusion.build(load_problem(path), ["fuse_chains"])

@@ -97,8 +97,10 @@ def _template_matches(tmp_path, path, rule, configs, tag, random_params=True, eq
     """The problem at `path`, its candidate under the graph rule compiled by Triton (not interpreted)
     at each configuration, against the reference on the GPU (random parameters unless told): close to
     it, or with `oracle`, no less accurate than it against a float64 copy (the harness's contract,
-    for long chains whose fp32 roundings differ by more than a fixed tolerance). Returns the
+    for long chains whose fp32 roundings differ by more than a fixed tolerance); and no kernel it
+    compiled with a wgmma register hazard in its SASS (harness/wgmma_hazards.py). Returns the
     candidate's source."""
+    from evo_kernels.harness.wgmma_hazards import module_hazards
     from evo_kernels.model.problem import import_file, load_problem
     from evo_kernels.model.tunables import bake
     from evo_kernels.proposers import fusion
@@ -117,6 +119,9 @@ def _template_matches(tmp_path, path, rule, configs, tag, random_params=True, eq
             ref64 = copy.deepcopy(ref).double() if oracle else None
             want, got = ref(*x), new(*x)
         assert got.dtype == want.dtype and got.shape == want.shape, tag
+        found = module_hazards(module)  # a race the comparison above would catch only now and then
+        assert not found, f"{tag} {params}: wgmma register hazards: " + "; ".join(
+            f"{name}: {hs[0]} (and {len(hs) - 1} more)" for name, hs in found.items())
         if oracle:
             with torch.no_grad():
                 want64 = ref64(*[t.double() for t in x])

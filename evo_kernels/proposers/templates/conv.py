@@ -29,6 +29,18 @@ PRODUCTS = """\
             acc = tl.dot(a, b, acc, input_precision=PRECISION)"""
 
 
+# After a K step's products where A reaches the tensor cores through registers and Triton would leave
+# them in flight: Triton 3.6 splits such a step into several wgmma, waits only for the previous
+# step's, and loads the next step's A into registers the products still in flight read (the pointer
+# kernels; the transposed TMA kernel, whose box is reshaped in registers). On an H200 one warp's rows
+# of a tile came out wrong in about 1 call in 130 (level2/17; harness/wgmma_hazards.py reads the
+# hazard in the SASS). A use of the accumulator in the loop makes Triton wait for each step's
+# products first; adding +0.0 changes no sum but a -0.0. The conv TMA kernel has no such hazard
+# (its SASS), and the wait would cost it 38%; it cost level2/17's transposed kernel 1.6%.
+SETTLE = """
+        acc = acc + 0.0  # the step's products done before the next step's loads (SETTLE)"""
+
+
 # The same from shared memory (TMA tiles): "tf32rn" operands were rounded before, by the launcher.
 TMA_PRODUCTS = """\
         if PRECISION == "tf32rn":
@@ -79,7 +91,7 @@ $products
 $body
 $stats
     tl.store(c_ptr + offs, $out, mask=mask)
-'''.replace("$products", PRODUCTS))
+'''.replace("$products", PRODUCTS + SETTLE))
 
 # A 1x1 conv at stride 1 without padding is a GEMM per image. Its tiles stay inside one image, where
 # a tile's pixels are contiguous (NCHW): its loads are whole vectors, which the implicit GEMM's
@@ -114,7 +126,7 @@ $products
 $body
 $stats
     tl.store(c_ptr + offs, $out, mask=mask)
-'''.replace("$products", PRODUCTS))
+'''.replace("$products", PRODUCTS + SETTLE))
 
 
 # Stride 1 on Hopper: input tiles by TMA from a channels-last copy of the input (one box of BH x BW

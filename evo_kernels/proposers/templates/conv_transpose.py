@@ -23,7 +23,7 @@ from torch import fx, nn
 
 from .ir import Group
 from .base import AnchorTemplate, Chain, Emitted, _with_grouped_tiles, body, operand_lines, render
-from .conv import PRODUCTS, TMA_PRODUCTS, conv_anchor, finish
+from .conv import PRODUCTS, SETTLE, TMA_PRODUCTS, conv_anchor, finish
 from .stats import stats_alloc, stats_in_store
 
 
@@ -87,7 +87,7 @@ $products
 $body
     tl.store(c_ptr + offs, $out, mask=mask)
 $stats_pm
-'''.replace("$products", PRODUCTS).replace("$stats_pm", _phase_stats("pid_m")))
+'''.replace("$products", PRODUCTS + SETTLE).replace("$stats_pm", _phase_stats("pid_m")))
 
 
 # On Hopper: the phase's input boxes by TMA from a channels-last copy of the input (zero-filled
@@ -143,7 +143,7 @@ $products
 $body
     tl.store(c_ptr + offs, $out, mask=mask)
 $stats_tile
-'''.replace("$products", TMA_PRODUCTS).replace("$stats_tile", _phase_stats("tile")))
+'''.replace("$products", TMA_PRODUCTS + SETTLE).replace("$stats_tile", _phase_stats("tile")))
 
 
 def conv_transpose_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] | None:
@@ -242,11 +242,10 @@ TEMPLATE = AnchorTemplate(
     emitter=_emit,
     params={"CONVT_PRECISION": ["tf32x3", "tf32rn", "ieee"], "CONVT_BLOCK_M": [128, 64, 256],
             "CONVT_BLOCK_N": [64, 128, 32], "CONVT_BLOCK_K": [32, 64, 16], "CONVT_WARPS": [4, 8],
-            "CONVT_STAGES": [3, 2, 4], "CONVT_TMA": [False], "CONVT_BLOCK_W": [16, 32, 8]},
-    # CONVT_TMA off and out of the space: on an H200, level2/17's TMA kernel (3 stages, GELU in its
-    # store) wrote one wrong tile in about 1 call of 150 on the same inputs (2 stages, the pointer
-    # kernel, level1/36 and the conv template's TMA kernel: none in 400; `experiments/repeat_probe.py
-    # --race`, experiments/RESULTS.md). A race not yet explained is not proposed; set it to test.
+            "CONVT_STAGES": [3, 2, 4], "CONVT_TMA": [True, False], "CONVT_BLOCK_W": [16, 32, 8]},
+    # The TMA kernel wrote one warp's rows of a tile wrong in about 1 call of 130 (level2/17, 3 stages)
+    # until its K loop waited for each step's products (SETTLE in templates/conv.py; none in 1500
+    # calls after, experiments/RESULTS.md).
     # The rounded TF32 products where cuDNN's run TF32: level1/36's error against float64 equalled
     # eager's (3.01e-04, H200), and tf32x3 ran 1.7x slower (experiments/RESULTS.md).
     seeds={"cudnn.allow_tf32": {"CONVT_PRECISION": "tf32rn"}},

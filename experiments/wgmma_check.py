@@ -1,0 +1,119 @@
+"""Template drafts' compiled kernels checked for wgmma register hazards (harness/wgmma_hazards.py),
+then, where asked, raced (N calls on one set of inputs, each compared bit for bit with the first)
+and timed (do_bench, L2 flushed).
+
+    python3 experiments/wgmma_check.py [--only LABEL ...] [--race 2000] [--time] [--out DIR]
+
+Per draft: each Triton kernel it compiled, how many of its wgmma take A from registers, how many
+register hazards its loops have; the race count; the time. A `sync` variant adds `acc = acc + 0.0`
+after each `tl.dot` of the draft's text: an unconditional use of the accumulator in the loop, which
+makes Triton wait for each step's products before the next step (templates/conv.py's SETTLE, where
+the templates add it); an `unsettled` variant takes the templates' SETTLE lines out (the kernels as
+they were before it).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from evo_kernels.config import Config  # noqa: E402
+from evo_kernels.harness import precision  # noqa: E402
+from evo_kernels.harness.wgmma_hazards import hazards, module_sass  # noqa: E402
+from evo_kernels.model.problem import import_file, load_problem  # noqa: E402
+from evo_kernels.model.tunables import bake  # noqa: E402
+from evo_kernels.proposers.fusion import emit as fusion  # noqa: E402
+
+P = ROOT / "experiments" / "problems"
+CT = {"CONVT_TMA": True, "CONVT_PRECISION": "tf32rn", "CONVT_STAGES": 3}
+CV = {"CONV_PRECISION": "tf32rn", "CONV_BLOCK_K": 32, "CONV_STAGES": 4}
+PLAN = [  # (label, problem, rules, configuration, variant)
+    ("convT-tma-3s", "level2/17_ConvTranspose2d_GELU_GroupNorm", ["triton_conv_transpose"], CT, None),
+    ("convT-tma-3s-unsettled", "level2/17_ConvTranspose2d_GELU_GroupNorm", ["triton_conv_transpose"], CT, "unsettled"),
+    ("convT-tma-4s", "level2/17_ConvTranspose2d_GELU_GroupNorm", ["triton_conv_transpose"],
+     dict(CT, CONVT_STAGES=4), None),
+    ("convT-tma-bh1", "level2/17_ConvTranspose2d_GELU_GroupNorm", ["triton_conv_transpose"],
+     dict(CT, CONVT_BLOCK_M=64, CONVT_BLOCK_W=64), None),
+    ("convT-ptr", "level2/17_ConvTranspose2d_GELU_GroupNorm", ["triton_conv_transpose"],
+     dict(CT, CONVT_TMA=False), None),
+    ("convT-ptr-unsettled", "level2/17_ConvTranspose2d_GELU_GroupNorm", ["triton_conv_transpose"],
+     dict(CT, CONVT_TMA=False), "unsettled"),
+    ("convT36-tma", "level1/36_ConvTranspose2d_upsample", ["triton_conv_transpose"], CT, None),
+    ("convT36-tma-unsettled", "level1/36_ConvTranspose2d_upsample", ["triton_conv_transpose"], CT, "unsettled"),
+    ("conv-tma-4w4s", "level1/06_Conv2d_3x3", ["triton_conv"], dict(CV, CONV_WARPS=4), None),
+    ("conv-tma-8w4s", "level1/06_Conv2d_3x3", ["triton_conv"], dict(CV, CONV_WARPS=8), None),
+    ("conv-tma-8w3s", "level1/06_Conv2d_3x3", ["triton_conv"], dict(CV, CONV_WARPS=8, CONV_STAGES=3), None),
+    ("conv-ptr", "level1/06_Conv2d_3x3", ["triton_conv"], dict(CV, CONV_WARPS=8, CONV_TMA=False), None),
+    ("conv-ptr-unsettled", "level1/06_Conv2d_3x3", ["triton_conv"], dict(CV, CONV_WARPS=8, CONV_TMA=False),
+     "unsettled"),
+    ("conv1x1", "level1/07_Conv2d_pointwise_1x1", ["triton_conv"], dict(CV, CONV_WARPS=8), None),
+    ("conv1x1-unsettled", "level1/07_Conv2d_pointwise_1x1", ["triton_conv"], dict(CV, CONV_WARPS=8), "unsettled"),
+    ("gemm", "level1/01_Square_matmul", ["triton_gemm"], {}, None),
+    ("mlp", "level3/01_MLP", ["triton_gemm", "fuse_chains"], {}, None),
+    ("attention", "level3/12_LongSequenceAttention", ["triton_attention"], {}, None),
+]
+
+
+def sync_variant(source: str) -> str:
+    """Each `acc = tl.dot(...)` line followed by `acc = acc + 0.0` (same indent)."""
+    return re.sub(r"^(\s*)(acc = tl\.dot\(.*\))\s*$", r"\1\2\n\1acc = acc + 0.0", source, flags=re.M)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--race", type=int, default=0)
+    ap.add_argument("--time", action="store_true")
+    ap.add_argument("--out", default="wgmma_check_out")
+    args = ap.parse_args()
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    precision.apply(precision.run_flags("as_run", Config().baseline_flags))
+    from triton.testing import do_bench
+    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}; precision as_run", flush=True)
+    rows = []
+    for label, name, rules, config, variant in PLAN:
+        if args.only and label not in args.only:
+            continue
+        prob = load_problem(P / f"{name}.py")
+        built = fusion.build(prob, rules)
+        if built is None:
+            print(f"{label}: no candidate", flush=True)
+            continue
+        source = bake(built[0], config)
+        if variant == "sync":
+            source = sync_variant(source)
+        elif variant == "unsettled":  # the templates' SETTLE lines taken out: the kernels as they were
+            source = re.sub(r"^\s*acc = acc \+ 0\.0  # .*\(SETTLE\)\n", "", source, flags=re.M)
+        path = out_dir / f"{label}.py"
+        path.write_text(source)
+        module = import_file(path, f"wgmma_{label.replace('-', '_')}")
+        torch.manual_seed(0)
+        cand = prob.make_model(module.ModelNew, 0, "cuda")
+        inputs = prob.make_inputs(1, "cuda")
+        with torch.no_grad():
+            first = cand(*inputs).clone()
+            torch.cuda.synchronize()
+            kernels = []
+            for kname, sass in module_sass(module):
+                (out_dir / f"{label}.{kname}.sass").write_text(sass)
+                rs = len(re.findall(r"HGMMA\.\S+\s+R\d+,\s*R\d+", sass))
+                kernels.append(f"{kname}: {rs} register-A wgmma, {len(hazards(sass))} hazards")
+            differing = sum(bool((cand(*inputs) != first).any()) for _ in range(args.race))
+            ms = float(do_bench(lambda: cand(*inputs), warmup=25, rep=200)) if args.time else float("nan")
+        rows.append((label, "; ".join(kernels) or "no Triton kernel", differing, ms))
+        print(f"{label}: {rows[-1][1]}; race {differing}/{args.race}; {ms:.4f} ms", flush=True)
+    print("\n| draft | kernels (register-A wgmma, hazards) | calls differing | ms |")
+    print("|---|---|---:|---:|")
+    for label, kernels, differing, ms in rows:
+        print(f"| {label} | {kernels} | {differing}/{args.race} | {ms:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
