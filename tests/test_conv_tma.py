@@ -23,6 +23,7 @@ CASES = {  # name -> (the conv module, forward's return, input)
     "k5_channels_20": ("nn.Conv2d(20, 12, 5, padding=2, bias=False)", "self.c(x)", "torch.randn(1, 20, 9, 6)"),
     "k3_no_padding": ("nn.Conv2d(16, 8, (3, 2))", "torch.tanh(self.c(x))", "torch.randn(2, 16, 6, 11)"),
     "conv1d": ("nn.Conv1d(16, 8, 3, padding=1)", "self.c(x) - 0.5", "torch.randn(2, 16, 37)"),
+    "pointwise": ("nn.Conv2d(16, 8, 1)", "torch.relu(self.c(x))", "torch.randn(2, 16, 5, 9)"),
     "channels_last_input": ("nn.Conv2d(16, 8, 3, padding=1)", "self.c(x.contiguous(memory_format=torch.channels_last))",
                             "torch.randn(2, 16, 5, 9)"),
 }
@@ -61,7 +62,7 @@ def test_only_stride_1_convolutions_of_channels_in_16_byte_rows_take_it(tmp_path
     for mod, inp in (("nn.Conv2d(16, 8, 3, stride=2, padding=1)", "torch.randn(1, 16, 8, 8)"),
                      ("nn.Conv2d(16, 8, 3, padding=2, dilation=2)", "torch.randn(1, 16, 8, 8)"),
                      ("nn.Conv2d(18, 8, 3, padding=1)", "torch.randn(1, 18, 8, 8)"),
-                     ("nn.Conv2d(16, 8, 1)", "torch.randn(1, 16, 8, 8)")):  # 1x1: the GEMM per image
+                     ("nn.Conv2d(18, 8, 1)", "torch.randn(1, 18, 8, 8)")):
         source, _ = fusion.build(load_problem(_write(tmp_path, "other", mod, "self.c(x)", inp)), ["triton_conv"])
         assert TMA_LINE not in source, mod
 

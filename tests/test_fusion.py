@@ -318,11 +318,13 @@ def get_init_inputs():
 def test_pointwise_conv_as_a_gemm_per_image(tmp_path):
     # 1x1 convs at stride 1 take the per-image GEMM (tiles cut at every edge: 63 pixels in tiles of
     # 32, 20 input channels in blocks of 16, 24 and 18 output channels in blocks of 16), a BatchNorm's
-    # statistics chunked per image; the strided 1x1 conv keeps the implicit GEMM.
+    # statistics chunked per image; the strided 1x1 conv keeps the implicit GEMM. (The stride-1 ones
+    # also have the TMA kernel, tests/test_conv_tma.py's; off here.)
     prob = _problem(tmp_path, POINTWISE_CHAIN)
     source, _ = _check(tmp_path, prob, ['triton_conv'], expect_kernels=3, params={
-        "CONV_BLOCK_M": 32, "CONV_BLOCK_N": 16, "CONV_BLOCK_K": 16})
-    assert source.count("x.stride(0), x.stride(1), BLOCK_M=bm") == 2 and source.count("KH=1, KW=1") == 1
+        "CONV_BLOCK_M": 32, "CONV_BLOCK_N": 16, "CONV_BLOCK_K": 16, "CONV_TMA": False})
+    assert source.count("x.stride(0), x.stride(1), BLOCK_M=bm") == 2
+    assert source.count("KH=1, KW=1") == 3 and source.count("if CONV_TMA and _tma_ok(x):") == 2
 
 
 PROLOGUE_CHAIN = """

@@ -385,7 +385,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
         "PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, num_stages=_fit_stages(bm, bn, CONV_BLOCK_K, CONV_STAGES))"]
     # (channels in 16-byte rows, as a tensor descriptor's strides must be)
     tma_possible = group.source["conv"].in_channels % 4 == 0 and prologue is None
-    if (sh, sw, dh, dw) == (1, 1, 1, 1) and not pointwise and tma_possible:
+    if (sh, sw, dh, dw) == (1, 1, 1, 1) and tma_possible:
         kernels.append(render(CONV_TMA, f"{name}_tma", n_ptrs, body="\n".join(lines), out=out,
                               stats=bn_tail("tile", "m_ok"), stats_ptrs=stats_ptrs))
         code = code[:head] + ["    if CONV_TMA and _tma_ok(x):"] + _tma_lines(a, f"{name}_tma", ptrs, fold is not None) \
@@ -467,7 +467,9 @@ TEMPLATE = AnchorTemplate(
     # tf32x3 where a seeded tf32rn fails the contract) is the first neighbour a screen tries. Warps
     # next: 4 warps were the one change that helped the TMA kernel with an epilogue (level2/11
     # 0.884 against 1.117 ms, level2/15 0.481 against 0.596; H200), where a narrower tile never did.
-    # CONV_TMA and CONV_BLOCK_W: the TMA kernel where it applies (stride 1, not 1x1) and its tiles' width.
+    # CONV_TMA and CONV_BLOCK_W: the TMA kernel where it applies (stride 1, channels in 16-byte rows, no prologue)
+    # and its tiles' width. On a 1x1 conv it reads a channels-last copy, where the GEMM per image gathers
+    # (level1/07: 0.686 against 0.758 ms, H200, experiments/RESULTS.md).
     params={"CONV_PRECISION": ["tf32x3", "tf32rn", "ieee"], "CONV_WARPS": [8, 4], "CONV_BLOCK_M": [128, 64, 256],
             "CONV_BLOCK_N": [128, 64], "CONV_BLOCK_K": [64, 32, 16], "CONV_STAGES": [3, 2, 4], "CONV_TMA": [True, False],
             "CONV_BLOCK_W": [16, 8, 32]},
