@@ -54,6 +54,9 @@ class VerifyConfig:
     static_policy: bool = True  # refuse sources that break policy.py's rules before running them
     audit_max_speedup: float = 10.0  # speedups above this are held as `rejected` (audit)
     degenerate_rel_change: float = 1e-3  # reference outputs changing less than this across trials: degenerate
+    # On Hopper, the candidate's Triton kernels' SASS read after the trials: one that overwrites the
+    # registers of matrix products still in flight is rejected (harness/wgmma_hazards.py).
+    sass_check: bool = True
 
 
 @dataclass

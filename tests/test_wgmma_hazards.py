@@ -98,3 +98,42 @@ def test_a_group_is_every_product_up_to_its_marker():
         "HGMMA.64x64x8.F32.TF32 R24, R96, gdesc[UR8], R24, gsb0", "HGMMA.64x64x8.F32.TF32 R56, R96, gdesc[UR8], R56")
     pairs = pairs.replace("gsb0, 0x3", "gsb0, 0x1")
     assert sorted({h.register for h in hazards(pairs)}) == list(range(96, 104))
+
+
+class _Kernel:
+    def __init__(self, sass):
+        self.asm = {"sass": sass}
+
+
+class _Jit:  # as a Triton JITFunction holds its compiled kernels: device -> (kernels by key, ...)
+    def __init__(self, *sass):
+        self.device_caches = {0: ({i: _Kernel(s) for i, s in enumerate(sass)}, None)}
+
+
+class _Wrapper:  # as triton.autotune holds the function it tunes
+    def __init__(self, fn):
+        self.fn = fn
+
+
+class _Trap:
+    @property
+    def fn(self):
+        raise AssertionError("the check ran a candidate's property")
+
+
+def test_a_candidate_module_is_described_by_its_hazardous_kernels():
+    import types
+    from evo_kernels.harness.wgmma_hazards import describe
+    clean = LOOP.replace("--:-:-:-:2\tWARPGROUP.DEPBAR.LE gsb0, 0x3;\n--:0:-:-:1\t@UP0",
+                         "--:-:-:-:2\tWARPGROUP.DEPBAR.LE gsb0, 0x0;\n--:0:-:-:1\t@UP0")
+    mod = types.ModuleType("candidate")
+    mod._good = _Jit(clean)
+    mod._tuned = _Wrapper(_Wrapper(_Jit(clean, LOOP)))  # one of its two compiled configurations
+    mod.trap = _Trap()
+    assert describe(mod).startswith("wgmma_hazard: ") and "_tuned" in describe(mod) and "_good" not in describe(mod)
+    mod._tuned = _Wrapper(_Jit(clean))
+    assert describe(mod) is None
+    mod._bad, mod._alias = _Jit(LOOP), None
+    mod._alias = mod._bad
+    reason = describe(mod)
+    assert "_alias" in reason and "_bad" not in reason  # one kernel, named once (the first name, sorted)

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..config import Config, from_dict
 from ..model.problem import Problem, import_file, load_problem
-from . import integrity, kernels, precision, timing, transfer, trials
+from . import integrity, kernels, precision, timing, transfer, trials, wgmma_hazards
 from .checks import Reject, _copy_, _detach, _state_dict, _Tensor, _vars, check_plain, poison_sizes
 
 # Device errors after which the CUDA context is unusable: the worker must be replaced.
@@ -89,6 +89,7 @@ class Defendant:
         self.cfg: Config | None = None
         self.problem: Problem | None = None
         self.module_name: str | None = None
+        self.module: Any = None  # the candidate's module (its Triton kernels, for the SASS check)
         self.candidate: nn.Module | None = None
         self.weights: nn.Module | None = None  # the reference, built here only as the source of weights
         self.prev: Any = None  # the last trial's outputs, kept as a caller would keep them
@@ -177,6 +178,7 @@ class Defendant:
         except BaseException as e:  # noqa: BLE001 - SystemExit from candidate code included
             raise Reject("compile_error", f"import failed: {type(e).__name__}: {str(e)[:2000]}") from None
         self.module_name = module.__name__
+        self.module = module
         for key, value in params.items():
             if not hasattr(module, key):
                 raise Reject("compile_error", f"parameter {key!r} is not a module-level name of the candidate")
@@ -205,6 +207,7 @@ class Defendant:
         finally:
             gc.disable()
         check_integrity(cfg.verify.allow_reduced_precision, dispatcher=trial.index == cfg.verify.trials - 1)
+        sass_notes = self._sass_check() if trial.index == cfg.verify.trials - 1 and cfg.verify.sass_check else []
         tagged = [i for i, t in enumerate(inputs) if type(t) is _Tensor and _vars(t)]
         if tagged:
             raise Reject("rejected", f"patched_harness: {trial.describe()}: ModelNew set attributes on input "
@@ -213,10 +216,24 @@ class Defendant:
         buffers = {k: v for k, v in nn.Module.named_buffers(candidate)} if trial.mode == "train" else {}
         payload = transfer.pack({"outputs": out, "inputs": inputs, "buffers": buffers})
         self.prev = out  # held as a caller would hold it: the next call must not change it
-        notes = []
+        notes = sass_notes
         if cfg.verify.allow_reduced_precision and integrity.precision_changes():
             notes.append("reduced_precision: " + "; ".join(integrity.precision_changes()))
         return {"ok": True, "payload": payload, "notes": notes}
+
+    def _sass_check(self) -> list[str]:
+        """On Hopper, after the last trial (every trial's kernels compiled): a candidate kernel whose
+        SASS overwrites the registers of matrix products still in flight is rejected (a race the
+        trials and the repeated calls catch only now and then). Notes where it could not look."""
+        if self.backend.kind != "cuda" or torch.cuda.get_device_capability(self.device)[0] != 9:
+            return []
+        try:
+            hazard = wgmma_hazards.describe(self.module)
+        except Exception as e:  # noqa: BLE001 - no disassembler here: the repeated calls still look
+            return [f"sass_check: not run ({type(e).__name__}: {str(e)[:200]})"]
+        if hazard:
+            raise Reject("rejected", hazard)
+        return []
 
     def time(self, msg: dict[str, Any]) -> dict[str, Any]:
         """The timing protocol on ModelNew; the kept timed outputs go to the judge."""
@@ -290,6 +307,7 @@ class Defendant:
         if self.module_name:
             sys.modules.pop(self.module_name, None)
             self.module_name = None
+        self.module = None
         try:
             self.backend.release_memory()
         except Exception:  # noqa: BLE001 - a poisoned context is handled in _failure

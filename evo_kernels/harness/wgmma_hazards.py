@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from inspect import getattr_static
 
 _LABEL = re.compile(r"^\s*([A-Za-z_.$][\w.$]*):\s*$")
 _CONTROL = re.compile(r"^\s*(?:[0-9a-fA-F-]{2}:[\w-]:[\w-]:[\w-]:\w+\s+)?(?:/\*[0-9a-fA-F]+\*/\s*)?")
@@ -150,11 +151,8 @@ def module_sass(module: object) -> list[tuple[str, str]]:
     """(name, SASS) of every kernel the Triton functions defined in `module` compiled so far (Triton
     disassembles each cubin with its nvdisasm when asked)."""
     out = []
-    for name in sorted(vars(module)):
-        caches = getattr(vars(module)[name], "device_caches", None)
-        if not caches:
-            continue
-        for entry in caches.values():
+    for name, fn in _jit_functions(module):
+        for entry in fn.device_caches.values():
             compiled = entry[0] if isinstance(entry, tuple) else entry
             for kernel in getattr(compiled, "values", lambda: [])():
                 asm = getattr(kernel, "asm", None)
@@ -166,3 +164,31 @@ def module_sass(module: object) -> list[tuple[str, str]]:
 def module_hazards(module: object) -> dict[str, list[Hazard]]:
     """The register hazards of each kernel `module` compiled that has any."""
     return {name: found for name, sass in module_sass(module) if (found := hazards(sass))}
+
+
+def _jit_functions(module: object) -> list[tuple[str, object]]:
+    """The module's Triton functions, through the wrappers that hold one as `.fn` (autotune, heuristics)."""
+    found, seen = [], set()
+    for name, value in sorted(vars(module).items()):
+        for _ in range(4):  # (static lookups: no property or __getattr__ of a candidate's runs here)
+            if getattr_static(value, "device_caches", None) is not None:
+                if id(value) not in seen:
+                    seen.add(id(value))
+                    found.append((name, value))
+                break
+            value = getattr_static(value, "fn", None)
+            if value is None:
+                break
+    return found
+
+
+def describe(module: object, limit: int = 3) -> str | None:
+    """A rejection reason naming the kernels of `module` (a candidate, after its calls compiled them)
+    whose SASS reloads registers of products still in flight, or None where none does."""
+    found = module_hazards(module)
+    if not found:
+        return None
+    parts = [f"{name} ({len(hs)} writes; {hs[0]})" for name, hs in list(found.items())[:limit]]
+    return ("wgmma_hazard: a kernel overwrites the A registers of matrix products still in flight (undefined in "
+            "PTX; Triton 3.6 does it in some pipelined K loops, and such a kernel writes wrong tiles now and then): "
+            + "; ".join(parts))
