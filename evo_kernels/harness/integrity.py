@@ -39,6 +39,7 @@ _CLASSES = ("torch.Tensor", "torch.nn.Module", "torch.UntypedStorage", "torch.cu
             "random.Random", "random.SystemRandom")
 _HARNESS_MODULES = ("evo_kernels.harness.verify", "evo_kernels.harness.checks", "evo_kernels.harness.audit",
                     "evo_kernels.harness.timing", "evo_kernels.harness.integrity", "evo_kernels.harness.worker",
+                    "evo_kernels.harness.wgmma_hazards",
                     "evo_kernels.harness.backends.base", "evo_kernels.harness.backends.cuda",
                     "evo_kernels.harness.backends.cpu", "evo_kernels.model.problem", "evo_kernels.model.candidate")
 # Process-wide registries of module hooks: a global forward hook could rewrite the reference's output.
