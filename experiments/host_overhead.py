@@ -22,18 +22,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from evo_kernels.config import Config  # noqa: E402
-from evo_kernels.harness import precision  # noqa: E402
-from evo_kernels.model.problem import import_file, load_problem  # noqa: E402
-from evo_kernels.model.tunables import bake  # noqa: E402
-from evo_kernels.proposers.fusion import emit as fusion  # noqa: E402
-
-P = ROOT / "experiments" / "problems"
+from experiments.drafts import load_draft, start  # noqa: E402
 TF32_PW = {"CONV_PRECISION": "tf32rn", "CONV_BLOCK_K": 32, "CONV_STAGES": 4}
 PLAN = [  # (problem, rules, configuration)
     ("level3/10_MobileNetV2_InvertedResidual", ["triton_gemm", "triton_conv", "fuse_chains", "triton_depthwise"],
@@ -116,27 +109,17 @@ def main() -> None:
                     help="also the project's timing protocol in this process, with and without the collector in the call")
     ap.add_argument("--out", default="host_overhead_out")
     args = ap.parse_args()
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    precision.apply(precision.run_flags("as_run", Config().baseline_flags))
+    out_dir = start(args.out)
     from triton.testing import do_bench
-    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}; precision as_run", flush=True)
     rows = []
     for name, rules, config in PLAN:
         if args.only and not any(o in name for o in args.only):
             continue
-        prob = load_problem(P / f"{name}.py")
-        built = fusion.build(prob, rules)
-        if built is None:
-            print(f"{name}: no candidate", flush=True)
-            continue
         tag = name.replace('/', '_') + "".join(f"_{k.lower()}_{v}" for k, v in config.items() if k.endswith("_TMA"))
-        path = out_dir / f"{tag}.py"
-        path.write_text(bake(built[0], config))
-        module = import_file(path, "host_overhead")
-        torch.manual_seed(0)
-        cand = prob.make_model(module.ModelNew, 0, "cuda")
-        inputs = prob.make_inputs(1, "cuda")
+        loaded = load_draft(name, rules, config, out_dir / f"{tag}.py", "host_overhead")
+        if loaded is None:
+            continue
+        prob, _, cand, inputs = loaded
         with torch.no_grad():
             def call():
                 return cand(*inputs)

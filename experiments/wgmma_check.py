@@ -18,19 +18,13 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from evo_kernels.config import Config  # noqa: E402
-from evo_kernels.harness import precision  # noqa: E402
 from evo_kernels.harness.wgmma_hazards import hazards, module_sass  # noqa: E402
-from evo_kernels.model.problem import import_file, load_problem  # noqa: E402
-from evo_kernels.model.tunables import bake  # noqa: E402
-from evo_kernels.proposers.fusion import emit as fusion  # noqa: E402
+from experiments.drafts import load_draft, start  # noqa: E402
 
-P = ROOT / "experiments" / "problems"
 CT = {"CONVT_TMA": True, "CONVT_PRECISION": "tf32rn", "CONVT_STAGES": 3}
 CV = {"CONV_PRECISION": "tf32rn", "CONV_BLOCK_K": 32, "CONV_STAGES": 4}
 PLAN = [  # (label, problem, rules, configuration, variant)
@@ -49,6 +43,7 @@ PLAN = [  # (label, problem, rules, configuration, variant)
     ("conv-tma-4w4s", "level1/06_Conv2d_3x3", ["triton_conv"], dict(CV, CONV_WARPS=4), None),
     ("conv-tma-8w4s", "level1/06_Conv2d_3x3", ["triton_conv"], dict(CV, CONV_WARPS=8), None),
     ("conv-tma-8w3s", "level1/06_Conv2d_3x3", ["triton_conv"], dict(CV, CONV_WARPS=8, CONV_STAGES=3), None),
+    ("conv-tma-8w4s-sync", "level1/06_Conv2d_3x3", ["triton_conv"], dict(CV, CONV_WARPS=8), "sync"),
     ("conv-ptr", "level1/06_Conv2d_3x3", ["triton_conv"], dict(CV, CONV_WARPS=8, CONV_TMA=False), None),
     ("conv-ptr-unsettled", "level1/06_Conv2d_3x3", ["triton_conv"], dict(CV, CONV_WARPS=8, CONV_TMA=False),
      "unsettled"),
@@ -72,9 +67,13 @@ PLAN = [  # (label, problem, rules, configuration, variant)
 ]
 
 
-def sync_variant(source: str) -> str:
-    """Each `acc = tl.dot(...)` line followed by `acc = acc + 0.0` (same indent)."""
-    return re.sub(r"^(\s*)(acc = tl\.dot\(.*\))\s*$", r"\1\2\n\1acc = acc + 0.0", source, flags=re.M)
+VARIANTS = {  # a draft's text edited
+    # each `acc = tl.dot(...)` line followed by `acc = acc + 0.0` (same indent): the wait where the
+    # template does not put it
+    "sync": lambda source: re.sub(r"^(\s*)(acc = tl\.dot\(.*\))\s*$", r"\1\2\n\1acc = acc + 0.0", source, flags=re.M),
+    # the templates' SETTLE lines taken out: the kernels as they were before it
+    "unsettled": lambda source: re.sub(r"^\s*acc = acc \+ 0\.0  # .*\(SETTLE\)\n", "", source, flags=re.M),
+}
 
 
 def main() -> None:
@@ -84,31 +83,17 @@ def main() -> None:
     ap.add_argument("--time", action="store_true")
     ap.add_argument("--out", default="wgmma_check_out")
     args = ap.parse_args()
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    precision.apply(precision.run_flags("as_run", Config().baseline_flags))
+    out_dir = start(args.out)
     from triton.testing import do_bench
-    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}; precision as_run", flush=True)
     rows = []
     for label, name, rules, config, variant in PLAN:
         if args.only and label not in args.only:
             continue
-        prob = load_problem(P / f"{name}.py")
-        built = fusion.build(prob, rules)
-        if built is None:
-            print(f"{label}: no candidate", flush=True)
+        loaded = load_draft(name, rules, config, out_dir / f"{label}.py", f"wgmma_{label.replace('-', '_')}",
+                            VARIANTS.get(variant))
+        if loaded is None:
             continue
-        source = bake(built[0], config)
-        if variant == "sync":
-            source = sync_variant(source)
-        elif variant == "unsettled":  # the templates' SETTLE lines taken out: the kernels as they were
-            source = re.sub(r"^\s*acc = acc \+ 0\.0  # .*\(SETTLE\)\n", "", source, flags=re.M)
-        path = out_dir / f"{label}.py"
-        path.write_text(source)
-        module = import_file(path, f"wgmma_{label.replace('-', '_')}")
-        torch.manual_seed(0)
-        cand = prob.make_model(module.ModelNew, 0, "cuda")
-        inputs = prob.make_inputs(1, "cuda")
+        _, module, cand, inputs = loaded
         with torch.no_grad():
             first = cand(*inputs).clone()
             torch.cuda.synchronize()

@@ -13,11 +13,12 @@ speedup's interval on rounds of the candidate and the baselines, interleaved.
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import random
 import statistics
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -105,13 +106,27 @@ def benchmark(run: Callable[[], Any], refresh: Callable[[int], None], backend: B
     cyclic garbage collector runs only inside `run()`, and each output is released just before the
     next call, so finalizers a candidate attached run in its own time, not amid the harness's work.
     """
+    with _collector_only_in_calls():
+        return _benchmark(run, refresh, backend, cfg, on_output)
+
+
+@contextlib.contextmanager
+def _collector_only_in_calls() -> Iterator[None]:
+    """The cyclic garbage collector off but inside `_call`, put back as it was after."""
     gc_was_enabled = _gc_isenabled()
     _gc_disable()
     try:
-        return _benchmark(run, refresh, backend, cfg, on_output)
+        yield
     finally:
         if gc_was_enabled:
             _gc_enable()
+
+
+def _output_copy(out: Any) -> Any:
+    """A call's output as the judge gets it: its tensors cloned, a lone tensor or a list of leaves."""
+    from .checks import _clone, _detach, flatten
+    leaves = [_clone(_detach(t)) if isinstance(t, torch.Tensor) else t for t in flatten(out)]
+    return leaves if isinstance(out, (list, tuple)) else leaves[0]
 
 
 def _call(run: Callable[[], Any]) -> Any:
@@ -294,7 +309,7 @@ def time_model(model: Any, problem: Any, cfg: TimingConfig, rng: random.Random, 
     that the model left them unchanged and that its output does not alias them.
     """
     from . import integrity
-    from .checks import (Reject, _clone, _copy_, _detach, _element_size, _numel, check_not_aliased, check_plain, flatten,
+    from .checks import (Reject, _copy_, _element_size, _numel, check_not_aliased, check_plain, flatten,
                          inputs_unchanged)
     device = backend.device
     buffers = problem.make_inputs(rng.getrandbits(31), device)
@@ -334,8 +349,7 @@ def time_model(model: Any, problem: Any, cfg: TimingConfig, rng: random.Random, 
         for t in flatten(out):
             if isinstance(t, torch.Tensor):
                 check_not_aliased(t, buffers, f"{where}: output")
-        leaves = [_clone(_detach(t)) if isinstance(t, torch.Tensor) else t for t in flatten(out)]
-        entry = (seeds[i], "standard", leaves if isinstance(out, (list, tuple)) else leaves[0], where)
+        entry = (seeds[i], "standard", _output_copy(out), where)
         if slot == len(kept):
             kept.append(entry)
         else:
@@ -361,48 +375,38 @@ def repeat_check(model: Any, problem: Any, cfg: TimingConfig, rng: random.Random
     by chance. Returns, where one differs, the first output and that one, for the judge as kept timed
     outputs are (a kernel that sums in a varying order differs too, and passes there); else nothing."""
     from . import integrity
-    from .checks import _clone, _detach, check_plain, flatten, same_bits
+    from .checks import check_plain, flatten, same_bits
     if cfg.repeat_calls <= 0:
         return []
     seed = rng.getrandbits(31)
     inputs = problem.make_inputs(seed, backend.device)
     integrity.reseed()
 
-    def call(what: str) -> tuple[Any, list[Any]]:
+    def call(what: str) -> Any:
         with torch.no_grad():
             out = _call(lambda: model(*inputs))
         if after_call is not None:
             after_call()
         check_plain(out, f"{what}: output")
-        return out, flatten(out)
+        return out
 
-    def kept(out: Any, leaves: list[Any]) -> Any:
-        copies = [_clone(_detach(t)) if isinstance(t, torch.Tensor) else t for t in leaves]
-        return copies if isinstance(out, (list, tuple)) else copies[0]
-
-    gc_was_enabled = _gc_isenabled()
-    _gc_disable()  # as in benchmark: the collector runs only inside the calls
-    try:
-        out, leaves = call("the first of the repeated calls")
-        first = kept(out, leaves)
+    with _collector_only_in_calls():  # as in benchmark
+        first = _output_copy(call("the first of the repeated calls"))
         first_leaves = flatten(first)
-        del out, leaves
         start = _perf_counter_ns()
         for k in range(1, cfg.repeat_calls):
-            out, leaves = call(f"repeated call {k + 1}")
+            out = call(f"repeated call {k + 1}")
+            leaves = flatten(out)
             if len(leaves) != len(first_leaves) or not all(
                     same_bits(a, b) if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) else a == b
                     for a, b in zip(leaves, first_leaves)):
                 return [(seed, "standard", first, f"call 1 of {k + 1} {SAME_INPUTS}"),
-                        (seed, "standard", kept(out, leaves), f"call {k + 1} {SAME_INPUTS}, whose output differs "
+                        (seed, "standard", _output_copy(out), f"call {k + 1} {SAME_INPUTS}, whose output differs "
                                                               "from call 1's")]
             del out, leaves
             if (_perf_counter_ns() - start) / 1e6 > cfg.repeat_ms:
                 break
-        return []
-    finally:
-        if gc_was_enabled:
-            _gc_enable()
+    return []
 
 
 def speedup_interval(candidate_ms: list[float], baseline_ms: list[float], level: float = 0.95,

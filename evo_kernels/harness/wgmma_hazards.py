@@ -15,7 +15,8 @@ experiments/RESULTS.md). Nothing at the Triton level shows it; the SASS does:
 
 `hazards(sass)` walks each loop of the SASS twice (its end runs into its start), keeping the
 products in flight as the `gsb0` group markers and `WARPGROUP.DEPBAR.LE` waits say, and reports
-every instruction that writes an A register (or an accumulator) of a product still in flight.
+every instruction that writes an A register of a product still in flight (accumulators are not
+followed: the products of one chain write them in order, and Triton waits before other uses).
 """
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ _CONTROL = re.compile(r"^\s*(?:[0-9a-fA-F-]{2}:[\w-]:[\w-]:[\w-]:\w+\s+)?(?:/\*[
 _REG = re.compile(r"^-?\|?R(\d+)\|?(?:\.\w+)*$")
 _BRANCH = re.compile(r"\bBRA\b(?:\.\w+)*\s+(?:`\()?([A-Za-z_.$][\w.$]*)")
 # Instructions whose first operand is not a register they write.
-_NO_DEST = ("ST", "STS", "STG", "STL", "RED", "BAR", "BRA", "EXIT", "RET", "CALL", "SYNCS", "UTMA", "WARPGROUP",
-            "MEMBAR", "FENCE", "ARRIVES", "DEPBAR", "NOP", "YIELD", "BSYNC", "BSSY", "WARPSYNC", "ERRBAR", "CCTL")
+_NO_DEST = ("ST", "RED", "BAR", "BRA", "EXIT", "RET", "CALL", "SYNCS", "UTMA", "WARPGROUP", "MEMBAR", "FENCE",
+            "ARRIVES", "DEPBAR", "NOP", "YIELD", "BSYNC", "BSSY", "WARPSYNC", "ERRBAR", "CCTL")  # (prefixes)
 A_REGS = 4  # a wgmma's A fragment: 4 registers a thread, whatever the type (64 x K of 32-bit words / 128)
 
 
@@ -38,7 +39,7 @@ class Hazard:
     line: int  # 1-based line of the writing instruction in the SASS text
     writer: str
     register: int
-    product: str  # the wgmma in flight that reads (or accumulates into) it
+    product: str  # the wgmma in flight that reads it
 
     def __str__(self) -> str:
         return f"line {self.line}: `{self.writer}` writes R{self.register}, read by `{self.product}` still in flight"
@@ -79,11 +80,9 @@ def _width(opcode: str) -> int:
         m = re.search(r"\.(\d)$", opcode) or re.search(r"\.X(\d)", opcode)
         return int(m.group(1)) if m else 1
     m = re.search(r"\.(64|128)\b", opcode)
-    if m and opcode.split(".")[0] in ("LDS", "LDG", "LD", "LDL", "LDC", "MOV", "SHFL", "ATOMS", "ATOMG"):
+    if m and opcode.split(".")[0] in ("LDS", "LDG", "LD", "LDL", "LDC"):
         return int(m.group(1)) // 32
-    if opcode.split(".")[0] in ("DADD", "DMUL", "DFMA", "F2F") and ".F64" in opcode:
-        return 2
-    return 1
+    return 2 if opcode.split(".")[0] in ("DADD", "DMUL", "DFMA") or opcode.startswith("F2F.F64") else 1
 
 
 def _reg(operand: str) -> int | None:
@@ -107,12 +106,8 @@ def _walk(body: list[_Instr], out: list[Hazard]) -> None:
     for ins in body + body:
         base = ins.opcode.split(".")[0]
         if base == "HGMMA":
-            regs: set[int] = set()
-            acc = _reg(ins.operands[0]) if ins.operands else None
-            a = _reg(ins.operands[1]) if len(ins.operands) > 1 else None
-            if a is not None:
-                regs.update(range(a, a + A_REGS))
-            current.append((ins, regs))
+            a = _reg(ins.operands[1]) if len(ins.operands) > 1 else None  # None: A from shared memory
+            current.append((ins, set(range(a, a + A_REGS)) if a is not None else set()))
             if any(o.strip() == "gsb0" for o in ins.operands):
                 groups.append(current)
                 current = []

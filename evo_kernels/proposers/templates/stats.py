@@ -24,7 +24,6 @@ STATS = """{i}sv = tl.where(mask, {out}, 0.0)
 {i}tl.store(st_cnt_ptr + {chunk}, cnt)"""
 
 
-
 def stats_in_store(i: str, out: str, ncols: str, chunk: str, valid: str) -> str:
     """STATS under the kernel's BN_STATS flag: only where the batch's statistics are used (training,
     or no running statistics); in eval mode the running ones are, and the column reductions would
