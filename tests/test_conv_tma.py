@@ -6,6 +6,7 @@ tile's pixels counted; training and eval), an input already channels-last, and t
 against the reference and against the template's pointer-gathered kernel (CONV_TMA off)."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ from evo_kernels.model.problem import load_problem
 from evo_kernels.model.tunables import bake
 from evo_kernels.proposers import fusion
 
-from interpreted import ROOT, check_batchnorm_train_and_eval, check_pairs
+from interpreted import ROOT, check_batchnorm_train_and_eval, check_pairs, launches
 
 HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 TMA_LINE = "# A tile of BH x BW output pixels of one image by BLOCK_N channels"
@@ -23,7 +24,6 @@ CASES = {  # name -> (the conv module, forward's return, input)
     "k5_channels_20": ("nn.Conv2d(20, 12, 5, padding=2, bias=False)", "self.c(x)", "torch.randn(1, 20, 9, 6)"),
     "k3_no_padding": ("nn.Conv2d(16, 8, (3, 2))", "torch.tanh(self.c(x))", "torch.randn(2, 16, 6, 11)"),
     "conv1d": ("nn.Conv1d(16, 8, 3, padding=1)", "self.c(x) - 0.5", "torch.randn(2, 16, 37)"),
-    "pointwise": ("nn.Conv2d(16, 8, 1)", "torch.relu(self.c(x))", "torch.randn(2, 16, 5, 9)"),
     "channels_last_input": ("nn.Conv2d(16, 8, 3, padding=1)", "self.c(x.contiguous(memory_format=torch.channels_last))",
                             "torch.randn(2, 16, 5, 9)"),
 }
@@ -56,6 +56,43 @@ def test_tma_conv_computes_the_reference(tmp_path):
     check_pairs(pairs, seeds=(1, 2), random_params=True, tol=2e-5)
     # the copy and the filters rounded to TF32: within TF32's rounding of sums of ~100 unit products
     check_pairs(rounded, seeds=(1,), random_params=True, tol=3e-2)
+
+
+PW_TMA_LINE = "if not EVEN_K:  # a box's rows past the image's channels are the next image's"
+PW_CASES = {  # 1x1 convs: the GEMM per image with its tiles by TMA from the NCHW input
+    # 60 pixels in tiles of 32 (the last box partly past the row), 20 channels in boxes of 16: the
+    # second box's rows 20-31 are the next image's channels, whose 4 first are NaN in image 1; image
+    # 0 must stay finite and image 1 all NaN, as the reference's
+    "pw_nan_next_image": ("nn.Conv2d(20, 12, 1)", "torch.relu(self.c(x))",
+                          "torch.cat([torch.randn(1, 20, 6, 10), torch.where(torch.arange(20).view(1, 20, 1, 1) < 4, "
+                          "float('nan'), torch.randn(1, 20, 6, 10))])"),
+    "pw_conv1d": ("nn.Conv1d(16, 8, 1)", "self.c(x) - 0.5", "torch.randn(2, 16, 36)"),
+    "pw_batchnorm": ("nn.Conv2d(24, 8, 1)", "F.relu6(self.bn(self.c(x)))", "torch.randn(2, 24, 4, 9)"),
+}
+
+
+def test_pointwise_tma_kernel_computes_the_reference(tmp_path):
+    pairs, rounded = [], []
+    for name, (mod, ret, inp) in PW_CASES.items():
+        path = _write(tmp_path, name, mod, ret, inp)
+        source, _ = fusion.build(load_problem(path), ["triton_conv", "fuse_chains"])
+        assert PW_TMA_LINE in source and "if CONV_TMA and _tma_ok(x) and (oh * ow) % 4 == 0:" in source, name
+        assert TMA_LINE not in source, name  # (no channels-last copy)
+        for tag, params in (("tma", SMALL), ("tma_rn", dict(SMALL, CONV_PRECISION="tf32rn"))):
+            cand = tmp_path / f"{name}_{tag}.py"
+            cand.write_text(bake(source, params))
+            (rounded if tag == "tma_rn" else pairs).extend([path, str(cand)])
+    check_pairs(pairs, seeds=(1, 2), random_params=True, tol=2e-5, equal_nan=True)
+    check_pairs(rounded, seeds=(1,), random_params=True, tol=3e-2, equal_nan=True)
+    # the BatchNorm's statistics from its store (training), then folded into it (eval)
+    check_batchnorm_train_and_eval(str(tmp_path / "pw_batchnorm.py"), str(tmp_path / "pw_batchnorm_tma.py"))
+    # Image rows not of 16 bytes (45 pixels): the pointer kernel, at run time
+    path = _write(tmp_path, "pw_45", "nn.Conv2d(16, 8, 1)", "torch.relu(self.c(x))", "torch.randn(2, 16, 5, 9)")
+    source, _ = fusion.build(load_problem(path), ["triton_conv"])
+    (tmp_path / "pw_45_c.py").write_text(bake(source, SMALL))
+    k = re.search(r"def _conv_(\d+)\(", source).group(1)
+    assert launches(path, str(tmp_path / "pw_45_c.py"), [f"_conv_{k}", f"_conv_{k}_tma"]) == \
+        {"train": {f"_conv_{k}": 1, f"_conv_{k}_tma": 0}}
 
 
 def test_only_stride_1_convolutions_of_channels_in_16_byte_rows_take_it(tmp_path):

@@ -286,19 +286,21 @@ def test_prologues_in_an_inverted_residual_compile_and_match_on_cuda(tmp_path):
 def test_pointwise_conv_with_batchnorm_compiles_and_matches_on_cuda(tmp_path):
     """The 1x1 conv's GEMM per image compiled by Triton, a training BatchNorm's statistics chunked
     per image and finalized by one kernel (_bn_finalize), against the reference on the GPU: tiles
-    cut at every edge (1665 pixels an image, 96 input and 80 output channels), at the defaults and
-    at the TF32 seed's tiles in tf32x3."""
-    path = tmp_path / "pointwise.py"
-    path.write_text("import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
-                    "class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-                    "        self.c = nn.Conv2d(96, 80, 1)\n        self.bn = nn.BatchNorm2d(80)\n"
-                    "    def forward(self, x):\n        return F.relu6(self.bn(self.c(x)))\n"
-                    "def get_inputs():\n    return [torch.randn(8, 96, 37, 45)]\n"
-                    "def get_init_inputs():\n    return []\n")
-    with _strict_precision():  # the reference's conv in fp32 (cuDNN's TF32 errs by 1e-3 here)
-        _template_matches(tmp_path, path, "triton_conv", ({}, {"CONV_BLOCK_K": 32, "CONV_STAGES": 4},
-                                                          {"CONV_BLOCK_M": 64, "CONV_BLOCK_N": 32, "CONV_WARPS": 4}),
-                          "pointwise")
+    cut at every edge (96 input and 80 output channels), at the defaults and at the TF32 seed's tiles
+    in tf32x3. 1665 pixels an image: the pointer kernel; 1584: the TMA kernel on the input as it lies,
+    its boxes of 64 channels reaching into the next image's."""
+    for tag, (h, w) in (("pointwise", (37, 45)), ("pointwise_tma", (36, 44))):
+        path = tmp_path / f"{tag}.py"
+        path.write_text("import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+                        "class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                        "        self.c = nn.Conv2d(96, 80, 1)\n        self.bn = nn.BatchNorm2d(80)\n"
+                        "    def forward(self, x):\n        return F.relu6(self.bn(self.c(x)))\n"
+                        f"def get_inputs():\n    return [torch.randn(8, 96, {h}, {w})]\n"
+                        "def get_init_inputs():\n    return []\n")
+        with _strict_precision():  # the reference's conv in fp32 (cuDNN's TF32 errs by 1e-3 here)
+            _template_matches(tmp_path, path, "triton_conv", ({}, {"CONV_BLOCK_K": 32, "CONV_STAGES": 4},
+                                                              {"CONV_BLOCK_M": 64, "CONV_BLOCK_N": 32, "CONV_WARPS": 4}),
+                              tag)
 
 
 def test_pool_window_template_compiles_and_matches_on_cuda(tmp_path):

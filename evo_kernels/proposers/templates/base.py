@@ -23,16 +23,19 @@ from typing import Any, Callable, Iterable, NamedTuple
 from .ir import Group, Op
 
 # Elementwise ops as Triton expressions. tanh, sigmoid and friends go through tl.exp (no libdevice:
-# its module path differs across Triton versions); their absolute error is ~1e-7.
+# its module path differs across Triton versions); their absolute error is ~1e-7. Maximum and minimum
+# pass NaN on, as torch's relu, clamp, maximum and minimum do (Triton's default drops it: relu(NaN) 0).
+NAN = ", propagate_nan=tl.PropagateNan.ALL"
 EXPR = {
-    "relu": "tl.maximum({0}, 0.0)", "sigmoid": "1.0 / (1.0 + tl.exp(-{0}))",
+    "relu": f"tl.maximum({{0}}, 0.0{NAN})", "sigmoid": "1.0 / (1.0 + tl.exp(-{0}))",
     "tanh": "1.0 - 2.0 / (tl.exp(2.0 * {0}) + 1.0)", "silu": "{0} / (1.0 + tl.exp(-{0}))",
-    "hardswish": "{0} * tl.minimum(tl.maximum({0} + 3.0, 0.0), 6.0) / 6.0",
-    "relu6": "tl.minimum(tl.maximum({0}, 0.0), 6.0)", "gelu": "0.5 * {0} * (1.0 + tl.erf({0} * 0.7071067811865476))",
+    "hardswish": f"{{0}} * tl.minimum(tl.maximum({{0}} + 3.0, 0.0{NAN}), 6.0{NAN}) / 6.0",
+    "relu6": f"tl.minimum(tl.maximum({{0}}, 0.0{NAN}), 6.0{NAN})",
+    "gelu": "0.5 * {0} * (1.0 + tl.erf({0} * 0.7071067811865476))",
     "exp": "tl.exp({0})", "log": "tl.log({0})", "abs": "tl.abs({0})", "neg": "-{0}", "sqrt": "tl.sqrt({0})",
     "rsqrt": "tl.rsqrt({0})", "square": "{0} * {0}",
     "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}",
-    "max": "tl.maximum({0}, {1})", "min": "tl.minimum({0}, {1})",
+    "max": f"tl.maximum({{0}}, {{1}}{NAN})", "min": f"tl.minimum({{0}}, {{1}}{NAN})",
 }
 REDUCE = {"rsum": "tl.sum(tl.where(mask, {0}, 0.0), axis=1)[:, None]",
           "rmean": "(tl.sum(tl.where(mask, {0}, 0.0), axis=1) / N)[:, None]",
@@ -106,8 +109,8 @@ def body(ops: list[Op], loads: dict[str, str], indent: str = "    ", temp: str =
         elif op.name == "clamp":
             lo, hi = op.const
             expr = args[0]
-            expr = expr if lo is None else f"tl.maximum({expr}, {_lit(lo)})"
-            expr = expr if hi is None else f"tl.minimum({expr}, {_lit(hi)})"
+            expr = expr if lo is None else f"tl.maximum({expr}, {_lit(lo)}{NAN})"
+            expr = expr if hi is None else f"tl.minimum({expr}, {_lit(hi)}{NAN})"
         elif op.name == "leaky_relu":
             expr = f"tl.where({args[0]} >= 0.0, {args[0]}, {args[0]} * {_lit(op.const[0])})"
         elif op.name == "gelu_tanh":
@@ -263,9 +266,9 @@ def prefix(ops: list[Op], template: TritonTemplate, kinds: list[str]) -> int:
 # (so any combination of the merged spaces compiles), split-K choice, row-kernel shapes, a
 # BatchNorm's scale and shift from its statistics (one kernel).
 HELPERS = '''
-def _fit_stages(bm, bn, bk, stages):
-    # Shared memory holds `stages` A and B tiles of fp32; keep them under ~200 KB.
-    while stages > 1 and (bm + bn) * bk * 4 * stages > 200000:
+def _fit_stages(bm, bn, bk, stages, extra=0):
+    # Shared memory holds `stages` A and B tiles of fp32 (and `extra` bytes); keep them under ~200 KB.
+    while stages > 1 and (bm + bn) * bk * 4 * stages + extra > 200000:
         stages -= 1
     return stages
 

@@ -94,6 +94,25 @@ $stats
     tl.store(c_ptr + offs, $out, mask=mask)
 '''.replace("$products", PRODUCTS + SETTLE))
 
+# A 1x1 conv's GEMM per image: its grid (images folded into axis 0), and its store.
+_POINTWISE_HEAD = """\
+    # M = one image's pixels, N = output channels, K = input channels; images folded into axis 0.
+    M = HW
+    grid_m = tl.cdiv(HW, BLOCK_M)
+    grid_n = tl.cdiv(CO, BLOCK_N)
+    img = tl.program_id(0) // (grid_m * grid_n)
+    pid = tl.program_id(0) % (grid_m * grid_n)
+$grouped_tiles
+    m_ok = rm < HW
+    n_ok = rn < CO"""
+_POINTWISE_STORE = """\
+    mask = m_ok[:, None] & n_ok[None, :]
+    offs = (img.to(tl.int64) * CO * HW + rm)[:, None] + rn[None, :] * HW
+    v = acc
+$body
+$stats
+    tl.store(c_ptr + offs, $out, mask=mask)"""
+
 # A 1x1 conv at stride 1 without padding is a GEMM per image. Its tiles stay inside one image, where
 # a tile's pixels are contiguous (NCHW): its loads are whole vectors, which the implicit GEMM's
 # div/mod pixel addressing keeps Triton from seeing (0.53 against 0.68 ms on level1/07). The input is
@@ -103,15 +122,7 @@ POINTWISE = _with_grouped_tiles('''
 @triton.jit
 def $name(x_ptr, w_ptr, c_ptr,$ptrs$pro_ptrs$stats_ptrs C, CO, HW, s_xn, s_xc, BLOCK_M: tl.constexpr,
           BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr):
-    # M = one image's pixels, N = output channels, K = input channels; images folded into axis 0.
-    M = HW
-    grid_m = tl.cdiv(HW, BLOCK_M)
-    grid_n = tl.cdiv(CO, BLOCK_N)
-    img = tl.program_id(0) // (grid_m * grid_n)
-    pid = tl.program_id(0) % (grid_m * grid_n)
-$grouped_tiles
-    m_ok = rm < HW
-    n_ok = rn < CO
+$head
     x_img = x_ptr + img.to(tl.int64) * s_xn
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k in range(0, C, BLOCK_K):
@@ -121,13 +132,37 @@ $grouped_tiles
         a = tl.load(x_img + rm[:, None] + c[None, :].to(tl.int64) * s_xc, mask=m_ok[:, None] & c_ok[None, :],
                     other=0.0)$prologue
 $products
-    mask = m_ok[:, None] & n_ok[None, :]
-    offs = (img.to(tl.int64) * CO * HW + rm)[:, None] + rn[None, :] * HW
-    v = acc
-$body
-$stats
-    tl.store(c_ptr + offs, $out, mask=mask)
-'''.replace("$products", PRODUCTS + SETTLE))
+$store
+'''.replace("$head", _POINTWISE_HEAD).replace("$store", _POINTWISE_STORE).replace("$products", PRODUCTS + SETTLE))
+
+
+# The same GEMM per image with its tiles by TMA, the input read as it lies: NCHW viewed as rows of
+# pixels, (image, channel) a row, a box of BLOCK_K channels by BLOCK_M pixels. TF32 products read A
+# from shared memory only K-major, so the box reaches them transposed, through registers (where the
+# TF32 rounding and a producer's prologue apply, no pass of their own), and SETTLE waits after each
+# step. No channels-last copy (the conv TMA kernel's, 0.19 ms on level1/07) and no pixel addresses.
+# The channel mask only where the K blocks do not divide the channels: on level1/07 it cost 8% (0.686
+# against 0.634 ms, H200) and 16 KB of shared memory.
+POINTWISE_TMA = _with_grouped_tiles('''
+@triton.jit
+def $name(x_desc, w_desc, c_ptr,$ptrs$pro_ptrs$stats_ptrs C, CO, HW, BLOCK_M: tl.constexpr,
+          BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr,
+          EVEN_K: tl.constexpr):
+$head
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k in range(0, C, BLOCK_K):
+        c = k + rk
+        c_ok = c < C
+        a = x_desc.load([img * C + k, pid_m * BLOCK_M]).T
+        if not EVEN_K:  # a box's rows past the image's channels are the next image's: zeroed (NaN * 0 is NaN)
+            a = tl.where(c_ok[None, :], a, 0.0)$prologue
+        b = w_desc.load([pid_n * BLOCK_N, k])
+        if PRECISION == "tf32rn":
+            acc = tl.dot(_tf32_rn(a), b.T, acc, input_precision="tf32")
+        else:
+            acc = tl.dot(a, b.T, acc, input_precision=PRECISION)$settle
+$store
+'''.replace("$head", _POINTWISE_HEAD).replace("$store", _POINTWISE_STORE).replace("$settle", SETTLE))
 
 
 # Stride 1 on Hopper: input tiles by TMA from a channels-last copy of the input (one box of BH x BW
@@ -380,13 +415,28 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
         f"    tiles_m = {tiles_m}"]
     if a.bn is not None:  # its per-tile statistics, or the folded BatchNorm's scale and shift
         code += _bn_lines(a, fold is not None, "    ")
-    code += [
-        "    grid = (tiles_m * triton.cdiv(co, bn),)",
-        f"    {name}[grid](x, wk, y, {ptrs}{geometry}, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=CONV_BLOCK_K, GROUP_M=8, "
-        "PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, num_stages=_fit_stages(bm, bn, CONV_BLOCK_K, CONV_STAGES))"]
+
+    def tiles(extra: str = "") -> str:  # the launch's tile arguments (`extra` shared memory beyond the stages')
+        return ("BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=CONV_BLOCK_K, GROUP_M=8, PRECISION=CONV_PRECISION, "
+                f"num_warps=CONV_WARPS, num_stages=_fit_stages(bm, bn, CONV_BLOCK_K, CONV_STAGES{extra}))")
+    code += ["    grid = (tiles_m * triton.cdiv(co, bn),)"]
+    launch = f"{name}[grid](x, wk, y, {ptrs}{geometry}, {tiles()}"
     # (channels in 16-byte rows, as a tensor descriptor's strides must be)
-    tma_possible = group.source["conv"].in_channels % 4 == 0 and prologue is None
-    if (sh, sw, dh, dw) == (1, 1, 1, 1) and tma_possible:
+    channel_rows = group.source["conv"].in_channels % 4 == 0
+    if pointwise and channel_rows:  # the input's tiles by TMA where its image rows are 16-byte rows too
+        kernels.append(render(POINTWISE_TMA, f"{name}_tma", n_ptrs, body="\n".join(lines), out=out, stats=stats,
+                              stats_ptrs=stats_ptrs, prologue="".join("\n" + line for line in pro), pro_ptrs=pro_ptrs))
+        return finish(k, a, code + [
+            "    if CONV_TMA and _tma_ok(x) and (oh * ow) % 4 == 0:",
+            f"        {name}_tma[grid](_descriptor(x.view(nb * c, oh * ow), [CONV_BLOCK_K, bm]), "
+            # (the transposed A tile takes shared memory of its own: two tiles' worth at tf32x3 as
+            # compiled for an H200, 64 KB beyond the stages at 128 x 64)
+            f"_descriptor(wk, [bn, CONV_BLOCK_K]), y, {ptrs}c, co, oh * ow, EVEN_K=c % CONV_BLOCK_K == 0, "
+            f"{tiles(', 8 * bm * CONV_BLOCK_K')}",
+            "    else:",
+            f"        {launch}"], kernels, "conv", chain, group.shape, defer, fold is not None)
+    code.append(f"    {launch}")
+    if (sh, sw, dh, dw) == (1, 1, 1, 1) and channel_rows and prologue is None and not pointwise:
         kernels.append(render(CONV_TMA, f"{name}_tma", n_ptrs, body="\n".join(lines), out=out,
                               stats=bn_tail("tile", "m_ok"), stats_ptrs=stats_ptrs))
         code = code[:head] + ["    if CONV_TMA and _tma_ok(x):"] + _tma_lines(a, f"{name}_tma", ptrs, fold is not None) \
@@ -469,8 +519,9 @@ TEMPLATE = AnchorTemplate(
     # next: 4 warps were the one change that helped the TMA kernel with an epilogue (level2/11
     # 0.884 against 1.117 ms, level2/15 0.481 against 0.596; H200), where a narrower tile never did.
     # CONV_TMA and CONV_BLOCK_W: the TMA kernel where it applies (stride 1, channels in 16-byte rows, no prologue)
-    # and its tiles' width. On a 1x1 conv it reads a channels-last copy, where the GEMM per image gathers
-    # (level1/07: 0.686 against 0.758 ms, H200, experiments/RESULTS.md).
+    # and its tiles' width; on a 1x1 conv, the GEMM per image by TMA on the input as it lies (prologue
+    # or not, image rows of 16 bytes). Under the protocol (H200, experiments/RESULTS.md, 2026-12-02) it
+    # took level2/19 to 0.769 ms from the pointer kernel's 0.901, and level3/10 to 0.941 from 0.857.
     params={"CONV_PRECISION": ["tf32x3", "tf32rn", "ieee"], "CONV_WARPS": [8, 4], "CONV_BLOCK_M": [128, 64, 256],
             "CONV_BLOCK_N": [128, 64], "CONV_BLOCK_K": [64, 32, 16], "CONV_STAGES": [3, 2, 4], "CONV_TMA": [True, False],
             "CONV_BLOCK_W": [16, 8, 32]},
