@@ -521,9 +521,10 @@ TEMPLATE = AnchorTemplate(
     # CONV_TMA and CONV_BLOCK_W: the TMA kernel where it applies (stride 1, channels in 16-byte rows, no prologue)
     # and its tiles' width; on a 1x1 conv, the GEMM per image by TMA on the input as it lies (prologue
     # or not, image rows of 16 bytes). Under the protocol (H200, experiments/RESULTS.md, 2026-12-02) it
-    # took level2/19 to 0.769 ms from the pointer kernel's 0.901, and level3/10 to 0.941 from 0.857.
+    # took level2/19 to 0.769 ms from the pointer kernel's 0.901 and level1/07 to 0.639 (eager 0.673,
+    # at BLOCK_N 256), and level3/10 to 0.94 from 0.86-0.93.
     params={"CONV_PRECISION": ["tf32x3", "tf32rn", "ieee"], "CONV_WARPS": [8, 4], "CONV_BLOCK_M": [128, 64, 256],
-            "CONV_BLOCK_N": [128, 64], "CONV_BLOCK_K": [64, 32, 16], "CONV_STAGES": [3, 2, 4], "CONV_TMA": [True, False],
+            "CONV_BLOCK_N": [128, 64, 256], "CONV_BLOCK_K": [64, 32, 16], "CONV_STAGES": [3, 2, 4], "CONV_TMA": [True, False],
             "CONV_BLOCK_W": [16, 8, 32]},
     # Where cuDNN runs TF32 (PyTorch's default), the baseline's convolutions are TF32: rounded TF32
     # products are as accurate (the contract admits them), and K blocks of 32 over 4 stages were the
