@@ -619,3 +619,31 @@ def test_pooling_templates_standalone(tmp_path):
     """)
     _check(tmp_path, prob, ['fuse_chains'], expect_kernels=2)
     _check(tmp_path, prob, ['avgpool_conv'], expect_kernels=0)
+
+
+NAN_OPS = {  # torch's ops that pass NaN on, whose template expressions use Triton's maximum or minimum
+    "relu": "torch.relu(x) * 2.0", "relu6": "F.relu6(x + 1.0)", "hardswish": "F.hardswish(x) - 0.5",
+    "clamp": "torch.clamp(x * 3.0, -1.0, 1.0)", "maximum": "torch.maximum(x, y) + 1.0",
+    "minimum": "torch.minimum(x, y) * 0.5",
+}
+
+
+def test_maximum_and_minimum_pass_nan_on_as_torch_does(tmp_path):
+    # Triton's tl.maximum and tl.minimum drop NaN by default (relu(NaN) would be 0); torch's ops give
+    # NaN. Inputs about a tenth NaN, compared NaN for NaN.
+    from interpreted import check_pairs
+    pairs = []
+    for name, expr in NAN_OPS.items():
+        prob = _problem(tmp_path, f"""
+        class Model(nn.Module):
+            def forward(self, x, y):
+                return {expr}
+        def get_inputs():
+            nan = torch.rand(2, 8, 100) < 0.1
+            return [torch.where(nan[0], float('nan'), torch.randn(8, 100)), torch.where(nan[1], float('nan'), torch.randn(8, 100))]
+        def get_init_inputs():
+            return []
+        """, name=name)
+        path, _, _ = _build(tmp_path, prob, ["fuse_chains"])
+        pairs += [str(prob.path), str(path)]
+    check_pairs(pairs, seeds=(1,), equal_nan=True)
