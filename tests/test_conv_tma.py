@@ -76,7 +76,7 @@ def test_pointwise_tma_kernel_computes_the_reference(tmp_path):
     for name, (mod, ret, inp) in PW_CASES.items():
         path = _write(tmp_path, name, mod, ret, inp)
         source, _ = fusion.build(load_problem(path), ["triton_conv", "fuse_chains"])
-        assert PW_TMA_LINE in source and "if CONV_TMA and _tma_ok(x) and (oh * ow) % 4 == 0:" in source, name
+        assert PW_TMA_LINE in source and "if CONV_TMA and _tma_ok(x, wk) and (oh * ow) % 4 == 0:" in source, name
         assert TMA_LINE not in source, name  # (no channels-last copy)
         for tag, params in (("tma", SMALL), ("tma_rn", dict(SMALL, CONV_PRECISION="tf32rn"))):
             cand = tmp_path / f"{name}_{tag}.py"
@@ -86,13 +86,18 @@ def test_pointwise_tma_kernel_computes_the_reference(tmp_path):
     check_pairs(rounded, seeds=(1,), random_params=True, tol=3e-2, equal_nan=True)
     # the BatchNorm's statistics from its store (training), then folded into it (eval)
     check_batchnorm_train_and_eval(str(tmp_path / "pw_batchnorm.py"), str(tmp_path / "pw_batchnorm_tma.py"))
-    # Image rows not of 16 bytes (45 pixels): the pointer kernel, at run time
-    path = _write(tmp_path, "pw_45", "nn.Conv2d(16, 8, 1)", "torch.relu(self.c(x))", "torch.randn(2, 16, 5, 9)")
-    source, _ = fusion.build(load_problem(path), ["triton_conv"])
-    (tmp_path / "pw_45_c.py").write_text(bake(source, SMALL))
-    k = re.search(r"def _conv_(\d+)\(", source).group(1)
-    assert launches(path, str(tmp_path / "pw_45_c.py"), [f"_conv_{k}", f"_conv_{k}_tma"]) == \
-        {"train": {f"_conv_{k}": 1, f"_conv_{k}_tma": 0}}
+    # Image rows not of 16 bytes (45 pixels), and an input that does not start on 16 bytes (a view one
+    # element into a buffer): the pointer kernel, at run time, and the reference's result
+    for name, ret, inp in (("pw_45", "torch.relu(self.c(x))", "torch.randn(2, 16, 5, 9)"),
+                           ("pw_offset", "torch.relu(self.c(torch.cat([x.new_zeros(1), x.flatten()])[1:].view(2, 16, 6, 8)))",
+                            "torch.randn(2, 16, 6, 8)")):
+        path = _write(tmp_path, name, "nn.Conv2d(16, 8, 1)", ret, inp)
+        source, _ = fusion.build(load_problem(path), ["triton_conv"])
+        (tmp_path / f"{name}_c.py").write_text(bake(source, SMALL))
+        k = re.search(r"def _conv_(\d+)\(", source).group(1)
+        assert launches(path, str(tmp_path / f"{name}_c.py"), [f"_conv_{k}", f"_conv_{k}_tma"]) == \
+            {"train": {f"_conv_{k}": 1, f"_conv_{k}_tma": 0}}, name
+        check_pairs([path, str(tmp_path / f"{name}_c.py")], tol=2e-5)
 
 
 def test_only_stride_1_convolutions_of_channels_in_16_byte_rows_take_it(tmp_path):

@@ -324,7 +324,7 @@ def test_pointwise_conv_as_a_gemm_per_image(tmp_path):
     source, _ = _check(tmp_path, prob, ['triton_conv'], expect_kernels=3, params={
         "CONV_BLOCK_M": 32, "CONV_BLOCK_N": 16, "CONV_BLOCK_K": 16, "CONV_TMA": False})
     assert source.count("x.stride(0), x.stride(1), BLOCK_M=bm") == 2
-    assert source.count("KH=1, KW=1") == 1 and source.count("if CONV_TMA and _tma_ok(x) and (oh * ow) % 4 == 0:") == 2
+    assert source.count("KH=1, KW=1") == 1 and source.count("if CONV_TMA and _tma_ok(x, wk) and (oh * ow) % 4 == 0:") == 2
 
 
 PROLOGUE_CHAIN = """

@@ -307,10 +307,12 @@ def _tf32_rn_copy(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
 _TRITON_DESCRIPTORS = tuple(int(v) for v in triton.__version__.split(".")[:2]) >= (3, 3)
 
 
-def _tma_ok(x):
+def _tma_ok(x, *more):
     # Input tiles by TMA: tensor descriptors, on Hopper and later (Triton's interpreter runs them on the
-    # CPU too); otherwise the convolutions gather their input by pointers.
-    return _TRITON_DESCRIPTORS and (not x.is_cuda or torch.cuda.get_device_capability(x.device)[0] >= 9)
+    # CPU too), of tensors that start on 16 bytes as TMA needs (a view into a tensor may not);
+    # otherwise the convolutions gather their input by pointers.
+    return _TRITON_DESCRIPTORS and (not x.is_cuda or torch.cuda.get_device_capability(x.device)[0] >= 9) \
+        and all(t.data_ptr() % 16 == 0 for t in (x, *more))
 
 
 def _descriptor(t, block):

@@ -427,7 +427,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
         kernels.append(render(POINTWISE_TMA, f"{name}_tma", n_ptrs, body="\n".join(lines), out=out, stats=stats,
                               stats_ptrs=stats_ptrs, prologue="".join("\n" + line for line in pro), pro_ptrs=pro_ptrs))
         return finish(k, a, code + [
-            "    if CONV_TMA and _tma_ok(x) and (oh * ow) % 4 == 0:",
+            "    if CONV_TMA and _tma_ok(x, wk) and (oh * ow) % 4 == 0:",
             f"        {name}_tma[grid](_descriptor(x.view(nb * c, oh * ow), [CONV_BLOCK_K, bm]), "
             # (the transposed A tile takes shared memory of its own: two tiles' worth at tf32x3 as
             # compiled for an H200, 64 KB beyond the stages at 128 x 64)
