@@ -137,3 +137,17 @@ def test_a_candidate_module_is_described_by_its_hazardous_kernels():
     mod._alias = mod._bad
     reason = describe(mod)
     assert "_alias" in reason and "_bad" not in reason  # one kernel, named once (the first name, sorted)
+
+
+def test_kernels_held_by_the_modules_classes_are_read_too():
+    import types
+    from evo_kernels.harness.wgmma_hazards import describe
+    mod = types.ModuleType("candidate")
+    # a kernel in the model's body as a static method, another as a plain attribute; a class from
+    # elsewhere (its kernels are not the candidate's) is not walked
+    mod.ModelNew = type("ModelNew", (), {"__module__": "candidate", "_k": staticmethod(_Jit(LOOP)), "trap": _Trap()})
+    assert describe(mod).startswith("wgmma_hazard: ") and "ModelNew._k" in describe(mod)
+    mod.ModelNew = type("ModelNew", (), {"__module__": "candidate", "_k": _Wrapper(_Jit(LOOP))})
+    assert "ModelNew._k" in describe(mod)
+    mod.ModelNew = type("ModelNew", (), {"__module__": "torch.nn", "_k": _Jit(LOOP)})
+    assert describe(mod) is None

@@ -162,9 +162,16 @@ def module_hazards(module: object) -> dict[str, list[Hazard]]:
 
 
 def _jit_functions(module: object) -> list[tuple[str, object]]:
-    """The module's Triton functions, through the wrappers that hold one as `.fn` (autotune, heuristics)."""
+    """The module's Triton functions, through the wrappers that hold one as `.fn` (autotune, heuristics),
+    and those its classes hold (a kernel defined in ModelNew's body, as a static method or not), named
+    `Class.attribute`."""
     found, seen = [], set()
-    for name, value in sorted(vars(module).items()):
+    names = sorted(vars(module).items())
+    for cls_name, cls in list(names):
+        if isinstance(cls, type) and getattr_static(cls, "__module__", None) == getattr_static(module, "__name__", 0):
+            names += sorted((f"{cls_name}.{n}", v.__func__ if isinstance(v, (staticmethod, classmethod)) else v)
+                            for n, v in vars(cls).items())
+    for name, value in names:
         for _ in range(4):  # (static lookups: no property or __getattr__ of a candidate's runs here)
             if getattr_static(value, "device_caches", None) is not None:
                 if id(value) not in seen:
