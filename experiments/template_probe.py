@@ -36,10 +36,14 @@ GEMM_OPERANDS = [{}, {"GEMM_KMAJOR": False}, {"GEMM_WARPS": 4}, {"BLOCK_K": 32, 
                  {"GEMM_KMAJOR": False, "GEMM_WARPS": 4}]
 DW_CONFIGS = [{}, {"DW_ROWS": 16}, {"DW_PER_THREAD": 2}, {"DW_PER_THREAD": 8}, {"DW_ROWS": 4}, {"DW_ROWS": 32}]
 DW = dict(depthwise=True)
-# The 1x1 conv's GEMM per image at TF32 (cuDNN's precision as run): a sweep of its tiles
+# The 1x1 conv's GEMM per image at TF32 (cuDNN's precision as run): a sweep of its pointer kernel's
+# tiles, and of its TMA kernel's (POINTWISE_TMA, 2026-12-02: best so far BLOCK_N 256, 3 stages, 8 warps)
 TF32RN = {"CONV_PRECISION": "tf32rn"}
-PW_SWEEP = [dict(TF32RN, CONV_BLOCK_K=bk, CONV_STAGES=st, CONV_WARPS=wp)
+PW_SWEEP = [dict(TF32RN, CONV_BLOCK_K=bk, CONV_STAGES=st, CONV_WARPS=wp, CONV_TMA=False)
             for bk, st in ((16, 4), (32, 3), (32, 4), (32, 5), (64, 2)) for wp in (4, 8)]
+PW_TMA_SWEEP = [dict(TF32RN, CONV_BLOCK_M=bm, CONV_BLOCK_N=bn, CONV_BLOCK_K=bk, CONV_STAGES=st, CONV_WARPS=wp)
+                for bm, bn, wp in ((128, 256, 8), (128, 128, 8), (64, 128, 4), (64, 256, 4), (256, 128, 8))
+                for bk, st in ((32, 3), (32, 4), (64, 2))]
 # The sweep's best on level1/07, level2/19 and level3/10 (2026-12-01)
 PW_BEST = [dict(TF32RN, CONV_BLOCK_K=32, CONV_STAGES=4, CONV_WARPS=8), dict(TF32RN, CONV_BLOCK_K=32, CONV_STAGES=4, CONV_WARPS=4)]
 CONV_CONFIGS = [
@@ -123,7 +127,7 @@ PLAN = [  # (problem, options, configs, time torch.compile too)
     ("level2/05_Gemm_SiLU_Clamp", G, GEMM_CONFIGS, True),
     ("level1/06_Conv2d_3x3", dict(conv=True), CONV_CONFIGS + CONV_TF32, True),
     ("level2/14_Conv2d_Tanh_Scale_BiasAdd_MaxPool", ALL, CONV_CONFIGS[:3] + CONV_TF32, True),
-    ("level1/07_Conv2d_pointwise_1x1", dict(conv=True), [{}] + PW_SWEEP, True),
+    ("level1/07_Conv2d_pointwise_1x1", dict(conv=True), [{}] + PW_SWEEP + PW_TMA_SWEEP, True),
     ("level2/15_Conv2d_ReLU_BiasAdd", dict(conv=True), CONV_TF32, True),
     ("level2/11_Conv2d_BatchNorm_ReLU", dict(conv=True), CONV_TF32, True),
     ("level1/08_Conv2d_depthwise_3x3", DW, DW_CONFIGS, True),
