@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from evo_kernels.harness.wgmma_hazards import _jit_functions, hazards, module_sass  # noqa: E402
+from evo_kernels.harness.wgmma_hazards import compiled_kernels, hazards, module_sass  # noqa: E402
 from experiments.drafts import load_draft, start  # noqa: E402
 
 CT = {"CONVT_TMA": True, "CONVT_PRECISION": "tf32rn", "CONVT_STAGES": 3}
@@ -121,13 +121,8 @@ def _batched_products(source: str) -> str:
 
 def _resources(module) -> str:
     """Shared memory and registers (spilled) of each kernel the draft's module compiled."""
-    out = []
-    for name, fn in _jit_functions(module):
-        for entry in fn.device_caches.values():
-            for kernel in (entry[0] if isinstance(entry, tuple) else entry).values():
-                out.append(f"{name} {kernel.metadata.shared} B shared, {kernel.n_regs} registers "
-                           f"({kernel.n_spills} spilled)")
-    return "; ".join(out)
+    return "; ".join(f"{name} {kernel.metadata.shared} B shared, {kernel.n_regs} registers ({kernel.n_spills} spilled)"
+                     for name, kernel in compiled_kernels(module))
 
 
 def _errors(prob, cand: torch.nn.Module, out: torch.Tensor, inputs: list) -> str:

@@ -78,6 +78,7 @@ def test_pointwise_tma_kernel_computes_the_reference(tmp_path):
         source, _ = fusion.build(load_problem(path), ["triton_conv", "fuse_chains"])
         assert PW_TMA_LINE in source and "if CONV_TMA and _tma_ok(x, wk) and (oh * ow) % 4 == 0:" in source, name
         assert TMA_LINE not in source, name  # (no channels-last copy)
+        assert "num_stages=_fit_stages(bm, bn, CONV_BLOCK_K, CONV_STAGES, 8 * bm * CONV_BLOCK_K))" in source, name
         for tag, params in (("tma", SMALL), ("tma_rn", dict(SMALL, CONV_PRECISION="tf32rn"))):
             cand = tmp_path / f"{name}_{tag}.py"
             cand.write_text(bake(source, params))
@@ -157,6 +158,10 @@ for rounded in (False, True):
     xl, _ = _tma_operands(xc, w, False, 1, 1, 48, rounded)
     assert torch.equal(xl, r(x.permute(0, 2, 3, 1).contiguous()))
     assert rounded or xl.data_ptr() == xc.data_ptr()
+# TMA only for tensors that start on 16 bytes; stages that fit shared memory with the 1x1 TMA kernel's
+# transposed tile counted (3 stages of 128 x 128 x 64 alone, 2 with it)
+assert _tma_ok(x) and _tma_ok(x, w) and not _tma_ok(x.flatten()[1:]) and not _tma_ok(x, w.flatten()[2:])
+assert _fit_stages(128, 128, 64, 3) == 3 and _fit_stages(128, 128, 64, 3, 8 * 128 * 64) == 2
 print("operands")
 """
 

@@ -121,6 +121,18 @@ class _Trap:
         raise AssertionError("the check ran a candidate's property")
 
 
+class _TrapCaches:  # a function-like object whose compiled kernels are a property
+    @property
+    def device_caches(self):
+        raise AssertionError("the check ran a candidate's property")
+
+
+class _TrapKernel:  # a compiled kernel whose assembly is a property
+    @property
+    def asm(self):
+        raise AssertionError("the check ran a candidate's property")
+
+
 def test_a_candidate_module_is_described_by_its_hazardous_kernels():
     import types
     from evo_kernels.harness.wgmma_hazards import describe
@@ -129,7 +141,8 @@ def test_a_candidate_module_is_described_by_its_hazardous_kernels():
     mod = types.ModuleType("candidate")
     mod._good = _Jit(clean)
     mod._tuned = _Wrapper(_Wrapper(_Jit(clean, LOOP)))  # one of its two compiled configurations
-    mod.trap = _Trap()
+    mod.trap, mod.trap_caches, mod.trap_kernel = _Trap(), _TrapCaches(), _Jit()
+    mod.trap_kernel.device_caches = {0: ({0: _TrapKernel()}, None)}
     assert describe(mod).startswith("wgmma_hazard: ") and "_tuned" in describe(mod) and "_good" not in describe(mod)
     mod._tuned = _Wrapper(_Jit(clean))
     assert describe(mod) is None

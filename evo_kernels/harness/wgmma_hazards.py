@@ -142,18 +142,24 @@ def hazards(sass: str) -> list[Hazard]:
     return found
 
 
-def module_sass(module: object) -> list[tuple[str, str]]:
-    """(name, SASS) of every kernel the Triton functions defined in `module` compiled so far (Triton
-    disassembles each cubin with its nvdisasm when asked)."""
+def compiled_kernels(module: object) -> list[tuple[str, object]]:
+    """(name, compiled kernel) of every kernel the Triton functions defined in `module` (or held by its
+    classes) compiled so far: a JITFunction's `device_caches` maps each device to (its kernels by key,
+    ...). Static lookups only, as in `_jit_functions`."""
     out = []
     for name, fn in _jit_functions(module):
-        for entry in fn.device_caches.values():
+        caches = getattr_static(fn, "device_caches")
+        for entry in caches.values() if isinstance(caches, dict) else ():
             compiled = entry[0] if isinstance(entry, tuple) else entry
-            for kernel in getattr(compiled, "values", lambda: [])():
-                asm = getattr(kernel, "asm", None)
-                if asm is not None:
-                    out.append((name, asm["sass"]))
+            out += [(name, kernel) for kernel in (compiled.values() if isinstance(compiled, dict) else ())]
     return out
+
+
+def module_sass(module: object) -> list[tuple[str, str]]:
+    """(name, SASS) of every kernel `module` compiled so far (Triton disassembles each cubin with its
+    nvdisasm when asked)."""
+    return [(name, asm["sass"]) for name, kernel in compiled_kernels(module)
+            if isinstance(asm := getattr_static(kernel, "asm", None), dict)]
 
 
 def module_hazards(module: object) -> dict[str, list[Hazard]]:

@@ -19,14 +19,20 @@ from .base import (REDUCE, AnchorTemplate, Chain, Emitted, _with_grouped_tiles, 
 from .stats import STATS_ARGS, STATS_PTRS, bn_apply, bn_args, stats_alloc, stats_in_store
 
 
-# One K step's products at the kernel's PRECISION. "tf32rn": TF32 products of inputs rounded to
-# nearest (the input's tile here, the weights by the launcher); the tensor cores alone would drop the
-# low mantissa bits, a biased error 2-3x cuDNN's TF32 convolution's.
-PRODUCTS = """\
+def _products(a_tf32rn: str, b: str) -> str:
+    """One K step's products at the kernel's PRECISION, of the tile `a` by `b` (an expression of the
+    tile `b`). "tf32rn": TF32 products of inputs rounded to nearest (`a_tf32rn`: the input's tile
+    rounded here, or `a` where the launcher rounded it; the weights always by the launcher); the
+    tensor cores alone would drop the low mantissa bits, a biased error 2-3x cuDNN's TF32 conv's."""
+    return f"""\
         if PRECISION == "tf32rn":
-            acc = tl.dot(_tf32_rn(a), b, acc, input_precision="tf32")
+            acc = tl.dot({a_tf32rn}, {b}, acc, input_precision="tf32")
         else:
-            acc = tl.dot(a, b, acc, input_precision=PRECISION)"""
+            acc = tl.dot(a, {b}, acc, input_precision=PRECISION)"""
+
+
+# Gathered tiles: A rounded in registers, B as loaded (K x N).
+PRODUCTS = _products("_tf32_rn(a)", "b")
 
 
 # After a K step's products where A reaches the tensor cores through registers and Triton would leave
@@ -42,12 +48,8 @@ SETTLE = """
         acc = acc + 0.0  # the step's products done before the next step's loads (SETTLE)"""
 
 
-# The same from shared memory (TMA tiles): "tf32rn" operands were rounded before, by the launcher.
-TMA_PRODUCTS = """\
-        if PRECISION == "tf32rn":
-            acc = tl.dot(a, b.T, acc, input_precision="tf32")
-        else:
-            acc = tl.dot(a, b.T, acc, input_precision=PRECISION)"""
+# TMA tiles (filter rows, N x K, transposed): "tf32rn" operands were rounded before, by the launcher.
+TMA_PRODUCTS = _products("a", "b.T")
 
 
 CONV = _with_grouped_tiles('''
@@ -157,12 +159,10 @@ $head
         if not EVEN_K:  # a box's rows past the image's channels are the next image's: zeroed (NaN * 0 is NaN)
             a = tl.where(c_ok[None, :], a, 0.0)$prologue
         b = w_desc.load([pid_n * BLOCK_N, k])
-        if PRECISION == "tf32rn":
-            acc = tl.dot(_tf32_rn(a), b.T, acc, input_precision="tf32")
-        else:
-            acc = tl.dot(a, b.T, acc, input_precision=PRECISION)$settle
+$products
 $store
-'''.replace("$head", _POINTWISE_HEAD).replace("$store", _POINTWISE_STORE).replace("$settle", SETTLE))
+'''.replace("$head", _POINTWISE_HEAD).replace("$store", _POINTWISE_STORE)
+    .replace("$products", _products("_tf32_rn(a)", "b.T") + SETTLE))
 
 
 # Stride 1 on Hopper: input tiles by TMA from a channels-last copy of the input (one box of BH x BW
@@ -426,11 +426,11 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
     if pointwise and channel_rows:  # the input's tiles by TMA where its image rows are 16-byte rows too
         kernels.append(render(POINTWISE_TMA, f"{name}_tma", n_ptrs, body="\n".join(lines), out=out, stats=stats,
                               stats_ptrs=stats_ptrs, prologue="".join("\n" + line for line in pro), pro_ptrs=pro_ptrs))
+        # (its transposed A tile takes shared memory of its own: two tiles' worth at tf32x3 as compiled
+        # for an H200, 64 KB beyond the stages at 128 x 64)
         return finish(k, a, code + [
             "    if CONV_TMA and _tma_ok(x, wk) and (oh * ow) % 4 == 0:",
             f"        {name}_tma[grid](_descriptor(x.view(nb * c, oh * ow), [CONV_BLOCK_K, bm]), "
-            # (the transposed A tile takes shared memory of its own: two tiles' worth at tf32x3 as
-            # compiled for an H200, 64 KB beyond the stages at 128 x 64)
             f"_descriptor(wk, [bn, CONV_BLOCK_K]), y, {ptrs}c, co, oh * ow, EVEN_K=c % CONV_BLOCK_K == 0, "
             f"{tiles(', 8 * bm * CONV_BLOCK_K')}",
             "    else:",
