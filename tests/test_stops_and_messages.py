@@ -54,8 +54,11 @@ def test_sigterm_checkpoints_exits_143_and_resume_continues(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        if (run_dir / "store.sqlite").exists() and len(_ids(run_dir)) >= 3:
-            break
+        try:
+            if (run_dir / "store.sqlite").exists() and len(_ids(run_dir)) >= 3:
+                break
+        except sqlite3.OperationalError:  # the file made, its tables not yet
+            pass
         time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=180)
