@@ -177,54 +177,6 @@ def test_cooperative_norm_many_groups_against_float64(tmp_path, body, shape):
     assert err < 1e-6, err
 
 
-@pytest.mark.parametrize("shape, chunk", [
-    ((16, 24, 256, 256), 32768),  # two chunks a plane: groups of 32 programs
-    ((16, 24, 256, 256), 8192),  # eight a plane: groups of 128
-    ((36, 40, 37, 45), 32768),  # 16 planes of 2048 lanes (1665 pixels), the last chunk 4 planes: groups of 3
-    ((36, 40, 37, 45), 8192),  # 4 planes a chunk: groups of 9
-    ((64, 4, 256, 256), 8192),  # 512 chunks a channel, more than the SMs: the three passes instead
-])
-def test_batchnorm_held_in_one_kernel_against_float64(tmp_path, shape, chunk):
-    """templates/batchnorm.py compiled by Triton, groups of programs waiting for each other (more
-    groups than fit on the device at once): a training BatchNorm and a ReLU within fp32 rounding of a
-    float64 reference, the running statistics as BatchNorm's, from the one kernel alone where a
-    channel's programs fit on the SMs and from the three passes where they do not."""
-    import triton
-    from evo_kernels.model.problem import import_file, load_problem
-    from evo_kernels.model.tunables import bake
-    from evo_kernels.proposers import fusion
-    path = tmp_path / "bn.py"
-    path.write_text("import torch\nimport torch.nn as nn\n\nclass Model(nn.Module):\n    def __init__(self):\n"
-                    f"        super().__init__()\n        self.bn = nn.BatchNorm2d({shape[1]})\n"
-                    "    def forward(self, x):\n        return torch.relu(self.bn(x))\n\n"
-                    f"def get_inputs():\n    return [torch.randn{shape} * 3.0 + 5.0]\n\n"
-                    "def get_init_inputs():\n    return []\n")
-    problem = load_problem(path)
-    source, _ = fusion.build(problem, ["fuse_chains"])
-    cand = tmp_path / "cand.py"
-    cand.write_text(bake(source, {"BN_CHUNK": chunk}))
-    module = import_file(cand, f"gpu_bn_{shape[0]}_{chunk}")
-    ref, new = _reference_and_candidate(problem, module)
-    with torch.no_grad():
-        x = problem.make_inputs(3, "cuda")[0]
-        ref64 = copy.deepcopy(ref).double()
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            got = new(x)
-            torch.cuda.synchronize()
-        want, oracle = ref(x), ref64(x.double())
-    sb = min(chunk, triton.next_power_of_2(shape[2] * shape[3]))
-    split = triton.cdiv(shape[0], min(chunk // sb, triton.next_power_of_2(shape[0]))) * triton.cdiv(shape[2] * shape[3], sb)
-    held = split <= torch.cuda.get_device_properties(0).multi_processor_count
-    names = {e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA}
-    one = any("_bn_" in n and "finalize" not in n for n in names)
-    assert one == held and any("_stats_" in n for n in names) == (not held), names
-    err = lambda y: float((y.double() - oracle).norm() / oracle.norm())  # noqa: E731
-    assert err(got) <= 2 * err(want) + 1e-7, (err(got), err(want))
-    for key, value in ref.state_dict().items():  # running mean, variance and the batch count
-        torch.testing.assert_close(new.state_dict()[key].double(), value.double(), atol=1e-6, rtol=1e-5,
-                                   msg=lambda m: f"{key}: {m}")
-
-
 def test_cross_entropy_template_compiles_and_matches_on_cuda(tmp_path):
     """templates/cross_entropy.py compiled by Triton: every form of tests/test_cross_entropy_template.py,
     at its defaults, split into chunks and not, against the reference on the GPU."""

@@ -15,7 +15,6 @@ from typing import Any, Iterable
 
 from torch import fx, nn
 
-from ..templates import batchnorm
 from ..templates import ANCHORS, BY_NAME, HELPERS, Emitted, defaults, lower_chain
 from ..templates.base import operand_lines, render
 from ..templates.gemm import fold_bias
@@ -73,7 +72,6 @@ def _emit_library(k: int, group: Group, chains: bool) -> Emitted | None:
                         else ["a", "b", "bias"]) + [f"p{j}" for j in range(nptr)])
     kernels: list[str] = []
     post: list[str] = []
-    spaces: set[str] = set()
     if ops and ops[0].name == "bn":
         if len(group.shape) not in (2, 4):
             return None
@@ -81,15 +79,8 @@ def _emit_library(k: int, group: Group, chains: bool) -> Emitted | None:
         bn_arg_list, bn_params, bn_finish = bn_args(bn)
         args += bn_arg_list
         params += ", " + bn_params
-        # One kernel where a channel's programs fit on the device at once (batchnorm.py), else the
-        # statistics pass, the finalize and the chain's pass.
-        held = batchnorm.lower(f"_bn_{k}", bn, ops, kinds, "y") if len(group.shape) == 4 else None
-        if held is not None:
-            kernels.append(held[0])
-            spaces.add(batchnorm.TEMPLATE.name)
         kernels.append(render(CHAN_STATS, f"_stats_{k}", 0))
-        post = (held[1] if held is not None else []) + stats_kernel_lines(f"_stats_{k}", "y", len(group.shape)) + \
-            [f"    p{nptr}, p{nptr + 1} = {bn_finish}"]
+        post = stats_kernel_lines(f"_stats_{k}", "y", len(group.shape)) + [f"    p{nptr}, p{nptr + 1} = {bn_finish}"]
     code = [f"def _f{k}({params}):"] + operand_lines(kinds[:nptr]) + pre + post
     if not ops:
         return Emitted(args, [], "\n".join(code + ["    return y"]) + "\n", set())
@@ -97,7 +88,7 @@ def _emit_library(k: int, group: Group, chains: bool) -> Emitted | None:
     if chained is None:
         return None
     return Emitted(args, kernels + [chained.kernel], "\n".join(code + chained.launch + ["    return out"]) + "\n",
-                   spaces | {chained.space})
+                   {chained.space})
 
 
 def _emit(k: int, group: Group, rules: set[str]) -> tuple[Emitted, int] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ...model.tunables import register_space
 from .ir import Op
-from . import attention, batchnorm, conv, conv_transpose, cross_entropy, depthwise, elementwise, gemm, pool, pool_window, reduce, rowwise, scan
+from . import attention, conv, conv_transpose, cross_entropy, depthwise, elementwise, gemm, pool, pool_window, reduce, rowwise, scan
 from .base import HELPERS, AnchorTemplate, ChainTemplate, Emitted, Lowered, TritonTemplate
 
 TEMPLATES: list[TritonTemplate] = [
@@ -25,7 +25,6 @@ TEMPLATES: list[TritonTemplate] = [
     pool.TEMPLATE,  # a chain with any other pooling, whatever else it holds
     rowwise.TEMPLATE,  # a chain with a row reduction
     elementwise.TEMPLATE,  # any other chain
-    batchnorm.TEMPLATE,  # a training-mode BatchNorm and its chain in one kernel, after a library call
 ]
 
 BY_NAME = {t.name: t for t in TEMPLATES}
