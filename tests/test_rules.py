@@ -1,6 +1,7 @@
 """The rule library: applicability on the suite, candidates that pass the policy, mutation (a rule
 added, a tuned value stepped), crossover (rules of both parents, the graph parent's values)."""
 import dataclasses
+import re
 import textwrap
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from evo_kernels.proposers import fusion
 from evo_kernels.proposers.base import reference_candidate
 from evo_kernels.proposers.rules import (BY_NAME, RULES, RulesProposer, bake, baked_params, facts_for, rule_names,
                                          space_of)
-from evo_kernels.model.tunables import parse_tunable, satisfies
+from evo_kernels.model.tunables import parse_screen_first, parse_tunable, satisfies
 
 SUITE = Path(__file__).resolve().parent.parent / "experiments" / "problems"
 OK = Evaluation("ok", speedup=1.0)
@@ -299,5 +300,11 @@ def test_drafts_start_from_the_seeds_of_the_baselines_precision_switches():
     space, constraints = space_of(conv.source)
     assert satisfies({**{k: v[0] for k, v in space.items()}, **conv.params}, constraints)
     assert on["fuse_chains"].params == {}  # cuDNN's conv and a chain kernel: no conv space
+    # The template's alternatives to its seeds, for the draft's screen to try next.
+    assert parse_screen_first(conv.source) == [
+        {"CONV_BLOCK_M": 64, "CONV_BLOCK_N": 256, "CONV_WARPS": 4, "CONV_STAGES": 3},
+        {"CONV_BLOCK_N": 256, "CONV_STAGES": 3}]
+    assert parse_screen_first(on["fuse_chains"].source) == []
     off = drafts(dict(as_run, **{"cudnn.allow_tf32": False}))
-    assert off["triton_conv"].params == {} and off["triton_conv"].source == conv.source
+    assert off["triton_conv"].params == {} and parse_screen_first(off["triton_conv"].source) == []
+    assert off["triton_conv"].source == re.sub(r"\nSCREEN_FIRST = .*", "", conv.source)

@@ -115,6 +115,42 @@ def test_a_screen_tries_the_defaults_and_their_neighbours_first(tmp_path):
     assert len(asked) == 8 and asked[:4] == [defaults] + neighbours(defaults, space, [], 3)
 
 
+def test_a_screen_tries_the_drafts_screen_first_configurations_after_its_defaults(tmp_path):
+    # A draft's SCREEN_FIRST (changes from its defaults: a template's measured alternatives) come right
+    # after the defaults, in its order, those outside the space or its constraints, equal to the
+    # defaults or repeated left out, at most the sampler's half; then the neighbours not among them,
+    # then the sampler's picks.
+    from evo_kernels.model.tunables import neighbours, screen_first
+    space = {"BLOCK": [128, 64, 256], "WARPS": [8, 4], "STAGES": [3, 2, 4]}
+    defaults = {"BLOCK": 128, "WARPS": 8, "STAGES": 3}
+    first = [{"BLOCK": 256, "WARPS": 4}, {"BLOCK": 256}, {"STAGES": 5}, {"OTHER": 1}, {"WARPS": 8},
+             {"WARPS": 4}, {"BLOCK": 256, "WARPS": 4}, {"STAGES": 2}, {"STAGES": 4}]
+    source = f"TUNABLE = {space!r}\nSCREEN_FIRST = {first!r}\nclass ModelNew:\n    pass\n"
+    wanted = [{"BLOCK": 256, "WARPS": 4, "STAGES": 3}, {"BLOCK": 256, "WARPS": 8, "STAGES": 3},
+              {"BLOCK": 128, "WARPS": 4, "STAGES": 3}, {"BLOCK": 128, "WARPS": 8, "STAGES": 2}]
+    assert screen_first(source, defaults, space, [], 10) == wanted + [{"BLOCK": 128, "WARPS": 8, "STAGES": 4}]
+    assert screen_first(source, defaults, space, ["BLOCK * WARPS <= 1024"], 10)[:2] == [wanted[0], wanted[2]]
+    cfg = config.load(CONFIGS / "search_local.yaml")
+    cfg.tuning = dataclasses.replace(cfg.tuning, trials_per_candidate=8, screen=8, sampler="tpe")
+    loop = SearchLoop(cfg, Tuner(make_storage("", tmp_path), "tpe", seed=0), lambda c: "study")
+    reference = Candidate(source="class ModelNew: pass", technique="reference")
+    loop.begin(reference, Evaluation(status="ok", timing={"median_ms": 1.0}, speedup=1.0), None, [],
+               [Candidate(source=source, technique="start")])
+    _, meta = loop.next_job()
+    asked = [t["params"] for t in meta["screen"]]
+    rest = [p for p in neighbours(defaults, space, [], 3) if p not in wanted]
+    assert len(asked) == 8 and asked[:6] == [defaults] + wanted + rest  # then two of the sampler's
+
+
+def test_a_malformed_screen_first_is_a_compile_error(tmp_path):
+    cfg = config.load(CONFIGS / "search_local.yaml")
+    loop = SearchLoop(cfg, Tuner(make_storage("", tmp_path), "tpe", seed=0), lambda c: "study")
+    bad = Candidate(source='TUNABLE = {"B": [1, 2]}\nSCREEN_FIRST = {"B": 2}\n', technique="start")
+    got = loop.enqueue(bad, 0)
+    assert got is not None and got.status == "compile_error" and "line 2: SCREEN_FIRST" in got.reason
+    assert not loop.ready and not loop.tasks  # nothing queued, no study asked
+
+
 def test_a_screen_in_flight_when_the_run_stops_is_screened_again_on_resume(tmp_path):
     # A suite run in slices stops with a draft's screen in flight: the resumed run's checkpoint still
     # holds the tuning task, its trials are failed as stale (not counted), and the same

@@ -2,7 +2,7 @@ import optuna
 import pytest
 
 from evo_kernels.model.candidate import Candidate, Evaluation
-from evo_kernels.model.tunables import TunableError, parse_tunable, satisfies
+from evo_kernels.model.tunables import TunableError, parse_screen_first, parse_tunable, satisfies, with_screen_first
 from evo_kernels.search.tuning import Tuner, make_storage
 
 SRC = '''
@@ -27,6 +27,20 @@ def test_parse_inline_and_named_space(tmp_path):
 def test_constraints():
     assert satisfies({"BM": 16, "BN": 32}, ["BM * BN <= 512"])
     assert not satisfies({"BM": 32, "BN": 32}, ["BM * BN <= 512"])
+
+
+def test_screen_first_is_written_after_the_tunable_and_read_back():
+    source = 'import torch\nTUNABLE = {"B": [1, 2], "W": [4, 8]}\nB = 1\n'
+    configs = [{"B": 2}, {"B": 2, "W": 8}]
+    written = with_screen_first(source, configs)
+    assert written.splitlines()[2] == f"SCREEN_FIRST = {configs!r}" and parse_screen_first(written) == configs
+    assert parse_tunable(written) == parse_tunable(source)
+    assert with_screen_first(source, []) == source and parse_screen_first(source) == []
+    assert with_screen_first("B = 1\n", configs) == "B = 1\n"  # nothing to screen without a TUNABLE
+    for bad in ("SCREEN_FIRST = {'B': 2}", "SCREEN_FIRST = [{'B': 2}, 3]", "SCREEN_FIRST = [{1: 2}]",
+                "SCREEN_FIRST = [dict(B=2)]"):
+        with pytest.raises(TunableError, match="line 2: SCREEN_FIRST"):
+            parse_screen_first("B = 1\n" + bad + "\n")
 
 
 def test_grid_covers_the_space_prunes_constraints_and_records_failures(tmp_path):

@@ -6,6 +6,10 @@ file `space.yaml` in the spaces folder with the same mapping under `params:` and
 `constraints:`, expressions over the names that every configuration must satisfy. The first value of
 each list is the default. `bake` fixes a configuration in the source itself (a candidate evaluated
 once, as it is); `space_of` still finds the space it was fixed from.
+
+A candidate may also declare `SCREEN_FIRST = [{"NAME": value, ...}, ...]`: configurations, as changes
+from its defaults, that its tuning screen tries right after the defaults (a template's measured
+alternatives, an author's guesses), before the neighbours and the sampler's picks.
 """
 from __future__ import annotations
 
@@ -63,6 +67,55 @@ def parse_tunable(source: str, spaces_dir: Path = SPACES_DIR) -> Space:
                 raise TunableError(f"line {node.lineno}: TUNABLE must map names to non-empty lists of values")
             return value, constraints
     return {}, []
+
+
+def parse_screen_first(source: str) -> list[dict[str, Any]]:
+    """The configurations (changes from the defaults) a source's `SCREEN_FIRST` lists ([] when none)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "SCREEN_FIRST" for t in node.targets):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                value = None
+            if not isinstance(value, list) or not all(isinstance(c, dict) and all(isinstance(k, str) for k in c)
+                                                      for c in value):
+                raise TunableError(f"line {node.lineno}: SCREEN_FIRST must be a literal list of dicts of "
+                                   "TUNABLE names to values")
+            return value
+    return []
+
+
+def with_screen_first(source: str, configs: list[dict[str, Any]]) -> str:
+    """The source with `SCREEN_FIRST = configs` on the line after its TUNABLE declaration (the
+    source unchanged when there are none or it declares no TUNABLE)."""
+    if not configs or not _TUNABLE_LINE.search(source):
+        return source
+    return _TUNABLE_LINE.sub(lambda m: f"{m.group(0)}\nSCREEN_FIRST = {configs!r}", source, count=1)
+
+
+def screen_first(source: str, defaults: dict[str, Any], space: dict[str, list[Any]], constraints: list[str],
+                 n: int) -> list[dict[str, Any]]:
+    """Up to n of the source's SCREEN_FIRST configurations over `defaults`, in its order: those within
+    the space and its constraints, other than the defaults and each other."""
+    out: list[dict[str, Any]] = []
+    for change in parse_screen_first(source):
+        params = applied(change, defaults, space, constraints)
+        if len(out) < n and params is not None and params != defaults and params not in out:
+            out.append(params)
+    return out
+
+
+def applied(change: dict[str, Any], params: dict[str, Any], space: dict[str, list[Any]],
+            constraints: list[str]) -> dict[str, Any] | None:
+    """`params` with `change` made, where its names and values are the space's and the result meets
+    the constraints; else None."""
+    moved = {**params, **change}
+    ok = set(change) <= set(space) and all(moved[k] in space[k] for k in change) and satisfies(moved, constraints)
+    return moved if ok else None
 
 
 def satisfies(params: dict[str, Any], constraints: list[str]) -> bool:

@@ -21,9 +21,9 @@ from torch import nn
 from ..model import devices
 from ..model.candidate import Candidate
 from ..model.problem import Problem
-from ..model.tunables import bake, baked_params, satisfies, space_of, values_of
+from ..model.tunables import applied, bake, baked_params, satisfies, space_of, values_of, with_screen_first
 from . import fusion
-from .templates import ANCHORS, seed_params
+from .templates import ANCHORS, seed_alternatives, seed_params
 from .base import Context, Member, Proposer
 
 
@@ -245,6 +245,14 @@ class RulesProposer(Proposer):
             return seeds
         return {}
 
+    def _alternatives(self, source: str, seeds: dict[str, Any]) -> list[dict[str, Any]]:
+        """The templates' alternatives to their seeds under the baselines' switches (the changes each
+        makes), those within the draft's space and constraints: its screen tries them first."""
+        space, constraints = space_of(source)
+        start = {**{k: v[0] for k, v in space.items()}, **seeds}
+        return [alt for alt in seed_alternatives(self._flags)
+                if applied(alt, start, space, constraints) not in (None, start)]
+
     def losing_templates(self) -> set[str]:
         """Template rules that were slower than the faster baseline alone here (tuned: the screen chose
         their fastest configuration) and are in no candidate that reached it: not drafted again for
@@ -278,6 +286,8 @@ class RulesProposer(Proposer):
         if source is None:
             return None
         seeds = self._seeded(source) if own is not None and not params else {}
+        if own is not None and not params:
+            source = with_screen_first(source, self._alternatives(source, seeds))
         return Candidate(source=source, parents=(parent.id,), proposer=self.name, technique=technique,
                          generation=parent.generation + 1, params=seeds)
 

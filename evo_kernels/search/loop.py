@@ -24,7 +24,7 @@ from typing import Any, Callable, Protocol
 
 from ..config import Config, SearchConfig
 from ..model.candidate import Candidate, Evaluation
-from ..model.tunables import TunableError, neighbours, parse_tunable
+from ..model.tunables import TunableError, neighbours, parse_screen_first, parse_tunable, screen_first
 from .population import Member, Population
 
 
@@ -195,12 +195,16 @@ class SearchLoop:
 
     def enqueue(self, draft: Candidate, island: int) -> Evaluation | None:
         """Queue a draft; one that declares tunables becomes a tuning task (its first trial is its own
-        values: a ported candidate's tuned ones, else the defaults). A malformed TUNABLE is not queued:
-        its compile_error comes back, for the runner to record."""
+        values: a ported candidate's tuned ones, else the defaults). A malformed TUNABLE or SCREEN_FIRST is
+        not queued: its compile_error comes back, for the runner to record."""
         try:
             space, constraints = parse_tunable(draft.source)
         except TunableError as e:
             return Evaluation(status="compile_error", reason=f"TUNABLE: {e}")
+        try:
+            parse_screen_first(draft.source)
+        except TunableError as e:
+            return Evaluation(status="compile_error", reason=f"SCREEN_FIRST: {e}")
         if not space or self.cfg.tuning.trials_per_candidate <= 1:
             self.ready.append((draft, {"island": island}))
             return None
@@ -210,9 +214,12 @@ class SearchLoop:
             self.tuner.enqueue(study, space, defaults)
             # Half of a screen around them (their neighbours, one value away), half the sampler's
             # picks: on the H200 suite's first drafts neither alone found the faster configurations
-            # every time (experiments/RESULTS.md, 2026-12-01).
-            k = (min(self.cfg.tuning.screen, self.cfg.tuning.trials_per_candidate) - 1) // 2
-            for params in neighbours(defaults, space, constraints, k):  # none without a screen (k = 0)
+            # every time (experiments/RESULTS.md, 2026-12-01). The draft's own SCREEN_FIRST, if any,
+            # come before the neighbours, in the sampler's half.
+            screen = min(self.cfg.tuning.screen, self.cfg.tuning.trials_per_candidate)
+            k = (screen - 1) // 2
+            first = screen_first(draft.source, defaults, space, constraints, screen - 1 - k) if k else []
+            for params in first + [p for p in neighbours(defaults, space, constraints, k) if p not in first]:
                 self.tuner.enqueue(study, space, params)
         task = Tuning(study, draft, space, constraints, island, self.cfg.tuning.trials_per_candidate)
         self.tasks[study] = task

@@ -11,7 +11,7 @@ import pytest
 from evo_kernels.harness.policy import check_source
 from evo_kernels.harness.precision import precision_flags
 from evo_kernels.model.problem import load_problem
-from evo_kernels.model.tunables import bake, named_space, parse_tunable, satisfies
+from evo_kernels.model.tunables import applied, bake, named_space, parse_tunable, satisfies
 from evo_kernels.proposers import fusion
 from evo_kernels.proposers.templates import TEMPLATES, AnchorTemplate, defaults
 from evo_kernels.proposers.rules import RULES
@@ -49,12 +49,17 @@ def test_anchor_template_has_a_rule(template):
 @pytest.mark.parametrize("template", TEMPLATES, ids=IDS)
 def test_seeds_are_values_of_the_space(template):
     """A template's seeds (values to start from under a baseline precision switch) lie in its space
-    and, with the other defaults, satisfy its constraints."""
+    and, with the other defaults, satisfy its constraints; so do its alternatives to them."""
     params = template.params or named_space(template.space_name)[0]
     for switch, seeds in template.seeds.items():
         assert switch in precision_flags()  # a flag as the baselines record it, e.g. cudnn.allow_tf32
         assert all(k in params and v in params[k] for k, v in seeds.items()), (switch, seeds)
         assert satisfies({**{k: v[0] for k, v in params.items()}, **seeds}, template.constraints)
+    # Its alternatives to the seeds (a draft's screen tries them first) change them within the space.
+    for switch, alternatives in template.alternatives.items():
+        start = {**{k: v[0] for k, v in params.items()}, **template.seeds.get(switch, {})}
+        for alt in alternatives:
+            assert applied(alt, start, params, template.constraints) not in (None, start), (switch, alt)
 
 
 def _built(template, tmp_path):

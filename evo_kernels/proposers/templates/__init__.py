@@ -64,5 +64,12 @@ def seed_params(flags: dict) -> dict[str, object]:
     return out
 
 
+def seed_alternatives(flags: dict) -> list[dict[str, object]]:
+    """The configurations (changes from the seeds) a template draft's screen tries first under the
+    precision switches that are on (`flags`), every template's in order."""
+    return [dict(alt) for t in TEMPLATES for switch, alts in t.alternatives.items() if flags.get(switch)
+            for alt in alts]
+
+
 __all__ = ["ANCHORS", "BY_NAME", "CHAINS", "HELPERS", "TEMPLATES", "AnchorTemplate", "ChainTemplate", "Emitted",
-           "Lowered", "TritonTemplate", "defaults", "lower_chain", "seed_params"]
+           "Lowered", "TritonTemplate", "defaults", "lower_chain", "seed_alternatives", "seed_params"]

@@ -190,6 +190,9 @@ class TritonTemplate:
     # A baseline precision switch (a key of the baselines' flags, e.g. cudnn.allow_tf32) -> values a
     # draft starts its tuning from where that switch is on (measured fastest within the contract).
     seeds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The same switch -> other configurations (changes from the seeded values) that were fastest on
+    # some problems where the seeds were not: a draft's screen tries them right after its seeds.
+    alternatives: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     loads: dict[str, str] = field(default_factory=dict)  # operand broadcast kind -> load expression
     space: str = ""  # the space its launch constants come from ("" = its own name)
     rows: bool = False  # holds rows whole: row reductions are possible

@@ -530,6 +530,13 @@ TEMPLATE = AnchorTemplate(
     # products are as accurate (the contract admits them), and K blocks of 32 over 4 stages were the
     # fastest of the probes' tiles on both kernels (1x1 and 3x3; experiments/RESULTS.md, 2026-12-01).
     seeds={"cudnn.allow_tf32": {"CONV_PRECISION": "tf32rn", "CONV_BLOCK_K": 32, "CONV_STAGES": 4}},
+    # No one tile was fastest on every conv (experiments/RESULTS.md, 2026-12-02 (seeds), H200): the
+    # seeds on the 3x3 convs (level1/06 0.492 ms); 64 x 256 over 4 warps on the 1x1 and on level2/15
+    # (level1/07 0.536 against the seeds' 0.768); 256 wide over 3 stages on the strided 3x3 (level1/09
+    # 0.934 against 1.105); 4 warps (the second neighbour a screen tries anyway) on level3/10 and
+    # level2/11. A draft's screen tries these first.
+    alternatives={"cudnn.allow_tf32": [{"CONV_BLOCK_M": 64, "CONV_BLOCK_N": 256, "CONV_WARPS": 4, "CONV_STAGES": 3},
+                                       {"CONV_BLOCK_N": 256, "CONV_STAGES": 3}]},
     constraints=["CONV_BLOCK_M * CONV_BLOCK_N <= 128 * 32 * CONV_WARPS",
                  "(CONV_BLOCK_M + CONV_BLOCK_N) * CONV_BLOCK_K * 4 * CONV_STAGES <= 200000"],
     loads={"chan": "tl.load({ptr} + rn, mask=n_ok, other=0.0)[None, :]",
