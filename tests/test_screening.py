@@ -91,6 +91,18 @@ def test_a_search_screens_a_tunable_start_candidate_in_one_evaluation(tmp_path):
     assert sum(bool(t.user_attrs.get("screened")) for t in trials) == 3
 
 
+def _first_screen(tmp_path, source: str) -> list[dict]:
+    """The configurations of the first screen a search asks of a start candidate (8 to a screen)."""
+    cfg = config.load(CONFIGS / "search_local.yaml")
+    cfg.tuning = dataclasses.replace(cfg.tuning, trials_per_candidate=8, screen=8, sampler="tpe")
+    loop = SearchLoop(cfg, Tuner(make_storage("", tmp_path), "tpe", seed=0), lambda c: "study")
+    reference = Candidate(source="class ModelNew: pass", technique="reference")
+    loop.begin(reference, Evaluation(status="ok", timing={"median_ms": 1.0}, speedup=1.0), None, [],
+               [Candidate(source=source, technique="start")])
+    _, meta = loop.next_job()
+    return [t["params"] for t in meta["screen"]]
+
+
 def test_a_screen_tries_the_defaults_and_their_neighbours_first(tmp_path):
     # The space's default first, then every parameter moved to its next value in turn (a constraint
     # pruning one of them), for half the screen; the sampler's picks for the rest.
@@ -103,15 +115,8 @@ def test_a_screen_tries_the_defaults_and_their_neighbours_first(tmp_path):
         {"BLOCK": 128, "WARPS": 8, "STAGES": 2}, {"BLOCK": 128, "WARPS": 8, "STAGES": 4}]  # 256 x 8 breaks it
     assert neighbours(defaults, space, constraints, 2) == neighbours(defaults, space, constraints, 10)[:2]
     source = f"TUNABLE = {space!r}\nclass ModelNew:\n    pass\n"
-    cfg = config.load(CONFIGS / "search_local.yaml")
-    cfg.tuning = dataclasses.replace(cfg.tuning, trials_per_candidate=8, screen=8, sampler="tpe")
-    loop = SearchLoop(cfg, Tuner(make_storage("", tmp_path), "tpe", seed=0), lambda c: "study")
-    reference = Candidate(source="class ModelNew: pass", technique="reference")
-    loop.begin(reference, Evaluation(status="ok", timing={"median_ms": 1.0}, speedup=1.0), None, [],
-               [Candidate(source=source, technique="start")])
-    _, meta = loop.next_job()
     # The defaults, 3 neighbours, then 4 of the sampler's picks.
-    asked = [t["params"] for t in meta["screen"]]
+    asked = _first_screen(tmp_path, source)
     assert len(asked) == 8 and asked[:4] == [defaults] + neighbours(defaults, space, [], 3)
 
 
@@ -130,14 +135,7 @@ def test_a_screen_tries_the_drafts_screen_first_configurations_after_its_default
               {"BLOCK": 128, "WARPS": 4, "STAGES": 3}, {"BLOCK": 128, "WARPS": 8, "STAGES": 2}]
     assert screen_first(source, defaults, space, [], 10) == wanted + [{"BLOCK": 128, "WARPS": 8, "STAGES": 4}]
     assert screen_first(source, defaults, space, ["BLOCK * WARPS <= 1024"], 10)[:2] == [wanted[0], wanted[2]]
-    cfg = config.load(CONFIGS / "search_local.yaml")
-    cfg.tuning = dataclasses.replace(cfg.tuning, trials_per_candidate=8, screen=8, sampler="tpe")
-    loop = SearchLoop(cfg, Tuner(make_storage("", tmp_path), "tpe", seed=0), lambda c: "study")
-    reference = Candidate(source="class ModelNew: pass", technique="reference")
-    loop.begin(reference, Evaluation(status="ok", timing={"median_ms": 1.0}, speedup=1.0), None, [],
-               [Candidate(source=source, technique="start")])
-    _, meta = loop.next_job()
-    asked = [t["params"] for t in meta["screen"]]
+    asked = _first_screen(tmp_path, source)
     rest = [p for p in neighbours(defaults, space, [], 3) if p not in wanted]
     assert len(asked) == 8 and asked[:6] == [defaults] + wanted + rest  # then two of the sampler's
 
