@@ -603,6 +603,51 @@ def test_an_eval_mode_batchnorm_folds_into_the_convs_store(tmp_path):
     _numerics(prob, path)
 
 
+def test_an_eval_mode_batchnorm_folds_into_the_gemms_store(tmp_path):
+    # The GEMM's as the conv's: in eval mode a BatchNorm1d with running statistics and what follows
+    # (a bias, a ReLU, a full operand) are applied in the GEMM's store and the pass after it is not
+    # made; in training the store computes the statistics and the pass applies them. Tiles cut at
+    # every edge (50 rows, 24 columns in tiles of 16).
+    prob = _problem(tmp_path, """
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(40, 24)
+            self.bn = nn.BatchNorm1d(24)
+            self.bias = nn.Parameter(torch.randn(24))
+        def forward(self, x, r):
+            return torch.relu(self.bn(self.linear(x)) + self.bias) * r
+    def get_inputs():
+        return [torch.randn(50, 40), torch.randn(50, 24)]
+    def get_init_inputs():
+        return []
+    """)
+    small = {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 16}
+    path, source, _ = _build(tmp_path, prob, ["triton_gemm", "fuse_chains"], small)
+    assert "        if FOLD:" in source and "fold = not stats" in source
+    _numerics(prob, path)  # outputs and running statistics, in training then eval mode
+    assert launches(str(prob.path), str(path), ["_gemm_0", "_row_0"], ("train", "eval")) == \
+        {"train": {"_gemm_0": 1, "_row_0": 1}, "eval": {"_gemm_0": 1, "_row_0": 0}}
+    # Untracked statistics: the batch's in eval mode too, no fold at run time
+    prob = _problem(tmp_path, """
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(40, 24)
+            self.bn = nn.BatchNorm1d(24, track_running_stats=False)
+        def forward(self, x):
+            return torch.sigmoid(self.bn(self.linear(x)))
+    def get_inputs():
+        return [torch.randn(50, 40)]
+    def get_init_inputs():
+        return []
+    """, name="untracked")
+    path, _, _ = _build(tmp_path, prob, ["triton_gemm", "fuse_chains"], small)
+    _numerics(prob, path)
+    assert launches(str(prob.path), str(path), ["_gemm_0", "_row_0"], ("train", "eval")) == \
+        {"train": {"_gemm_0": 1, "_row_0": 1}, "eval": {"_gemm_0": 1, "_row_0": 1}}
+
+
 def test_pooling_templates_standalone(tmp_path):
     prob = _problem(tmp_path, """
     class Model(nn.Module):

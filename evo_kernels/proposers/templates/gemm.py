@@ -20,7 +20,7 @@ from torch import fx, nn
 from .ir import Group, Op, arg, shape_of
 from .base import (AnchorTemplate, Chain, Emitted, _with_grouped_tiles, body, operand_lines, prefix, render, shift,
                    uses, with_bias)
-from .stats import STATS_ARGS, STATS_PTRS, bn_apply, bn_args, stats_alloc, stats_in_store
+from .stats import STATS_ARGS, STATS_PTRS, bn_apply, bn_args, fold_lines, stats_alloc, stats_in_store
 
 GEMM = _with_grouped_tiles('''
 @triton.jit
@@ -202,10 +202,16 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         store = GEMM_ROW_REDUCE.format(out=out, scale=" / N" if rest[0].name == "rmean" else "")
     else:
         store = GEMM_STORE.format(out=out)
-    stats = stats_in_store(" " * 8, out, "N", "pid_m", "rm < M") if bn is not None else ""
-    kernels = [render(GEMM, name, len(kinds), body="\n".join(lines) or "        pass", store=store,
-                        stats=stats, stats_ptrs=STATS_PTRS if bn is not None else "")]
-    ptrs = "".join(f"p{j}, " for j in range(len(kinds))) + (STATS_ARGS if bn is not None else "")
+    # A BatchNorm after the GEMM: its statistics from the store (training), or, in eval mode, its
+    # scale and shift and what follows applied there (`fold`), no pass of their own.
+    fold = fold_lines(rest, kinds, t, out, "col", " " * 8) if bn is not None and not row_reduce else None
+    stats = stats_in_store(" " * 8, out, "N", "pid_m", "rm < M") + ("\n" + fold if fold else "") \
+        if bn is not None else ""
+    kernels = [render(GEMM, name, len(kinds) + (2 if bn is not None else 0), body="\n".join(lines) or "        pass",
+                      store=store, stats=stats, stats_ptrs=STATS_PTRS + " FOLD: tl.constexpr," if bn is not None else "")]
+    ptrs = "".join(f"p{j}, " for j in range(len(kinds)))
+    if bn is not None:
+        ptrs += f"p{len(kinds)}, p{len(kinds) + 1}, " + STATS_ARGS + "fold, "
     copy = "_kmajor_copy"  # the same text from every GEMM: the candidate carries it once
     kernels.append(KMAJOR_COPY.substitute(name=copy))
     kmajor = ["    # tf32 tensor-core products read both operands K-major: copy an operand that is not.",
@@ -228,7 +234,9 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         code.append("    c = torch.empty((split, *out_shape) if split > 1 else out_shape, device=a.device, "
                     "dtype=torch.float32)")
     if bn is not None:
-        code += stats_alloc("triton.cdiv(M, bm)", "N", "a.device")
+        code += stats_alloc("triton.cdiv(M, bm)", "N", "a.device") + [
+            f"    fold = {'not stats' if fold else 'False'}  # the BatchNorm in the store (eval)",
+            f"    p{n_ops}, p{n_ops + 1} = {bn_finish} if fold else (c, c)"]
     code.append(f"    {name}[(tiles * B0 * B1, split)](a, b, c, {ptrs}M, N, K, B1, *s_a, *s_b, BLOCK_M=bm, "
                 "BLOCK_N=bn, BLOCK_K=BLOCK_K, GROUP_M=GROUP_M, SPLIT_K=split, "
                 "EVEN_K=K % (BLOCK_K * split) == 0, PRECISION=PRECISION, num_warps=GEMM_WARPS, "
@@ -236,7 +244,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
     spaces = {"gemm"}
     if bn is not None:  # statistics came with the GEMM; one pass applies them and the rest
         _, rest, kinds = bn_apply(rest, kinds, "col")
-        code.append(f"    p{n_ops}, p{n_ops + 1} = {bn_finish}")
+        code += ["    if fold:", "        return c", f"    p{n_ops}, p{n_ops + 1} = {bn_finish}"]
     if rest and not row_reduce:  # a row kernel (or the BatchNorm apply) for what needs whole rows
         chained = chain(f"_row_{k}", rest, kinds, "c", group.shape)
         if chained is None:

@@ -1,12 +1,14 @@
 """Training-mode BatchNorm after an anchor: per-channel statistics (count, mean, M2) computed in the
 anchor's epilogue (STATS) or by a kernel of their own for a tensor made elsewhere (CHAN_STATS), then
 combined on the host (`_bn_scale_shift` in base.HELPERS) into a scale and a shift that one more pass
-applies, updating the running statistics as BatchNorm does."""
+applies, updating the running statistics as BatchNorm does. In eval mode (running statistics) the
+scale and shift are known before the anchor runs: its store applies them (`fold_lines`)."""
 from __future__ import annotations
 
 from string import Template
 from typing import Any
 
+from .base import body, prefix
 from .ir import Op
 
 # Per-tile column statistics of an anchor's output for a BatchNorm after it: (count, mean, M2) per
@@ -68,6 +70,19 @@ def bn_apply(ops: list[Op], kinds: list[str], chan: str) -> tuple[Op, list[Op], 
     apply = [Op("mul", ("v", f"p{n}")), Op("add", ("t0", f"p{n + 1}"))]
     apply += [Op(op.name, tuple(ref(a) for a in op.args), op.const) for op in ops[1:]]
     return ops[0], apply, kinds + [chan, chan]
+
+
+def fold_lines(rest: list[Op], kinds: list[str], template: Any, out: str, kind: str, indent: str) -> str | None:
+    """Eval mode, a BatchNorm with running statistics first in `rest`: it is a per-channel scale and
+    shift (operands of `kind`), so the anchor's store applies it and what follows (elementwise, its
+    operands loadable there) under the kernel's FOLD flag, and the pass over the anchor's output that
+    would apply them is not made. The store's lines at `indent`, or None where it cannot."""
+    _, apply, kinds = bn_apply(rest, kinds, kind)
+    if prefix(apply, template, kinds) != len(apply):
+        return None
+    inner = indent + "    "
+    lines, fout = body(apply, template.loads_for(kinds), indent=inner, temp="f")
+    return "\n".join([f"{indent}if FOLD:", f"{inner}v = {out}"] + lines + [f"{inner}{out} = {fout}"])
 
 
 def bn_args(bn: Op) -> tuple[list[Any], str, str]:
