@@ -216,17 +216,10 @@ def contract_violation(got: tuple, want: tuple, oracle) -> str | None:
 def new_kernel_resources(module, seen: set) -> str:
     """Registers and spills a thread of each Triton kernel of `module` compiled since the last call
     (spilled registers go to local memory: an epilogue that spills pays for it on every tile)."""
-    import triton
-    words = []
-    for name, fn in vars(module).items():
-        if not isinstance(fn, triton.runtime.jit.JITFunction):
-            continue
-        for caches in fn.device_caches.values():
-            for compiled in caches[0].values():
-                if id(compiled) not in seen:
-                    seen.add(id(compiled))
-                    words.append(f"{name} {compiled.n_regs} regs, {compiled.n_spills} spills")
-    return "; ".join(words)
+    from evo_kernels.harness.wgmma_hazards import compiled_kernels
+    fresh = [(name, kernel) for name, kernel in compiled_kernels(module) if id(kernel) not in seen]
+    seen.update(id(kernel) for _, kernel in fresh)
+    return "; ".join(f"{name} {kernel.n_regs} regs, {kernel.n_spills} spills" for name, kernel in fresh)
 
 
 def bench(fn) -> float:

@@ -133,8 +133,8 @@ def test_a_screen_tries_the_drafts_screen_first_configurations_after_its_default
     source = f"TUNABLE = {space!r}\nSCREEN_FIRST = {first!r}\nclass ModelNew:\n    pass\n"
     wanted = [{"BLOCK": 256, "WARPS": 4, "STAGES": 3}, {"BLOCK": 256, "WARPS": 8, "STAGES": 3},
               {"BLOCK": 128, "WARPS": 4, "STAGES": 3}, {"BLOCK": 128, "WARPS": 8, "STAGES": 2}]
-    assert screen_first(source, defaults, space, [], 10) == wanted + [{"BLOCK": 128, "WARPS": 8, "STAGES": 4}]
-    assert screen_first(source, defaults, space, ["BLOCK * WARPS <= 1024"], 10)[:2] == [wanted[0], wanted[2]]
+    assert screen_first(first, defaults, space, [], 10) == wanted + [{"BLOCK": 128, "WARPS": 8, "STAGES": 4}]
+    assert screen_first(first, defaults, space, ["BLOCK * WARPS <= 1024"], 10)[:2] == [wanted[0], wanted[2]]
     asked = _first_screen(tmp_path, source)
     rest = [p for p in neighbours(defaults, space, [], 3) if p not in wanted]
     assert len(asked) == 8 and asked[:6] == [defaults] + wanted + rest  # then two of the sampler's

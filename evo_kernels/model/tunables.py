@@ -97,12 +97,12 @@ def with_screen_first(source: str, configs: list[dict[str, Any]]) -> str:
     return _TUNABLE_LINE.sub(lambda m: f"{m.group(0)}\nSCREEN_FIRST = {configs!r}", source, count=1)
 
 
-def screen_first(source: str, defaults: dict[str, Any], space: dict[str, list[Any]], constraints: list[str],
-                 n: int) -> list[dict[str, Any]]:
-    """Up to n of the source's SCREEN_FIRST configurations over `defaults`, in its order: those within
-    the space and its constraints, other than the defaults and each other."""
+def screen_first(changes: list[dict[str, Any]], defaults: dict[str, Any], space: dict[str, list[Any]],
+                 constraints: list[str], n: int) -> list[dict[str, Any]]:
+    """Up to n configurations of `changes` (a SCREEN_FIRST's) made over `defaults`, in their order:
+    those within the space and its constraints, other than the defaults and each other."""
     out: list[dict[str, Any]] = []
-    for change in parse_screen_first(source):
+    for change in changes:
         params = applied(change, defaults, space, constraints)
         if len(out) < n and params is not None and params != defaults and params not in out:
             out.append(params)

@@ -235,23 +235,19 @@ class RulesProposer(Proposer):
         self._techniques = dict(context.techniques)
         self._flags = dict((context.baselines or {}).get("flags") or {})
 
-    def _seeded(self, source: str) -> dict[str, Any]:
+    def _starting(self, source: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """A template draft's starting values under the baselines' precision switches (e.g. rounded
         TF32 convolutions where cuDNN's run TF32), where its space holds them and they satisfy its
-        constraints; {} otherwise (the space's defaults)."""
+        constraints ({} otherwise: the space's defaults); and the templates' alternatives to them (the
+        changes each makes) within the space and its constraints, which its screen tries first."""
         space, constraints = space_of(source)
+        defaults = {k: v[0] for k, v in space.items()}
         seeds = {k: v for k, v in seed_params(self._flags).items() if v in space.get(k, ())}
-        if seeds and satisfies({**{k: v[0] for k, v in space.items()}, **seeds}, constraints):
-            return seeds
-        return {}
-
-    def _alternatives(self, source: str, seeds: dict[str, Any]) -> list[dict[str, Any]]:
-        """The templates' alternatives to their seeds under the baselines' switches (the changes each
-        makes), those within the draft's space and constraints: its screen tries them first."""
-        space, constraints = space_of(source)
-        start = {**{k: v[0] for k, v in space.items()}, **seeds}
-        return [alt for alt in seed_alternatives(self._flags)
-                if applied(alt, start, space, constraints) not in (None, start)]
+        if not (seeds and satisfies({**defaults, **seeds}, constraints)):
+            seeds = {}
+        start = {**defaults, **seeds}
+        return seeds, [alt for alt in seed_alternatives(self._flags)
+                       if applied(alt, start, space, constraints) not in (None, start)]
 
     def losing_templates(self) -> set[str]:
         """Template rules that were slower than the faster baseline alone here (tuned: the screen chose
@@ -285,9 +281,10 @@ class RulesProposer(Proposer):
             technique = parent.technique + "+" + "+".join(r.name for r in added)
         if source is None:
             return None
-        seeds = self._seeded(source) if own is not None and not params else {}
-        if own is not None and not params:
-            source = with_screen_first(source, self._alternatives(source, seeds))
+        seeds: dict[str, Any] = {}
+        if own is not None and not params:  # a fresh template draft: its seeds, its screen's alternatives
+            seeds, alternatives = self._starting(source)
+            source = with_screen_first(source, alternatives)
         return Candidate(source=source, parents=(parent.id,), proposer=self.name, technique=technique,
                          generation=parent.generation + 1, params=seeds)
 

@@ -202,7 +202,7 @@ class SearchLoop:
         except TunableError as e:
             return Evaluation(status="compile_error", reason=f"TUNABLE: {e}")
         try:
-            parse_screen_first(draft.source)
+            changes = parse_screen_first(draft.source)
         except TunableError as e:
             return Evaluation(status="compile_error", reason=f"SCREEN_FIRST: {e}")
         if not space or self.cfg.tuning.trials_per_candidate <= 1:
@@ -218,7 +218,7 @@ class SearchLoop:
             # come before the neighbours, in the sampler's half.
             screen = min(self.cfg.tuning.screen, self.cfg.tuning.trials_per_candidate)
             k = (screen - 1) // 2
-            first = screen_first(draft.source, defaults, space, constraints, screen - 1 - k) if k else []
+            first = screen_first(changes, defaults, space, constraints, screen - 1 - k) if k else []
             for params in first + [p for p in neighbours(defaults, space, constraints, k) if p not in first]:
                 self.tuner.enqueue(study, space, params)
         task = Tuning(study, draft, space, constraints, island, self.cfg.tuning.trials_per_candidate)

@@ -57,6 +57,7 @@ def test_seeds_are_values_of_the_space(template):
         assert satisfies({**{k: v[0] for k, v in params.items()}, **seeds}, template.constraints)
     # Its alternatives to the seeds (a draft's screen tries them first) change them within the space.
     for switch, alternatives in template.alternatives.items():
+        assert switch in precision_flags()
         start = {**{k: v[0] for k, v in params.items()}, **template.seeds.get(switch, {})}
         for alt in alternatives:
             assert applied(alt, start, params, template.constraints) not in (None, start), (switch, alt)
