@@ -106,6 +106,42 @@ _SEED = dict(TF32RN, CONV_BLOCK_K=32)
 CONV_SEEDS = [dict(_SEED, CONV_STAGES=4), dict(_SEED, CONV_BLOCK_N=256, CONV_STAGES=3),
               dict(_SEED, CONV_BLOCK_M=64, CONV_WARPS=4, CONV_STAGES=4), dict(_SEED, CONV_WARPS=4, CONV_STAGES=4),
               dict(_SEED, CONV_BLOCK_M=64, CONV_BLOCK_N=256, CONV_WARPS=4, CONV_STAGES=3)]
+
+
+def sweep(template: str, n: int, seed: int = 0) -> list[dict]:
+    """A template's configurations to probe across its problems, as changes from its defaults: its
+    whole space where that holds at most n, else the defaults, every one-value neighbour (what a
+    draft's screen tries anyway) and a seeded sample of the rest, n in all. Constraints kept."""
+    import itertools
+    import random
+
+    from evo_kernels.model.tunables import neighbours, satisfies
+    from evo_kernels.proposers.templates import TEMPLATES
+    t = next(t for t in TEMPLATES if t.name == template)
+    defaults = {k: v[0] for k, v in t.params.items()}
+    grid = [dict(zip(t.params, vals)) for vals in itertools.product(*t.params.values())]
+    grid = [c for c in grid if satisfies(c, t.constraints)]
+    if len(grid) > n:
+        near = [defaults] + neighbours(defaults, t.params, t.constraints, len(grid))
+        rest = [c for c in grid if c not in near]
+        grid = near + random.Random(seed).sample(rest, max(0, n - len(near)))
+    return [{k: v for k, v in c.items() if v != defaults[k]} for c in grid[:max(n, 1)]]
+
+
+# Where each of these templates is a problem's main kernel: its configurations on all of them, for
+# the alternatives a draft's screen tries first (experiments/pick_alternatives.py reads probe.json).
+SWEEPS = {
+    "reduce": (["level1/14_GroupNorm", "level1/18_Sum_reduction_dim", "level1/21_Argmax_dim",
+                "level1/30_LayerNorm_over_CHW", "level1/31_Softmax_over_channels", "level1/32_InstanceNorm2d",
+                "level2/12_Conv2d_GroupNorm_Mean", "level2/18_Conv3d_Softmax_MaxPool", "level2/20_Embedding_Mean_Linear",
+                "level2/21_Gemm_GroupNorm_Swish"], dict(reduce=True, chains=True), 24),
+    "rowwise": (["level1/13_LayerNorm", "level1/15_RMSNorm", "level1/16_Softmax", "level1/17_LogSoftmax",
+                 "level1/19_Mean_reduction_dim", "level1/29_L2Norm"], dict(chains=True), 16),
+    "pool": (["level1/22_MaxPool2d", "level1/34_MaxPool3d", "level1/35_AvgPool1d"], dict(chains=True), 16),
+    "elementwise": (["level1/12_BatchNorm2d", "level1/27_Swish"], dict(chains=True), 16),
+}
+SWEEP_PLAN = [(name, opts, sweep(t, n), False) for t, (names, opts, n) in SWEEPS.items() for name in names]
+
 PLAN = [  # (problem, options, configs, time torch.compile too)
     ("level1/07_Conv2d_pointwise_1x1", dict(conv=True), CONV_SEEDS, True),
     ("level2/19_DepthwiseConv_BatchNorm_ReLU6_PointwiseConv", dict(depthwise=True, conv=True, chains=True),
@@ -255,6 +291,8 @@ def main() -> None:
     ap.add_argument("--precision", default="as_run", choices=["as_run", "strict"])
     ap.add_argument("--problems", default=str(P), help="problem root (a dry run uses shrunken copies)")
     ap.add_argument("--once", action="store_true", help="each problem's first entry of the plan only")
+    ap.add_argument("--sweep", action="store_true", help="the templates' sweeps across problems (SWEEP_PLAN) "
+                                                         "in place of PLAN")
     ap.add_argument("--regs", action="store_true", help="registers and spills of each configuration's kernels")
     ap.add_argument("--kernels", action="store_true", help="per problem, the kernels of compile and of the "
                                                           "fastest configuration (torch.profiler)")
@@ -279,7 +317,7 @@ def main() -> None:
         print(f"measured copy bandwidth {bandwidth / 1e12:.2f} TB/s", flush=True)
         del src, dst
     probed: set[str] = set()
-    for name, opts, configs, with_compile in PLAN:
+    for name, opts, configs, with_compile in (SWEEP_PLAN if args.sweep else PLAN):
         if args.only and not any(o in name for o in args.only) or args.once and name in probed:
             continue
         probed.add(name)

@@ -315,3 +315,43 @@ def test_pool_window_template_compiles_and_matches_on_cuda(tmp_path):
     path = _write(tmp_path, "real", "nn.AvgPool2d(3, stride=1, padding=1)", "torch.tanh(self.m(x))",
                          "torch.randn(8, 32, 301, 1000)")
     _template_matches(tmp_path, path, "fuse_chains", ({}, {"POOL_ROWS": 32}), "pw_real", oracle=True)
+
+
+def test_gemm_with_an_eval_mode_batchnorm_folded_compiles_and_matches_on_cuda(tmp_path):
+    """The GEMM template with a BatchNorm1d and what follows folded into its store in eval mode
+    (running statistics set away from 0 and 1), compiled by Triton: in training then eval mode, the
+    outputs no less accurate than the reference's against float64 (tf32x3 products), the running
+    statistics updated as the reference updates them; tiles cut at every edge (1000 rows, 200 columns)."""
+    from evo_kernels.model.problem import import_file, load_problem
+    from evo_kernels.proposers import fusion
+    path = tmp_path / "gemm_bn.py"
+    path.write_text("import torch\nimport torch.nn as nn\n"
+                    "class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                    "        self.linear = nn.Linear(300, 200)\n        self.bn = nn.BatchNorm1d(200)\n"
+                    "    def forward(self, x, r):\n        return torch.relu(self.bn(self.linear(x)) + r)\n"
+                    "def get_inputs():\n    return [torch.randn(1000, 300), torch.randn(1000, 200)]\n"
+                    "def get_init_inputs():\n    return []\n")
+    problem = load_problem(path)
+    source, _ = fusion.build(problem, ["triton_gemm", "fuse_chains"])
+    assert "if FOLD:" in source
+    cand = tmp_path / "gemm_bn_cand.py"
+    cand.write_text(source)
+    module = import_file(cand, "gpu_gemm_bn")
+    ref, new = _reference_and_candidate(problem, module)
+    with torch.no_grad():
+        ref.bn.running_mean.copy_(torch.randn(200) * 3)
+        ref.bn.running_var.copy_(torch.rand(200) * 4 + 0.5)
+        new.load_state_dict(ref.state_dict())
+    for mode in ("train", "eval"):
+        ref.train(mode == "train")
+        new.train(mode == "train")
+        ref64 = copy.deepcopy(ref).double()
+        x = problem.make_inputs(4, "cuda")
+        with torch.no_grad():
+            want, got = ref(*x), new(*x)
+            want64 = ref64(*[t.double() for t in x])
+        err = lambda y: float((y.double() - want64).norm() / want64.norm())  # noqa: E731
+        assert err(got) <= 2 * err(want) + 1e-7, f"{mode}: error vs float64 {err(got):.2e}, eager's {err(want):.2e}"
+        for name in ("running_mean", "running_var"):
+            torch.testing.assert_close(getattr(new.bn, name), getattr(ref.bn, name), atol=1e-5, rtol=1e-5,
+                                       msg=lambda m: f"{mode} {name}: {m}")
