@@ -90,16 +90,46 @@ def test_norm_statistics_stay_accurate_far_from_zero(tmp_path):
     check_pairs(pairs, tol=1e-3, oracle_factor=1.5)
 
 
-def test_a_cooperative_norm_is_one_kernel_without_a_statistics_pass(tmp_path):
-    # At the defaults a GroupNorm's rows (70 elements) fit one program's chunk: one cooperative
-    # launch, no statistics pass; without the chunk, the fused fold-and-apply kernel.
+def test_a_norms_rows_are_one_kernel_without_a_statistics_pass(tmp_path):
+    # At the defaults a GroupNorm's rows (70 elements) fit a tile: several a program, held whole (the
+    # rows kernel). Tiles of 64: one cooperative launch (the row fits one program's chunk); without
+    # the chunk, the fused fold-and-apply kernel. No statistics pass in any.
     path = _problem(tmp_path, "group_norm")
     source, _ = fusion.build(load_problem(path), ["triton_reduce"])
-    names = [f"_red_0_{k}" for k in ("stats", "finish", "apply", "coop")]
-    for params, ran in (({}, "_red_0_coop"), ({"RED_COOP_CHUNK": 0}, "_red_0_apply")):
+    names = [f"_red_0_{k}" for k in ("stats", "finish", "apply", "coop", "rows")]
+    for params, ran in (({}, "_red_0_rows"), ({"RED_TILE": 64}, "_red_0_coop"),
+                        ({"RED_TILE": 64, "RED_COOP_CHUNK": 0}, "_red_0_apply")):
         cand = tmp_path / "counted.py"
         cand.write_text(bake(source, params))
         assert launches(path, str(cand), names) == {"train": {n: int(n == ran) for n in names}}
+
+
+SHORT_ROWS = {  # rows of a few elements, many of them: several rows a program, a partial last program
+    "group_norm_features": ("nn.GroupNorm(8, 64)", "torch.randn(200, 64) * 2.0 + 3.0"),
+    "group_norm_maps": ("nn.GroupNorm(4, 12)", "torch.randn(40, 12, 3, 5)"),
+    "instance_norm_small_maps": ("nn.InstanceNorm1d(6, affine=True)", "torch.randn(90, 6, 7)"),
+    "layer_norm_two_dims": ("nn.LayerNorm((3, 10))", "torch.randn(150, 3, 10)"),
+    "softmax_middle_unit_tail": ("nn.Softmax(dim=1)", "torch.randn(70, 33, 1) * 4.0"),
+    "log_softmax_middle_unit_tail": ("nn.LogSoftmax(dim=1)", "torch.randn(70, 33, 1) * 4.0"),
+}
+
+
+def test_short_rows_are_held_several_a_program(tmp_path):
+    # GroupNorm after a Linear (groups of 8 features), InstanceNorm and LayerNorm on small maps, a
+    # softmax over a dim with nothing after it: at the defaults one launch of the rows kernel with
+    # several rows a program, the outputs the reference's, with affine weights away from 1 and 0.
+    pairs, names = [], [f"_red_0_{k}" for k in ("stats", "apply", "coop", "rows")]
+    for name, (mod, inp) in SHORT_ROWS.items():
+        path = tmp_path / f"{name}.py"
+        path.write_text(HEADER + "class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                        f"        self.m = {mod}\n    def forward(self, x):\n        return self.m(x)\n"
+                        f"def get_inputs():\n    return [{inp}]\ndef get_init_inputs():\n    return []\n")
+        source, _ = fusion.build(load_problem(str(path)), ["triton_reduce"])
+        cand = tmp_path / f"{name}_candidate.py"
+        cand.write_text(source)
+        assert launches(str(path), str(cand), names) == {"train": {n: int(n == "_red_0_rows") for n in names}}, name
+        pairs += [str(path), str(cand)]
+    check_pairs(pairs, tol=2e-5, random_params=True)
 
 
 def test_a_chunk_of_one_channel_takes_its_affine_weights_as_scalars(tmp_path):
@@ -112,8 +142,8 @@ def test_a_chunk_of_one_channel_takes_its_affine_weights_as_scalars(tmp_path):
                     "def get_init_inputs():\n    return []\n")
     source, _ = fusion.build(load_problem(str(path)), ["triton_reduce"])
     cand = tmp_path / "inorm_candidate.py"
-    cand.write_text(bake(source, COOP))
-    names = [f"_red_0_{k}" for k in ("stats", "apply", "coop")]
+    cand.write_text(bake(source, {**COOP, "RED_TILE": 16}))  # a row a tile would hold goes to the rows kernel
+    names = [f"_red_0_{k}" for k in ("stats", "apply", "coop", "rows")]
     assert launches(str(path), str(cand), names) == {"train": {n: int(n == "_red_0_coop") for n in names}}
     check_pairs([str(path), str(cand)], tol=2e-5, random_params=True)
 

@@ -17,6 +17,10 @@ Bytes moved: one read for a reduction; a read and a write for a normalization in
 second read when it is split (or when its rows in flight do not fit in L2: InstanceNorm and
 GroupNorm at real sizes lost to compile's three passes that way).
 
+A normalization of contiguous rows that a tile holds whole (GroupNorm's groups after a Linear,
+InstanceNorm on small maps) takes its own kernel (`rows`): several rows a program, held in registers,
+one read and one write.
+
 A normalization of contiguous rows (LayerNorm, GroupNorm, InstanceNorm, a softmax over the last dim)
 whose rows fit a group of programs on the device at once takes a fourth path (`coop`): each program
 reads RED_COOP_CHUNK elements of a row, publishes their partials, waits for the rest of its group's,
@@ -317,6 +321,31 @@ def ${name}_apply(x_ptr, f1_ptr, f2_ptr, out_ptr, w_ptr, b_ptr, A, R, B, CH, eps
 
 
 @triton.jit
+def ${name}_rows(x_ptr, out_ptr, w_ptr, b_ptr, A, R, eps, AMOD, RMUL, RDIV, STAT: tl.constexpr,
+                 HAS_W: tl.constexpr, HAS_B: tl.constexpr, ROWS: tl.constexpr, BLOCK_R: tl.constexpr):
+    # A normalization of short contiguous rows (BLOCK_R >= R), ROWS of them a program, each held whole
+    # in registers: one read and one write, a norm's variance from its exact mean, a softmax's sum
+    # from its max. A program per row of a few dozen elements (GroupNorm after a Linear: 64) would
+    # leave most of its threads idle: 5% of the bandwidth on an H200.
+    av = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+    rr = tl.arange(0, BLOCK_R)
+    m = (av < A)[:, None] & (rr < R)[None, :]
+    offs = av.to(tl.int64)[:, None] * R + rr[None, :]
+    if STAT == 5:
+        x = tl.load(x_ptr + offs, mask=m, other=0.0)
+        v1 = tl.sum(x, axis=1) / R
+        d = tl.where(m, x - v1[:, None], 0.0)
+        v2 = tl.sum(d * d, axis=1) / R
+    else:
+        x = tl.load(x_ptr + offs, mask=m, other=float('-inf'))
+        v1 = tl.max(x, axis=1)
+        v2 = tl.sum(tl.where(m, tl.exp(x - v1[:, None]), 0.0), axis=1)
+    y = ${name}_normalize(x, v1[:, None], ${name}_scale(v2, eps, STAT)[:, None], STAT)
+    y = ${name}_affine(y, w_ptr, b_ptr, (av % AMOD)[:, None] * RMUL + rr[None, :] // RDIV, m, HAS_W, HAS_B)
+    tl.store(out_ptr + offs, y, mask=m)
+
+
+@triton.jit
 def ${name}_coop(x_ptr, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLIT, eps, AMOD, RMUL, RDIV,
                  STAT: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr, CH: tl.constexpr,
                  SPLIT_P2: tl.constexpr, W_SCALAR: tl.constexpr):
@@ -374,6 +403,16 @@ def ${name}_coop(x_ptr, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLI
 # The launcher each candidate carries once per group, next to its kernels.
 LAUNCH = Template('''
 def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul=0, rdiv=1):
+    if stat >= 5 and n_b == 1 and triton.next_power_of_2(r) <= RED_TILE and (r <= RED_COOP_CHUNK or not RED_COOP_CHUNK):
+        # Contiguous rows a tile holds whole (and no cooperating group would split): several a
+        # program, so long as about RED_WAVES programs per SM still run.
+        block_r = triton.next_power_of_2(r)
+        sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 4
+        rows = max(1, min(RED_TILE // block_r, triton.next_power_of_2(triton.cdiv(a, max(1, RED_WAVES) * sms))))
+        ${name}_rows[(triton.cdiv(a, rows),)](x, out, w if w is not None else x, b if b is not None else x, a, r, eps,
+                                              amod, rmul, rdiv, STAT=stat, HAS_W=w is not None, HAS_B=b is not None,
+                                              ROWS=rows, BLOCK_R=block_r, num_warps=RED_WARPS)
+        return out
     if stat >= 5 and n_b == 1 and RED_COOP_CHUNK:
         # Contiguous rows of a normalization in one kernel, each split among a group of programs that
         # wait for each other. A group must fit on the device at once: no more programs than SMs (each
