@@ -355,3 +355,17 @@ def test_gemm_with_an_eval_mode_batchnorm_folded_compiles_and_matches_on_cuda(tm
         for name in ("running_mean", "running_var"):
             torch.testing.assert_close(getattr(new.bn, name), getattr(ref.bn, name), atol=1e-5, rtol=1e-5,
                                        msg=lambda m: f"{mode} {name}: {m}")
+
+
+def test_reduce_template_passes_nan_through_max_and_min_on_cuda(tmp_path):
+    """amax and amin of a column holding NaN are NaN, as in torch (Triton's maximum and minimum drop
+    NaN unless told not to; the interpreter's numpy keeps it, so only a GPU shows the difference):
+    unsplit, split into chunks combined by a second pass, and at the defaults."""
+    from test_reduce_template import HEADER, PARAMS, UNSPLIT
+    for name, body in (("amax", "return torch.amax(x, dim=1)"), ("amin", "return x.amin(dim=(0, 1))")):
+        path = tmp_path / f"nan_{name}.py"
+        path.write_text(HEADER + f"class Model(nn.Module):\n    def forward(self, x):\n        {body}\n"
+                        "def get_inputs():\n    x = torch.randn(3, 700, 5)\n    x[1, 250, 2] = float('nan')\n"
+                        "    x[2, 699, 4] = float('nan')\n    return [x]\ndef get_init_inputs():\n    return []\n")
+        _template_matches(tmp_path, path, "triton_reduce", ({}, PARAMS, UNSPLIT), f"nan_{name}", random_params=False,
+                          equal_nan=True)

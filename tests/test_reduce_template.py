@@ -114,6 +114,32 @@ SHORT_ROWS = {  # rows of a few elements, many of them: several rows a program, 
 }
 
 
+SHORT_REDUCTIONS = {  # reductions ending at the last dim over a few dozen elements a row
+    "global_average_pool": ("return x.mean(dim=(2, 3))", "torch.randn(20, 30, 7, 7)"),
+    "sum_run_keepdim": ("return x.sum(dim=(1, 2), keepdim=True)", "torch.randn(300, 5, 10)"),
+    "amax_run": ("return torch.amax(x, dim=(1, 2))", "torch.randn(200, 6, 9)"),
+    "amin_last": ("return x.amin(-1)", "torch.randn(150, 37)"),
+    "argmax_ties": ("return torch.argmax(x.round(), dim=-1)", "torch.randn(400, 21)"),  # the first of equals
+    "argmin_run_keepdim": ("return torch.argmin(x.round(), dim=2, keepdim=True)", "torch.randn(50, 4, 30)"),
+}
+
+
+def test_short_reductions_are_held_several_rows_a_program(tmp_path):
+    # A global average pool, sums, extrema and arg-extrema over short rows: at the defaults one launch
+    # of the rows kernel (no statistics pass), the reference's values and indices.
+    pairs, names = [], [f"_red_0_{k}" for k in ("stats", "finish", "rows")]
+    for name, (body, inp) in SHORT_REDUCTIONS.items():
+        path = tmp_path / f"{name}.py"
+        path.write_text(HEADER + f"class Model(nn.Module):\n    def forward(self, x):\n        {body}\n"
+                        f"def get_inputs():\n    return [{inp}]\ndef get_init_inputs():\n    return []\n")
+        source, _ = fusion.build(load_problem(str(path)), ["triton_reduce"])
+        cand = tmp_path / f"{name}_candidate.py"
+        cand.write_text(source)
+        assert launches(str(path), str(cand), names) == {"train": {n: int(n == "_red_0_rows") for n in names}}, name
+        pairs += [str(path), str(cand)]
+    check_pairs(pairs, tol=2e-5)
+
+
 def test_short_rows_are_held_several_a_program(tmp_path):
     # GroupNorm after a Linear (groups of 8 features), InstanceNorm and LayerNorm on small maps, a
     # softmax over a dim with nothing after it: at the defaults one launch of the rows kernel with

@@ -17,9 +17,9 @@ Bytes moved: one read for a reduction; a read and a write for a normalization in
 second read when it is split (or when its rows in flight do not fit in L2: InstanceNorm and
 GroupNorm at real sizes lost to compile's three passes that way).
 
-A normalization of contiguous rows that a tile holds whole (GroupNorm's groups after a Linear,
-InstanceNorm on small maps) takes its own kernel (`rows`): several rows a program, held in registers,
-one read and one write.
+Contiguous rows that a tile holds whole (a global average pool's 7 x 7, GroupNorm's groups after a
+Linear, InstanceNorm on small maps) take their own kernel (`rows`): several rows a program, held in
+registers; a reduction is one read, a normalization one read and one write.
 
 A normalization of contiguous rows (LayerNorm, GroupNorm, InstanceNorm, a softmax over the last dim)
 whose rows fit a group of programs on the device at once takes a fourth path (`coop`): each program
@@ -59,6 +59,16 @@ def ${name}_chan(mean_a, m2_a, n_a, mean_b, m2_b, n_b):
 
 
 @triton.jit
+def ${name}_max(a, b):
+    return tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL)  # NaN wins, as in torch.amax
+
+
+@triton.jit
+def ${name}_min(a, b):
+    return tl.minimum(a, b, propagate_nan=tl.PropagateNan.ALL)
+
+
+@triton.jit
 def ${name}_fold(base, lo, hi, B, rb, bmask, STAT: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
     # Rows [lo, hi) of R folded into per-column partials (acc, acc2, idx), by STAT. Sums, extrema
     # and arg-extrema keep a whole tile of running values and reduce across its rows once, at the
@@ -79,9 +89,9 @@ def ${name}_fold(base, lo, hi, B, rb, bmask, STAT: tl.constexpr, BLOCK_R: tl.con
             if STAT == 0:
                 run += tl.load(ptrs, mask=m, other=0.0)
             elif STAT == 1:
-                run = tl.maximum(run, tl.load(ptrs, mask=m, other=float('-inf')))
+                run = ${name}_max(run, tl.load(ptrs, mask=m, other=float('-inf')))
             elif STAT == 2:
-                run = tl.minimum(run, tl.load(ptrs, mask=m, other=float('inf')))
+                run = ${name}_min(run, tl.load(ptrs, mask=m, other=float('inf')))
             else:
                 if STAT == 3:
                     x = tl.load(ptrs, mask=m, other=float('-inf'))
@@ -96,9 +106,9 @@ def ${name}_fold(base, lo, hi, B, rb, bmask, STAT: tl.constexpr, BLOCK_R: tl.con
         if STAT == 0:
             acc = tl.sum(run, axis=0)
         elif STAT == 1 or STAT == 3:
-            acc = tl.max(run, axis=0)
+            acc = tl.reduce(run, 0, ${name}_max)
         else:
-            acc = tl.min(run, axis=0)
+            acc = tl.reduce(run, 0, ${name}_min)
         # The first row holding the extremum (rows that never held a value keep index hi: never chosen
         # unless the column is all masked).
         idx = tl.min(tl.where(run == acc[None, :], where, 9223372036854775807), axis=0)
@@ -186,9 +196,9 @@ def ${name}_combine(p1_ptr, p2_ptr, a, rb, R, B, CH, SPLIT, STAT: tl.constexpr, 
     if STAT == 0:
         return tl.sum(tl.load(p1_ptr + o, mask=m, other=0.0), axis=0), zero
     elif STAT == 1:
-        return tl.max(tl.load(p1_ptr + o, mask=m, other=float('-inf')), axis=0), zero
+        return tl.reduce(tl.load(p1_ptr + o, mask=m, other=float('-inf')), 0, ${name}_max), zero
     elif STAT == 2:
-        return tl.min(tl.load(p1_ptr + o, mask=m, other=float('inf')), axis=0), zero
+        return tl.reduce(tl.load(p1_ptr + o, mask=m, other=float('inf')), 0, ${name}_min), zero
     elif STAT == 3:
         v = tl.load(p1_ptr + o, mask=m, other=float('-inf'))
         best = tl.max(v, axis=0)
@@ -321,28 +331,51 @@ def ${name}_apply(x_ptr, f1_ptr, f2_ptr, out_ptr, w_ptr, b_ptr, A, R, B, CH, eps
 
 
 @triton.jit
-def ${name}_rows(x_ptr, out_ptr, w_ptr, b_ptr, A, R, eps, AMOD, RMUL, RDIV, STAT: tl.constexpr,
+def ${name}_rows(x_ptr, out_ptr, w_ptr, b_ptr, A, R, eps, AMOD, RMUL, RDIV, STAT: tl.constexpr, MEAN: tl.constexpr,
                  HAS_W: tl.constexpr, HAS_B: tl.constexpr, ROWS: tl.constexpr, BLOCK_R: tl.constexpr):
-    # A normalization of short contiguous rows (BLOCK_R >= R), ROWS of them a program, each held whole
-    # in registers: one read and one write, a norm's variance from its exact mean, a softmax's sum
-    # from its max. A program per row of a few dozen elements (GroupNorm after a Linear: 64) would
-    # leave most of its threads idle: 5% of the bandwidth on an H200.
+    # Short contiguous rows (BLOCK_R >= R), ROWS of them a program, each held whole in registers: a
+    # reduction stored at once; a normalization in one read and one write, a norm's variance from its
+    # exact mean, a softmax's sum from its max. A program per row of a few dozen elements (GroupNorm
+    # after a Linear: 64; a global average pool over 7 x 7) leaves most of its threads idle: 5% of
+    # the bandwidth on an H200.
     av = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     rr = tl.arange(0, BLOCK_R)
     m = (av < A)[:, None] & (rr < R)[None, :]
     offs = av.to(tl.int64)[:, None] * R + rr[None, :]
-    if STAT == 5:
-        x = tl.load(x_ptr + offs, mask=m, other=0.0)
-        v1 = tl.sum(x, axis=1) / R
-        d = tl.where(m, x - v1[:, None], 0.0)
-        v2 = tl.sum(d * d, axis=1) / R
+    if STAT == 0:
+        v = tl.sum(tl.load(x_ptr + offs, mask=m, other=0.0), axis=1)
+        tl.store(out_ptr + av, v / R if MEAN else v, mask=av < A)
+    elif STAT == 1:
+        tl.store(out_ptr + av, tl.reduce(tl.load(x_ptr + offs, mask=m, other=float('-inf')), 1, ${name}_max),
+                 mask=av < A)
+    elif STAT == 2:
+        tl.store(out_ptr + av, tl.reduce(tl.load(x_ptr + offs, mask=m, other=float('inf')), 1, ${name}_min),
+                 mask=av < A)
+    elif STAT <= 4:
+        # NaN wins (as in torch), then the first element holding the extremum
+        if STAT == 3:
+            x = tl.load(x_ptr + offs, mask=m, other=float('-inf'))
+            x = tl.where(x != x, float('inf'), x)
+            best = tl.max(x, axis=1)
+        else:
+            x = tl.load(x_ptr + offs, mask=m, other=float('inf'))
+            x = tl.where(x != x, float('-inf'), x)
+            best = tl.min(x, axis=1)
+        idx = tl.min(tl.where(m & (x == best[:, None]), rr[None, :], BLOCK_R), axis=1)
+        tl.store(out_ptr + av, idx.to(tl.int64), mask=av < A)
     else:
-        x = tl.load(x_ptr + offs, mask=m, other=float('-inf'))
-        v1 = tl.max(x, axis=1)
-        v2 = tl.sum(tl.where(m, tl.exp(x - v1[:, None]), 0.0), axis=1)
-    y = ${name}_normalize(x, v1[:, None], ${name}_scale(v2, eps, STAT)[:, None], STAT)
-    y = ${name}_affine(y, w_ptr, b_ptr, (av % AMOD)[:, None] * RMUL + rr[None, :] // RDIV, m, HAS_W, HAS_B)
-    tl.store(out_ptr + offs, y, mask=m)
+        if STAT == 5:
+            x = tl.load(x_ptr + offs, mask=m, other=0.0)
+            v1 = tl.sum(x, axis=1) / R
+            d = tl.where(m, x - v1[:, None], 0.0)
+            v2 = tl.sum(d * d, axis=1) / R
+        else:
+            x = tl.load(x_ptr + offs, mask=m, other=float('-inf'))
+            v1 = tl.max(x, axis=1)
+            v2 = tl.sum(tl.where(m, tl.exp(x - v1[:, None]), 0.0), axis=1)
+        y = ${name}_normalize(x, v1[:, None], ${name}_scale(v2, eps, STAT)[:, None], STAT)
+        y = ${name}_affine(y, w_ptr, b_ptr, (av % AMOD)[:, None] * RMUL + rr[None, :] // RDIV, m, HAS_W, HAS_B)
+        tl.store(out_ptr + offs, y, mask=m)
 
 
 @triton.jit
@@ -403,14 +436,15 @@ def ${name}_coop(x_ptr, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLI
 # The launcher each candidate carries once per group, next to its kernels.
 LAUNCH = Template('''
 def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul=0, rdiv=1):
-    if stat >= 5 and n_b == 1 and triton.next_power_of_2(r) <= RED_TILE and (r <= RED_COOP_CHUNK or not RED_COOP_CHUNK):
-        # Contiguous rows a tile holds whole (and no cooperating group would split): several a
-        # program, so long as about RED_WAVES programs per SM still run.
+    if n_b == 1 and triton.next_power_of_2(r) <= RED_TILE and (stat < 5 or r <= RED_COOP_CHUNK or not RED_COOP_CHUNK):
+        # Contiguous rows a tile holds whole (and, a normalization's, that no cooperating group would
+        # split): several a program, so long as about RED_WAVES programs per SM still run.
         block_r = triton.next_power_of_2(r)
         sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 4
         rows = max(1, min(RED_TILE // block_r, triton.next_power_of_2(triton.cdiv(a, max(1, RED_WAVES) * sms))))
         ${name}_rows[(triton.cdiv(a, rows),)](x, out, w if w is not None else x, b if b is not None else x, a, r, eps,
-                                              amod, rmul, rdiv, STAT=stat, HAS_W=w is not None, HAS_B=b is not None,
+                                              amod, rmul, rdiv, STAT=stat, MEAN=mean, HAS_W=w is not None,
+                                              HAS_B=b is not None,
                                               ROWS=rows, BLOCK_R=block_r, num_warps=RED_WARPS)
         return out
     if stat >= 5 and n_b == 1 and RED_COOP_CHUNK:
