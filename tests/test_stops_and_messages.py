@@ -88,3 +88,50 @@ def test_a_directory_points_to_suite_and_help_says_what_the_tool_does(tmp_path):
     assert code == 2 and "is a directory" in err and "evo-kernels suite" in err
     proc = subprocess.run([sys.executable, "-m", "evo_kernels", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert proc.stdout.split("\n\n")[1].startswith("evo_kernels searches for a faster drop-in ModelNew")
+
+
+FULL_AFTER = """
+import sqlite3, sys
+from evo_kernels import store
+from evo_kernels.cli import main
+real, calls = store.SQLiteStore.add_evaluation, []
+def add_evaluation(self, *a, **k):  # the disk fills up after three evaluations
+    calls.append(1)
+    if len(calls) > 3:
+        raise sqlite3.OperationalError("database or disk is full")
+    return real(self, *a, **k)
+store.SQLiteStore.add_evaluation = add_evaluation
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_full_disk_stops_the_run_with_a_message_and_resume_continues(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", FULL_AFTER, "optimize", LINEAR, *CFG, "--budget", "8", "--run-dir",
+                           str(run_dir), "--json"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 75, proc.stderr[-3000:]
+    assert "no space left on the disk" in proc.stderr and "--resume --run-dir" in proc.stderr, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["status"] == "error"
+    done = _ids(run_dir)
+    assert len(done) == 3  # what was recorded before the disk filled
+    code, summary, err = run_cli("optimize", LINEAR, *CFG, "--budget", "8", "--run-dir", str(run_dir), "--resume",
+                                 "--json")
+    assert code == 0, err[-2000:]
+    again = _ids(run_dir)
+    assert again[:3] == done and len(again) == 8 and len(set(again)) == 8
+
+
+def test_a_full_disk_is_told_apart_from_other_failures():
+    import errno
+
+    from evo_kernels.run.disk import disk_full_message, is_disk_full
+    assert is_disk_full(OSError(errno.ENOSPC, "No space left on device", "/runs/x/best.py"))
+    assert is_disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
+    assert is_disk_full(sqlite3.OperationalError("database or disk is full"))
+    assert not is_disk_full(OSError(errno.EACCES, "Permission denied"))
+    assert not is_disk_full(sqlite3.OperationalError("database is locked"))
+    assert not is_disk_full(RuntimeError("No space left on device"))  # a candidate's words are not the disk
+    msg = disk_full_message(OSError(errno.ENOSPC, "No space left on device", "/runs/x/best.py"), "/runs/x",
+                            "evo-kernels optimize p.py")
+    assert "writing /runs/x/best.py" in msg and "evo-kernels optimize p.py --resume --run-dir /runs/x" in msg

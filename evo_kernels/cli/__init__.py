@@ -1,6 +1,7 @@
 """The command line: parse, load the config, call a job; exit codes 0 (accepted), 1 (not accepted),
-2 (bad usage or a bad problem, candidate or config file), 130/143 (stopped by Ctrl-C / SIGTERM, the
-run checkpointed: --resume continues it)."""
+2 (bad usage or a bad problem, candidate or config file), 75 (a search stopped by a full disk: what
+it recorded is kept, --resume continues it once there is space), 130/143 (stopped by Ctrl-C / SIGTERM,
+the run checkpointed: --resume continues it)."""
 from __future__ import annotations
 
 import argparse

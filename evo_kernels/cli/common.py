@@ -47,6 +47,20 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(s, handler)
 
 
+def _disk_full_exit(e: BaseException, args: argparse.Namespace, run_dir: Path, command: str) -> int:
+    """A run stopped by a full disk: the line that says so (and the JSON error line under --json);
+    its exit status. Anything else is re-raised."""
+    from ..run.disk import EXIT_DISK_FULL, disk_full_message, is_disk_full
+    if not is_disk_full(e):
+        raise e
+    msg = disk_full_message(e, run_dir, command)
+    print(f"error: {msg}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print(json.dumps({"status": "error", "reason": msg, "speedup": None, "eager": None, "compile": None,
+                          "candidate": None}))
+    return EXIT_DISK_FULL
+
+
 def _stopped_line(e: BaseException, problem: str, run_dir: Path, suite: bool = False) -> int:
     """The one line a stopped run prints, and its exit code (128 + the signal)."""
     import signal

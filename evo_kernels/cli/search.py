@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,8 @@ from .. import config as config_mod
 from ..model.candidate import Candidate
 from ..model.problem import ProblemError, load_problem
 from ..run.optimize import Interrupted, RunError
-from .common import (EXIT_OK, EXIT_REJECTED, UsageError, _load_config, _optimize_config, _read_candidate,
-                     _start_candidates, _stop_on_signals, _stopped_line, make_pool)
+from .common import (EXIT_OK, EXIT_REJECTED, UsageError, _disk_full_exit, _load_config, _optimize_config,
+                     _read_candidate, _start_candidates, _stop_on_signals, _stopped_line, make_pool)
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -59,6 +60,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             pool.close()
             pool = None
         return _stopped_line(e, args.problem, run_dir)
+    except (OSError, sqlite3.Error) as e:  # a full disk under the store or the run's files
+        return _disk_full_exit(e, args, run_dir, f"evo-kernels optimize {args.problem}")
     finally:
         if pool is not None:
             pool.close()
@@ -150,10 +153,14 @@ def cmd_suite(args: argparse.Namespace) -> int:
         stopped_by = e  # the optimizers checkpoint and the pool stops below, then the line
     except RunError as e:
         raise UsageError(str(e)) from None
+    except (OSError, sqlite3.Error) as e:  # a full disk under the store or the run's files
+        stopped_by = e
     finally:
         for o in optimizers:
             o.close()
         pool.close()
+    if isinstance(stopped_by, (OSError, sqlite3.Error)):
+        return _disk_full_exit(stopped_by, args, run_dir, f"evo-kernels suite {args.suite}")
     if stopped_by is not None:
         return _stopped_line(stopped_by, args.suite, run_dir, suite=True)
     result = write_suite_summary(run_dir, summaries)

@@ -9,6 +9,7 @@ most the evaluations in flight are lost and nothing recorded is evaluated again.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +23,7 @@ from ..search.loop import Planned, Progress, SearchLoop
 from ..search.tuning import Tuner, make_storage
 from ..store import open_store
 from . import result
+from .disk import is_disk_full
 from .hints import read_hints
 
 
@@ -367,8 +369,14 @@ class Optimizer:
         return "running", "the search has not finished"
 
     def close(self) -> None:
-        self._checkpoint()
-        self.store.close()
+        try:
+            self._checkpoint()
+        except (OSError, sqlite3.Error) as e:
+            if not is_disk_full(e):
+                raise
+            # No room for this checkpoint: the last one stands, and --resume replays what came after it
+        finally:
+            self.store.close()
 
 
 def drive(optimizers: list[Optimizer], pool: Pool, poll_s: float = 0.5) -> None:
