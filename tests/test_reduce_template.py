@@ -49,11 +49,11 @@ COOP = {"RED_COOP_CHUNK": 32}
 OWN = {"softmax_long_row": {"RED_TILE": 1024}}
 
 def _problem(tmp_path, name: str) -> str:
-    if name in CASES:
-        body, inp = CASES[name]
+    if name in CASES or name in SHORT_REDUCTIONS:
+        body, inp = {**CASES, **SHORT_REDUCTIONS}[name]
         src = f"class Model(nn.Module):\n    def forward(self, x):\n        {body}\n"
     else:
-        mod, inp = {**MODULES, **OFFSET}[name]
+        mod, inp = {**MODULES, **OFFSET, **SHORT_ROWS}[name]
         src = (f"class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
                f"        self.m = {mod}\n    def forward(self, x):\n        return self.m(x)\n")
     path = tmp_path / f"{name}.py"
@@ -124,38 +124,29 @@ SHORT_REDUCTIONS = {  # reductions ending at the last dim over a few dozen eleme
 }
 
 
-def test_short_reductions_are_held_several_rows_a_program(tmp_path):
-    # A global average pool, sums, extrema and arg-extrema over short rows: at the defaults one launch
-    # of the rows kernel (no statistics pass), the reference's values and indices.
-    pairs, names = [], [f"_red_0_{k}" for k in ("stats", "finish", "rows")]
-    for name, (body, inp) in SHORT_REDUCTIONS.items():
-        path = tmp_path / f"{name}.py"
-        path.write_text(HEADER + f"class Model(nn.Module):\n    def forward(self, x):\n        {body}\n"
-                        f"def get_inputs():\n    return [{inp}]\ndef get_init_inputs():\n    return []\n")
-        source, _ = fusion.build(load_problem(str(path)), ["triton_reduce"])
+def _each_in_one_rows_launch(tmp_path, cases, random_params: bool) -> None:
+    """Each case's draft at the defaults: one launch of the rows kernel and of no other, the
+    reference's outputs (values and indices)."""
+    pairs, names = [], [f"_red_0_{k}" for k in ("stats", "finish", "apply", "coop", "rows")]
+    for name in cases:
+        path = _problem(tmp_path, name)
+        source, _ = fusion.build(load_problem(path), ["triton_reduce"])
         cand = tmp_path / f"{name}_candidate.py"
         cand.write_text(source)
-        assert launches(str(path), str(cand), names) == {"train": {n: int(n == "_red_0_rows") for n in names}}, name
-        pairs += [str(path), str(cand)]
-    check_pairs(pairs, tol=2e-5)
+        assert launches(path, str(cand), names) == {"train": {n: int(n == "_red_0_rows") for n in names}}, name
+        pairs += [path, str(cand)]
+    check_pairs(pairs, tol=2e-5, random_params=random_params)
+
+
+def test_short_reductions_are_held_several_rows_a_program(tmp_path):
+    # A global average pool, sums, extrema and arg-extrema (ties: the first) over short rows
+    _each_in_one_rows_launch(tmp_path, SHORT_REDUCTIONS, random_params=False)
 
 
 def test_short_rows_are_held_several_a_program(tmp_path):
     # GroupNorm after a Linear (groups of 8 features), InstanceNorm and LayerNorm on small maps, a
-    # softmax over a dim with nothing after it: at the defaults one launch of the rows kernel with
-    # several rows a program, the outputs the reference's, with affine weights away from 1 and 0.
-    pairs, names = [], [f"_red_0_{k}" for k in ("stats", "apply", "coop", "rows")]
-    for name, (mod, inp) in SHORT_ROWS.items():
-        path = tmp_path / f"{name}.py"
-        path.write_text(HEADER + "class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-                        f"        self.m = {mod}\n    def forward(self, x):\n        return self.m(x)\n"
-                        f"def get_inputs():\n    return [{inp}]\ndef get_init_inputs():\n    return []\n")
-        source, _ = fusion.build(load_problem(str(path)), ["triton_reduce"])
-        cand = tmp_path / f"{name}_candidate.py"
-        cand.write_text(source)
-        assert launches(str(path), str(cand), names) == {"train": {n: int(n == "_red_0_rows") for n in names}}, name
-        pairs += [str(path), str(cand)]
-    check_pairs(pairs, tol=2e-5, random_params=True)
+    # softmax over a dim with nothing after it; affine weights away from 1 and 0
+    _each_in_one_rows_launch(tmp_path, SHORT_ROWS, random_params=True)
 
 
 def test_a_chunk_of_one_channel_takes_its_affine_weights_as_scalars(tmp_path):
