@@ -135,3 +135,60 @@ def test_a_full_disk_is_told_apart_from_other_failures():
     msg = disk_full_message(OSError(errno.ENOSPC, "No space left on device", "/runs/x/best.py"), "/runs/x",
                             "evo-kernels optimize p.py")
     assert "writing /runs/x/best.py" in msg and "evo-kernels optimize p.py --resume --run-dir /runs/x" in msg
+
+
+EVALUATOR_SHORT = """
+import sys
+from evo_kernels.harness.sandbox import SandboxWorker
+from evo_kernels.cli import main
+SandboxWorker.short_of_disk = lambda self: "/scratch has 3 MiB free"  # the evaluator's disk is full
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_an_evaluators_full_disk_stops_the_run_without_charging_the_candidate(tmp_path):
+    # A candidate that fails where the evaluator's disk is short of space may have failed for the
+    # disk: the run stops, resumable, and its failure is not recorded against it.
+    broken = tmp_path / "broken.py"
+    broken.write_text("import torch\nclass ModelNew(torch.nn.Module):\n    def forward(self, x)\n        return x\n")
+    run_dir = tmp_path / "run"
+    args = ["optimize", LINEAR, *CFG, "--budget", "6", "--run-dir", str(run_dir), "--start", str(broken)]
+    proc = subprocess.run([sys.executable, "-c", EVALUATOR_SHORT, *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=600)
+    assert proc.returncode == 75, proc.stderr[-3000:]
+    assert "out of disk space: /scratch has 3 MiB free" in proc.stderr and "--resume" in proc.stderr, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    db = sqlite3.connect(run_dir / "store.sqlite")
+    assert {r[0] for r in db.execute("SELECT status FROM evaluations")} == {"ok"}  # no failure recorded
+    code, _, err = run_cli(*args[:-2], "--resume", "--json")
+    assert code == 0, err[-2000:]
+    db = sqlite3.connect(run_dir / "store.sqlite")
+    assert "compile_error" in {r[0] for r in db.execute("SELECT status FROM evaluations")}  # the disk had room
+
+
+def test_where_a_worker_writes_is_checked_for_space(tmp_path, monkeypatch):
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    from evo_kernels.harness.sandbox import LOW_DISK_BYTES, SandboxWorker
+    from evo_kernels.model.candidate import Evaluation
+    from evo_kernels.run.disk import DiskFull, check_evaluation, is_disk_full
+    usage = namedtuple("usage", "total used free")
+    seen = []
+
+    def disk_usage(path):
+        seen.append(path)
+        return usage(1 << 40, 0, LOW_DISK_BYTES - 1 if str(path).startswith(str(tmp_path)) else 1 << 40)
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    assert SandboxWorker("cpu", cache_dir=tmp_path / "cache" / "not_yet").short_of_disk() == f"{tmp_path} has 63 MiB free"
+    assert seen[-1] == tmp_path  # the cache directory not made yet: the nearest directory that is
+    assert SandboxWorker("cpu").short_of_disk() is None
+    ev = Evaluation(status="compile_error", reason="import failed")
+    check_evaluation(ev, "hw:cpu")  # no note: nothing to say
+    ev.notes.append("disk_full: /tmp has 3 MiB free")
+    try:
+        check_evaluation(ev, "hw:cpu")
+        raise AssertionError("no DiskFull")
+    except DiskFull as e:
+        assert e.errno == errno.ENOSPC and is_disk_full(e) and "hw:cpu" in str(e) and "/tmp has 3 MiB" in str(e)

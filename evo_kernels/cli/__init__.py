@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from typing import Any
 
@@ -118,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (OSError, sqlite3.Error) as e:  # a full disk under the other commands (tune, port, report, ...)
+        from ..run.disk import EXIT_DISK_FULL, is_disk_full
+        if not is_disk_full(e):
+            raise
+        print(f"error: no space left on the disk ({e})", file=sys.stderr)
+        return EXIT_DISK_FULL
 
 
 if __name__ == "__main__":

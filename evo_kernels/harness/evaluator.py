@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..model.candidate import Candidate, Evaluation
+from ..model.candidate import DISK_FULL_NOTE, Candidate, Evaluation
 from ..config import Config
 from .policy import check_source
 from .audit import audit
@@ -166,6 +166,10 @@ class Evaluator:
         ev = self._evaluate(key, candidate, timed)
         if candidate.technique == "reference" and timed:
             ev = self._consistent_reference(key, candidate, ev)
+        if ev.status != "ok":  # a full disk fails candidates that are not at fault: the search must know
+            short = self.defendant.short_of_disk()
+            if short:
+                ev.notes.append(DISK_FULL_NOTE + short)
         ev.candidate_id = candidate.id
         ev.device = self.device
         ev.duration_s = time.monotonic() - started

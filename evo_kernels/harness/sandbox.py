@@ -62,6 +62,11 @@ def start_all(workers: list["SandboxWorker"]) -> None:
         raise
 
 
+# Less free space than this where a worker writes (its scratch directory, the kernel caches): a
+# candidate that failed there may have failed for the disk, not for itself.
+LOW_DISK_BYTES = 64 << 20
+
+
 class SandboxWorker:
     """Parent-side handle of one worker process bound to one device."""
 
@@ -76,6 +81,18 @@ class SandboxWorker:
         self.workdir: Path | None = None
         self.restarts = 0
         self.notes: list[str] = []
+
+    def short_of_disk(self) -> str | None:
+        """Where this worker writes with less than LOW_DISK_BYTES free (said as a sentence), or None."""
+        for path in (Path(tempfile.gettempdir()), self.cache_dir):
+            while path is not None and not path.exists() and path != path.parent:
+                path = path.parent  # the cache directory is made on first use
+            if path is None:
+                continue
+            free = shutil.disk_usage(path).free
+            if free < LOW_DISK_BYTES:
+                return f"{path} has {free >> 20} MiB free"
+        return None
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def _env(self) -> dict[str, str]:

@@ -18,6 +18,9 @@ from typing import Any
 ALLOWED_IMPORTS = {"torch", "triton", "math", "numbers", "functools", "itertools", "operator", "typing",
                    "typing_extensions", "dataclasses", "collections", "enum", "abc", "numpy", "einops",
                    "cupy", "__future__"}
+# An evaluation's note where its evaluator found the disk its workers write to short of space after
+# it failed: the failure may be the disk's, so the search stops (resumable) rather than record it.
+DISK_FULL_NOTE = "disk_full: "
 STATUSES = ("ok", "incorrect", "rejected", "compile_error", "runtime_error", "timeout", "crash", "proposal_error")
 
 

@@ -6,8 +6,14 @@ from __future__ import annotations
 import errno
 import sqlite3
 
+from ..model.candidate import DISK_FULL_NOTE, Evaluation
+
 # exit status of a run stopped by a full disk: sysexits' EX_TEMPFAIL (free space, then try again)
 EXIT_DISK_FULL = 75
+
+
+class DiskFull(OSError):
+    """An evaluator's disk is full (the evaluation that found it is not recorded: --resume redoes it)."""
 
 
 def is_disk_full(e: BaseException) -> bool:
@@ -25,3 +31,12 @@ def disk_full_message(e: BaseException, run_dir: object, command: str) -> str:
     where = f" writing {e.filename}" if isinstance(e, OSError) and e.filename else ""
     return (f"no space left on the disk{where} ({e}): every evaluation recorded before it is in "
             f"{run_dir}/store.sqlite; free space, then continue with `{command} --resume --run-dir {run_dir}`")
+
+
+def check_evaluation(ev: Evaluation, where: str) -> None:
+    """Raise DiskFull where an evaluation's evaluator found its disk short of space after it failed:
+    a candidate is not charged with the disk's failure."""
+    for note in ev.notes:
+        if note.startswith(DISK_FULL_NOTE):
+            raise DiskFull(errno.ENOSPC, f"the evaluator on {where} is out of disk space: {note[len(DISK_FULL_NOTE):]} "
+                                         f"(an evaluation failed there: {ev.status}: {ev.reason[:200]})")

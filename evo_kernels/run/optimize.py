@@ -23,7 +23,7 @@ from ..search.loop import Planned, Progress, SearchLoop
 from ..search.tuning import Tuner, make_storage
 from ..store import open_store
 from . import result
-from .disk import is_disk_full
+from .disk import check_evaluation, is_disk_full
 from .hints import read_hints
 
 
@@ -155,6 +155,7 @@ class Optimizer:
     def handle(self, outcome: Result) -> None:
         """Record one result (the store first); the reference's result starts the search."""
         job, ev = outcome.job, outcome.evaluation
+        check_evaluation(ev, outcome.worker.hardware)  # before anything is recorded of it
         self.jobs.pop(job.key, None)
         ev.hardware = outcome.worker.hardware  # the routing label (a node's hw: resource), not the device name
         if job.kind == "confirm":
