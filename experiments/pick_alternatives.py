@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from evo_kernels.config import Config  # noqa: E402
-from evo_kernels.model.tunables import neighbours  # noqa: E402
+from evo_kernels.model.tunables import first_screen  # noqa: E402
 from evo_kernels.proposers.templates import TEMPLATES  # noqa: E402
 
 
@@ -29,11 +29,10 @@ def _key(config: dict) -> str:
 
 
 def screened_by_default(template) -> list[dict]:
-    """The configurations (changes from the defaults) a draft's screen tries without alternatives:
-    the defaults and the neighbours search/loop.py queues for them."""
-    screen = Config().tuning.screen
+    """The configurations (changes from the defaults) a draft's first screen tries without
+    alternatives: the defaults and what the search queues after them (tunables.first_screen)."""
     defaults = {k: v[0] for k, v in template.params.items()}
-    near = neighbours(defaults, template.params, template.constraints, (screen - 1) // 2)
+    near = first_screen([], defaults, template.params, template.constraints, Config().tuning.screen)
     return [{}] + [{k: v for k, v in c.items() if v != defaults[k]} for c in near]
 
 
@@ -55,7 +54,8 @@ def pick(times: dict[str, dict[str, float]], covered: list[str], most: int, min_
     while len(chosen) < most:
         now = loss(covered + chosen)
         scored = sorted((loss(covered + chosen + [k]), k) for k in candidates if k not in chosen)
-        if not scored or now / scored[0][0] - 1 < min_gain:
+        gain = now / scored[0][0] - 1 if scored else 0.0
+        if gain <= 0 or gain < min_gain:  # no configuration left that makes the screen faster enough
             break
         chosen.append(scored[0][1])
     return chosen

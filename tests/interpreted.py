@@ -67,25 +67,33 @@ from evo_kernels.model.problem import import_file, load_problem
 problem = load_problem(sys.argv[1])
 module = import_file(Path(sys.argv[2]), "counted")
 names, modes = json.loads(sys.argv[3]), json.loads(sys.argv[4])
-counts = Counter()
+counts, programs = Counter(), Counter()
 class Counted:
     def __init__(self, name):
         self.name, self.kernel = name, getattr(module, name)
     def __getitem__(self, grid):
         counts[self.name] += 1
+        if isinstance(grid, tuple):  # the programs it launches (a grid function's are not counted)
+            n = 1
+            for g in grid:
+                n *= g
+            programs[self.name] += n
         return self.kernel[grid]
 for name in names:
     setattr(module, name, Counted(name))
 model = problem.make_model(module.ModelNew, 1, "cpu")
 x = problem.make_inputs(1, "cpu")
-out = {}
+out, grids = {}, {}
 with torch.no_grad():
     for mode in modes:
         model.train(mode == "train")
         counts.clear()
+        programs.clear()
         model(*x)
         out[mode] = {name: counts[name] for name in names}
+        grids[mode] = {name: programs[name] for name in names}
 print("launches", json.dumps(out))
+print("programs", json.dumps(grids))
 """
 
 
@@ -93,11 +101,19 @@ def launches(problem: str, candidate: str, names: list[str], modes: tuple[str, .
              timeout: float = 600) -> dict[str, dict[str, int]]:
     """How many times each of the candidate's kernels `names` is launched by one call, in each mode
     in turn (interpreted)."""
+    return launches_and_programs(problem, candidate, names, modes, timeout)[0]
+
+
+def launches_and_programs(problem: str, candidate: str, names: list[str], modes: tuple[str, ...] = ("train",),
+                          timeout: float = 600) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+    """`launches`, and how many programs those launches ran in all."""
     env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=ROOT)
     proc = subprocess.run([sys.executable, "-c", LAUNCHES, problem, candidate, json.dumps(names), json.dumps(modes)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0 and "launches " in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]
-    return json.loads(proc.stdout.split("launches ", 1)[1])
+    found = {l.split(" ", 1)[0]: json.loads(l.split(" ", 1)[1]) for l in proc.stdout.splitlines()
+             if l.startswith(("launches ", "programs "))}
+    return found["launches"], found["programs"]
 
 
 BATCHNORM_SCRIPT = """

@@ -45,4 +45,4 @@ def test_pick_adds_what_the_screen_misses_and_stops_when_it_gains_little():
     assert pa.pick(times, [a], most=3, min_gain=0.01) == [c, d]
     assert pa.pick(times, [a], most=1, min_gain=0.0) == [c]
     assert pa.pick(times, [a, c], most=3, min_gain=0.05) == []  # what the screen tries is never picked
-    assert pa.pick({"p": {a: 1.0}}, [a], most=3, min_gain=0.0) == []
+    assert pa.pick({"p": {a: 1.0, b: 2.0}}, [a], most=3, min_gain=0.0) == []  # b would make nothing faster

@@ -11,7 +11,7 @@ from evo_kernels.model.problem import load_problem
 from evo_kernels.model.tunables import bake
 from evo_kernels.proposers import fusion
 
-from interpreted import check_pairs, launches
+from interpreted import check_pairs, launches, launches_and_programs
 
 HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 
@@ -124,16 +124,25 @@ SHORT_REDUCTIONS = {  # reductions ending at the last dim over a few dozen eleme
 }
 
 
+# Rows of each short case: the rows kernel must run fewer programs than half as many.
+ROWS_OF = {"global_average_pool": 600, "sum_run_keepdim": 300, "amax_run": 200, "amin_last": 150, "argmax_ties": 400,
+           "argmin_run_keepdim": 200, "group_norm_features": 1600, "group_norm_maps": 160,
+           "instance_norm_small_maps": 540, "layer_norm_two_dims": 150, "softmax_middle_unit_tail": 70,
+           "log_softmax_middle_unit_tail": 70}
+
+
 def _each_in_one_rows_launch(tmp_path, cases, random_params: bool) -> None:
-    """Each case's draft at the defaults: one launch of the rows kernel and of no other, the
-    reference's outputs (values and indices)."""
+    """Each case's draft at the defaults: one launch of the rows kernel and of no other, several rows
+    a program, the reference's outputs (values and indices)."""
     pairs, names = [], [f"_red_0_{k}" for k in ("stats", "finish", "apply", "coop", "rows")]
     for name in cases:
         path = _problem(tmp_path, name)
         source, _ = fusion.build(load_problem(path), ["triton_reduce"])
         cand = tmp_path / f"{name}_candidate.py"
         cand.write_text(source)
-        assert launches(path, str(cand), names) == {"train": {n: int(n == "_red_0_rows") for n in names}}, name
+        counts, programs = launches_and_programs(path, str(cand), names)
+        assert counts == {"train": {n: int(n == "_red_0_rows") for n in names}}, name
+        assert 0 < programs["train"]["_red_0_rows"] <= ROWS_OF[name] // 2, (name, programs)
         pairs += [path, str(cand)]
     check_pairs(pairs, tol=2e-5, random_params=random_params)
 

@@ -5,12 +5,11 @@ the run checkpointed: --resume continues it)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sqlite3
 import sys
 from typing import Any
 
-from .common import DESCRIPTION, EXIT_USAGE, UsageError, _add_common, _add_guidance
+from .common import DESCRIPTION, EXIT_USAGE, UsageError, _add_common, _add_guidance, print_error
 from .judge import cmd_verify_or_bench
 from .reports import cmd_export, cmd_hint, cmd_report, cmd_show
 from .search import cmd_optimize, cmd_port, cmd_suite, cmd_tune
@@ -110,11 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except UsageError as e:
-        msg = f"error: {e}"
-        print(msg, file=sys.stderr)
-        if getattr(args, "json", False):
-            print(json.dumps({"status": "error", "reason": str(e), "speedup": None, "eager": None,
-                              "compile": None, "candidate": None}))
+        print_error(str(e), args)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

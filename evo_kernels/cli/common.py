@@ -53,12 +53,16 @@ def _disk_full_exit(e: BaseException, args: argparse.Namespace, run_dir: Path, c
     from ..run.disk import EXIT_DISK_FULL, disk_full_message, is_disk_full
     if not is_disk_full(e):
         raise e
-    msg = disk_full_message(e, run_dir, command)
-    print(f"error: {msg}", file=sys.stderr)
-    if getattr(args, "json", False):
-        print(json.dumps({"status": "error", "reason": msg, "speedup": None, "eager": None, "compile": None,
-                          "candidate": None}))
+    print_error(disk_full_message(e, run_dir, command), args)
     return EXIT_DISK_FULL
+
+
+def print_error(reason: str, args: argparse.Namespace) -> None:
+    """An error's line on stderr, and under --json its JSON object as stdout's last line."""
+    print(f"error: {reason}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print(json.dumps({"status": "error", "reason": reason, "speedup": None, "eager": None, "compile": None,
+                          "candidate": None}))
 
 
 def _stopped_line(e: BaseException, problem: str, run_dir: Path, suite: bool = False) -> int:

@@ -144,6 +144,17 @@ def neighbours(params: dict[str, Any], space: dict[str, list[Any]], constraints:
     return out
 
 
+def first_screen(changes: list[dict[str, Any]], defaults: dict[str, Any], space: dict[str, list[Any]],
+                 constraints: list[str], screen: int) -> list[dict[str, Any]]:
+    """What a draft's first screen of `screen` configurations tries after its defaults: half of it
+    their neighbours (one value away), half the sampler's picks; the draft's SCREEN_FIRST `changes`
+    come first, in the sampler's half. On the H200 suite's first drafts neither neighbours nor
+    samples alone found the faster configurations every time (experiments/RESULTS.md, 2026-12-01)."""
+    k = (screen - 1) // 2
+    first = screen_first(changes, defaults, space, constraints, screen - 1 - k) if k else []
+    return first + [p for p in neighbours(defaults, space, constraints, k) if p not in first]
+
+
 _TUNABLE_LINE = re.compile(r"^TUNABLE = (.+)$", re.M)
 _FIXED_LINE = re.compile(r"^# TUNABLE \(fixed by the search\): (.+)$", re.M)
 _BAKED = "# Values chosen by the search.\n"

@@ -24,7 +24,7 @@ from typing import Any, Callable, Protocol
 
 from ..config import Config, SearchConfig
 from ..model.candidate import Candidate, Evaluation
-from ..model.tunables import TunableError, neighbours, parse_screen_first, parse_tunable, screen_first
+from ..model.tunables import TunableError, first_screen, parse_screen_first, parse_tunable
 from .population import Member, Population
 
 
@@ -212,14 +212,8 @@ class SearchLoop:
         defaults = {k: (draft.params[k] if k in draft.params else v[0]) for k, v in space.items()}
         if self.cfg.tuning.sampler != "grid":  # a grid visits the defaults anyway
             self.tuner.enqueue(study, space, defaults)
-            # Half of a screen around them (their neighbours, one value away), half the sampler's
-            # picks: on the H200 suite's first drafts neither alone found the faster configurations
-            # every time (experiments/RESULTS.md, 2026-12-01). The draft's own SCREEN_FIRST, if any,
-            # come before the neighbours, in the sampler's half.
             screen = min(self.cfg.tuning.screen, self.cfg.tuning.trials_per_candidate)
-            k = (screen - 1) // 2
-            first = screen_first(changes, defaults, space, constraints, screen - 1 - k) if k else []
-            for params in first + [p for p in neighbours(defaults, space, constraints, k) if p not in first]:
+            for params in first_screen(changes, defaults, space, constraints, screen):
                 self.tuner.enqueue(study, space, params)
         task = Tuning(study, draft, space, constraints, island, self.cfg.tuning.trials_per_candidate)
         self.tasks[study] = task

@@ -497,11 +497,15 @@ def _bn_scale_shift(cnt, mean_t, m2_t, weight, bias, running_mean, running_var, 
     return scale, shift
 
 
+def _sms(x):
+    # Multiprocessors of x's device (off a GPU, Triton's interpreter: 4)
+    return torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 4
+
+
 def _split_length(x, programs, length, block, waves, cap):
     # Cut `length` into chunks (of whole blocks, at least 4 each, at most `cap` chunks) when fewer
     # than `waves` programs per SM would run otherwise: (number of chunks, chunk length).
-    sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 4
-    split = max(1, min(cap, triton.cdiv(waves * sms, programs), triton.cdiv(length, 4 * block)))
+    split = max(1, min(cap, triton.cdiv(waves * _sms(x), programs), triton.cdiv(length, 4 * block)))
     ch = triton.cdiv(triton.cdiv(length, split), block) * block
     return triton.cdiv(length, ch), ch
 

@@ -436,8 +436,7 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
         # Contiguous rows a tile holds whole (and, a normalization's, that no cooperating group would
         # split): several a program, so long as about RED_WAVES programs per SM still run.
         block_r = triton.next_power_of_2(r)
-        sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 4
-        rows = max(1, min(RED_TILE // block_r, triton.next_power_of_2(triton.cdiv(a, max(1, RED_WAVES) * sms))))
+        rows = max(1, min(RED_TILE // block_r, triton.next_power_of_2(triton.cdiv(a, max(1, RED_WAVES) * _sms(x)))))
         ${name}_rows[(triton.cdiv(a, rows),)](x, out, w if w is not None else x, b if b is not None else x, a, r, eps,
                                               amod, rmul, rdiv, STAT=stat, MEAN=mean, HAS_W=w is not None,
                                               HAS_B=b is not None,
