@@ -2,7 +2,8 @@
 of a channels-last copy at each tap's offset (the padding zero-filled), channels not a multiple of the
 K block (zero-padded filter rows, boxes past the last channel), tiles cut at the output's edges, a
 Conv1d (one row: whole-row tiles), a BatchNorm after it (its statistics from the store, only the
-tile's pixels counted; training and eval), an input already channels-last, and the TF32-rounded copy;
+tile's pixels counted; training and eval), an input already channels-last, strided convolutions (the
+copy in phase planes), and the TF32-rounded copy;
 against the reference and against the template's pointer-gathered kernel (CONV_TMA off)."""
 
 import os
@@ -26,6 +27,12 @@ CASES = {  # name -> (the conv module, forward's return, input)
     "conv1d": ("nn.Conv1d(16, 8, 3, padding=1)", "self.c(x) - 0.5", "torch.randn(2, 16, 37)"),
     "channels_last_input": ("nn.Conv2d(16, 8, 3, padding=1)", "self.c(x.contiguous(memory_format=torch.channels_last))",
                             "torch.randn(2, 16, 5, 9)"),
+    # strided: the copy in phase planes; 9 x 7 pixels at stride 2 leave the planes' last row and
+    # column past the input (zeros, read as padding); (2, 3) strides divide 8 x 12 evenly; a Conv1d
+    "k3_stride_2_odd": ("nn.Conv2d(16, 8, 3, stride=2, padding=1)", "torch.relu(self.c(x))", "torch.randn(2, 16, 9, 7)"),
+    "k35_stride_2_3": ("nn.Conv2d(20, 12, (3, 5), stride=(2, 3), padding=(1, 2))", "self.c(x)",
+                       "torch.randn(1, 20, 8, 12)"),
+    "conv1d_stride_2": ("nn.Conv1d(16, 8, 5, stride=2, padding=1)", "self.c(x)", "torch.randn(2, 16, 37)"),
 }
 BN = ("nn.Conv2d(16, 8, 3, padding=1)", "F.relu(self.bn(self.c(x))) * 2.0", "torch.randn(2, 16, 5, 11)")
 SMALL = {"CONV_BLOCK_M": 32, "CONV_BLOCK_N": 16, "CONV_BLOCK_K": 16, "CONV_BLOCK_W": 8}
@@ -101,8 +108,9 @@ def test_pointwise_tma_kernel_computes_the_reference(tmp_path):
     check_batchnorm_train_and_eval(str(tmp_path / "pw_batchnorm.py"), str(tmp_path / "pw_batchnorm_tma.py"))
 
 
-def test_only_stride_1_convolutions_of_channels_in_16_byte_rows_take_it(tmp_path):
-    for mod, inp in (("nn.Conv2d(16, 8, 3, stride=2, padding=1)", "torch.randn(1, 16, 8, 8)"),
+def test_only_undilated_convolutions_of_channels_in_16_byte_rows_reading_every_phase_take_it(tmp_path):
+    for mod, inp in (("nn.Conv2d(16, 8, 1, stride=2)", "torch.randn(1, 16, 8, 8)"),
+                     ("nn.Conv2d(16, 8, (3, 1), stride=(1, 2))", "torch.randn(1, 16, 8, 8)"),
                      ("nn.Conv2d(16, 8, 3, padding=2, dilation=2)", "torch.randn(1, 16, 8, 8)"),
                      ("nn.Conv2d(18, 8, 3, padding=1)", "torch.randn(1, 18, 8, 8)"),
                      ("nn.Conv2d(18, 8, 1)", "torch.randn(1, 18, 8, 8)")):
@@ -158,6 +166,16 @@ for rounded in (False, True):
     xl, _ = _tma_operands(xc, w, False, 1, 1, 48, rounded)
     assert torch.equal(xl, r(x.permute(0, 2, 3, 1).contiguous()))
     assert rounded or xl.data_ptr() == xc.data_ptr()
+    # Split by a stride of (2, 3): plane (rh, rw) of image n holds pixels (2 i + rh, 3 j + rw); 7 x 11
+    # pixels give planes of 4 x 4, zeros past the input. Channels-last or not, the same copy.
+    for xs in (x, xc):
+        xl, _ = _tma_operands(xs, w, False, 1, 1, 48, rounded, (2, 3))
+        want = torch.zeros(3, 2, 3, 4, 4, 40)
+        for rh in range(2):
+            for rw in range(3):
+                plane = x[:, :, rh::2, rw::3].permute(0, 2, 3, 1)
+                want[:, rh, rw, :plane.shape[1], :plane.shape[2]] = plane
+        assert torch.equal(xl, r(want.reshape(18, 4, 4, 40))), "the copy in phase planes"
 # TMA only for tensors that start on 16 bytes; stages that fit shared memory with the 1x1 TMA kernel's
 # transposed tile counted (3 stages of 128 x 128 x 64 alone, 2 with it)
 assert _tma_ok(x) and _tma_ok(x, w) and not _tma_ok(x.flatten()[1:]) and not _tma_ok(x, w.flatten()[2:])

@@ -325,15 +325,28 @@ def _descriptor(t, block):
 
 
 @triton.jit
-def _nhwc_tile(x_ptr, y_ptr, C, HW, n, cb, pb, ROUND: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
-    # (n, c, p) -> (n, p, c), rounded to TF32 where asked: BLOCK_C channels x BLOCK_P pixels of image n.
+def _nhwc_tile(x_ptr, y_ptr, C, H, W, n, cb, pb, PSH: tl.constexpr, PSW: tl.constexpr, ROUND: tl.constexpr,
+               BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
+    # (n, c, h, w) -> (n, h, w, c), rounded to TF32 where asked: BLOCK_C channels x BLOCK_P pixels of
+    # image n. Split by phases (PSH, PSW) for a strided conv: pixel (h, w) goes to plane
+    # n * PSH * PSW + (h % PSH) * PSW + w % PSW at (h // PSH, w // PSW), so that the pixels one tap of
+    # the conv reads for a tile of outputs are a box of one plane.
+    HW = H * W
     c = cb * BLOCK_C + tl.arange(0, BLOCK_C)
     p = pb * BLOCK_P + tl.arange(0, BLOCK_P)
     ok = (c < C)[:, None] & (p < HW)[None, :]
     v = tl.load(x_ptr + n * C * HW + c[:, None] * HW + p[None, :], mask=ok, other=0.0)
     if ROUND:
         v = _tf32_rn(v)
-    tl.store(y_ptr + n * C * HW + p[None, :] * C + c[:, None], v, mask=ok)
+    if PSH * PSW == 1:
+        q = n * HW + p
+    else:
+        h = p // W
+        w = p - h * W
+        ph = tl.cdiv(H, PSH)
+        pw = tl.cdiv(W, PSW)
+        q = ((n * PSH * PSW + (h % PSH) * PSW + w % PSW) * ph + h // PSH) * pw + w // PSW
+    tl.store(y_ptr + q[None, :] * C + c[:, None], v, mask=ok)
 
 
 @triton.jit
@@ -357,18 +370,18 @@ def _filter_chunk(w_ptr, out_ptr, row, chunk, C, CO, KH, KW, s_c, s_co, s_kh, s_
 
 
 @triton.jit
-def _conv_operands(x_ptr, xl_ptr, w_ptr, wk_ptr, C_IN, HW, COPY_TILES, C, CO, KH, KW, s_c, s_co, s_kh, s_kw, SH, SW,
-                   TH, TW, CP, ROUND: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
-                   BLOCK: tl.constexpr):
+def _conv_operands(x_ptr, xl_ptr, w_ptr, wk_ptr, C_IN, H_IN, W_IN, COPY_TILES, C, CO, KH, KW, s_c, s_co, s_kh,
+                   s_kw, SH, SW, TH, TW, CP, PSH: tl.constexpr, PSW: tl.constexpr, ROUND: tl.constexpr,
+                   BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK: tl.constexpr):
     # A conv's operands in one launch: the first COPY_TILES programs copy the input channels-last,
     # the others pack the filter rows (a launch fewer to issue a call: host time the hidden-work
     # check counts against a call whose kernels are short).
     pid = tl.program_id(0)
     if pid < COPY_TILES:
-        tiles_p = tl.cdiv(HW, BLOCK_P)
+        tiles_p = tl.cdiv(H_IN * W_IN, BLOCK_P)
         tiles_c = tl.cdiv(C_IN, BLOCK_C)
-        _nhwc_tile(x_ptr, xl_ptr, C_IN, HW, (pid // (tiles_p * tiles_c)).to(tl.int64), (pid // tiles_p) % tiles_c,
-                   pid % tiles_p, ROUND, BLOCK_C, BLOCK_P)
+        _nhwc_tile(x_ptr, xl_ptr, C_IN, H_IN, W_IN, (pid // (tiles_p * tiles_c)).to(tl.int64),
+                   (pid // tiles_p) % tiles_c, pid % tiles_p, PSH, PSW, ROUND, BLOCK_C, BLOCK_P)
     else:
         q = pid - COPY_TILES
         chunks = tl.cdiv(TH * TW * CP, BLOCK)
@@ -376,26 +389,31 @@ def _conv_operands(x_ptr, xl_ptr, w_ptr, wk_ptr, C_IN, HW, COPY_TILES, C, CO, KH
                       CP, ROUND, BLOCK)
 
 
-def _conv_operands_launch(x, w, transposed, sh, sw, cp, rounded):
+def _conv_operands_launch(x, w, transposed, sh, sw, cp, rounded, phases=(1, 1)):
     # The filters (c_out, c, kh, kw), or (c, c_out, kh, kw) transposed, as the K-major rows the conv
     # kernels read: a row per (phase, output channel) (an ordinary conv has one phase: sh = sw = 1),
     # its taps by channels padded to cp, rounded to TF32 where asked; with `x`, also x's channels-last
-    # copy (rounded alike), made by the same launch. Returns (that copy or None, the rows).
+    # copy (rounded alike) split by `phases` (a strided conv's (stride_h, stride_w): planes of
+    # ceil(h / stride_h) x ceil(w / stride_w) pixels, zeros past the input), made by the same launch.
+    # Returns (that copy or None, the rows).
     c, co = (w.shape[0], w.shape[1]) if transposed else (w.shape[1], w.shape[0])
     s_c, s_co = (w.stride(0), w.stride(1)) if transposed else (w.stride(1), w.stride(0))
     kh, kw = w.shape[2], w.shape[3]
     th, tw = triton.cdiv(kh, sh), triton.cdiv(kw, sw)
     wk = torch.empty((sh * sw * co, th * tw * cp), device=w.device, dtype=torch.float32)
-    xl, c_in, hw, copy_tiles = None, 1, 1, 0
+    xl, c_in, h, w_, copy_tiles = None, 1, 1, 1, 0
+    psh, psw = phases
     if x is not None:
         x = x.contiguous()
         n, c_in, h, w_ = x.shape
-        hw = h * w_
-        xl = torch.empty((n, h, w_, c_in), device=x.device, dtype=torch.float32)
-        copy_tiles = n * triton.cdiv(c_in, 32) * triton.cdiv(hw, 64)
+        shape = (n * psh * psw, triton.cdiv(h, psh), triton.cdiv(w_, psw), c_in)
+        # (the planes' cells past the input are read as the conv's zero padding)
+        xl = (torch.zeros if h % psh or w_ % psw else torch.empty)(shape, device=x.device, dtype=torch.float32)
+        copy_tiles = n * triton.cdiv(c_in, 32) * triton.cdiv(h * w_, 64)
     _conv_operands[(copy_tiles + sh * sw * co * triton.cdiv(th * tw * cp, 1024),)](
-        x if x is not None else w, xl if xl is not None else wk, w, wk, c_in, hw, copy_tiles, c, co, kh, kw, s_c, s_co,
-        w.stride(2), w.stride(3), sh, sw, th, tw, cp, ROUND=rounded, BLOCK_C=32, BLOCK_P=64, BLOCK=1024, num_warps=4)
+        x if x is not None else w, xl if xl is not None else wk, w, wk, c_in, h, w_, copy_tiles, c, co, kh, kw, s_c,
+        s_co, w.stride(2), w.stride(3), sh, sw, th, tw, cp, PSH=psh, PSW=psw, ROUND=rounded, BLOCK_C=32, BLOCK_P=64,
+        BLOCK=1024, num_warps=4)
     return xl, wk
 
 
@@ -405,15 +423,15 @@ def _pack_filters(w, transposed, sh, sw, cp, rounded):
     return _conv_operands_launch(None, w, transposed, sh, sw, cp, rounded)[1]
 
 
-def _tma_operands(x, w, transposed, sh, sw, cp, rounded):
-    # Both operands of a TMA conv: x (n, c, h, w) as a contiguous (n, h, w, c) tensor, whose channels
-    # TMA reads as rows, and the filters' rows; rounded to TF32 where asked. One launch where x must
-    # be copied (one read and one write of x, at about the copy bandwidth); a view where it is
-    # channels-last already.
-    if x.is_contiguous(memory_format=torch.channels_last):
+def _tma_operands(x, w, transposed, sh, sw, cp, rounded, phases=(1, 1)):
+    # Both operands of a TMA conv: x (n, c, h, w) as a contiguous (n, h, w, c) tensor (split by
+    # `phases` for a strided conv: _conv_operands_launch), whose channels TMA reads as rows, and the
+    # filters' rows; rounded to TF32 where asked. One launch where x must be copied (one read and one
+    # write of x, at about the copy bandwidth); a view where it is channels-last already and unsplit.
+    if x.is_contiguous(memory_format=torch.channels_last) and phases == (1, 1):
         xl = x.permute(0, 2, 3, 1)
         return (_round_tf32(xl) if rounded else xl), _pack_filters(w, transposed, sh, sw, cp, rounded)
-    return _conv_operands_launch(x, w, transposed, sh, sw, cp, rounded)
+    return _conv_operands_launch(x, w, transposed, sh, sw, cp, rounded, phases)
 
 
 def _round_tf32(t):

@@ -165,15 +165,18 @@ $store
     .replace("$products", _products("_tf32_rn(a)", "b.T") + SETTLE))
 
 
-# Stride 1 on Hopper: input tiles by TMA from a channels-last copy of the input (one box of BH x BW
-# pixels by BLOCK_K channels a tap, the padding zero-filled by the copy engine), filter rows by TMA,
-# both fed to the tensor cores from shared memory. On level1/06 (H200) the kernel ran 0.42 ms against
-# the pointer-gathered kernel's 0.67 (experiments/tma_conv_probe.py). "tf32rn": the copy is rounded.
+# On Hopper: input tiles by TMA from a channels-last copy of the input (one box of BH x BW pixels by
+# BLOCK_K channels a tap, the padding zero-filled by the copy engine), filter rows by TMA, both fed to
+# the tensor cores from shared memory. On level1/06 (H200) the kernel ran 0.42 ms against the
+# pointer-gathered kernel's 0.67 (experiments/tma_conv_probe.py). "tf32rn": the copy is rounded.
+# Strided: the copy is split into SH x SW phase planes (_conv_operands_launch), pixel (h, w) in plane
+# (h % SH, w % SW) at (h // SH, w // SW); a tap's input pixels for a tile of outputs are then a box
+# of one plane, at the tile's own offset plus the tap's.
 CONV_TMA = Template('''
 @triton.jit
 def $name(x_desc, w_desc, c_ptr,$ptrs$stats_ptrs CO, OH, OW, CP, KH: tl.constexpr, KW: tl.constexpr,
-          PH: tl.constexpr, PW: tl.constexpr, BH: tl.constexpr, BW: tl.constexpr, BLOCK_N: tl.constexpr,
-          BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+          SH: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, BH: tl.constexpr,
+          BW: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
     # A tile of BH x BW output pixels of one image by BLOCK_N channels; K = (kh, kw, c), c padded to CP.
     BLOCK_M: tl.constexpr = BH * BW
     grid_n = tl.cdiv(CO, BLOCK_N)
@@ -190,7 +193,12 @@ def $name(x_desc, w_desc, c_ptr,$ptrs$stats_ptrs CO, OH, OW, CP, KH: tl.constexp
         tap = it // steps
         c0 = (it - tap * steps) * BLOCK_K
         kh = tap // KW
-        a = x_desc.load([img, oh0 - PH + kh, ow0 - PW + tap - kh * KW, c0]).reshape(BLOCK_M, BLOCK_K)
+        # input row oh * SH - PH + kh: plane row oh + floor((kh - PH) / SH), plane (kh - PH) mod SH
+        # (offset by SH * PH to divide non-negative numbers); columns alike
+        qh = kh - PH + SH * PH
+        qw = tap - kh * KW - PW + SW * PW
+        a = x_desc.load([img * (SH * SW) + (qh % SH) * SW + qw % SW, oh0 + qh // SH - PH,
+                         ow0 + qw // SW - PW, c0]).reshape(BLOCK_M, BLOCK_K)
         b = w_desc.load([pid_n * BLOCK_N, tap * CP + c0])
 $products
     rm = tl.arange(0, BLOCK_M)
@@ -436,7 +444,8 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
             "    else:",
             f"        {launch}"], kernels, "conv", chain, group.shape, defer, fold is not None)
     code.append(f"    {launch}")
-    if (sh, sw, dh, dw) == (1, 1, 1, 1) and channel_rows and prologue is None and not pointwise:
+    # (strided: where every phase plane of the copy is read, not a 1x1 conv's one plane of four)
+    if (dh, dw) == (1, 1) and kh >= sh and kw >= sw and channel_rows and prologue is None and not pointwise:
         kernels.append(render(CONV_TMA, f"{name}_tma", n_ptrs, body="\n".join(lines), out=out,
                               stats=bn_tail("tile", "m_ok"), stats_ptrs=stats_ptrs))
         code = code[:head] + ["    if CONV_TMA and _tma_ok(x):"] + _tma_lines(a, f"{name}_tma", ptrs, fold is not None) \
@@ -460,15 +469,15 @@ def _bn_lines(a: ConvAnchor, foldable: bool, i: str) -> list[str]:
 
 
 def _tma_lines(a: ConvAnchor, name: str, ptrs: str, foldable: bool) -> list[str]:
-    """The TMA kernel's launch (stride 1), indented under the helper's branch."""
-    kh, kw, _, _, ph, pw, _, _ = a.geometry
+    """The TMA kernel's launch, indented under the helper's branch."""
+    kh, kw, sh, sw, ph, pw, _, _ = a.geometry
     lines = [
         "nb, c, h, w_ = x.shape",
         "cp = triton.cdiv(c, CONV_BLOCK_K) * CONV_BLOCK_K",
         "# The input's channels-last copy and the filters as rows of (kh, kw, c), c padded to cp with zeros",
         "# (a TMA box never spans two taps), by one launch, first: the device makes them while the host",
-        "# prepares the rest.",
-        "xl, wk = _tma_operands(x, w, False, 1, 1, cp, CONV_PRECISION == 'tf32rn')",
+        "# prepares the rest." + (" The copy in phase planes, one per (row, column) of a stride." if (sh, sw) != (1, 1) else ""),
+        f"xl, wk = _tma_operands(x, w, False, 1, 1, cp, CONV_PRECISION == 'tf32rn', ({sh}, {sw}))",
         "co = w.shape[0]",
         output_size_line(a).strip(),
         "y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
@@ -482,8 +491,8 @@ def _tma_lines(a: ConvAnchor, name: str, ptrs: str, foldable: bool) -> list[str]
         lines += _bn_lines(a, foldable, "")
     lines += [
         f"{name}[(tiles_m * triton.cdiv(co, bn),)](_descriptor(xl, [1, bh, bw, CONV_BLOCK_K]), "
-        f"_descriptor(wk, [bn, CONV_BLOCK_K]), y, {ptrs}co, oh, ow, cp, KH={kh}, KW={kw}, PH={ph}, "
-        f"PW={pw}, BH=bh, BW=bw, BLOCK_N=bn, BLOCK_K=CONV_BLOCK_K, PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, "
+        f"_descriptor(wk, [bn, CONV_BLOCK_K]), y, {ptrs}co, oh, ow, cp, KH={kh}, KW={kw}, SH={sh}, SW={sw}, "
+        f"PH={ph}, PW={pw}, BH=bh, BW=bw, BLOCK_N=bn, BLOCK_K=CONV_BLOCK_K, PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, "
         "num_stages=_fit_stages(bh * bw, bn, CONV_BLOCK_K, CONV_STAGES))"]
     return ["        " + line for line in lines]
 
@@ -510,7 +519,7 @@ TEMPLATE = AnchorTemplate(
     # tf32x3 where a seeded tf32rn fails the contract) is the first neighbour a screen tries. Warps
     # next: 4 warps were the one change that helped the TMA kernel with an epilogue (level2/11
     # 0.884 against 1.117 ms, level2/15 0.481 against 0.596; H200), where a narrower tile never did.
-    # CONV_TMA and CONV_BLOCK_W: the TMA kernel where it applies (stride 1, channels in 16-byte rows, no prologue)
+    # CONV_TMA and CONV_BLOCK_W: the TMA kernel where it applies (no dilation, channels in 16-byte rows, no prologue)
     # and its tiles' width; on a 1x1 conv, the GEMM per image by TMA on the input as it lies (prologue
     # or not, image rows of 16 bytes). Under the protocol (H200, experiments/RESULTS.md, 2026-12-02) it
     # took level2/19 to 0.769 ms from the pointer kernel's 0.901 and level1/07 to 0.639 (eager 0.673,
