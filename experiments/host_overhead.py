@@ -39,6 +39,7 @@ PLAN = [  # (problem, rules, configuration)
     # The TMA conv kernels (Hopper): input and filters by tensor descriptors, against the pointer kernel
     ("level1/06_Conv2d_3x3", ["triton_conv"], dict(TF32_PW, CONV_WARPS=8)),
     ("level1/06_Conv2d_3x3", ["triton_conv"], dict(TF32_PW, CONV_WARPS=8, CONV_TMA=False)),
+    ("level1/11_Conv3d", ["triton_conv3d"], dict(TF32_PW, CONV_WARPS=8)),
     ("level1/36_ConvTranspose2d_upsample", ["triton_conv_transpose"], {"CONVT_PRECISION": "tf32rn", "CONVT_TMA": True}),
     ("level1/36_ConvTranspose2d_upsample", ["triton_conv_transpose"], {"CONVT_PRECISION": "tf32rn", "CONVT_TMA": False}),
 ]

@@ -242,6 +242,20 @@ def test_conv_tma_kernel_compiles_and_matches_on_cuda(tmp_path):
                       oracle=True)
 
 
+def test_conv3d_template_compiles_and_matches_on_cuda(tmp_path):
+    """The Conv3d template's kernels compiled by Triton (5-D TMA boxes on Hopper; the pointer kernel
+    where the TMA kernel does not apply): every case of tests/test_conv3d_template.py at its defaults
+    (tf32x3) and at small tiles, no less accurate than cuDNN against float64; and a real size."""
+    from test_conv3d_template import CASES, SMALL, _write
+    for name, (mod, ret, inp, _) in CASES.items():
+        _template_matches(tmp_path, _write(tmp_path, name, mod, ret, inp), "triton_conv3d", ({}, SMALL),
+                          f"conv3d_{name}", oracle=True)
+    path = _write(tmp_path, "real", "nn.Conv3d(32, 24, 3, padding=1)", "F.relu(self.c(x))",
+                  "torch.randn(2, 32, 9, 30, 37)")
+    _template_matches(tmp_path, path, "triton_conv3d", ({}, {"CONV_BLOCK_W": 32}, {"CONV_TMA": False}),
+                      "conv3d_real", oracle=True)
+
+
 def test_gemm_operand_copy_on_cuda():
     """The GEMM template's K-major copy compiled by Triton: transposed, sliced and batched operands at
     sizes that cut its tiles, equal to torch's copy."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from ...model.tunables import register_space
 from .ir import Op
-from . import attention, conv, conv_transpose, cross_entropy, depthwise, elementwise, gemm, pool, pool_window, reduce, rowwise, scan
+from . import attention, conv, conv3d, conv_transpose, cross_entropy, depthwise, elementwise, gemm, pool, pool_window, reduce, rowwise, scan
 from .base import HELPERS, AnchorTemplate, ChainTemplate, Emitted, Lowered, TritonTemplate
 
 TEMPLATES: list[TritonTemplate] = [
     gemm.TEMPLATE,
     conv.TEMPLATE,
+    conv3d.TEMPLATE,  # Conv3d: the conv template's implicit GEMM over one more dimension
     depthwise.TEMPLATE,  # convolutions with groups == channels: no GEMM
     conv_transpose.TEMPLATE,  # transposed convolutions: a GEMM per output phase
     attention.TEMPLATE,  # scaled_dot_product_attention (hand-written attention through the sdpa rule)

@@ -289,7 +289,7 @@ class ConvAnchor(NamedTuple):
     rest: list[Op]  # what follows it (a BatchNorm first, when there is one)
     bn: Op | None
     one_d: bool  # a Conv1d, run as a Conv2d over (N, C, 1, L)
-    geometry: tuple[int, ...]  # kh, kw, sh, sw, ph, pw, dh, dw
+    geometry: tuple[int, ...]  # kh, kw, sh, sw, ph, pw, dh, dw (a Conv3d's: kd, kh, kw, sd, sh, sw, ...)
 
 
 def conv_anchor(group: Group, t: AnchorTemplate) -> ConvAnchor:
@@ -312,10 +312,10 @@ def conv_anchor(group: Group, t: AnchorTemplate) -> ConvAnchor:
         params += ", " + bn_params
     one_d = isinstance(conv, nn.Conv1d)
     dims = [conv.kernel_size, conv.stride, conv.padding, conv.dilation]
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = [((1 if i != 2 else 0),) + tuple(g) if one_d else tuple(g)
-                                              for i, g in enumerate(dims)]
+    # (a Conv1d's as a Conv2d's of height 1: kernel, stride and dilation 1, padding 0)
+    geometry = tuple(v for i, g in enumerate(dims) for v in ((1 if i != 2 else 0),) * one_d + tuple(g))
     return ConvAnchor(kinds, args, params, "".join(f"p{j}, " for j in range(len(kinds))), ops[:head], rest, bn,
-                      one_d, (kh, kw, sh, sw, ph, pw, dh, dw))
+                      one_d, geometry)
 
 
 def output_size_line(a: ConvAnchor) -> str:
