@@ -16,6 +16,7 @@ import triton
 from triton.testing import do_bench
 
 from evo_kernels.model.problem import import_file
+from evo_kernels.proposers.templates.base import HELPERS
 from evo_kernels.proposers.templates.gemm import KMAJOR_COPY
 
 VARIANTS = [(64, 64, 4), (32, 32, 4), (64, 64, 8), (32, 128, 4), (128, 32, 4), (128, 64, 8), (64, 128, 8)]
@@ -24,7 +25,7 @@ VARIANTS = [(64, 64, 4), (32, 32, 4), (64, 64, 8), (32, 128, 4), (128, 32, 4), (
 def main() -> None:
     # Triton compiles a kernel from its file: the rendered copy goes to one, imported from there.
     path = Path(tempfile.mkdtemp()) / "kmajor_copy.py"
-    path.write_text("import torch\nimport triton\nimport triton.language as tl\n" + KMAJOR_COPY.substitute(name="_copy"))
+    path.write_text("import torch\nimport triton\nimport triton.language as tl\n" + HELPERS + KMAJOR_COPY.substitute(name="_copy"))
     launch = import_file(path, "kmajor_copy")._copy_launch
     src = torch.empty(1 << 28, device="cuda")
     dst = torch.empty_like(src)

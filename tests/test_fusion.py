@@ -180,8 +180,9 @@ def test_a_gemm_batch_past_the_grids_second_axis_launches(tmp_path):
 
 KMAJOR_SCRIPT = """
 import torch, triton, triton.language as tl
+from evo_kernels.proposers.templates.base import HELPERS
 from evo_kernels.proposers.templates.gemm import KMAJOR_COPY
-exec(KMAJOR_COPY.substitute(name="_copy"))
+exec(HELPERS + KMAJOR_COPY.substitute(name="_copy"))  # (a draft's helpers first, as in a draft)
 base = torch.randn(3, 5, 70, 130)
 views = [base[0, 0].t(), base.transpose(-1, -2), base[:, 1].transpose(1, 2), base[..., ::2].permute(3, 1, 0, 2),
          base[1:, :, 3:, 1:].permute(2, 0, 3, 1), base[0, 0, :0].t(), base[None].transpose(-1, -2)]

@@ -263,9 +263,10 @@ def test_gemm_operand_copy_on_cuda():
     from pathlib import Path
 
     from evo_kernels.model.problem import import_file
+    from evo_kernels.proposers.templates.base import HELPERS
     from evo_kernels.proposers.templates.gemm import KMAJOR_COPY
     path = Path(tempfile.mkdtemp()) / "kmajor_copy.py"
-    path.write_text("import torch\nimport triton\nimport triton.language as tl\n" + KMAJOR_COPY.substitute(name="_c"))
+    path.write_text("import torch\nimport triton\nimport triton.language as tl\n" + HELPERS + KMAJOR_COPY.substitute(name="_c"))
     launch = import_file(path, "gpu_kmajor_copy")._c_launch
     base = torch.randn(3, 1000, 777, device="cuda")
     for view in (base[0].t(), base.transpose(1, 2), base[:, 5:, ::3].transpose(1, 2), base.permute(2, 0, 1)):

@@ -269,6 +269,17 @@ def prefix(ops: list[Op], template: TritonTemplate, kinds: list[str]) -> int:
 # (so any combination of the merged spaces compiles), split-K choice, row-kernel shapes, a
 # BatchNorm's scale and shift from its statistics (one kernel).
 HELPERS = '''
+def _cdiv(a, b):
+    # Ceiling division on the host (triton.cdiv is a constexpr function: its wrapper cost a conv
+    # draft's call about a fifth of its host time, H200, 2026-12-02).
+    return -(-a // b)
+
+
+def _pow2(n):
+    # The least power of two >= n (0 for 0), as triton.next_power_of_2, without its wrapper.
+    return 1 << (n - 1).bit_length() if n > 0 else 0
+
+
 def _fit_stages(bm, bn, bk, stages, extra=0):
     # Shared memory holds `stages` A and B tiles of fp32 (and `extra` bytes); keep them under ~200 KB.
     while stages > 1 and (bm + bn) * bk * 4 * stages + extra > 200000:
@@ -399,18 +410,18 @@ def _conv_operands_launch(x, w, transposed, sh, sw, cp, rounded, phases=(1, 1)):
     c, co = (w.shape[0], w.shape[1]) if transposed else (w.shape[1], w.shape[0])
     s_c, s_co = (w.stride(0), w.stride(1)) if transposed else (w.stride(1), w.stride(0))
     kh, kw = w.shape[2], w.shape[3]
-    th, tw = triton.cdiv(kh, sh), triton.cdiv(kw, sw)
+    th, tw = _cdiv(kh, sh), _cdiv(kw, sw)
     wk = torch.empty((sh * sw * co, th * tw * cp), device=w.device, dtype=torch.float32)
     xl, c_in, h, w_, copy_tiles = None, 1, 1, 1, 0
     psh, psw = phases
     if x is not None:
         x = x.contiguous()
         n, c_in, h, w_ = x.shape
-        shape = (n * psh * psw, triton.cdiv(h, psh), triton.cdiv(w_, psw), c_in)
+        shape = (n * psh * psw, _cdiv(h, psh), _cdiv(w_, psw), c_in)
         # (the planes' cells past the input are read as the conv's zero padding)
         xl = (torch.zeros if h % psh or w_ % psw else torch.empty)(shape, device=x.device, dtype=torch.float32)
-        copy_tiles = n * triton.cdiv(c_in, 32) * triton.cdiv(h * w_, 64)
-    _conv_operands[(copy_tiles + sh * sw * co * triton.cdiv(th * tw * cp, 1024),)](
+        copy_tiles = n * _cdiv(c_in, 32) * _cdiv(h * w_, 64)
+    _conv_operands[(copy_tiles + sh * sw * co * _cdiv(th * tw * cp, 1024),)](
         x if x is not None else w, xl if xl is not None else wk, w, wk, c_in, h, w_, copy_tiles, c, co, kh, kw, s_c,
         s_co, w.stride(2), w.stride(3), sh, sw, th, tw, cp, PSH=psh, PSW=psw, ROUND=rounded, BLOCK_C=32, BLOCK_P=64,
         BLOCK=1024, num_warps=4)
@@ -438,7 +449,7 @@ def _round_tf32(t):
     # A contiguous tensor's copy rounded to TF32 (a conv's weights, once a call: one launch; rounding
     # the weight tiles in the conv kernel instead cost its K loop 25%, 2026-12-01).
     out = torch.empty_like(t)
-    _tf32_rn_copy[(triton.cdiv(t.numel(), 1024),)](t, out, t.numel(), BLOCK=1024)
+    _tf32_rn_copy[(_cdiv(t.numel(), 1024),)](t, out, t.numel(), BLOCK=1024)
     return out
 
 
@@ -505,9 +516,9 @@ def _bn_scale_shift(cnt, mean_t, m2_t, weight, bias, running_mean, running_var, 
     # program, level3/10's 64 channels ran on 4 programs, each merging 1600 tiles), up to 16 channels
     # (64-byte rows of the tiles' statistics); tiles merged in blocks of up to 4096 values.
     chunks = cnt.shape[0] if batch else 0
-    block_c = min(16, max(1, triton.next_power_of_2(c // 128 + 1) // 2))
-    block_r = min(max(16, triton.next_power_of_2(chunks)), 4096 // block_c, 1024)
-    _bn_finalize[(triton.cdiv(c, block_c),)](
+    block_c = min(16, max(1, _pow2(c // 128 + 1) // 2))
+    block_r = min(max(16, _pow2(chunks)), 4096 // block_c, 1024)
+    _bn_finalize[(_cdiv(c, block_c),)](
         some(cnt), some(mean_t), some(m2_t), some(weight), some(bias), some(running_mean), some(running_var),
         tracked if update else scale, scale, shift, chunks, c, eps, momentum if update else 0.0,
         BATCH=batch, UPDATE=update, HAS_W=weight is not None, HAS_B=bias is not None, BLOCK_R=block_r, BLOCK_C=block_c,
@@ -523,14 +534,14 @@ def _sms(x):
 def _split_length(x, programs, length, block, waves, cap):
     # Cut `length` into chunks (of whole blocks, at least 4 each, at most `cap` chunks) when fewer
     # than `waves` programs per SM would run otherwise: (number of chunks, chunk length).
-    split = max(1, min(cap, triton.cdiv(waves * _sms(x), programs), triton.cdiv(length, 4 * block)))
-    ch = triton.cdiv(triton.cdiv(length, split), block) * block
-    return triton.cdiv(length, ch), ch
+    split = max(1, min(cap, _cdiv(waves * _sms(x), programs), _cdiv(length, 4 * block)))
+    ch = _cdiv(_cdiv(length, split), block) * block
+    return _cdiv(length, ch), ch
 
 
 def _row_config(n):
-    block_n = triton.next_power_of_2(n)
+    block_n = _pow2(n)
     rows = max(1, min(64, ROW_TILE // block_n))
     warps = max(1, min(16, rows * block_n // (32 * ROW_PER_THREAD)))
-    return block_n, rows, triton.next_power_of_2(warps)
+    return block_n, rows, _pow2(warps)
 '''

@@ -50,6 +50,16 @@ SETTLE = """
 
 # TMA tiles (filter rows, N x K, transposed): "tf32rn" operands were rounded before, by the launcher.
 TMA_PRODUCTS = _products("a", "b.T")
+# A TMA kernel's BH x BW tile of output pixels by BLOCK_N channels, after its K loop (the conv and
+# Conv3d templates').
+TMA_TILE = """\
+    rm = tl.arange(0, BLOCK_M)
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    oh = oh0 + rm // BW
+    ow = ow0 + rm % BW
+    m_ok = (oh < OH) & (ow < OW)
+    n_ok = rn < CO
+    mask = m_ok[:, None] & n_ok[None, :]"""
 
 
 CONV = _with_grouped_tiles('''
@@ -201,19 +211,13 @@ def $name(x_desc, w_desc, c_ptr,$ptrs$stats_ptrs CO, OH, OW, CP, KH: tl.constexp
                          ow0 + qw // SW - PW, c0]).reshape(BLOCK_M, BLOCK_K)
         b = w_desc.load([pid_n * BLOCK_N, tap * CP + c0])
 $products
-    rm = tl.arange(0, BLOCK_M)
-    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    oh = oh0 + rm // BW
-    ow = ow0 + rm % BW
-    m_ok = (oh < OH) & (ow < OW)
-    n_ok = rn < CO
-    mask = m_ok[:, None] & n_ok[None, :]
+$tile
     offs = (img.to(tl.int64) * CO * OH * OW + oh * OW + ow)[:, None] + rn[None, :] * (OH * OW)
     v = acc
 $body
 $stats
     tl.store(c_ptr + offs, $out, mask=mask)
-'''.replace("$products", TMA_PRODUCTS))
+'''.replace("$products", TMA_PRODUCTS).replace("$tile", TMA_TILE))
 
 
 class Prologue(NamedTuple):
@@ -394,8 +398,8 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
                  "    nb, c, oh, ow = x.shape",
                  "    co = w.shape[0]",
                  "    wk = w.reshape(co, c).contiguous()  # rows of c: K-major, as the tensor cores read them"]
-        bm = "min(CONV_BLOCK_M, max(16, triton.next_power_of_2(oh * ow)))  # no taller than an image"
-        tiles_m = "nb * triton.cdiv(oh * ow, bm)"
+        bm = "min(CONV_BLOCK_M, max(16, _pow2(oh * ow)))  # no taller than an image"
+        tiles_m = "nb * _cdiv(oh * ow, bm)"
         geometry = "c, co, oh * ow, x.stride(0), x.stride(1)"
     else:
         code += ["    nb, c, h, w_ = x.shape",
@@ -404,8 +408,8 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
                  "    # Filters as rows of (kh, kw, c): K-major, as the tensor cores read them.",
                  "    wk = _pack_filters(w, False, 1, 1, c, CONV_PRECISION == 'tf32rn')"]
         bm = "CONV_BLOCK_M"
-        tiles_m = "triton.cdiv(nb * oh * ow, bm)"
-        geometry = (f"nb, c, h, w_, co, oh, ow, triton.cdiv(c, CONV_BLOCK_K) * CONV_BLOCK_K, *x.stride(), SH={sh}, "
+        tiles_m = "_cdiv(nb * oh * ow, bm)"
+        geometry = (f"nb, c, h, w_, co, oh, ow, _cdiv(c, CONV_BLOCK_K) * CONV_BLOCK_K, *x.stride(), SH={sh}, "
                     f"SW={sw}, PH={ph}, PW={pw}, DH={dh}, DW={dw}, KH={kh}, KW={kw}")
     if pointwise:  # (the other filters are rounded as they are packed)
         code += ["    if CONV_PRECISION == 'tf32rn':",
@@ -414,11 +418,11 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
         "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
         f"    bm = {bm}"]
     if prologue is None:
-        code += ["    bn = min(CONV_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels"]
+        code += ["    bn = min(CONV_BLOCK_N, max(16, _pow2(co)))  # no wider than the channels"]
     else:
         code += ["    # All output channels in one tile where the accumulator fits: the prologue is applied",
                  "    # once per input element, not once per tile of channels (level2/19, 2026-12-01).",
-                 "    bn = min(max(16, triton.next_power_of_2(co)), 256, 128 * 32 * CONV_WARPS // bm)"]
+                 "    bn = min(max(16, _pow2(co)), 256, 128 * 32 * CONV_WARPS // bm)"]
     code += [
         f"    tiles_m = {tiles_m}"]
     if a.bn is not None:  # its per-tile statistics, or the folded BatchNorm's scale and shift
@@ -427,7 +431,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
     def tiles(extra: str = "") -> str:  # the launch's tile arguments (`extra` shared memory beyond the stages')
         return ("BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=CONV_BLOCK_K, GROUP_M=8, PRECISION=CONV_PRECISION, "
                 f"num_warps=CONV_WARPS, num_stages=_fit_stages(bm, bn, CONV_BLOCK_K, CONV_STAGES{extra}))")
-    code += ["    grid = (tiles_m * triton.cdiv(co, bn),)"]
+    code += ["    grid = (tiles_m * _cdiv(co, bn),)"]
     launch = f"{name}[grid](x, wk, y, {ptrs}{geometry}, {tiles()}"
     # (channels in 16-byte rows, as a tensor descriptor's strides must be)
     channel_rows = group.source["conv"].in_channels % 4 == 0
@@ -473,7 +477,7 @@ def _tma_lines(a: ConvAnchor, name: str, ptrs: str, foldable: bool) -> list[str]
     kh, kw, sh, sw, ph, pw, _, _ = a.geometry
     lines = [
         "nb, c, h, w_ = x.shape",
-        "cp = triton.cdiv(c, CONV_BLOCK_K) * CONV_BLOCK_K",
+        "cp = _cdiv(c, CONV_BLOCK_K) * CONV_BLOCK_K",
         "# The input's channels-last copy and the filters as rows of (kh, kw, c), c padded to cp with zeros",
         "# (a TMA box never spans two taps), by one launch, first: the device makes them while the host",
         "# prepares the rest." + (" The copy in phase planes, one per (row, column) of a stride." if (sh, sw) != (1, 1) else ""),
@@ -482,15 +486,15 @@ def _tma_lines(a: ConvAnchor, name: str, ptrs: str, foldable: bool) -> list[str]
         output_size_line(a).strip(),
         "y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
         "# A tile: bh rows of bw pixels (no taller than the output: a Conv1d's rows are whole tiles).",
-        "bw = min(CONV_BLOCK_W, max(8, triton.next_power_of_2(ow)))",
-        "bh = min(max(1, CONV_BLOCK_M // bw), triton.next_power_of_2(oh))",
+        "bw = min(CONV_BLOCK_W, max(8, _pow2(ow)))",
+        "bh = min(max(1, CONV_BLOCK_M // bw), _pow2(oh))",
         "bw = CONV_BLOCK_M // bh",
-        "bn = min(CONV_BLOCK_N, max(16, triton.next_power_of_2(co)))",
-        "tiles_m = nb * triton.cdiv(oh, bh) * triton.cdiv(ow, bw)"]
+        "bn = min(CONV_BLOCK_N, max(16, _pow2(co)))",
+        "tiles_m = nb * _cdiv(oh, bh) * _cdiv(ow, bw)"]
     if a.bn is not None:
         lines += _bn_lines(a, foldable, "")
     lines += [
-        f"{name}[(tiles_m * triton.cdiv(co, bn),)](_descriptor(xl, [1, bh, bw, CONV_BLOCK_K]), "
+        f"{name}[(tiles_m * _cdiv(co, bn),)](_descriptor(xl, [1, bh, bw, CONV_BLOCK_K]), "
         f"_descriptor(wk, [bn, CONV_BLOCK_K]), y, {ptrs}co, oh, ow, cp, KH={kh}, KW={kw}, SH={sh}, SW={sw}, "
         f"PH={ph}, PW={pw}, BH=bh, BW=bw, BLOCK_N=bn, BLOCK_K=CONV_BLOCK_K, PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, "
         "num_stages=_fit_stages(bh * bw, bn, CONV_BLOCK_K, CONV_STAGES))"]

@@ -18,7 +18,7 @@ from torch import fx, nn
 
 from .ir import Group
 from .base import AnchorTemplate, Chain, Emitted, _with_grouped_tiles, body, operand_lines, render
-from .conv import PRODUCTS, SETTLE, TMA_PRODUCTS, conv_anchor, finish
+from .conv import PRODUCTS, SETTLE, TMA_PRODUCTS, TMA_TILE, conv_anchor, finish
 
 CONV3D = _with_grouped_tiles('''
 @triton.jit
@@ -98,19 +98,13 @@ def $name(x_desc, w_desc, c_ptr,$ptrs CO, OD, OH, OW, CP, KD: tl.constexpr, KH: 
         a = x_desc.load([img, od - PD + kd, oh0 - PH + kh, ow0 - PW + kw, c0]).reshape(BLOCK_M, BLOCK_K)
         b = w_desc.load([pid_n * BLOCK_N, tap * CP + c0])
 $products
-    rm = tl.arange(0, BLOCK_M)
-    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    oh = oh0 + rm // BW
-    ow = ow0 + rm % BW
-    m_ok = (oh < OH) & (ow < OW)
-    n_ok = rn < CO
-    mask = m_ok[:, None] & n_ok[None, :]
+$tile
     odhw = OD * OH * OW
     offs = (img.to(tl.int64) * CO * odhw + od * (OH * OW) + oh * OW + ow)[:, None] + rn[None, :] * odhw
     v = acc
 $body
     tl.store(c_ptr + offs, $out, mask=mask)
-'''.replace("$products", TMA_PRODUCTS))
+'''.replace("$products", TMA_PRODUCTS).replace("$tile", TMA_TILE))
 
 
 def conv3d_source(node: fx.Node, modules: dict[str, nn.Module]) -> dict[str, Any] | None:
@@ -138,13 +132,13 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         "    co = w.shape[0]",
         f"    od, oh, ow = {size}",
         "    y = torch.empty((nb, co, od, oh, ow), device=x.device, dtype=torch.float32)",
-        "    bn = min(CONV_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels",
-        "    bk = min(CONV_BLOCK_K, max(16, triton.next_power_of_2(c)))  # no deeper than them (K padded to it)"]
+        "    bn = min(CONV_BLOCK_N, max(16, _pow2(co)))  # no wider than the channels",
+        "    bk = min(CONV_BLOCK_K, max(16, _pow2(c)))  # no deeper than them (K padded to it)"]
     pointers = [
         "# Filters as rows of (kd, kh, kw, c): K-major, as the tensor cores read them.",
         f"wk = _pack_filters(w.reshape(co, c, {kd * kh}, {kw}), False, 1, 1, c, CONV_PRECISION == 'tf32rn')",
         "bm = CONV_BLOCK_M",
-        f"{name}[(triton.cdiv(nb * od * oh * ow, bm) * triton.cdiv(co, bn),)](x, wk, y, {a.ptrs}nb, c, d, h, w_, co, "
+        f"{name}[(_cdiv(nb * od * oh * ow, bm) * _cdiv(co, bn),)](x, wk, y, {a.ptrs}nb, c, d, h, w_, co, "
         f"od, oh, ow, *x.stride(), SD={sd}, SH={sh}, SW={sw}, PD={pd}, PH={ph}, PW={pw}, DD={dd}, DH={dh}, DW={dw}, "
         f"KD={kd}, KH={kh}, KW={kw}, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=8, PRECISION=CONV_PRECISION, "
         "num_warps=CONV_WARPS, num_stages=_fit_stages(bm, bn, bk, CONV_STAGES))"]
@@ -154,16 +148,16 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         return finish(k, a, code, kernels, "conv", chain, group.shape)
     kernels.append(render(CONV3D_TMA, f"{name}_tma", len(a.kinds), body="\n".join(lines), out=out))
     tma = [
-        "cp = triton.cdiv(c, bk) * bk",
+        "cp = _cdiv(c, bk) * bk",
         "# The input's channels-last copy (over its d x h rows) and the filters as rows of (kd, kh, kw, c), c",
         "# padded to cp with zeros (a TMA box never spans two taps), by one launch.",
         f"xl, wk = _tma_operands(x.reshape(nb, c, d * h, w_), w.reshape(co, c, {kd * kh}, {kw}), False, 1, 1, cp, "
         "CONV_PRECISION == 'tf32rn')",
         "# A tile: bh rows of bw pixels of one depth slice (no taller than the output).",
-        "bw = min(CONV_BLOCK_W, max(8, triton.next_power_of_2(ow)))",
-        "bh = min(max(1, CONV_BLOCK_M // bw), triton.next_power_of_2(oh))",
+        "bw = min(CONV_BLOCK_W, max(8, _pow2(ow)))",
+        "bh = min(max(1, CONV_BLOCK_M // bw), _pow2(oh))",
         "bw = CONV_BLOCK_M // bh",
-        f"{name}_tma[(nb * od * triton.cdiv(oh, bh) * triton.cdiv(ow, bw) * triton.cdiv(co, bn),)]("
+        f"{name}_tma[(nb * od * _cdiv(oh, bh) * _cdiv(ow, bw) * _cdiv(co, bn),)]("
         "_descriptor(xl.reshape(nb, d, h, w_, c), [1, 1, bh, bw, bk]), _descriptor(wk, [bn, bk]), "
         f"y, {a.ptrs}co, od, oh, ow, cp, KD={kd}, KH={kh}, KW={kw}, PD={pd}, PH={ph}, PW={pw}, BH=bh, BW=bw, "
         "BLOCK_N=bn, BLOCK_K=bk, PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, "

@@ -176,14 +176,14 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         "        # The input's channels-last copy and the filters' rows (the pointer kernel's, c padded to cp with zeros:",
         "        # a TMA box never spans two taps), by one launch, first: the device makes them while the",
         "        # host prepares the rest.",
-        "        cp = triton.cdiv(c, CONVT_BLOCK_K) * CONVT_BLOCK_K",
+        "        cp = _cdiv(c, CONVT_BLOCK_K) * CONVT_BLOCK_K",
         f"        xl, wt = _tma_operands(x, w, True, {sh}, {sw}, cp, CONVT_PRECISION == 'tf32rn')"]
         if tma_possible else []) + [
         "    co = w.shape[1]",
         f"    oh, ow = (h - 1) * {sh} - {2 * ph} + {kh + oph}, (w_ - 1) * {sw} - {2 * pw} + {kw + opw}",
-        f"    qh, qw = triton.cdiv(oh, {sh}), triton.cdiv(ow, {sw})  # the phases' sizes (the first's)",
+        f"    qh, qw = _cdiv(oh, {sh}), _cdiv(ow, {sw})  # the phases' sizes (the first's)",
         "    y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
-        "    bn = min(CONVT_BLOCK_N, max(16, triton.next_power_of_2(co)))  # no wider than the channels"]
+        "    bn = min(CONVT_BLOCK_N, max(16, _pow2(co)))  # no wider than the channels"]
     stats = "False"
     if a.bn is not None:  # per (tile, phase) statistics, in training (the names bn_args gives the helper)
         stats_ptrs, stats = "st_mean, st_m2, st_cnt, ", "stats"
@@ -195,9 +195,9 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         "# taps beyond the filter are zeros.",
         f"wk = _pack_filters(w, True, {sh}, {sw}, c, CONVT_PRECISION == 'tf32rn')",
         "bm = CONVT_BLOCK_M",
-        "tiles_m = triton.cdiv(nb * qh * qw, bm)"] + alloc + [
-        f"{name}[({sh * sw} * tiles_m * triton.cdiv(co, bn),)](x, wk, y, {a.ptrs}{stats_ptrs}nb, c, h, w_, co, oh, ow, "
-        f"qh, qw, triton.cdiv(c, CONVT_BLOCK_K) * CONVT_BLOCK_K, *x.stride(), KH={kh}, KW={kw}, SH={sh}, SW={sw}, "
+        "tiles_m = _cdiv(nb * qh * qw, bm)"] + alloc + [
+        f"{name}[({sh * sw} * tiles_m * _cdiv(co, bn),)](x, wk, y, {a.ptrs}{stats_ptrs}nb, c, h, w_, co, oh, ow, "
+        f"qh, qw, _cdiv(c, CONVT_BLOCK_K) * CONVT_BLOCK_K, *x.stride(), KH={kh}, KW={kw}, SH={sh}, SW={sw}, "
         f"PH={ph}, PW={pw}, TH={th}, TW={tw}, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=CONVT_BLOCK_K, GROUP_M=8, "
         f"PRECISION=CONVT_PRECISION, BN_STATS={stats}, num_warps=CONVT_WARPS, "
         "num_stages=_fit_stages(bm, bn, CONVT_BLOCK_K, CONVT_STAGES))"]
@@ -207,11 +207,11 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
     kernels.append(render(CONVT_TMA, f"{name}_tma", len(a.kinds), body="\n".join(lines), out=out))
     tma = [
         "# A tile: bh rows of bw of a phase's pixels (no taller than the phase).",
-        "bw = min(CONVT_BLOCK_W, max(8, triton.next_power_of_2(qw)))",
-        "bh = min(max(1, CONVT_BLOCK_M // bw), triton.next_power_of_2(qh))",
+        "bw = min(CONVT_BLOCK_W, max(8, _pow2(qw)))",
+        "bh = min(max(1, CONVT_BLOCK_M // bw), _pow2(qh))",
         "bw = CONVT_BLOCK_M // bh",
-        "tiles_m = nb * triton.cdiv(qh, bh) * triton.cdiv(qw, bw)"] + alloc + [
-        f"{name}_tma[({sh * sw} * tiles_m * triton.cdiv(co, bn),)](_descriptor(xl, [1, bh, bw, CONVT_BLOCK_K]), "
+        "tiles_m = nb * _cdiv(qh, bh) * _cdiv(qw, bw)"] + alloc + [
+        f"{name}_tma[({sh * sw} * tiles_m * _cdiv(co, bn),)](_descriptor(xl, [1, bh, bw, CONVT_BLOCK_K]), "
         f"_descriptor(wt, [bn, CONVT_BLOCK_K]), y, {a.ptrs}{stats_ptrs}co, oh, ow, qh, qw, cp, KH={kh}, KW={kw}, "
         f"SH={sh}, SW={sw}, PH={ph}, PW={pw}, TW={tw}, BH=bh, BW=bw, BLOCK_N=bn, BLOCK_K=CONVT_BLOCK_K, "
         f"PRECISION=CONVT_PRECISION, BN_STATS={stats}, num_warps=CONVT_WARPS, "

@@ -59,7 +59,7 @@ LAUNCH = Template('''
 def ${name}_run(x, t, ignore):
     # The loss of each row (0 where the target is ignored), fp32 [N].
     n, c = x.shape
-    block_c = min(CE_TILE, triton.next_power_of_2(c))
+    block_c = min(CE_TILE, _pow2(c))
     # Split the rows into chunks when fewer than CE_WAVES programs per SM would run.
     split, ch = _split_length(x, n, c, block_c, CE_WAVES, 64)
     loss = torch.empty(n, device=x.device, dtype=torch.float32)

@@ -183,9 +183,9 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
         kernels = [rows_kernel(name, len(a.kinds), kh, kw, lines, out, prologue)]
         launch = [
             "    # A program: DW_ROWS rows of up to 512 columns, DW_PER_THREAD columns a lane.",
-            "    bw = min(triton.next_power_of_2(ow), 512)",
+            "    bw = min(_pow2(ow), 512)",
             "    rows = min(DW_ROWS, oh)",
-            "    tiles = triton.cdiv(oh, rows) * triton.cdiv(ow, bw)"] + stats_lines + [
+            "    tiles = _cdiv(oh, rows) * _cdiv(ow, bw)"] + stats_lines + [
             f"    {name}[(nb * co * tiles,)](x, w, y, {ptrs}{st_ptrs}CI=ci, CO=co, H=h, W=w_, OH=oh, OW=ow, SW={sw}, "
             f"PH={ph}, PW={pw}, DW={dw}, ROWS=rows, BLOCK_W=bw, BN_STATS={flag}, "
             "num_warps=max(1, bw // (32 * DW_PER_THREAD)))"]
@@ -196,9 +196,9 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
                           pro_ptrs=pro_ptrs, pro_loads=prologue_loads(prologue))]
         launch = [
             "    # Tiles as wide as a row (up to DW_BLOCK), as many rows as make DW_BLOCK.",
-            "    bw = min(triton.next_power_of_2(ow), DW_BLOCK)",
-            "    bh = min(max(1, DW_BLOCK // bw), triton.next_power_of_2(oh))",
-            "    tiles = triton.cdiv(oh, bh) * triton.cdiv(ow, bw)"] + stats_lines + [
+            "    bw = min(_pow2(ow), DW_BLOCK)",
+            "    bh = min(max(1, DW_BLOCK // bw), _pow2(oh))",
+            "    tiles = _cdiv(oh, bh) * _cdiv(ow, bw)"] + stats_lines + [
             f"    {name}[(nb * co * tiles,)](x, w, y, {ptrs}{st_ptrs}CI=ci, CO=co, H=h, W=w_, OH=oh, OW=ow, KH={kh}, "
             f"KW={kw}, SH={sh}, SW={sw}, PH={ph}, PW={pw}, DH={dh}, DW={dw}, BLOCK_H=bh, BLOCK_W=bw, "
             f"BN_STATS={flag}, num_warps=DW_WARPS)"]

@@ -99,7 +99,7 @@ def ${name}_launch(t, block_r=64, block_c=64, warps=4):
     strides = (0,) * (4 - t.dim()) + tuple(t.stride()[:-2])
     R, C = t.shape[-2], t.shape[-1]
     if y.numel():
-        grid = (triton.cdiv(R, block_r) * triton.cdiv(C, block_c) * lead[0] * lead[1],)
+        grid = (_cdiv(R, block_r) * _cdiv(C, block_c) * lead[0] * lead[1],)
         $name[grid](t, y, R, C, lead[1], *strides, t.stride(-2), t.stride(-1), BLOCK_R=block_r, BLOCK_C=block_c,
                     num_warps=warps)
     return y
@@ -223,8 +223,8 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
                    f"        b = {copy}_launch(b.transpose(-1, -2)).transpose(-1, -2)"]
     code = [f"def _f{k}({params}):"] + operand_lines(kinds) + kmajor + layout + [
         "    # Tiles no larger than the matrix (a narrow N would leave most of a wide tile idle).",
-        "    bm, bn = min(BLOCK_M, max(16, triton.next_power_of_2(M))), min(BLOCK_N, max(16, triton.next_power_of_2(N)))",
-        "    tiles = triton.cdiv(M, bm) * triton.cdiv(N, bn)",
+        "    bm, bn = min(BLOCK_M, max(16, _pow2(M))), min(BLOCK_N, max(16, _pow2(N)))",
+        "    tiles = _cdiv(M, bm) * _cdiv(N, bn)",
         "    split = 1" if rest else "    split = _split_k(tiles, K, BLOCK_K) if B0 * B1 == 1 else 1",
     ]
     if row_reduce:
@@ -234,7 +234,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         code.append("    c = torch.empty((split, *out_shape) if split > 1 else out_shape, device=a.device, "
                     "dtype=torch.float32)")
     if bn is not None:
-        code += stats_alloc("triton.cdiv(M, bm)", "N", "a.device") + [
+        code += stats_alloc("_cdiv(M, bm)", "N", "a.device") + [
             f"    fold = {'not stats' if fold else 'False'}  # the BatchNorm in the store (eval)",
             f"    p{n_ops}, p{n_ops + 1} = {bn_finish} if fold else (c, c)"]
     code.append(f"    {name}[(tiles * B0 * B1, split)](a, b, c, {ptrs}M, N, K, B1, *s_a, *s_b, BLOCK_M=bm, "

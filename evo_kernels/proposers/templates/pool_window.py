@@ -127,9 +127,9 @@ def _lower(t: ChainTemplate, name: str, ops: list[Op], kinds: list[str], y: str,
         f"    oh, ow = h + {2 * ph - kh + 1}, (w + {2 * pw} - {kw}) // {sw} + 1",
         f"    out = torch.empty((nb, c, oh, ow), device={y}.device, dtype=torch.float32)",
         "    # A program: POOL_ROWS rows of up to 512 columns, POOL_PER_THREAD columns a lane.",
-        "    bw = min(triton.next_power_of_2(ow), 512)",
+        "    bw = min(_pow2(ow), 512)",
         "    rows = min(POOL_ROWS, oh)",
-        "    tiles = triton.cdiv(oh, rows) * triton.cdiv(ow, bw)",
+        "    tiles = _cdiv(oh, rows) * _cdiv(ow, bw)",
         f"    {name}[(nb * c * tiles,)]({y}, out, {ptrs}C=c, H=h, W=w, OH=oh, OW=ow, SW={sw}, PH={ph}, PW={pw}, "
         "ROWS=rows, BLOCK_W=bw, num_warps=max(1, min(8, bw // (32 * POOL_PER_THREAD))))",
     ]

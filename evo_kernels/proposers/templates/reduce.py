@@ -432,12 +432,12 @@ def ${name}_coop(x_ptr, out_ptr, w_ptr, b_ptr, p1_ptr, p2_ptr, sync_ptr, R, SPLI
 # The launcher each candidate carries once per group, next to its kernels.
 LAUNCH = Template('''
 def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul=0, rdiv=1):
-    if n_b == 1 and triton.next_power_of_2(r) <= RED_TILE and (stat < 5 or r <= RED_COOP_CHUNK or not RED_COOP_CHUNK):
+    if n_b == 1 and _pow2(r) <= RED_TILE and (stat < 5 or r <= RED_COOP_CHUNK or not RED_COOP_CHUNK):
         # Contiguous rows a tile holds whole (and, a normalization's, that no cooperating group would
         # split): several a program, so long as about RED_WAVES programs per SM still run.
-        block_r = triton.next_power_of_2(r)
-        rows = max(1, min(RED_TILE // block_r, triton.next_power_of_2(triton.cdiv(a, max(1, RED_WAVES) * _sms(x)))))
-        ${name}_rows[(triton.cdiv(a, rows),)](x, out, w if w is not None else x, b if b is not None else x, a, r, eps,
+        block_r = _pow2(r)
+        rows = max(1, min(RED_TILE // block_r, _pow2(_cdiv(a, max(1, RED_WAVES) * _sms(x)))))
+        ${name}_rows[(_cdiv(a, rows),)](x, out, w if w is not None else x, b if b is not None else x, a, r, eps,
                                               amod, rmul, rdiv, STAT=stat, MEAN=mean, HAS_W=w is not None,
                                               HAS_B=b is not None,
                                               ROWS=rows, BLOCK_R=block_r, num_warps=RED_WARPS)
@@ -447,7 +447,7 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
         # wait for each other. A group must fit on the device at once: no more programs than SMs (each
         # holds at least one); off a GPU (Triton's interpreter runs programs one after another),
         # groups of one program, which wait for no one.
-        split = triton.cdiv(r, RED_COOP_CHUNK)
+        split = _cdiv(r, RED_COOP_CHUNK)
         if split <= (min(64, torch.cuda.get_device_properties(x.device).multi_processor_count) if x.is_cuda else 1):
             p1 = torch.empty((a * split,), device=x.device, dtype=torch.float32)
             p2 = torch.empty_like(p1)
@@ -455,18 +455,18 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
             ${name}_coop[(a * split,)](x, out, w if w is not None else x, b if b is not None else x, p1, p2, sync,
                                        r, split, eps, amod, rmul, rdiv, STAT=stat, HAS_W=w is not None,
                                        HAS_B=b is not None, CH=RED_COOP_CHUNK,
-                                       SPLIT_P2=max(2, triton.next_power_of_2(split)),
+                                       SPLIT_P2=max(2, _pow2(split)),
                                        W_SCALAR=rdiv >= RED_COOP_CHUNK,
                                        num_warps=max(1, min(16, RED_COOP_CHUNK // 1024)))
             return out
     # Tile: BLOCK_B columns (1 when B is 1: rows are contiguous) by BLOCK_R rows of R.
-    block_b = 1 if n_b == 1 else min(RED_BLOCK_B, triton.next_power_of_2(n_b))
-    block_r = max(1, min(RED_TILE // block_b, triton.next_power_of_2(r)))
-    n_bt = triton.cdiv(n_b, block_b)
+    block_b = 1 if n_b == 1 else min(RED_BLOCK_B, _pow2(n_b))
+    block_r = max(1, min(RED_TILE // block_b, _pow2(r)))
+    n_bt = _cdiv(n_b, block_b)
     # Split R so that about RED_WAVES programs per SM run; at most 64 chunks.
     split, ch = _split_length(x, a * n_bt, r, block_r, RED_WAVES, 64)
     one = split == 1  # one program per (a, b-tile): a reduction stores at once, a norm is one kernel
-    sp2 = max(2, triton.next_power_of_2(split))
+    sp2 = max(2, _pow2(split))
     p1 = p2 = x
     if not one:
         p1 = torch.empty((a, split, n_b), device=x.device, dtype=torch.float32)
@@ -484,12 +484,12 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
     if stat >= 5:
         # Split rows under a weight indexed by position alone (LayerNorm): up to 8 samples per
         # program share each weight tile, in their own chunks.
-        group = min(8, triton.next_power_of_2(a)) if not one and n_b == 1 and amod == 1 and rmul == 0 else 1
+        group = min(8, _pow2(a)) if not one and n_b == 1 and amod == 1 and rmul == 0 else 1
         grid = (a, split, n_bt)
         if group > 1:
-            block_r = max(1, min(RED_TILE // group, triton.next_power_of_2(r)))
-            split, ch = _split_length(x, triton.cdiv(a, group), r, block_r, RED_WAVES, 256)
-            grid = (triton.cdiv(a, group), split, 1)
+            block_r = max(1, min(RED_TILE // group, _pow2(r)))
+            split, ch = _split_length(x, _cdiv(a, group), r, block_r, RED_WAVES, 256)
+            grid = (_cdiv(a, group), split, 1)
         ${name}_apply[grid](x, f1, f2, out, w if w is not None else x, b if b is not None else x, a, r, n_b, ch,
                             eps, amod, rmul, rdiv, STAT=stat, FUSED=one, HAS_W=w is not None,
                             HAS_B=b is not None, A_GROUP=group, BLOCK_R=block_r, BLOCK_B=block_b,

@@ -111,13 +111,13 @@ def ${name}_run(x, dim):
         return out
     a, l, b = x.shape[:dim].numel(), x.shape[dim], x.shape[dim + 1:].numel()
     if b == 1:  # rows: a tile is BLOCK_L of a row by BLOCK_N rows (several when rows are short)
-        block_l = min(SCAN_TILE, triton.next_power_of_2(l))
-        block_n = min(SCAN_TILE // block_l, triton.next_power_of_2(a))
-        nbt, programs = 1, triton.cdiv(a, block_n)
+        block_l = min(SCAN_TILE, _pow2(l))
+        block_n = min(SCAN_TILE // block_l, _pow2(a))
+        nbt, programs = 1, _cdiv(a, block_n)
     else:  # columns: BLOCK_N contiguous columns of B by BLOCK_L positions of L
-        block_n = min(SCAN_BLOCK_B, triton.next_power_of_2(b))
-        block_l = min(max(1, SCAN_TILE // block_n), triton.next_power_of_2(l))
-        nbt = triton.cdiv(b, block_n)
+        block_n = min(SCAN_BLOCK_B, _pow2(b))
+        block_l = min(max(1, SCAN_TILE // block_n), _pow2(l))
+        nbt = _cdiv(b, block_n)
         programs = a * nbt
     warps = max(1, min(SCAN_WARPS, block_l * block_n // 128))  # >= 4 elements per thread
     # Split L when fewer than SCAN_WAVES programs per SM would run; at most 256 chunks.

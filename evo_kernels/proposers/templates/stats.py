@@ -107,7 +107,7 @@ def stats_kernel_lines(name: str, y: str, ndim: int) -> list[str]:
     return ["    st_cnt = st_mean = st_m2 = None",
             "    if _bn_batch_stats(bn_mod.training, bn_rm):  # (the names bn_args gives the helper)",
             f"        st_r, st_c, st_s = {r}, {c}, {sz}",
-            "        chunks = triton.cdiv(st_r * st_s, 4096)",
+            "        chunks = _cdiv(st_r * st_s, 4096)",
             f"        st_mean = torch.empty((chunks, st_c), device={y}.device, dtype=torch.float32)",
             "        st_m2 = torch.empty_like(st_mean)",
             f"        st_cnt = torch.empty((chunks,), device={y}.device, dtype=torch.float32)",
