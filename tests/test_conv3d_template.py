@@ -75,3 +75,15 @@ def test_what_it_does_not_take(tmp_path):
                   "torch.randn(2, 16, 3, 4, 5)")
     source, _ = fusion.build(load_problem(path), ["triton_conv3d"])
     assert "_conv3d_0[" in source and 'getattr(self.c, "1")(_evo_fused_0)' in source
+
+
+def test_without_its_rule_the_chain_after_cudnns_conv3d_is_one_kernel(tmp_path):
+    """fuse_chains alone: the Conv3d by the library (conv3d, not conv2d), its elementwise tail in one
+    Triton kernel, as the reference computes it."""
+    path = _write(tmp_path, "library", "nn.Conv3d(16, 8, 3, padding=1)", "torch.relu(self.c(x)) * 2.0",
+                  "torch.randn(2, 16, 3, 5, 6)")
+    source, _ = fusion.build(load_problem(path), ["fuse_chains"])
+    assert "torch.nn.functional.conv3d(" in source and "_conv3d_" not in source
+    cand = tmp_path / "library_c.py"
+    cand.write_text(source)
+    check_pairs([path, str(cand)], seeds=(1,), random_params=True, tol=2e-5)

@@ -48,7 +48,7 @@ def _emit_library(k: int, group: Group, chains: bool) -> Emitted | None:
             pre = [f"    y = torch.nn.functional.conv_transpose2d(x, w, bias, {tuple(conv.stride)}, {tuple(conv.padding)}, "
                    f"{tuple(conv.output_padding)}, {conv.groups}, {tuple(conv.dilation)})"]
         else:
-            fn = "conv1d" if isinstance(conv, nn.Conv1d) else "conv2d"
+            fn = {nn.Conv1d: "conv1d", nn.Conv3d: "conv3d"}.get(type(conv), "conv2d")
             pre = [f"    y = torch.nn.functional.{fn}(x, w, bias, {tuple(conv.stride)}, {tuple(conv.padding)}, "
                    f"{tuple(conv.dilation)}, {conv.groups})"]
     else:
