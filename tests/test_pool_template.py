@@ -158,3 +158,23 @@ def test_a_value_from_before_the_pool_read_after_it_is_not_lowered(tmp_path, mod
     path = _write(tmp_path, "residual", mod, "torch.sigmoid(self.m(torch.tanh(x))) + x", inp)
     built = fusion.build(load_problem(path), ["fuse_chains"])
     assert built is None or (KERNEL_LINE not in built[0] and WINDOW_LINE not in built[0])
+
+
+def test_what_a_reduction_anchor_leaves_is_a_chain_from_its_output(tmp_path):
+    """A reduction anchor's group fuses nothing after it; what follows its output (a pooling, two
+    elementwise ops) is a chain group of its own, not torch's ops: level2/18's MaxPool3d after a
+    softmax over channels, level2/21's swish after a GroupNorm."""
+    pairs = []
+    for name, mod, ret, inp, space in (
+            ("softmax_pool", "nn.MaxPool3d(2)", "self.m(torch.softmax(x, dim=1))", "torch.randn(2, 3, 4, 6, 5)", "pool"),
+            ("groupnorm_swish", "nn.GroupNorm(3, 3)", "(lambda y: y * torch.sigmoid(y))(self.m(x))",
+             "torch.randn(4, 3, 40)", "elementwise")):
+        path = _write(tmp_path, name, mod, ret, inp)
+        source, spaces = fusion.build(load_problem(path), ["triton_reduce", "fuse_chains"])
+        assert sorted(spaces) == sorted(["reduce", space]), (name, spaces)
+        forward = source[source.index("class ModelNew"):]
+        assert "self.m(" not in forward and "sigmoid" not in forward and "= _f1(_evo_fused_0)" in forward, forward
+        cand = tmp_path / f"{name}_candidate.py"
+        cand.write_text(source)
+        pairs += [path, str(cand)]
+    check_pairs(pairs, seeds=(1,), tol=1e-5)

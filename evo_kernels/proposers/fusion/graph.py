@@ -363,35 +363,48 @@ def grow(gm: fx.GraphModule, start: fx.Node, kind: str, source: Any, exclude: se
 
 def find_groups(gm: fx.GraphModule, anchors: list[tuple[str, str, Anchor]]) -> list[Group]:
     """Non-overlapping groups in graph order: every node an anchor pattern matches, with the chain
-    after it, then chains from any other tensor into at least a reduction, a pooling or two
-    elementwise ops. `anchors` are (template name, group kind, pattern), tried in order."""
+    after it, then chains from any other tensor (a group's output too) into at least a reduction, a
+    pooling or two elementwise ops. `anchors` are (template name, group kind, pattern), tried in order."""
     modules = dict(gm.named_modules())
     taken: set[fx.Node] = set()
+    # The groups' last members: the values their helpers return, from which chains may start too
+    # (what an anchor's group does not fuse, e.g. a pooling after a softmax over channels).
+    outputs: set[fx.Node] = set()
     groups: list[Group] = []
+
+    def add(g: Group) -> None:
+        groups.append(g)
+        taken.update(g.members)
+        outputs.add(g.members[-1])
+
+    def chains_from(node: fx.Node) -> None:
+        if node.op == "output" or shape_of(node) is None or not any(kind_of(u, modules) for u in node.users):
+            return
+        while True:  # one chain per branch from this node
+            c = grow(gm, node, "chain", node, taken)
+            if c is None or not (c.reductions or c.pool or len(c.ops) >= 2 or c.ops[0].name == "bn"):
+                return
+            c.members = c.members[1:]  # the input itself stays where it is
+            add(c)
+
     for node in gm.graph.nodes:
         if node in taken:
+            if node in outputs:
+                chains_from(node)
             continue
-        g = None
         matched = None
         # (an int64 tensor, argmax's, may be an anchor's output; no chain goes through it)
         if shape_of(node) is not None or index_shape(node) is not None:
             matched = next(((name, kind, src) for name, kind, pattern in anchors
                             if (src := pattern(node, modules)) is not None), None)
-        if matched is not None:
-            name, kind, src = matched
-            g = grow(gm, node, kind, src, taken) or Group(kind, node, src, members=[node], shape=shape_of(node))
-            g.template = name
-        elif node.op != "output" and shape_of(node) is not None and any(
-                kind_of(u, modules) for u in node.users):
-            while True:  # one chain per branch from this node
-                c = grow(gm, node, "chain", node, taken)
-                if c is None or not (c.reductions or c.pool or len(c.ops) >= 2 or c.ops[0].name == "bn"):
-                    break
-                c.members = c.members[1:]  # the input itself stays where it is
-                groups.append(c)
-                taken.update(c.members)
+        if matched is None:
+            chains_from(node)
             continue
-        if g is not None and not (set(g.members) & taken):
-            groups.append(g)
-            taken.update(g.members)
+        name, kind, src = matched
+        g = grow(gm, node, kind, src, taken) or Group(kind, node, src, members=[node], shape=shape_of(node))
+        g.template = name
+        if not (set(g.members) & taken):
+            add(g)
+            if g.members[-1] is node:  # (a later output is visited in its turn)
+                chains_from(node)
     return groups
