@@ -67,9 +67,8 @@ def test_conv3d_computes_the_reference_by_the_kernel_that_applies(tmp_path):
 def test_what_it_does_not_take(tmp_path):
     """Groups other than 1 and few input channels are not its; a BatchNorm3d after it is left to
     another group (the conv stays the template's)."""
-    for mod, ret in (("nn.Conv3d(16, 16, 3, padding=1, groups=2)", "self.c(x)"),
-                     ("nn.Conv3d(8, 16, 3, padding=1)", "self.c(x)")):
-        path = _write(tmp_path, "other", mod, ret, f"torch.randn(1, {mod.split('(')[1].split(',')[0]}, 3, 4, 5)")
+    for mod, channels in (("nn.Conv3d(16, 16, 3, padding=1, groups=2)", 16), ("nn.Conv3d(8, 16, 3, padding=1)", 8)):
+        path = _write(tmp_path, "other", mod, "self.c(x)", f"torch.randn(1, {channels}, 3, 4, 5)")
         assert fusion.build(load_problem(path), ["triton_conv3d"]) is None, mod
     path = _write(tmp_path, "bn", "nn.Sequential(nn.Conv3d(16, 8, 3, padding=1), nn.BatchNorm3d(8))", "self.c(x)",
                   "torch.randn(2, 16, 3, 4, 5)")

@@ -180,6 +180,9 @@ for rounded in (False, True):
 # transposed tile counted (3 stages of 128 x 128 x 64 alone, 2 with it)
 assert _tma_ok(x) and _tma_ok(x, w) and not _tma_ok(x.flatten()[1:]) and not _tma_ok(x, w.flatten()[2:])
 assert _fit_stages(128, 128, 64, 3) == 3 and _fit_stages(128, 128, 64, 3, 8 * 128 * 64) == 2
+# the host's ceiling division and power of two, as Triton's (whose wrappers the drafts avoid)
+assert all(_pow2(n) == triton.next_power_of_2(n) for n in range(2049))
+assert all(_cdiv(a, b) == triton.cdiv(a, b) for a in range(300) for b in range(1, 40))
 print("operands")
 """
 

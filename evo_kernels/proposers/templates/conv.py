@@ -452,9 +452,24 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
     if (dh, dw) == (1, 1) and kh >= sh and kw >= sw and channel_rows and prologue is None and not pointwise:
         kernels.append(render(CONV_TMA, f"{name}_tma", n_ptrs, body="\n".join(lines), out=out,
                               stats=bn_tail("tile", "m_ok"), stats_ptrs=stats_ptrs))
-        code = code[:head] + ["    if CONV_TMA and _tma_ok(x):"] + _tma_lines(a, f"{name}_tma", ptrs, fold is not None) \
-            + ["    else:"] + ["    " + line for line in code[head:]]
+        code = code[:head] + run_time_choice("CONV_TMA and _tma_ok(x)", _tma_lines(a, f"{name}_tma", ptrs, fold is not None),
+                                             [line[4:] for line in code[head:]])
     return finish(k, a, code, kernels, "conv", chain, group.shape, defer, fold is not None)
+
+
+def tma_tile_lines(prefix: str, oh: str, ow: str) -> list[str]:
+    """A TMA kernel's tile, chosen at run time (unindented helper lines): bh rows of bw pixels, bw at
+    most {prefix}_BLOCK_W, no taller than the output (`oh` x `ow`), {prefix}_BLOCK_M pixels in all."""
+    return [f"bw = min({prefix}_BLOCK_W, max(8, _pow2({ow})))",
+            f"bh = min(max(1, {prefix}_BLOCK_M // bw), _pow2({oh}))",
+            f"bw = {prefix}_BLOCK_M // bh"]
+
+
+def run_time_choice(condition: str, then: list[str], otherwise: list[str]) -> list[str]:
+    """A helper's lines running `then` where `condition` holds at each call, else `otherwise` (both
+    unindented helper lines): a template's TMA kernel or its pointer kernel."""
+    return ([f"    if {condition}:"] + ["        " + line for line in then] + ["    else:"]
+            + ["        " + line for line in otherwise])
 
 
 def _fold(a: ConvAnchor, t: AnchorTemplate, out: str, defer: bool) -> str | None:
@@ -473,7 +488,7 @@ def _bn_lines(a: ConvAnchor, foldable: bool, i: str) -> list[str]:
 
 
 def _tma_lines(a: ConvAnchor, name: str, ptrs: str, foldable: bool) -> list[str]:
-    """The TMA kernel's launch, indented under the helper's branch."""
+    """The TMA kernel's launch (unindented helper lines)."""
     kh, kw, sh, sw, ph, pw, _, _ = a.geometry
     lines = [
         "nb, c, h, w_ = x.shape",
@@ -485,10 +500,8 @@ def _tma_lines(a: ConvAnchor, name: str, ptrs: str, foldable: bool) -> list[str]
         "co = w.shape[0]",
         output_size_line(a).strip(),
         "y = torch.empty((nb, co, oh, ow), device=x.device, dtype=torch.float32)",
-        "# A tile: bh rows of bw pixels (no taller than the output: a Conv1d's rows are whole tiles).",
-        "bw = min(CONV_BLOCK_W, max(8, _pow2(ow)))",
-        "bh = min(max(1, CONV_BLOCK_M // bw), _pow2(oh))",
-        "bw = CONV_BLOCK_M // bh",
+        "# A tile: bh rows of bw pixels (no taller than the output: a Conv1d's rows are whole tiles)."]
+    lines += tma_tile_lines("CONV", "oh", "ow") + [
         "bn = min(CONV_BLOCK_N, max(16, _pow2(co)))",
         "tiles_m = nb * _cdiv(oh, bh) * _cdiv(ow, bw)"]
     if a.bn is not None:
@@ -498,7 +511,7 @@ def _tma_lines(a: ConvAnchor, name: str, ptrs: str, foldable: bool) -> list[str]
         f"_descriptor(wk, [bn, CONV_BLOCK_K]), y, {ptrs}co, oh, ow, cp, KH={kh}, KW={kw}, SH={sh}, SW={sw}, "
         f"PH={ph}, PW={pw}, BH=bh, BW=bw, BLOCK_N=bn, BLOCK_K=CONV_BLOCK_K, PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, "
         "num_stages=_fit_stages(bh * bw, bn, CONV_BLOCK_K, CONV_STAGES))"]
-    return ["        " + line for line in lines]
+    return lines
 
 
 EXAMPLE = '''

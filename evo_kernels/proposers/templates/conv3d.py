@@ -18,7 +18,7 @@ from torch import fx, nn
 
 from .ir import Group
 from .base import AnchorTemplate, Chain, Emitted, _with_grouped_tiles, body, operand_lines, render
-from .conv import PRODUCTS, SETTLE, TMA_PRODUCTS, TMA_TILE, conv_anchor, finish
+from .conv import PRODUCTS, SETTLE, TMA_PRODUCTS, TMA_TILE, conv_anchor, finish, run_time_choice, tma_tile_lines
 
 CONV3D = _with_grouped_tiles('''
 @triton.jit
@@ -119,14 +119,14 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
     if group.source["conv"].in_channels < 16:  # tiny K per tap: a tensor-core block of C would waste most work
         return None
     a = conv_anchor(group, t)
-    if a.bn is not None:
+    if a.bn is not None:  # (the graph lowers only a 4-D BatchNorm into a group today; no statistics here)
         return None
     kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw = a.geometry
     name = f"_conv3d_{k}"
     lines, out = body(a.head, t.loads_for(a.kinds))
     kernels = [render(CONV3D, name, len(a.kinds), body="\n".join(lines), out=out)]
-    size = " + 1, ".join(f"({n} + {2 * p} - {dl * (kk - 1) + 1}) // {s}" for n, p, dl, kk, s in
-                         (("d", pd, dd, kd, sd), ("h", ph, dh, kh, sh), ("w_", pw, dw, kw, sw))) + " + 1"
+    size = ", ".join(f"({n} + {2 * p} - {dl * (kk - 1) + 1}) // {s} + 1" for n, p, dl, kk, s in
+                     (("d", pd, dd, kd, sd), ("h", ph, dh, kh, sh), ("w_", pw, dw, kw, sw)))
     code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + [
         "    nb, c, d, h, w_ = x.shape",
         "    co = w.shape[0]",
@@ -153,17 +153,14 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         "# padded to cp with zeros (a TMA box never spans two taps), by one launch.",
         f"xl, wk = _tma_operands(x.reshape(nb, c, d * h, w_), w.reshape(co, c, {kd * kh}, {kw}), False, 1, 1, cp, "
         "CONV_PRECISION == 'tf32rn')",
-        "# A tile: bh rows of bw pixels of one depth slice (no taller than the output).",
-        "bw = min(CONV_BLOCK_W, max(8, _pow2(ow)))",
-        "bh = min(max(1, CONV_BLOCK_M // bw), _pow2(oh))",
-        "bw = CONV_BLOCK_M // bh",
+        "# A tile: bh rows of bw pixels of one depth slice (no taller than the output)."] + tma_tile_lines(
+        "CONV", "oh", "ow") + [
         f"{name}_tma[(nb * od * _cdiv(oh, bh) * _cdiv(ow, bw) * _cdiv(co, bn),)]("
         "_descriptor(xl.reshape(nb, d, h, w_, c), [1, 1, bh, bw, bk]), _descriptor(wk, [bn, bk]), "
         f"y, {a.ptrs}co, od, oh, ow, cp, KD={kd}, KH={kh}, KW={kw}, PD={pd}, PH={ph}, PW={pw}, BH=bh, BW=bw, "
         "BLOCK_N=bn, BLOCK_K=bk, PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, "
         "num_stages=_fit_stages(bh * bw, bn, bk, CONV_STAGES))"]
-    code += (["    if CONV_TMA and _tma_ok(x):"] + ["        " + line for line in tma] + ["    else:"]
-             + ["        " + line for line in pointers])
+    code += run_time_choice("CONV_TMA and _tma_ok(x)", tma, pointers)
     return finish(k, a, code, kernels, "conv", chain, group.shape)
 
 

@@ -23,7 +23,7 @@ from torch import fx, nn
 
 from .ir import Group
 from .base import AnchorTemplate, Chain, Emitted, _with_grouped_tiles, body, operand_lines, render
-from .conv import PRODUCTS, SETTLE, TMA_PRODUCTS, conv_anchor, finish
+from .conv import PRODUCTS, SETTLE, TMA_PRODUCTS, conv_anchor, finish, run_time_choice, tma_tile_lines
 from .stats import stats_alloc, stats_in_store
 
 
@@ -206,18 +206,15 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         return finish(k, a, code, kernels, "conv_transpose", chain, group.shape)
     kernels.append(render(CONVT_TMA, f"{name}_tma", len(a.kinds), body="\n".join(lines), out=out))
     tma = [
-        "# A tile: bh rows of bw of a phase's pixels (no taller than the phase).",
-        "bw = min(CONVT_BLOCK_W, max(8, _pow2(qw)))",
-        "bh = min(max(1, CONVT_BLOCK_M // bw), _pow2(qh))",
-        "bw = CONVT_BLOCK_M // bh",
+        "# A tile: bh rows of bw of a phase's pixels (no taller than the phase)."] + tma_tile_lines(
+        "CONVT", "qh", "qw") + [
         "tiles_m = nb * _cdiv(qh, bh) * _cdiv(qw, bw)"] + alloc + [
         f"{name}_tma[({sh * sw} * tiles_m * _cdiv(co, bn),)](_descriptor(xl, [1, bh, bw, CONVT_BLOCK_K]), "
         f"_descriptor(wt, [bn, CONVT_BLOCK_K]), y, {a.ptrs}{stats_ptrs}co, oh, ow, qh, qw, cp, KH={kh}, KW={kw}, "
         f"SH={sh}, SW={sw}, PH={ph}, PW={pw}, TW={tw}, BH=bh, BW=bw, BLOCK_N=bn, BLOCK_K=CONVT_BLOCK_K, "
         f"PRECISION=CONVT_PRECISION, BN_STATS={stats}, num_warps=CONVT_WARPS, "
         "num_stages=_fit_stages(bh * bw, bn, CONVT_BLOCK_K, CONVT_STAGES))"]
-    code += (["    if tma:"] + ["        " + line for line in tma] + ["    else:"]
-             + ["        " + line for line in pointers])
+    code += run_time_choice("tma", tma, pointers)
     return finish(k, a, code, kernels, "conv_transpose", chain, group.shape)
 
 
