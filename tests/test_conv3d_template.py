@@ -73,7 +73,7 @@ def test_what_it_does_not_take(tmp_path):
     path = _write(tmp_path, "bn", "nn.Sequential(nn.Conv3d(16, 8, 3, padding=1), nn.BatchNorm3d(8))", "self.c(x)",
                   "torch.randn(2, 16, 3, 4, 5)")
     source, _ = fusion.build(load_problem(path), ["triton_conv3d"])
-    assert "_conv3d_0[" in source and 'getattr(self.c, "1")(_evo_fused_0)' in source
+    assert "_launch(_conv3d_0, " in source and 'getattr(self.c, "1")(_evo_fused_0)' in source
 
 
 def test_without_its_rule_the_chain_after_cudnns_conv3d_is_one_kernel(tmp_path):

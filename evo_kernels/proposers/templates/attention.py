@@ -138,7 +138,7 @@ def ${name}_run(q, k, v, mask, scale, causal):
     block_n = max(16, min(ATTN_BLOCK_N, _pow2(sk)))
     block_d = max(16, _pow2(d))
     qk_scale = scale if scale is not None else d ** -0.5
-    ${name}[(_cdiv(sq, block_m), nb * nh)](
+    _launch(${name}, (_cdiv(sq, block_m), nb * nh),
         q, k, v, out, mask if mask is not None else q, sq, sk, nh, qk_scale,
         q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
         v.stride(0), v.stride(1), v.stride(2), *ms, D=d, CAUSAL=causal, MASK=kind, BLOCK_M=block_m, BLOCK_N=block_n,

@@ -329,10 +329,71 @@ def _tma_ok(x, *more):
         and all(t.data_ptr() % 16 == 0 for t in (x, *more))
 
 
+if _TRITON_DESCRIPTORS:
+    from triton.tools.tensor_descriptor import TensorDescriptor as _TensorDescriptor
+else:
+    _TensorDescriptor = ()  # (isinstance against it is False)
+
+
 def _descriptor(t, block):
-    # A TMA descriptor of `t` in boxes of `block` (its module exists where _tma_ok holds).
-    from triton.tools.tensor_descriptor import TensorDescriptor
-    return TensorDescriptor.from_tensor(t, block)
+    # A TMA descriptor of `t` in boxes of `block` (its class exists where _tma_ok holds).
+    return _TensorDescriptor.from_tensor(t, block)
+
+
+# A launch's compiled kernel, kept by _launch.
+from triton.compiler import CompiledKernel as _CompiledKernel
+
+
+def _launch_key_part(a):
+    # What a launch's compiled kernel depends on in one argument: a tensor's dtype, device and
+    # 16-byte alignment (what Triton specialises a pointer on), a tensor descriptor's geometry, any
+    # other value itself with its type (True and 1 differ).
+    if isinstance(a, torch.Tensor):
+        return (a.dtype, a.get_device(), a.data_ptr() % 16 == 0)
+    if isinstance(a, _TensorDescriptor):
+        return (a.base.dtype, a.base.get_device(), tuple(a.shape), tuple(a.strides), tuple(a.block_shape), a.padding)
+    return (type(a), a)
+
+
+_LAUNCH_OPTIONS = ("num_warps", "num_stages", "num_ctas", "maxnreg")
+_LAUNCHES = {}
+
+
+def _launch(kernel, grid, *args, **kwargs):
+    # kernel[grid](*args, **kwargs), with the kernel Triton compiled for the first such call launched
+    # directly after it: Triton's own dispatch re-derives the specialisation of every argument and
+    # its cache key at each launch (16-55 us a launch on an H200's host, 2026-12-02), host time a
+    # short conv's call is measured by. The key is a superset of Triton's: a tensor's alignment and
+    # dtype, and every other argument's value; a new value of a size compiles nothing new, it only
+    # takes Triton's path once.
+    key = (kernel, tuple(kwargs), *[_launch_key_part(a) for a in args],
+           *[_launch_key_part(a) for a in kwargs.values()])
+    hit = _LAUNCHES.get(key)
+    if hit is None:
+        compiled = kernel[grid](*args, **kwargs)
+        # (None under Triton's interpreter, which has no compiled kernel to keep)
+        if isinstance(compiled, _CompiledKernel):
+            if len(_LAUNCHES) >= 4096:  # sizes that change on every call: keep the table bounded
+                _LAUNCHES.clear()
+            _LAUNCHES[key] = (compiled, _launch_order(kernel, len(args), kwargs))
+        return
+    compiled, (order, defaults) = hit
+    given = (*args, *kwargs.values(), *defaults)
+    # (the compiled kernel's launcher reads three grid dimensions)
+    compiled[grid if len(grid) == 3 else (*grid, 1, 1)[:3]](*[given[i] for i in order])
+
+
+def _launch_order(kernel, n_args, kwargs):
+    # Where each of the kernel's parameters, in its signature's order, is among (positional
+    # arguments, keyword values, the defaults of parameters not given): the compiled kernel takes
+    # them all positionally, constexprs included.
+    names = list(kernel.arg_names)
+    given = {name: i for i, name in enumerate(names[:n_args])}
+    given.update({name: n_args + j for j, name in enumerate(kwargs) if name not in _LAUNCH_OPTIONS})
+    missing = [p for p in kernel.params if p.name not in given]
+    for j, p in enumerate(missing):
+        given[p.name] = n_args + len(kwargs) + j
+    return [given[name] for name in names], tuple(p.default for p in missing)
 
 
 @triton.jit
@@ -421,7 +482,7 @@ def _conv_operands_launch(x, w, transposed, sh, sw, cp, rounded, phases=(1, 1)):
         # (the planes' cells past the input are read as the conv's zero padding)
         xl = (torch.zeros if h % psh or w_ % psw else torch.empty)(shape, device=x.device, dtype=torch.float32)
         copy_tiles = n * _cdiv(c_in, 32) * _cdiv(h * w_, 64)
-    _conv_operands[(copy_tiles + sh * sw * co * _cdiv(th * tw * cp, 1024),)](
+    _launch(_conv_operands, (copy_tiles + sh * sw * co * _cdiv(th * tw * cp, 1024),),
         x if x is not None else w, xl if xl is not None else wk, w, wk, c_in, h, w_, copy_tiles, c, co, kh, kw, s_c,
         s_co, w.stride(2), w.stride(3), sh, sw, th, tw, cp, PSH=psh, PSW=psw, ROUND=rounded, BLOCK_C=32, BLOCK_P=64,
         BLOCK=1024, num_warps=4)
@@ -449,7 +510,7 @@ def _round_tf32(t):
     # A contiguous tensor's copy rounded to TF32 (a conv's weights, once a call: one launch; rounding
     # the weight tiles in the conv kernel instead cost its K loop 25%, 2026-12-01).
     out = torch.empty_like(t)
-    _tf32_rn_copy[(_cdiv(t.numel(), 1024),)](t, out, t.numel(), BLOCK=1024)
+    _launch(_tf32_rn_copy, (_cdiv(t.numel(), 1024),), t, out, t.numel(), BLOCK=1024)
     return out
 
 
@@ -518,7 +579,7 @@ def _bn_scale_shift(cnt, mean_t, m2_t, weight, bias, running_mean, running_var, 
     chunks = cnt.shape[0] if batch else 0
     block_c = min(16, max(1, _pow2(c // 128 + 1) // 2))
     block_r = min(max(16, _pow2(chunks)), 4096 // block_c, 1024)
-    _bn_finalize[(_cdiv(c, block_c),)](
+    _launch(_bn_finalize, (_cdiv(c, block_c),),
         some(cnt), some(mean_t), some(m2_t), some(weight), some(bias), some(running_mean), some(running_var),
         tracked if update else scale, scale, shift, chunks, c, eps, momentum if update else 0.0,
         BATCH=batch, UPDATE=update, HAS_W=weight is not None, HAS_B=bias is not None, BLOCK_R=block_r, BLOCK_C=block_c,

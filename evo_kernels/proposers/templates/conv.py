@@ -432,7 +432,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
         return ("BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=CONV_BLOCK_K, GROUP_M=8, PRECISION=CONV_PRECISION, "
                 f"num_warps=CONV_WARPS, num_stages=_fit_stages(bm, bn, CONV_BLOCK_K, CONV_STAGES{extra}))")
     code += ["    grid = (tiles_m * _cdiv(co, bn),)"]
-    launch = f"{name}[grid](x, wk, y, {ptrs}{geometry}, {tiles()}"
+    launch = f"_launch({name}, grid, x, wk, y, {ptrs}{geometry}, {tiles()}"
     # (channels in 16-byte rows, as a tensor descriptor's strides must be)
     channel_rows = group.source["conv"].in_channels % 4 == 0
     if pointwise and channel_rows:  # the input's tiles by TMA where its image rows are 16-byte rows too
@@ -442,7 +442,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
         # for an H200, 64 KB beyond the stages at 128 x 64)
         return finish(k, a, code + [
             "    if CONV_TMA and _tma_ok(x, wk) and (oh * ow) % 4 == 0:",
-            f"        {name}_tma[grid](_descriptor(x.view(nb * c, oh * ow), [CONV_BLOCK_K, bm]), "
+            f"        _launch({name}_tma, grid, _descriptor(x.view(nb * c, oh * ow), [CONV_BLOCK_K, bm]), "
             f"_descriptor(wk, [bn, CONV_BLOCK_K]), y, {ptrs}c, co, oh * ow, EVEN_K=c % CONV_BLOCK_K == 0, "
             f"{tiles(', 8 * bm * CONV_BLOCK_K')}",
             "    else:",
@@ -507,7 +507,7 @@ def _tma_lines(a: ConvAnchor, name: str, ptrs: str, foldable: bool) -> list[str]
     if a.bn is not None:
         lines += _bn_lines(a, foldable, "")
     lines += [
-        f"{name}[(tiles_m * _cdiv(co, bn),)](_descriptor(xl, [1, bh, bw, CONV_BLOCK_K]), "
+        f"_launch({name}, (tiles_m * _cdiv(co, bn),), _descriptor(xl, [1, bh, bw, CONV_BLOCK_K]), "
         f"_descriptor(wk, [bn, CONV_BLOCK_K]), y, {ptrs}co, oh, ow, cp, KH={kh}, KW={kw}, SH={sh}, SW={sw}, "
         f"PH={ph}, PW={pw}, BH=bh, BW=bw, BLOCK_N=bn, BLOCK_K=CONV_BLOCK_K, PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, "
         "num_stages=_fit_stages(bh * bw, bn, CONV_BLOCK_K, CONV_STAGES))"]

@@ -138,7 +138,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         "# Filters as rows of (kd, kh, kw, c): K-major, as the tensor cores read them.",
         f"wk = _pack_filters(w.reshape(co, c, {kd * kh}, {kw}), False, 1, 1, c, CONV_PRECISION == 'tf32rn')",
         "bm = CONV_BLOCK_M",
-        f"{name}[(_cdiv(nb * od * oh * ow, bm) * _cdiv(co, bn),)](x, wk, y, {a.ptrs}nb, c, d, h, w_, co, "
+        f"_launch({name}, (_cdiv(nb * od * oh * ow, bm) * _cdiv(co, bn),), x, wk, y, {a.ptrs}nb, c, d, h, w_, co, "
         f"od, oh, ow, *x.stride(), SD={sd}, SH={sh}, SW={sw}, PD={pd}, PH={ph}, PW={pw}, DD={dd}, DH={dh}, DW={dw}, "
         f"KD={kd}, KH={kh}, KW={kw}, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=8, PRECISION=CONV_PRECISION, "
         "num_warps=CONV_WARPS, num_stages=_fit_stages(bm, bn, bk, CONV_STAGES))"]
@@ -155,7 +155,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         "CONV_PRECISION == 'tf32rn')",
         "# A tile: bh rows of bw pixels of one depth slice (no taller than the output)."] + tma_tile_lines(
         "CONV", "oh", "ow") + [
-        f"{name}_tma[(nb * od * _cdiv(oh, bh) * _cdiv(ow, bw) * _cdiv(co, bn),)]("
+        f"_launch({name}_tma, (nb * od * _cdiv(oh, bh) * _cdiv(ow, bw) * _cdiv(co, bn),), "
         "_descriptor(xl.reshape(nb, d, h, w_, c), [1, 1, bh, bw, bk]), _descriptor(wk, [bn, bk]), "
         f"y, {a.ptrs}co, od, oh, ow, cp, KD={kd}, KH={kh}, KW={kw}, PD={pd}, PH={ph}, PW={pw}, BH=bh, BW=bw, "
         "BLOCK_N=bn, BLOCK_K=bk, PRECISION=CONV_PRECISION, num_warps=CONV_WARPS, "

@@ -196,7 +196,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         f"wk = _pack_filters(w, True, {sh}, {sw}, c, CONVT_PRECISION == 'tf32rn')",
         "bm = CONVT_BLOCK_M",
         "tiles_m = _cdiv(nb * qh * qw, bm)"] + alloc + [
-        f"{name}[({sh * sw} * tiles_m * _cdiv(co, bn),)](x, wk, y, {a.ptrs}{stats_ptrs}nb, c, h, w_, co, oh, ow, "
+        f"_launch({name}, ({sh * sw} * tiles_m * _cdiv(co, bn),), x, wk, y, {a.ptrs}{stats_ptrs}nb, c, h, w_, co, oh, ow, "
         f"qh, qw, _cdiv(c, CONVT_BLOCK_K) * CONVT_BLOCK_K, *x.stride(), KH={kh}, KW={kw}, SH={sh}, SW={sw}, "
         f"PH={ph}, PW={pw}, TH={th}, TW={tw}, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=CONVT_BLOCK_K, GROUP_M=8, "
         f"PRECISION=CONVT_PRECISION, BN_STATS={stats}, num_warps=CONVT_WARPS, "
@@ -209,7 +209,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         "# A tile: bh rows of bw of a phase's pixels (no taller than the phase)."] + tma_tile_lines(
         "CONVT", "qh", "qw") + [
         "tiles_m = nb * _cdiv(qh, bh) * _cdiv(qw, bw)"] + alloc + [
-        f"{name}_tma[({sh * sw} * tiles_m * _cdiv(co, bn),)](_descriptor(xl, [1, bh, bw, CONVT_BLOCK_K]), "
+        f"_launch({name}_tma, ({sh * sw} * tiles_m * _cdiv(co, bn),), _descriptor(xl, [1, bh, bw, CONVT_BLOCK_K]), "
         f"_descriptor(wt, [bn, CONVT_BLOCK_K]), y, {a.ptrs}{stats_ptrs}co, oh, ow, qh, qw, cp, KH={kh}, KW={kw}, "
         f"SH={sh}, SW={sw}, PH={ph}, PW={pw}, TW={tw}, BH=bh, BW=bw, BLOCK_N=bn, BLOCK_K=CONVT_BLOCK_K, "
         f"PRECISION=CONVT_PRECISION, BN_STATS={stats}, num_warps=CONVT_WARPS, "

@@ -186,7 +186,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
             "    bw = min(_pow2(ow), 512)",
             "    rows = min(DW_ROWS, oh)",
             "    tiles = _cdiv(oh, rows) * _cdiv(ow, bw)"] + stats_lines + [
-            f"    {name}[(nb * co * tiles,)](x, w, y, {ptrs}{st_ptrs}CI=ci, CO=co, H=h, W=w_, OH=oh, OW=ow, SW={sw}, "
+            f"    _launch({name}, (nb * co * tiles,), x, w, y, {ptrs}{st_ptrs}CI=ci, CO=co, H=h, W=w_, OH=oh, OW=ow, SW={sw}, "
             f"PH={ph}, PW={pw}, DW={dw}, ROWS=rows, BLOCK_W=bw, BN_STATS={flag}, "
             "num_warps=max(1, bw // (32 * DW_PER_THREAD)))"]
     else:
@@ -199,7 +199,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain, defer: bool = F
             "    bw = min(_pow2(ow), DW_BLOCK)",
             "    bh = min(max(1, DW_BLOCK // bw), _pow2(oh))",
             "    tiles = _cdiv(oh, bh) * _cdiv(ow, bw)"] + stats_lines + [
-            f"    {name}[(nb * co * tiles,)](x, w, y, {ptrs}{st_ptrs}CI=ci, CO=co, H=h, W=w_, OH=oh, OW=ow, KH={kh}, "
+            f"    _launch({name}, (nb * co * tiles,), x, w, y, {ptrs}{st_ptrs}CI=ci, CO=co, H=h, W=w_, OH=oh, OW=ow, KH={kh}, "
             f"KW={kw}, SH={sh}, SW={sw}, PH={ph}, PW={pw}, DH={dh}, DW={dw}, BLOCK_H=bh, BLOCK_W=bw, "
             f"BN_STATS={flag}, num_warps=DW_WARPS)"]
     code = [f"def _f{k}({a.params}):"] + operand_lines(a.kinds) + unpack + (

@@ -34,7 +34,7 @@ def _lower(t: ChainTemplate, name: str, ops: list[Op], kinds: list[str], y: str,
     launch = [
         f"    out = torch.empty({y}.shape[-{len(full_shape)}:], device={y}.device, dtype=torch.float32)",
         "    n = out.numel()",
-        f"    {name}[(_cdiv(n, EW_BLOCK),)]({y}, out, {ptrs}n, out.shape[-1], {chan}, SPLIT={split}, "
+        f"    _launch({name}, (_cdiv(n, EW_BLOCK),), {y}, out, {ptrs}n, out.shape[-1], {chan}, SPLIT={split}, "
         "BLOCK=EW_BLOCK, num_warps=EW_WARPS)",
     ]
     return Lowered(kernel, launch, "out")

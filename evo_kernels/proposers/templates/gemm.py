@@ -100,7 +100,7 @@ def ${name}_launch(t, block_r=64, block_c=64, warps=4):
     R, C = t.shape[-2], t.shape[-1]
     if y.numel():
         grid = (_cdiv(R, block_r) * _cdiv(C, block_c) * lead[0] * lead[1],)
-        $name[grid](t, y, R, C, lead[1], *strides, t.stride(-2), t.stride(-1), BLOCK_R=block_r, BLOCK_C=block_c,
+        _launch($name, grid, t, y, R, C, lead[1], *strides, t.stride(-2), t.stride(-1), BLOCK_R=block_r, BLOCK_C=block_c,
                     num_warps=warps)
     return y
 ''')
@@ -237,7 +237,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         code += stats_alloc("_cdiv(M, bm)", "N", "a.device") + [
             f"    fold = {'not stats' if fold else 'False'}  # the BatchNorm in the store (eval)",
             f"    p{n_ops}, p{n_ops + 1} = {bn_finish} if fold else (c, c)"]
-    code.append(f"    {name}[(tiles * B0 * B1, split)](a, b, c, {ptrs}M, N, K, B1, *s_a, *s_b, BLOCK_M=bm, "
+    code.append(f"    _launch({name}, (tiles * B0 * B1, split), a, b, c, {ptrs}M, N, K, B1, *s_a, *s_b, BLOCK_M=bm, "
                 "BLOCK_N=bn, BLOCK_K=BLOCK_K, GROUP_M=GROUP_M, SPLIT_K=split, "
                 "EVEN_K=K % (BLOCK_K * split) == 0, PRECISION=PRECISION, num_warps=GEMM_WARPS, "
                 "num_stages=_fit_stages(bm, bn, BLOCK_K, GEMM_STAGES))")

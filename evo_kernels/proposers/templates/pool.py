@@ -105,7 +105,7 @@ def _lower(t: ChainTemplate, name: str, ops: list[Op], kinds: list[str], y: str,
         f"    nb, c, {', '.join(dims)} = {y}.shape",
         f"    {outs} = " + ", ".join(f"({d} + {2 * pi} - {ki}) // {si} + 1" for d, ki, si, pi in zip(dims, k, s, p)),
         f"    out = torch.empty((nb, c, {outs}), device={y}.device, dtype=torch.float32)",
-        f"    {name}[(_cdiv(out.numel(), {block}),)]({y}, out, {ptrs}out.numel(), {y}.numel(), c, {sizes}, "
+        f"    _launch({name}, (_cdiv(out.numel(), {block}),), {y}, out, {ptrs}out.numel(), {y}.numel(), c, {sizes}, "
         f"{geometry}, IS_MAX={mode == 'max'}, COUNT_PAD={count_pad}, BLOCK={block}, num_warps={warps})",
     ]
     return Lowered(kernel, launch, "out")

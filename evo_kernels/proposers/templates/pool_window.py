@@ -130,7 +130,7 @@ def _lower(t: ChainTemplate, name: str, ops: list[Op], kinds: list[str], y: str,
         "    bw = min(_pow2(ow), 512)",
         "    rows = min(POOL_ROWS, oh)",
         "    tiles = _cdiv(oh, rows) * _cdiv(ow, bw)",
-        f"    {name}[(nb * c * tiles,)]({y}, out, {ptrs}C=c, H=h, W=w, OH=oh, OW=ow, SW={sw}, PH={ph}, PW={pw}, "
+        f"    _launch({name}, (nb * c * tiles,), {y}, out, {ptrs}C=c, H=h, W=w, OH=oh, OW=ow, SW={sw}, PH={ph}, PW={pw}, "
         "ROWS=rows, BLOCK_W=bw, num_warps=max(1, min(8, bw // (32 * POOL_PER_THREAD))))",
     ]
     return Lowered(kernel, launch, "out")

@@ -52,7 +52,7 @@ def _lower(t: ChainTemplate, name: str, ops: list[Op], kinds: list[str], y: str,
         f"    r = {y}.numel() // n",
         f"    out = torch.empty({shape}, device={y}.device, dtype=torch.float32)",
         "    block_n, rows, warps = _row_config(n)",
-        f"    {name}[(_cdiv(r, rows),)]({y}, out, {ptrs}r, n, n, SPLIT=1, ROWS=rows, BLOCK_N=block_n, "
+        f"    _launch({name}, (_cdiv(r, rows),), {y}, out, {ptrs}r, n, n, SPLIT=1, ROWS=rows, BLOCK_N=block_n, "
         "num_warps=warps)",
     ]
     return Lowered(kernel, launch, "out")

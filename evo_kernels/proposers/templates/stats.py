@@ -111,5 +111,5 @@ def stats_kernel_lines(name: str, y: str, ndim: int) -> list[str]:
             f"        st_mean = torch.empty((chunks, st_c), device={y}.device, dtype=torch.float32)",
             "        st_m2 = torch.empty_like(st_mean)",
             f"        st_cnt = torch.empty((chunks,), device={y}.device, dtype=torch.float32)",
-            f"        {name}[(st_c, chunks)]({y}, st_mean, st_m2, st_cnt, st_r, st_c, S=st_s, BLOCK=4096, "
+            f"        _launch({name}, (st_c, chunks), {y}, st_mean, st_m2, st_cnt, st_r, st_c, S=st_s, BLOCK=4096, "
             "num_warps=8)"]
