@@ -4,6 +4,7 @@ constraints; its example problem builds a candidate through its rules that uses 
 the static policy; and that candidate computes the reference's function under Triton's interpreter on
 the CPU (all templates in one interpreter process: Triton is imported once)."""
 import inspect
+import re
 import textwrap
 
 import pytest
@@ -72,6 +73,10 @@ def _built(template, tmp_path):
     source, _ = built
     assert _kernel_line(template) in source, f"{template.name}: the candidate does not use its kernel"
     assert check_source(source) == [], [str(v) for v in check_source(source)]
+    # Its kernels launched through _launch (a kept compiled kernel), never by Triton's dispatch each call.
+    kernels = re.findall(r"^def (\w+)\(", source.split("@triton.jit", 1)[1], re.M) if "@triton.jit" in source else []
+    jitted = [n for n in kernels if f"@triton.jit\ndef {n}(" in source]
+    assert jitted and not [n for n in jitted if re.search(rf"\b{n}\[", source)], template.name
     parse_tunable(source)
     cand = tmp_path / f"{template.name}_candidate.py"
     cand.write_text(bake(source, template.example_params) if template.example_params else source)
