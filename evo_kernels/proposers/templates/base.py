@@ -321,11 +321,25 @@ def _tf32_rn_copy(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
 _TRITON_DESCRIPTORS = tuple(int(v) for v in triton.__version__.split(".")[:2]) >= (3, 3)
 
 
+_DEVICES = {}
+
+
+def _device_facts(x):
+    # (compute capability, multiprocessors) of x's GPU, asked once a device: each query costs a call
+    # microseconds of host time.
+    d = x.get_device()
+    facts = _DEVICES.get(d)
+    if facts is None:
+        props = torch.cuda.get_device_properties(d)
+        facts = _DEVICES[d] = ((props.major, props.minor), props.multi_processor_count)
+    return facts
+
+
 def _tma_ok(x, *more):
     # Input tiles by TMA: tensor descriptors, on Hopper and later (Triton's interpreter runs them on the
     # CPU too), of tensors that start on 16 bytes as TMA needs (a view into a tensor may not);
     # otherwise the convolutions gather their input by pointers.
-    return _TRITON_DESCRIPTORS and (not x.is_cuda or torch.cuda.get_device_capability(x.device)[0] >= 9) \
+    return _TRITON_DESCRIPTORS and (not x.is_cuda or _device_facts(x)[0][0] >= 9) \
         and all(t.data_ptr() % 16 == 0 for t in (x, *more))
 
 
@@ -589,7 +603,7 @@ def _bn_scale_shift(cnt, mean_t, m2_t, weight, bias, running_mean, running_var, 
 
 def _sms(x):
     # Multiprocessors of x's device (off a GPU, Triton's interpreter: 4)
-    return torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 4
+    return _device_facts(x)[1] if x.is_cuda else 4
 
 
 def _split_length(x, programs, length, block, waves, cap):

@@ -448,7 +448,7 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
         # holds at least one); off a GPU (Triton's interpreter runs programs one after another),
         # groups of one program, which wait for no one.
         split = _cdiv(r, RED_COOP_CHUNK)
-        if split <= (min(64, torch.cuda.get_device_properties(x.device).multi_processor_count) if x.is_cuda else 1):
+        if split <= (min(64, _sms(x)) if x.is_cuda else 1):
             p1 = torch.empty((a * split,), device=x.device, dtype=torch.float32)
             p2 = torch.empty_like(p1)
             sync = torch.zeros((1 + a,), device=x.device, dtype=torch.int32)
