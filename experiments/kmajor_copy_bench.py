@@ -16,7 +16,7 @@ import triton
 from triton.testing import do_bench
 
 from evo_kernels.model.problem import import_file
-from evo_kernels.proposers.templates.base import HELPERS
+from evo_kernels.proposers.templates.helpers import HELPERS
 from evo_kernels.proposers.templates.gemm import KMAJOR_COPY
 
 VARIANTS = [(64, 64, 4), (32, 32, 4), (64, 64, 8), (32, 128, 4), (128, 32, 4), (128, 64, 8), (64, 128, 8)]

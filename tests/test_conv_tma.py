@@ -134,7 +134,7 @@ def test_batchnorm_statistics_from_the_tma_kernels_store(tmp_path):
 OPERANDS_SCRIPT = """
 import torch, triton, triton.language as tl
 import torch.nn.functional as F
-from evo_kernels.proposers.templates.base import HELPERS
+from evo_kernels.proposers.templates.helpers import HELPERS
 exec(HELPERS)
 torch.manual_seed(0)
 # 40 channels: two channel tiles of the copy; 7 x 11 pixels: two pixel tiles; three images.

@@ -10,7 +10,7 @@ import pytest
 from evo_kernels.harness.policy import check_source
 from evo_kernels.model.problem import load_problem
 from evo_kernels.proposers import fusion
-from evo_kernels.proposers.templates.base import HELPERS
+from evo_kernels.proposers.templates.helpers import HELPERS
 
 from interpreted import check_batchnorm_train_and_eval, check_pairs
 

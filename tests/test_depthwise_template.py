@@ -8,7 +8,7 @@ padding, "same" padding)."""
 import pytest
 
 from evo_kernels.harness.policy import check_source
-from evo_kernels.proposers.templates.base import HELPERS
+from evo_kernels.proposers.templates.helpers import HELPERS
 from evo_kernels.model.problem import load_problem
 from evo_kernels.proposers import fusion
 

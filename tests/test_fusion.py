@@ -18,7 +18,7 @@ import torch
 from evo_kernels.harness.policy import check_source
 from evo_kernels.model.problem import import_file, load_problem
 from evo_kernels.proposers import fusion
-from evo_kernels.proposers.templates.base import HELPERS
+from evo_kernels.proposers.templates.helpers import HELPERS
 from evo_kernels.proposers.rules import bake
 from evo_kernels.model.tunables import parse_tunable
 
@@ -180,7 +180,7 @@ def test_a_gemm_batch_past_the_grids_second_axis_launches(tmp_path):
 
 KMAJOR_SCRIPT = """
 import torch, triton, triton.language as tl
-from evo_kernels.proposers.templates.base import HELPERS
+from evo_kernels.proposers.templates.helpers import HELPERS
 from evo_kernels.proposers.templates.gemm import KMAJOR_COPY
 exec(HELPERS + KMAJOR_COPY.substitute(name="_copy"))  # (a draft's helpers first, as in a draft)
 base = torch.randn(3, 5, 70, 130)
@@ -477,7 +477,7 @@ def test_conv_tf32rn_rounds_its_inputs_to_nearest(tmp_path, kernel):
 
 ROUND_SCRIPT = """
 import torch, triton, triton.language as tl
-from evo_kernels.proposers.templates.base import HELPERS
+from evo_kernels.proposers.templates.helpers import HELPERS
 exec(HELPERS)
 ulp = 2.0 ** -10  # TF32's step at 1
 t = torch.tensor([1 + ulp / 2, 1 + ulp / 4, -(1 + ulp / 2), 1 + 0.75 * ulp, float("inf"), float("-inf"),
@@ -502,7 +502,7 @@ def test_tf32_round_to_nearest():
 
 BN_FINALIZE_SCRIPT = """
 import torch, triton, triton.language as tl
-from evo_kernels.proposers.templates.base import HELPERS
+from evo_kernels.proposers.templates.helpers import HELPERS
 exec(HELPERS)
 torch.manual_seed(0)
 close = lambda got, want: torch.testing.assert_close(got.double(), want, rtol=2e-5, atol=2e-5)

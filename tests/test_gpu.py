@@ -267,7 +267,7 @@ def test_gemm_operand_copy_on_cuda():
     from pathlib import Path
 
     from evo_kernels.model.problem import import_file
-    from evo_kernels.proposers.templates.base import HELPERS
+    from evo_kernels.proposers.templates.helpers import HELPERS
     from evo_kernels.proposers.templates.gemm import KMAJOR_COPY
     path = Path(tempfile.mkdtemp()) / "kmajor_copy.py"
     path.write_text("import torch\nimport triton\nimport triton.language as tl\n" + HELPERS + KMAJOR_COPY.substitute(name="_c"))

@@ -7,7 +7,7 @@ import torch
 from triton.compiler import CompiledKernel
 
 from evo_kernels.model.problem import import_file
-from evo_kernels.proposers.templates.base import HELPERS
+from evo_kernels.proposers.templates.helpers import HELPERS
 
 MODULE = '''
 import torch, triton, triton.language as tl

@@ -6,7 +6,7 @@ divisor_override, dilation, indices, a wrong rank, fp64), which lower no pool op
 import pytest
 
 from evo_kernels.harness.policy import check_source
-from evo_kernels.proposers.templates.base import HELPERS
+from evo_kernels.proposers.templates.helpers import HELPERS
 from evo_kernels.model.problem import load_problem
 from evo_kernels.proposers import fusion
 from evo_kernels.proposers.fusion.graph import find_groups, trace

@@ -10,7 +10,8 @@ from __future__ import annotations
 from ...model.tunables import register_space
 from .ir import Op
 from . import attention, conv, conv3d, conv_transpose, cross_entropy, depthwise, elementwise, gemm, pool, pool_window, reduce, rowwise, scan
-from .base import HELPERS, AnchorTemplate, ChainTemplate, Emitted, Lowered, TritonTemplate
+from .base import AnchorTemplate, ChainTemplate, Emitted, Lowered, TritonTemplate
+from .helpers import HELPERS
 
 TEMPLATES: list[TritonTemplate] = [
     gemm.TEMPLATE,

@@ -1,6 +1,6 @@
 """Training-mode BatchNorm after an anchor: per-channel statistics (count, mean, M2) computed in the
 anchor's epilogue (STATS) or by a kernel of their own for a tensor made elsewhere (CHAN_STATS), then
-combined on the host (`_bn_scale_shift` in base.HELPERS) into a scale and a shift that one more pass
+combined on the host (`_bn_scale_shift` in helpers.HELPERS) into a scale and a shift that one more pass
 applies, updating the running statistics as BatchNorm does. In eval mode (running statistics) the
 scale and shift are known before the anchor runs: its store applies them (`fold_lines`)."""
 from __future__ import annotations
