@@ -59,7 +59,8 @@ def main() -> None:
                 print(f"   launches kept: {len(mod._LAUNCHES)}", flush=True)
         print(f"   bit-equal outputs: {torch.equal(got['triton'], got['kept'])}", flush=True)
     # One launch alone: a 3-argument kernel and the 24-argument operands kernel.
-    prob, mod, cand, inputs = load_draft("level1/06_Conv2d_3x3", ["triton_conv"], PLAN[5][2], out / "one.py", "lc_one")
+    name, rules, config = next(row for row in PLAN if row[0] == "level1/06_Conv2d_3x3")
+    prob, mod, cand, inputs = load_draft(name, rules, config, out / "one.py", "lc_one")
     small = torch.empty(1024, device="cuda")
     w = cand.conv.weight
     with torch.no_grad():

@@ -24,6 +24,7 @@ class _Compiled(CompiledKernel):
 
     def __init__(self, calls: list):  # noqa: D107 - no binary to load
         self.calls = calls
+        self.module = None  # (nothing for CompiledKernel.__del__ to unload)
 
     def __getitem__(self, grid):
         assert len(grid) == 3  # as the real launcher reads it

@@ -74,8 +74,7 @@ def _built(template, tmp_path):
     assert _kernel_line(template) in source, f"{template.name}: the candidate does not use its kernel"
     assert check_source(source) == [], [str(v) for v in check_source(source)]
     # Its kernels launched through _launch (a kept compiled kernel), never by Triton's dispatch each call.
-    kernels = re.findall(r"^def (\w+)\(", source.split("@triton.jit", 1)[1], re.M) if "@triton.jit" in source else []
-    jitted = [n for n in kernels if f"@triton.jit\ndef {n}(" in source]
+    jitted = re.findall(r"^@triton\.jit\ndef (\w+)\(", source, re.M)
     assert jitted and not [n for n in jitted if re.search(rf"\b{n}\[", source)], template.name
     parse_tunable(source)
     cand = tmp_path / f"{template.name}_candidate.py"

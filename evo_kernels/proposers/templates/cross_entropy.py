@@ -64,13 +64,13 @@ def ${name}_run(x, t, ignore):
     split, ch = _split_length(x, n, c, block_c, CE_WAVES, 64)
     loss = torch.empty(n, device=x.device, dtype=torch.float32)
     if split == 1:
-        _launch(${name}_rows, (n, 1), x, t, loss, loss, loss, c, ch, 1, ignore, FINAL=True, BLOCK_C=block_c,
-            num_warps=CE_WARPS)
+        _launch(${name}_rows, (n, 1),
+                x, t, loss, loss, loss, c, ch, 1, ignore, FINAL=True, BLOCK_C=block_c, num_warps=CE_WARPS)
         return loss
     pm = torch.empty((n, split), device=x.device, dtype=torch.float32)
     ps = torch.empty((n, split), device=x.device, dtype=torch.float32)
-    _launch(${name}_rows, (n, split), x, t, loss, pm, ps, c, ch, split, ignore, FINAL=False, BLOCK_C=block_c,
-        num_warps=CE_WARPS)
+    _launch(${name}_rows, (n, split),
+            x, t, loss, pm, ps, c, ch, split, ignore, FINAL=False, BLOCK_C=block_c, num_warps=CE_WARPS)
     mx = pm.amax(dim=1, keepdim=True)
     safe = torch.where(mx == float('-inf'), 0.0, mx)
     lse = safe[:, 0] + torch.log((ps * torch.exp(pm - safe)).sum(dim=1))

@@ -100,8 +100,9 @@ def ${name}_launch(t, block_r=64, block_c=64, warps=4):
     R, C = t.shape[-2], t.shape[-1]
     if y.numel():
         grid = (_cdiv(R, block_r) * _cdiv(C, block_c) * lead[0] * lead[1],)
-        _launch($name, grid, t, y, R, C, lead[1], *strides, t.stride(-2), t.stride(-1), BLOCK_R=block_r, BLOCK_C=block_c,
-                    num_warps=warps)
+        _launch($name, grid,
+                t, y, R, C, lead[1], *strides, t.stride(-2), t.stride(-1), BLOCK_R=block_r, BLOCK_C=block_c,
+                num_warps=warps)
     return y
 ''')
 

@@ -437,10 +437,9 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
         # split): several a program, so long as about RED_WAVES programs per SM still run.
         block_r = _pow2(r)
         rows = max(1, min(RED_TILE // block_r, _pow2(_cdiv(a, max(1, RED_WAVES) * _sms(x)))))
-        _launch(${name}_rows, (_cdiv(a, rows),), x, out, w if w is not None else x, b if b is not None else x, a, r, eps,
-                                              amod, rmul, rdiv, STAT=stat, MEAN=mean, HAS_W=w is not None,
-                                              HAS_B=b is not None,
-                                              ROWS=rows, BLOCK_R=block_r, num_warps=RED_WARPS)
+        _launch(${name}_rows, (_cdiv(a, rows),),
+                x, out, w if w is not None else x, b if b is not None else x, a, r, eps, amod, rmul, rdiv, STAT=stat,
+                MEAN=mean, HAS_W=w is not None, HAS_B=b is not None, ROWS=rows, BLOCK_R=block_r, num_warps=RED_WARPS)
         return out
     if stat >= 5 and n_b == 1 and RED_COOP_CHUNK:
         # Contiguous rows of a normalization in one kernel, each split among a group of programs that
@@ -452,12 +451,11 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
             p1 = torch.empty((a * split,), device=x.device, dtype=torch.float32)
             p2 = torch.empty_like(p1)
             sync = torch.zeros((1 + a,), device=x.device, dtype=torch.int32)
-            _launch(${name}_coop, (a * split,), x, out, w if w is not None else x, b if b is not None else x, p1, p2, sync,
-                                       r, split, eps, amod, rmul, rdiv, STAT=stat, HAS_W=w is not None,
-                                       HAS_B=b is not None, CH=RED_COOP_CHUNK,
-                                       SPLIT_P2=max(2, _pow2(split)),
-                                       W_SCALAR=rdiv >= RED_COOP_CHUNK,
-                                       num_warps=max(1, min(16, RED_COOP_CHUNK // 1024)))
+            _launch(${name}_coop, (a * split,),
+                    x, out, w if w is not None else x, b if b is not None else x, p1, p2, sync, r, split, eps, amod,
+                    rmul, rdiv, STAT=stat, HAS_W=w is not None, HAS_B=b is not None, CH=RED_COOP_CHUNK,
+                    SPLIT_P2=max(2, _pow2(split)), W_SCALAR=rdiv >= RED_COOP_CHUNK,
+                    num_warps=max(1, min(16, RED_COOP_CHUNK // 1024)))
             return out
     # Tile: BLOCK_B columns (1 when B is 1: rows are contiguous) by BLOCK_R rows of R.
     block_b = 1 if n_b == 1 else min(RED_BLOCK_B, _pow2(n_b))
@@ -472,15 +470,17 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
         p1 = torch.empty((a, split, n_b), device=x.device, dtype=torch.float32)
         p2 = torch.empty((a, split, n_b), device=x.device, dtype=torch.int64 if stat in (3, 4) else torch.float32)
     if stat < 5 or not one:
-        _launch(${name}_stats, (a, split, n_bt), x, p1, p2, out, r, n_b, ch, split, STAT=stat, FINAL=one, MEAN=mean,
-                                        BLOCK_R=block_r, BLOCK_B=block_b, num_warps=RED_WARPS)
+        _launch(${name}_stats, (a, split, n_bt),
+                x, p1, p2, out, r, n_b, ch, split, STAT=stat, FINAL=one, MEAN=mean, BLOCK_R=block_r, BLOCK_B=block_b,
+                num_warps=RED_WARPS)
     f1 = f2 = x
     if not one:  # combined: the reduction, or a normalization's statistics at f1, f2 [a, b]
         if stat >= 5:
             f1 = torch.empty((a, n_b), device=x.device, dtype=torch.float32)
             f2 = torch.empty_like(f1)
-        _launch(${name}_finish, (a, 1, n_bt), p1, p2, out if stat < 5 else f1, f2, r, n_b, ch, split, STAT=stat, MEAN=mean,
-                                     SPLIT_P2=sp2, BLOCK_B=block_b, num_warps=RED_WARPS)
+        _launch(${name}_finish, (a, 1, n_bt),
+                p1, p2, out if stat < 5 else f1, f2, r, n_b, ch, split, STAT=stat, MEAN=mean, SPLIT_P2=sp2,
+                BLOCK_B=block_b, num_warps=RED_WARPS)
     if stat >= 5:
         # Split rows under a weight indexed by position alone (LayerNorm): up to 8 samples per
         # program share each weight tile, in their own chunks.
@@ -490,10 +490,10 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
             block_r = max(1, min(RED_TILE // group, _pow2(r)))
             split, ch = _split_length(x, _cdiv(a, group), r, block_r, RED_WAVES, 256)
             grid = (_cdiv(a, group), split, 1)
-        _launch(${name}_apply, grid, x, f1, f2, out, w if w is not None else x, b if b is not None else x, a, r, n_b, ch,
-                            eps, amod, rmul, rdiv, STAT=stat, FUSED=one, HAS_W=w is not None,
-                            HAS_B=b is not None, A_GROUP=group, BLOCK_R=block_r, BLOCK_B=block_b,
-                            num_warps=RED_WARPS)
+        _launch(${name}_apply, grid,
+                x, f1, f2, out, w if w is not None else x, b if b is not None else x, a, r, n_b, ch, eps, amod, rmul,
+                rdiv, STAT=stat, FUSED=one, HAS_W=w is not None, HAS_B=b is not None, A_GROUP=group, BLOCK_R=block_r,
+                BLOCK_B=block_b, num_warps=RED_WARPS)
     return out
 ''')
 

@@ -123,14 +123,16 @@ def ${name}_run(x, dim):
     # Split L when fewer than SCAN_WAVES programs per SM would run; at most 256 chunks.
     split, ch = _split_length(x, programs, l, block_l, SCAN_WAVES, 256)
     if split == 1:
-        _launch(${name}_scan, (programs, 1), x, out, x, x, a, l, b, nbt, ch, 1, ROWS=b == 1, CARRY=False, SCAN=True,
-                                    BLOCK_L=block_l, BLOCK_N=block_n, num_warps=warps)
+        _launch(${name}_scan, (programs, 1),
+                x, out, x, x, a, l, b, nbt, ch, 1, ROWS=b == 1, CARRY=False, SCAN=True, BLOCK_L=block_l,
+                BLOCK_N=block_n, num_warps=warps)
         return out
     t_hi = torch.empty((a * b, split), device=x.device, dtype=torch.float32)
     t_lo = torch.empty((a * b, split), device=x.device, dtype=torch.float32)
     for carry in (False, True):
-        _launch(${name}_scan, (programs, split), x, out, t_hi, t_lo, a, l, b, nbt, ch, split, ROWS=b == 1, CARRY=carry,
-                                        SCAN=carry, BLOCK_L=block_l, BLOCK_N=block_n, num_warps=warps)
+        _launch(${name}_scan, (programs, split),
+                x, out, t_hi, t_lo, a, l, b, nbt, ch, split, ROWS=b == 1, CARRY=carry, SCAN=carry, BLOCK_L=block_l,
+                BLOCK_N=block_n, num_warps=warps)
     return out
 ''')
 
