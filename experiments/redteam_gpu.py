@@ -1,7 +1,7 @@
 """Red-team exploits that need a GPU, each evaluated through the Evaluator (the full pipeline: static
 policy, the judge and the defendant, verify, time, audit) on CUDA.
 
-    python3 -m experiments.redteam_gpu [--device cuda] [--json FILE]
+    python3 -m experiments.redteam_gpu [--device cuda] [--json FILE] [--only NAME ...] [--policy on off allowed]
 
 Work on another CUDA stream hidden from the events, torch.empty outputs that would reuse the
 reference's freed device memory, CUDA event methods and torch.cuda.synchronize patched, TF32 switched
@@ -94,7 +94,7 @@ class ModelNew(nn.Module):
     def forward(self, A, B):
         with torch.cuda.stream(self.side):  # the events on the current stream never wait for this
             return torch.matmul(A, B)
-''', {"on": "policy:streams", "off": "hidden_work"}),
+''', {"on": "policy:streams", "off": "hidden_work|incorrect"}),
     ("side_stream_triton", "7 hidden work: Triton on another stream", "chain", TRITON_CHAIN + '''
 class ModelNew(nn.Module):
     def __init__(self):
@@ -249,6 +249,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--json", default=None, help="also write the rows to this file")
+    ap.add_argument("--only", nargs="*", default=None, help="only the cases whose names contain one of these")
+    ap.add_argument("--policy", nargs="*", default=["on", "off", "allowed"],
+                    help="static policy settings to run: on, off, allowed (reduced precision allowed)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="redteam-gpu-"))
     (tmp / "chain.py").write_text(CHAIN)
@@ -260,12 +263,12 @@ def main() -> None:
         print(f"device: {info['name']}  copy bandwidth {info['bandwidth_gbs']:.0f} GB/s  "
               f"fp32 matmul {info['peak_tflops_fp32']:.1f} TFLOP/s  TF32 {info.get('peak_tflops_tf32', 0):.1f} TFLOP/s",
               flush=True)
-        for mode in ("on", "off", "allowed"):
+        for mode in args.policy:
             cfg.verify.static_policy = mode != "off"
             cfg.verify.allow_reduced_precision = mode == "allowed"
             ev._baselines.clear()  # the speed-of-light bound depends on the precision policy
             for name, exploit, problem, source, expected in CASES:
-                if mode not in expected:
+                if mode not in expected or (args.only and not any(o in name for o in args.only)):
                     continue
                 t0 = time.monotonic()
                 e = ev.evaluate(problems[problem], Candidate(source=source))

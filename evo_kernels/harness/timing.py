@@ -81,6 +81,29 @@ def hidden_work(t: Timing) -> bool:
     return t.wall_median_ms > t.median_ms * HIDDEN_WORK_FACTOR + HIDDEN_WORK_MARGIN_MS
 
 
+def hidden_work_reason(measurements: list[dict[str, Any]]) -> str | None:
+    """The wall-clock cross-check over a candidate's measurements taken together (a full
+    measurement's parts, a confirmation's rounds: Timing dicts): their median wall time against
+    their median device time. Together, not one at a time: work hidden from the timer is in every
+    measurement, while an honest call whose host time is near its device time would, checked nine
+    times, trip one short round on the host's noise alone (level1/36's draft: walls of 0.48-0.62 ms
+    against a limit of 0.64 in six evaluations; experiments/RESULTS.md, "2026-12-02 (rounds)")."""
+    if not measurements:
+        return None
+    pooled = Timing(median_ms=_median(m["median_ms"] for m in measurements), iqr_ms=0.0, mean_ms=0.0, min_ms=0.0,
+                    reps=len(measurements), wall_median_ms=_median(m["wall_median_ms"] for m in measurements),
+                    host_median_ms=_median(m.get("host_median_ms", 0.0) for m in measurements))
+    if not hidden_work(pooled):
+        return None
+    over = f" (medians of {len(measurements)} measurements)" if len(measurements) > 1 else " (medians)"
+    # (An honest call reads the same when its host work before its kernels is long against them:
+    # from an idle device the wall time is both. The host time is named so it can be told.)
+    return (f"hidden_work: host wall time {pooled.wall_median_ms:.3f} ms vs device timer {pooled.median_ms:.3f} ms"
+            f"{over}: work ran where the timer did not see it (another stream, a thread, or asynchronous work "
+            f"left running), or the call's host work ({pooled.host_median_ms:.3f} ms to issue it) keeps the "
+            "device idle before its kernels")
+
+
 def hidden_cpu_work(t: Timing) -> str | None:
     """What the idle windows saw, when the process worked while it should have been idle."""
     if t.idle_cpu > IDLE_CPU_LIMIT:

@@ -93,6 +93,14 @@ def _time_round(judge: SandboxWorker, defendant: SandboxWorker, cfg: Config, dea
     return t
 
 
+def _wall_check(measurements: list[dict[str, Any]]) -> None:
+    """The wall-clock cross-check (timing.hidden_work_reason) over all of a candidate's measurements."""
+    from .timing import hidden_work_reason
+    held = hidden_work_reason(measurements)
+    if held:
+        raise _Stop("rejected", held)
+
+
 def _close(judge: SandboxWorker, defendant: SandboxWorker, verdict: Verdict) -> None:
     ended = judge.request({"op": "end"}) if judge.alive() else {}
     unloaded = defendant.request({"op": "unload"}) if defendant.alive() else {}
@@ -115,6 +123,7 @@ def verify_and_time(judge: SandboxWorker, defendant: SandboxWorker, problem: str
             from .timing import part_config
             part = Config(**{**cfg.__dict__, "timing": part_config(cfg.timing)})
             times = [_time_round(judge, defendant, part, deadline) for _ in range(cfg.timing.repeats)]
+            _wall_check([r["timing"] for r in times])
             t = min(times, key=lambda r: r["timing"]["median_ms"])
             verdict.timing = dict(t["timing"], attempts_ms=[r["timing"]["median_ms"] for r in times])
             verdict.mode, verdict.kernels = t.get("mode", ""), t.get("kernels") or {}
@@ -139,18 +148,21 @@ def confirm(judge: SandboxWorker, defendant: SandboxWorker, problem: str, candid
     short = Config(**{**cfg.__dict__, "timing": round_config(cfg.timing)})
     order = ["candidate"] + list(baselines)
     rows: list[dict[str, float]] = []
+    timings: list[dict[str, Any]] = []  # the candidate's rounds, for the wall-clock check over them all
     try:
         _load_and_verify(judge, defendant, problem, candidate, cfg, rng, deadline, verdict)
         for r in range(rounds):
             row: dict[str, float] = {}
             for which in order[r % len(order):] + order[:r % len(order)]:
                 if which == "candidate":
-                    row[which] = _time_round(judge, defendant, short, deadline)["timing"]["median_ms"]
+                    timings.append(_time_round(judge, defendant, short, deadline)["timing"])
+                    row[which] = timings[-1]["median_ms"]
                 else:
                     with defendant.paused():
                         row[which] = _ask(judge, {"op": "time_baseline", "problem": problem, "which": which,
                                                   "config": short.to_dict()}, deadline, "judge")["timing"]["median_ms"]
             rows.append(row)
+        _wall_check(timings)
     except _Stop as stop:
         verdict.status, verdict.reason = stop.status, stop.reason
     finally:
