@@ -108,6 +108,10 @@ class TuningConfig:
     # Configurations screened in one evaluation (each timed briefly on the same inputs, the fastest
     # then verified and timed in full); 1: every configuration is a full evaluation of its own.
     screen: int = 8
+    # A screen loads no further configuration once this many seconds have gone to it: each load
+    # compiles the draft's kernels anew (level3's GEMM and attention drafts took over 270 s for 8 on an
+    # H200), and the defaults, screened first, are always among those timed.
+    screen_time_s: float = 120.0
     storage: str = ""  # optuna storage URL; "" = SQLite in the run directory (journal:PATH for NFS)
 
 
@@ -293,6 +297,9 @@ def _validate(cfg: Config, where: str) -> None:
         raise ConfigError(f"{where}.budget: must be >= 1, got {cfg.budget}")
     if cfg.tuning.sampler not in ("tpe", "random", "grid"):
         raise ConfigError(f"{where}.tuning.sampler: expected tpe, random or grid, got {cfg.tuning.sampler!r}")
+    if cfg.tuning.screen_time_s < 0:
+        raise ConfigError(f"{where}.tuning.screen_time_s: must be >= 0 (0 screens the defaults alone), "
+                          f"got {cfg.tuning.screen_time_s}")
     if cfg.cluster.backend not in ("ray", "local"):
         raise ConfigError(f"{where}.cluster.backend: expected ray or local, got {cfg.cluster.backend!r}")
     try:

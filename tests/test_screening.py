@@ -2,6 +2,7 @@
 sandbox call, the fastest is verified and timed in full (the next fastest if it fails), and every
 configuration is still an optuna trial, marked as screened."""
 import dataclasses
+import random
 
 import optuna
 import pytest
@@ -199,3 +200,33 @@ def test_a_configuration_rejected_for_its_precision_is_followed_by_another_preci
         assert asked == [screened[0]["params"], second] and result.status == "ok", (failure, asked)
         chosen = [r["params"] for r in result.screened if r.get("chosen")]
         assert chosen == [second] and result.screened[0]["failed"] == failure
+
+
+def test_a_screen_stops_loading_configurations_when_its_time_is_spent(monkeypatch):
+    """Each load compiles the draft's kernels anew; past tuning.screen_time_s the configurations left
+    are listed unscreened (the defaults, first, always run). Stand-in defendant: loads take no time."""
+    from evo_kernels.harness import verify
+
+    asked: list[dict] = []
+
+    def ask(worker, msg, deadline, who):
+        asked.append(msg)
+        return {"ms": 1.0 + len(asked)} if msg["op"] == "screen" else {}
+
+    class Defendant:
+        def alive(self):
+            return False
+
+    monkeypatch.setattr(verify, "_ask", ask)
+    cfg = config.Config()
+    configs = [{"MODE": m} for m in ("slow", "fast", "wrong")]
+    cfg.tuning.screen_time_s = 0.0
+    rows = verify.screen(Defendant(), PROBLEM, Candidate(source=SOURCE), configs, cfg, random.Random(0))
+    assert [m["op"] for m in asked] == ["load", "screen"] and rows[0]["ms"] is not None
+    assert [r["params"]["MODE"] for r in rows] == ["slow", "fast", "wrong"]
+    for r in rows[1:]:
+        assert r["ms"] is None and r["reason"].startswith("not screened: the screen's time (tuning.screen_time_s = 0 s)")
+    asked.clear()
+    cfg.tuning.screen_time_s = 600.0
+    rows = verify.screen(Defendant(), PROBLEM, Candidate(source=SOURCE), configs, cfg, random.Random(0))
+    assert all(r["ms"] is not None for r in rows) and len(asked) == 6

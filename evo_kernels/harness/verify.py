@@ -174,12 +174,20 @@ def screen(defendant: SandboxWorker, problem: str, candidate: Candidate, configs
            cfg: Config, rng: random.Random) -> list[dict[str, Any]]:
     """Each configuration of a candidate loaded and timed briefly in the defendant, on the same
     inputs: per configuration {"params", "ms"} or {"params", "ms": None, "reason"}. A configuration
-    that crashes or hangs costs only itself (the process is replaced for the next one)."""
+    that crashes or hangs costs only itself (the process is replaced for the next one). Once
+    `tuning.screen_time_s` has gone to the screen, the configurations left are listed unscreened."""
     config, init_seed, seed = cfg.to_dict(), rng.getrandbits(31), rng.getrandbits(31)
     out: list[dict[str, Any]] = []
+    started = time.monotonic()
     for params in configs:
         deadline = time.monotonic() + cfg.sandbox.timeout_s
         row: dict[str, Any] = {"params": dict(params), "ms": None}
+        spent = time.monotonic() - started
+        if out and spent >= cfg.tuning.screen_time_s:
+            row["reason"] = (f"not screened: the screen's time (tuning.screen_time_s = {cfg.tuning.screen_time_s:g} s) "
+                             f"went to the {len(out)} configurations before it ({spent:.0f} s)")
+            out.append(row)
+            continue
         try:
             _ask(defendant, {"op": "load", "problem": problem, "source": candidate.source, "params": params,
                              "config": config, "init_seed": init_seed}, deadline, "defendant")
