@@ -187,8 +187,8 @@ def test_a_candidate_is_timed_twice_and_kept_at_its_faster():
     from evo_kernels.harness.verify import verify_and_time
     from evo_kernels.model.candidate import Candidate
     slow, fast = 1.148, 0.952
-    times = [{"ok": True, "timing": {"median_ms": slow}, "mode": "train", "payload": b""},
-             {"ok": True, "timing": {"median_ms": fast}, "mode": "train", "payload": b""}]
+    times = [{"ok": True, "timing": {"median_ms": slow, "wall_median_ms": slow}, "mode": "train", "payload": b""},
+             {"ok": True, "timing": {"median_ms": fast, "wall_median_ms": fast}, "mode": "train", "payload": b""}]
     defendant = _Worker({"time": list(times), "profile": [{"ok": True, "profile": []}]})
     judge = _Worker({"begin": [{"ok": True, "trials": []}]})
     cfg = Config(device="cpu")
