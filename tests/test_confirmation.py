@@ -240,3 +240,20 @@ def test_compile_is_timed_as_often_as_a_candidate_and_eager_twice(monkeypatch):
     assert next(figures, None) is None  # four timings, no more
     full = Config(device="cpu").timing.min_reps
     assert reps == [full, full, full // 2, full // 2]  # eager's in full, compile's in halves
+
+
+def test_a_confirmation_keeps_the_rounds_wall_and_host_medians():
+    """The wall-clock check over the rounds together (timing.hidden_work_reason) reads the rounds'
+    medians of the device, wall and host clocks; the confirmation keeps the latter two with its
+    median, so a held or passed candidate's record says how near the limit it was."""
+    from evo_kernels import config
+    from evo_kernels.harness.evaluator import Evaluator
+    from evo_kernels.model.candidate import Candidate
+    cfg = config.load(CONFIGS / "search_local.yaml")
+    cfg.device = "cpu"
+    with Evaluator("cpu", cfg) as ev:
+        e = ev.confirm(LINEAR, Candidate(source=(CANDIDATES / "linear_relu_addmm.py").read_text()))
+    assert e.status == "ok", e.reason
+    t = e.timing
+    assert set(t) == {"median_ms", "wall_median_ms", "host_median_ms"}
+    assert t["wall_median_ms"] >= t["host_median_ms"] > 0 and t["median_ms"] > 0

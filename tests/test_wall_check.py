@@ -45,6 +45,9 @@ def test_one_round_over_the_limit_does_not_hold_an_honest_candidate(rounds):
     verdict, rows = _confirm(9)
     assert verdict.status == "ok", verdict.reason
     assert len(rows) == 9 and rows[0]["candidate"] == 0.36
+    # the rounds' medians as the check read them, kept with the confirmation
+    assert verdict.timing["wall_median_ms"] == 0.55 and verdict.timing["median_ms"] == 0.36
+    assert verdict.timing["reps"] == 9
 
 
 def test_work_hidden_in_every_round_holds_the_confirmation(rounds):

@@ -287,6 +287,8 @@ class Evaluator:
                                "significant": low > 1.0, "baselines": names,
                                "eager_speedup": speedup_interval(cand, [r["eager"] for r in rows])[0]}
             ev.timing = {"median_ms": statistics.median(cand)}
+            if v.timing:  # the rounds' wall and host medians (the wall-clock check's), for the record
+                ev.timing.update(wall_median_ms=v.timing["wall_median_ms"], host_median_ms=v.timing["host_median_ms"])
         ev.duration_s = time.monotonic() - started
         return ev
 

@@ -81,6 +81,13 @@ def hidden_work(t: Timing) -> bool:
     return t.wall_median_ms > t.median_ms * HIDDEN_WORK_FACTOR + HIDDEN_WORK_MARGIN_MS
 
 
+def pooled_medians(measurements: list[dict[str, Any]]) -> Timing:
+    """Several measurements' medians (Timing dicts) as one: the median of each; `reps` counts them."""
+    return Timing(median_ms=_median(m["median_ms"] for m in measurements), iqr_ms=0.0, mean_ms=0.0, min_ms=0.0,
+                  reps=len(measurements), wall_median_ms=_median(m["wall_median_ms"] for m in measurements),
+                  host_median_ms=_median(m.get("host_median_ms", 0.0) for m in measurements))
+
+
 def hidden_work_reason(measurements: list[dict[str, Any]]) -> str | None:
     """The wall-clock cross-check over a candidate's measurements taken together (a full
     measurement's parts, a confirmation's rounds: Timing dicts): their median wall time against
@@ -90,9 +97,7 @@ def hidden_work_reason(measurements: list[dict[str, Any]]) -> str | None:
     against a limit of 0.64 in six evaluations; experiments/RESULTS.md, "2026-12-02 (rounds)")."""
     if not measurements:
         return None
-    pooled = Timing(median_ms=_median(m["median_ms"] for m in measurements), iqr_ms=0.0, mean_ms=0.0, min_ms=0.0,
-                    reps=len(measurements), wall_median_ms=_median(m["wall_median_ms"] for m in measurements),
-                    host_median_ms=_median(m.get("host_median_ms", 0.0) for m in measurements))
+    pooled = pooled_medians(measurements)
     if not hidden_work(pooled):
         return None
     over = f" (medians of {len(measurements)} measurements)" if len(measurements) > 1 else " (medians)"

@@ -162,6 +162,9 @@ def confirm(judge: SandboxWorker, defendant: SandboxWorker, problem: str, candid
                         row[which] = _ask(judge, {"op": "time_baseline", "problem": problem, "which": which,
                                                   "config": short.to_dict()}, deadline, "judge")["timing"]["median_ms"]
             rows.append(row)
+        if timings:  # the rounds' medians of the device, wall and host clocks, as the wall check reads them
+            from .timing import pooled_medians
+            verdict.timing = pooled_medians(timings).to_dict()
         _wall_check(timings)
     except _Stop as stop:
         verdict.status, verdict.reason = stop.status, stop.reason
