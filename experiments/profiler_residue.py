@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -27,6 +26,7 @@ import triton.language as tl  # noqa: E402
 
 from experiments.drafts import PROBLEMS, load_draft, start  # noqa: E402
 from experiments.host_overhead import issue_ms, protocol_ms  # noqa: E402
+from experiments.kept_launches import per_launch  # noqa: E402
 
 DRAFT = ("level1/36_ConvTranspose2d_upsample", ["triton_conv_transpose"], {"CONVT_PRECISION": "tf32rn", "CONVT_TMA": True})
 
@@ -37,26 +37,11 @@ def _scale(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
     tl.store(y_ptr + offs, tl.load(x_ptr + offs, mask=offs < n) * 2.0, mask=offs < n)
 
 
-def per_call_us(fn, n: int = 2000) -> float:
-    """Best of three: host microseconds a call, `n` calls back to back."""
-    for _ in range(10):
-        fn()
-    torch.cuda.synchronize()
-    best = 1e9
-    for _ in range(3):
-        t = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - t) / n * 1e6)
-        torch.cuda.synchronize()
-    return best
-
-
 def measure(small, reference, call, prob, inputs) -> dict[str, float]:
     with torch.no_grad():
         host, device, wall = protocol_ms(call, prob, inputs, True)
-        return {"triton_launch_us": per_call_us(lambda: _scale[(1,)](small, small, 1024, BLOCK=1024)),
-                "empty_us": per_call_us(lambda: torch.empty(1024, device="cuda")),
+        return {"triton_launch_us": per_launch(lambda: _scale[(1,)](small, small, 1024, BLOCK=1024)),
+                "empty_us": per_launch(lambda: torch.empty(1024, device="cuda")),
                 "eager_issue_ms": issue_ms(lambda: reference(*inputs), 300),
                 "draft_issue_ms": issue_ms(call, 300),
                 "protocol_host_ms": host, "protocol_device_ms": device, "protocol_wall_ms": wall,
