@@ -225,7 +225,8 @@ def test_a_screen_stops_loading_configurations_when_its_time_is_spent(monkeypatc
     assert [m["op"] for m in asked] == ["load", "screen"] and rows[0]["ms"] is not None
     assert [r["params"]["MODE"] for r in rows] == ["slow", "fast", "wrong"]
     for r in rows[1:]:
-        assert r["ms"] is None and r["reason"].startswith("not screened: the screen's time (tuning.screen_time_s = 0 s)")
+        assert r["ms"] is None and r["reason"].startswith("not screened: the screen's time (tuning.screen_time_s = 0 s) "
+                                                          "went to those before it (1 screened in 0 s)")
     asked.clear()
     cfg.tuning.screen_time_s = 600.0
     rows = verify.screen(Defendant(), PROBLEM, Candidate(source=SOURCE), configs, cfg, random.Random(0))

@@ -181,16 +181,17 @@ def screen(defendant: SandboxWorker, problem: str, candidate: Candidate, configs
     `tuning.screen_time_s` has gone to the screen, the configurations left are listed unscreened."""
     config, init_seed, seed = cfg.to_dict(), rng.getrandbits(31), rng.getrandbits(31)
     out: list[dict[str, Any]] = []
-    started = time.monotonic()
+    started, loaded = time.monotonic(), 0
     for params in configs:
         deadline = time.monotonic() + cfg.sandbox.timeout_s
         row: dict[str, Any] = {"params": dict(params), "ms": None}
         spent = time.monotonic() - started
-        if out and spent >= cfg.tuning.screen_time_s:
+        if loaded and spent >= cfg.tuning.screen_time_s:
             row["reason"] = (f"not screened: the screen's time (tuning.screen_time_s = {cfg.tuning.screen_time_s:g} s) "
-                             f"went to the {len(out)} configurations before it ({spent:.0f} s)")
+                             f"went to those before it ({loaded} screened in {spent:.0f} s)")
             out.append(row)
             continue
+        loaded += 1
         try:
             _ask(defendant, {"op": "load", "problem": problem, "source": candidate.source, "params": params,
                              "config": config, "init_seed": init_seed}, deadline, "defendant")
