@@ -250,7 +250,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--json", default=None, help="also write the rows to this file")
     ap.add_argument("--only", nargs="*", default=None, help="only the cases whose names contain one of these")
-    ap.add_argument("--policy", nargs="*", default=["on", "off", "allowed"],
+    ap.add_argument("--policy", nargs="*", default=["on", "off", "allowed"], choices=["on", "off", "allowed"],
                     help="static policy settings to run: on, off, allowed (reduced precision allowed)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="redteam-gpu-"))

@@ -8,7 +8,7 @@ import pytest
 
 from evo_kernels.config import Config
 from evo_kernels.harness import verify
-from evo_kernels.harness.timing import hidden_work_reason
+from evo_kernels.harness.timing import hidden_work_reason, pooled_medians
 from evo_kernels.model.candidate import Candidate
 
 
@@ -74,7 +74,9 @@ def test_a_full_measurements_parts_are_checked_together(rounds):
 
 
 def test_the_reason_names_the_medians():
-    assert hidden_work_reason([]) is None
-    assert hidden_work_reason([_timing(1.0, 1.2)]) is None
-    reason = hidden_work_reason([_timing(0.2, 2.0)])
-    assert reason.startswith("hidden_work: host wall time 2.000 ms vs device timer 0.200 ms (medians)")
+    assert hidden_work_reason(pooled_medians([_timing(1.0, 1.2)])) is None
+    reason = hidden_work_reason(pooled_medians([_timing(0.2, 2.0)]))
+    assert reason.startswith("hidden_work: host wall time 2.000 ms vs device timer 0.200 ms (medians):")
+    pooled = pooled_medians([_timing(0.2, 2.0), _timing(0.4, 0.5), _timing(0.3, 1.0)])
+    assert (pooled.median_ms, pooled.wall_median_ms, pooled.reps) == (0.3, 1.0, 3)
+    assert "(medians of 3 measurements)" in hidden_work_reason(pooled)

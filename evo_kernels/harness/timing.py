@@ -88,19 +88,16 @@ def pooled_medians(measurements: list[dict[str, Any]]) -> Timing:
                   host_median_ms=_median(m.get("host_median_ms", 0.0) for m in measurements))
 
 
-def hidden_work_reason(measurements: list[dict[str, Any]]) -> str | None:
-    """The wall-clock cross-check over a candidate's measurements taken together (a full
-    measurement's parts, a confirmation's rounds: Timing dicts): their median wall time against
-    their median device time. Together, not one at a time: work hidden from the timer is in every
-    measurement, while an honest call whose host time is near its device time would, checked nine
-    times, trip one short round on the host's noise alone (level1/36's draft: walls of 0.48-0.62 ms
-    against a limit of 0.64 in six evaluations; experiments/RESULTS.md, "2026-12-02 (rounds)")."""
-    if not measurements:
-        return None
-    pooled = pooled_medians(measurements)
+def hidden_work_reason(pooled: Timing) -> str | None:
+    """The wall-clock cross-check over a candidate's measurements taken together (their
+    `pooled_medians`: a full measurement's parts, a confirmation's rounds): the median wall time
+    against the median device time. Together, not one at a time: work hidden from the timer is in
+    every measurement, while an honest call whose host time is near its device time would, checked
+    nine times, trip one short round on the host's noise alone (level1/36's draft: walls of 0.48-0.62
+    ms against a limit of 0.64 in six evaluations; experiments/RESULTS.md, "2026-12-02 (rounds)")."""
     if not hidden_work(pooled):
         return None
-    over = f" (medians of {len(measurements)} measurements)" if len(measurements) > 1 else " (medians)"
+    over = f" (medians of {pooled.reps} measurements)" if pooled.reps > 1 else " (medians)"
     # (An honest call reads the same when its host work before its kernels is long against them:
     # from an idle device the wall time is both. The host time is named so it can be told.)
     return (f"hidden_work: host wall time {pooled.wall_median_ms:.3f} ms vs device timer {pooled.median_ms:.3f} ms"

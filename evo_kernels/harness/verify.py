@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config
-from ..model.candidate import Candidate
+from ..model.candidate import Candidate, Timing
 from .sandbox import SandboxWorker
 
 
@@ -93,12 +93,15 @@ def _time_round(judge: SandboxWorker, defendant: SandboxWorker, cfg: Config, dea
     return t
 
 
-def _wall_check(measurements: list[dict[str, Any]]) -> None:
-    """The wall-clock cross-check (timing.hidden_work_reason) over all of a candidate's measurements."""
-    from .timing import hidden_work_reason
-    held = hidden_work_reason(measurements)
+def _wall_check(measurements: list[dict[str, Any]]) -> Timing:
+    """The wall-clock cross-check (timing.hidden_work_reason) over all of a candidate's measurements
+    (Timing dicts): their pooled medians, which it read."""
+    from .timing import hidden_work_reason, pooled_medians
+    pooled = pooled_medians(measurements)
+    held = hidden_work_reason(pooled)
     if held:
         raise _Stop("rejected", held)
+    return pooled
 
 
 def _close(judge: SandboxWorker, defendant: SandboxWorker, verdict: Verdict) -> None:
@@ -162,10 +165,8 @@ def confirm(judge: SandboxWorker, defendant: SandboxWorker, problem: str, candid
                         row[which] = _ask(judge, {"op": "time_baseline", "problem": problem, "which": which,
                                                   "config": short.to_dict()}, deadline, "judge")["timing"]["median_ms"]
             rows.append(row)
-        if timings:  # the rounds' medians of the device, wall and host clocks, as the wall check reads them
-            from .timing import pooled_medians
-            verdict.timing = pooled_medians(timings).to_dict()
-        _wall_check(timings)
+        if timings:  # (kept: the rounds' medians of the device, wall and host clocks, as the check read them)
+            verdict.timing = _wall_check(timings).to_dict()
     except _Stop as stop:
         verdict.status, verdict.reason = stop.status, stop.reason
     finally:
@@ -183,7 +184,6 @@ def screen(defendant: SandboxWorker, problem: str, candidate: Candidate, configs
     out: list[dict[str, Any]] = []
     started, loaded = time.monotonic(), 0
     for params in configs:
-        deadline = time.monotonic() + cfg.sandbox.timeout_s
         row: dict[str, Any] = {"params": dict(params), "ms": None}
         spent = time.monotonic() - started
         if loaded and spent >= cfg.tuning.screen_time_s:
@@ -192,6 +192,7 @@ def screen(defendant: SandboxWorker, problem: str, candidate: Candidate, configs
             out.append(row)
             continue
         loaded += 1
+        deadline = time.monotonic() + cfg.sandbox.timeout_s
         try:
             _ask(defendant, {"op": "load", "problem": problem, "source": candidate.source, "params": params,
                              "config": config, "init_seed": init_seed}, deadline, "defendant")
