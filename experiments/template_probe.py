@@ -82,7 +82,8 @@ CONVT_CONFIGS = [_RN, dict(_RN, CONVT_WARPS=8), dict(_RN, CONVT_STAGES=4), dict(
                  dict(_RN, CONVT_BLOCK_M=256, CONVT_BLOCK_W=32), dict(_RN, CONVT_BLOCK_M=64),
                  dict(_RN, CONVT_BLOCK_K=64, CONVT_STAGES=2), dict(_RN, CONVT_TMA=False), {}]
 CONVT = dict(conv_transpose=True)
-SCAN_CONFIGS = [{}, {"SCAN_TILE": 1024}, {"SCAN_TILE": 2048}, {"SCAN_TILE": 256}, {"SCAN_BLOCK_B": 64}]
+SCAN_CONFIGS = [{}, {"SCAN_PAIRED": 1}, {"SCAN_TILE": 1024}, {"SCAN_TILE": 2048}, {"SCAN_TILE": 256},
+                {"SCAN_WARPS": 2}, {"SCAN_TILE": 2048, "SCAN_WARPS": 4}, {"SCAN_TILE": 4096, "SCAN_WARPS": 4}]
 _ALL_PROBLEMS = [
     "level1/02_Tall_skinny_matmul", "level1/05_Matrix_vector_ish", "level1/07_Conv2d_pointwise_1x1",
     "level1/09_Conv2d_strided_3x3", "level1/10_Conv1d", "level1/12_BatchNorm2d", "level1/15_RMSNorm",

@@ -15,7 +15,8 @@ there is one kernel: a reduction is stored at once, and a normalization folds an
 the same program, so that the second read can come from L2 (where the rows in flight fit there).
 Bytes moved: one read for a reduction; a read and a write for a normalization in one kernel, plus a
 second read when it is split (or when its rows in flight do not fit in L2: InstanceNorm and
-GroupNorm at real sizes lost to compile's three passes that way).
+GroupNorm at real sizes lost to compile's three passes that way). A softmax over a strided dim (the
+channels of a map) whose strip of R by 16 or more columns fits a tile holds the strip: no second read.
 
 Contiguous rows that a tile holds whole (a global average pool's 7 x 7, GroupNorm's groups after a
 Linear, InstanceNorm on small maps) take their own kernel (`rows`): several rows a program, held in
@@ -276,13 +277,14 @@ def ${name}_affine(y, w_ptr, b_ptr, idx, mask, HAS_W: tl.constexpr, HAS_B: tl.co
 @triton.jit
 def ${name}_apply(x_ptr, f1_ptr, f2_ptr, out_ptr, w_ptr, b_ptr, A, R, B, CH, eps, AMOD, RMUL, RDIV,
                   STAT: tl.constexpr, FUSED: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr,
-                  A_GROUP: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
+                  A_GROUP: tl.constexpr, HELD: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
     # A normalization's last pass over chunk s of R. Its statistics: FUSED, folded here from the
     # rows this program then reads again (from L2 where the rows in flight fit there); else those
     # `finish` stored at f1, f2 [a, b]. The affine weight of element (a, r) is
     # w[(a % AMOD) * RMUL + r // RDIV]: LayerNorm (1, 0, 1), GroupNorm (groups, channels per group,
     # spatial size), InstanceNorm (C, 1, R). Tiles go backwards over the chunk: those the fold read
-    # last are the likeliest still in L2.
+    # last are the likeliest still in L2. HELD (FUSED, BLOCK_R >= R): the program's whole strip of R
+    # by BLOCK_B is one tile, held in registers: one read, no second one even from L2.
     s = tl.program_id(1)
     lo = s * CH
     hi = tl.minimum(lo + CH, R)
@@ -307,23 +309,44 @@ def ${name}_apply(x_ptr, f1_ptr, f2_ptr, out_ptr, w_ptr, b_ptr, A, R, B, CH, eps
         rb = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)
         bmask = rb < B
         base = a.to(tl.int64) * R * B
-        if FUSED:
-            v1, v2, _ = ${name}_fold(x_ptr + base, lo, hi, B, rb, bmask, STAT, BLOCK_R, BLOCK_B)
-            if STAT == 5:
-                v2 = v2 / R
-        else:
-            o = a.to(tl.int64) * B + rb
-            v1 = tl.load(f1_ptr + o, mask=bmask, other=0.0)
-            v2 = tl.load(f2_ptr + o, mask=bmask, other=1.0)
-        c2 = ${name}_scale(v2, eps, STAT)
-        for t in range(0, n_tiles):
-            rr = lo + (n_tiles - 1 - t) * BLOCK_R + tl.arange(0, BLOCK_R)
-            m = (rr < hi)[:, None] & bmask[None, :]
+        if HELD:
+            rr = tl.arange(0, BLOCK_R)
+            m = (rr < R)[:, None] & bmask[None, :]
             offs = base + rr.to(tl.int64)[:, None] * B + rb[None, :]
-            y = ${name}_normalize(tl.load(x_ptr + offs, mask=m, other=0.0), v1[None, :], c2[None, :], STAT)
-            widx = (a % AMOD) * RMUL + rr // RDIV
-            y = ${name}_affine(y, w_ptr, b_ptr, widx[:, None], (rr < hi)[:, None], HAS_W, HAS_B)
+            if STAT == 5:
+                x = tl.load(x_ptr + offs, mask=m, other=0.0)
+                v1 = tl.sum(x, axis=0) / R
+                d = tl.where(m, x - v1[None, :], 0.0)
+                y = d * ${name}_scale(tl.sum(d * d, axis=0) / R, eps, STAT)[None, :]
+            else:
+                x = tl.load(x_ptr + offs, mask=m, other=float('-inf'))
+                v1 = tl.max(x, axis=0)
+                e = tl.where(m, tl.exp(x - v1[None, :]), 0.0)  # once: a softmax's numerators and sum
+                if STAT == 6:
+                    y = e * (1.0 / tl.sum(e, axis=0))[None, :]
+                else:
+                    y = (x - v1[None, :]) - tl.log(tl.sum(e, axis=0))[None, :]
+            y = ${name}_affine(y, w_ptr, b_ptr, ((a % AMOD) * RMUL + rr // RDIV)[:, None], (rr < R)[:, None], HAS_W,
+                               HAS_B)
             tl.store(out_ptr + offs, y, mask=m)
+        else:
+            if FUSED:
+                v1, v2, _ = ${name}_fold(x_ptr + base, lo, hi, B, rb, bmask, STAT, BLOCK_R, BLOCK_B)
+                if STAT == 5:
+                    v2 = v2 / R
+            else:
+                o = a.to(tl.int64) * B + rb
+                v1 = tl.load(f1_ptr + o, mask=bmask, other=0.0)
+                v2 = tl.load(f2_ptr + o, mask=bmask, other=1.0)
+            c2 = ${name}_scale(v2, eps, STAT)
+            for t in range(0, n_tiles):
+                rr = lo + (n_tiles - 1 - t) * BLOCK_R + tl.arange(0, BLOCK_R)
+                m = (rr < hi)[:, None] & bmask[None, :]
+                offs = base + rr.to(tl.int64)[:, None] * B + rb[None, :]
+                y = ${name}_normalize(tl.load(x_ptr + offs, mask=m, other=0.0), v1[None, :], c2[None, :], STAT)
+                widx = (a % AMOD) * RMUL + rr // RDIV
+                y = ${name}_affine(y, w_ptr, b_ptr, widx[:, None], (rr < hi)[:, None], HAS_W, HAS_B)
+                tl.store(out_ptr + offs, y, mask=m)
 
 
 @triton.jit
@@ -460,6 +483,12 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
     # Tile: BLOCK_B columns (1 when B is 1: rows are contiguous) by BLOCK_R rows of R.
     block_b = 1 if n_b == 1 else min(RED_BLOCK_B, _pow2(n_b))
     block_r = max(1, min(RED_TILE // block_b, _pow2(r)))
+    # A normalization over a strided dim (a softmax over channels) whose strip of R by at least 16
+    # columns (64-byte runs) fits a tile, and whose strips fill the device: each held whole.
+    held_b = min(RED_BLOCK_B, _pow2(n_b), RED_TILE // _pow2(r))
+    held = stat >= 5 and n_b > 1 and held_b >= min(16, _pow2(n_b)) and a * _cdiv(n_b, held_b) >= _sms(x)
+    if held:
+        block_b, block_r = held_b, _pow2(r)
     n_bt = _cdiv(n_b, block_b)
     # Split R so that about RED_WAVES programs per SM run; at most 64 chunks.
     split, ch = _split_length(x, a * n_bt, r, block_r, RED_WAVES, 64)
@@ -492,8 +521,8 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
             grid = (_cdiv(a, group), split, 1)
         _launch(${name}_apply, grid,
                 x, f1, f2, out, w if w is not None else x, b if b is not None else x, a, r, n_b, ch, eps, amod, rmul,
-                rdiv, STAT=stat, FUSED=one, HAS_W=w is not None, HAS_B=b is not None, A_GROUP=group, BLOCK_R=block_r,
-                BLOCK_B=block_b, num_warps=RED_WARPS)
+                rdiv, STAT=stat, FUSED=one, HAS_W=w is not None, HAS_B=b is not None, A_GROUP=group, HELD=held,
+                BLOCK_R=block_r, BLOCK_B=block_b, num_warps=RED_WARPS)
     return out
 ''')
 

@@ -4,9 +4,12 @@ contiguous). A program holds BLOCK_N independent scans: rows of [A, L] when B is
 per program when rows are short), else BLOCK_N columns of B for one a (loads coalesced along B).
 It walks L a tile at a time, each tile scanned in registers, the running sum carried to the next.
 
-Sums are compensated: every value is a (hi, lo) pair of fp32 whose sum is kept exactly by TwoSum,
-so each output is within about an ulp of the exact prefix sum however long the row (a plain fp32
-scan drifts with the row length; PyTorch's CPU cumsum accumulates in double, and this matches it).
+Sums are compensated, so that the error does not grow with the row (a plain fp32 scan drifts with
+its length; PyTorch's CPU cumsum accumulates in double). The running sum carried from tile to tile is
+a (hi, lo) pair of fp32 whose sum TwoSum keeps exactly; within a tile the prefix sums are plain fp32
+(a tile's partial sums are small beside the carry), each output the carry plus its prefix, rounded
+once. SCAN_PAIRED 1 makes every partial sum a pair (within about an ulp of the exact prefix sum, at
+several times the arithmetic: the scan then runs below the bandwidth).
 
 When the scans are too few to fill the device (a few long rows), L is split into chunks: a first
 pass stores each chunk's total, the second scans each chunk from the sum of the totals before it.
@@ -14,7 +17,8 @@ That reads x twice, still better than a handful of programs walking long rows al
 Matched: `torch.cumsum(x, dim)` and `x.cumsum(dim)` on fp32 x, dtype None or float32, no `out`.
 
 SCAN_TILE: elements per tile (BLOCK_L x BLOCK_N); SCAN_BLOCK_B: columns per tile when B > 1;
-SCAN_WARPS (fewer for small tiles); SCAN_WAVES: programs per SM aimed at before L is split.
+SCAN_WARPS (fewer for small tiles); SCAN_WAVES: programs per SM aimed at before L is split;
+SCAN_PAIRED: every partial sum compensated (1), or the carry between tiles only (0).
 """
 from __future__ import annotations
 
@@ -44,12 +48,13 @@ def ${name}_add(a_hi, a_lo, b_hi, b_lo):
 
 @triton.jit
 def ${name}_scan(x_ptr, y_ptr, th_ptr, tl_ptr, N, L, B, NBT, CH, SPLIT, ROWS: tl.constexpr, CARRY: tl.constexpr,
-                 SCAN: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr):
+                 SCAN: tl.constexpr, PAIRED: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr):
     # Program (p, s): BLOCK_N scans over positions [s * CH, s * CH + CH) of L, held as tiles of
     # BLOCK_L x BLOCK_N (axis 0 along L). ROWS: scan n is row p * BLOCK_N + n of [N, L]; else column
     # b = (p % NBT) * BLOCK_N + n of [A, L, B] for a = p // NBT. SCAN: the prefix sums are stored;
     # else (the first pass of a split) the chunk's total. CARRY: the scans start from the totals of
-    # the chunks before s (stored by the first pass).
+    # the chunks before s (stored by the first pass). PAIRED: every partial sum a compensated pair;
+    # else only the carry between tiles.
     p = tl.program_id(0)
     s = tl.program_id(1)
     nn = tl.arange(0, BLOCK_N)
@@ -86,7 +91,7 @@ def ${name}_scan(x_ptr, y_ptr, th_ptr, tl_ptr, N, L, B, NBT, CH, SPLIT, ROWS: tl
             offs = start[None, :] + rr.to(tl.int64)[:, None] * B
         x = tl.load(x_ptr + offs, mask=m, other=0.0)
         zero = tl.zeros_like(x)
-        if SCAN:
+        if SCAN and PAIRED:
             # The carry enters at the tile's first position; masked positions add 0, so the last
             # position holds the carry for the next tile.
             h, e = ${name}_add(x, zero, tl.where(first, c_hi[None, :], zero), tl.where(first, c_lo[None, :], zero))
@@ -94,6 +99,13 @@ def ${name}_scan(x_ptr, y_ptr, th_ptr, tl_ptr, N, L, B, NBT, CH, SPLIT, ROWS: tl
             tl.store(y_ptr + offs, h, mask=m)  # (hi is hi + lo rounded: the pair is normalised)
             c_hi = tl.sum(tl.where(last, h, zero), axis=0)
             c_lo = tl.sum(tl.where(last, e, zero), axis=0)
+        elif SCAN:
+            # The tile scanned in plain fp32: its partial sums are a tile's, small beside the carry,
+            # whose pair holds the error that would otherwise grow with the row. Each output is the
+            # carry plus its tile's prefix, rounded once.
+            part = tl.cumsum(x, axis=0)
+            tl.store(y_ptr + offs, c_hi[None, :] + (part + c_lo[None, :]), mask=m)
+            c_hi, c_lo = ${name}_add(c_hi, c_lo, tl.sum(x, axis=0), tl.zeros_like(c_lo))
         else:
             acc_hi, acc_lo = ${name}_add(acc_hi, acc_lo, x, zero)
     if not SCAN:
@@ -124,15 +136,15 @@ def ${name}_run(x, dim):
     split, ch = _split_length(x, programs, l, block_l, SCAN_WAVES, 256)
     if split == 1:
         _launch(${name}_scan, (programs, 1),
-                x, out, x, x, a, l, b, nbt, ch, 1, ROWS=b == 1, CARRY=False, SCAN=True, BLOCK_L=block_l,
-                BLOCK_N=block_n, num_warps=warps)
+                x, out, x, x, a, l, b, nbt, ch, 1, ROWS=b == 1, CARRY=False, SCAN=True, PAIRED=bool(SCAN_PAIRED),
+                BLOCK_L=block_l, BLOCK_N=block_n, num_warps=warps)
         return out
     t_hi = torch.empty((a * b, split), device=x.device, dtype=torch.float32)
     t_lo = torch.empty((a * b, split), device=x.device, dtype=torch.float32)
     for carry in (False, True):
         _launch(${name}_scan, (programs, split),
-                x, out, t_hi, t_lo, a, l, b, nbt, ch, split, ROWS=b == 1, CARRY=carry, SCAN=carry, BLOCK_L=block_l,
-                BLOCK_N=block_n, num_warps=warps)
+                x, out, t_hi, t_lo, a, l, b, nbt, ch, split, ROWS=b == 1, CARRY=carry, SCAN=carry,
+                PAIRED=bool(SCAN_PAIRED), BLOCK_L=block_l, BLOCK_N=block_n, num_warps=warps)
     return out
 ''')
 
@@ -183,5 +195,5 @@ TEMPLATE = AnchorTemplate(
     # 1.90 ms at 2048 x 4; eager 2.24 ms): the compensated scan is ALU-heavy, so small tiles on few
     # warps (many programs per SM) hide it best.
     params={"SCAN_TILE": [512, 1024, 2048, 256, 4096], "SCAN_BLOCK_B": [64, 256, 32, 128, 16],
-            "SCAN_WARPS": [1, 2, 4, 8], "SCAN_WAVES": [4, 2, 8]},
+            "SCAN_WARPS": [1, 2, 4, 8], "SCAN_WAVES": [4, 2, 8], "SCAN_PAIRED": [0, 1]},
     constraints=["SCAN_BLOCK_B <= SCAN_TILE"])
