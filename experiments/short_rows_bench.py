@@ -1,11 +1,12 @@
 """The reduce template on short rows (a few dozen to a few hundred elements, many rows): a global
-average pool, an argmax over a short dim, GroupNorm after a Linear, InstanceNorm on small maps. Per
+average pool, an argmax over a short dim, GroupNorm after a Linear, InstanceNorm on small maps, a
+softmax over 32 channels of a map (strided rows, held as strips of R by 64 columns). Per
 problem: eager, torch.compile, the template's draft (built from this tree) at its defaults and at
 --configs, the bytes bound (in + out over the measured copy bandwidth); with --before DIR, drafts
 written by another tree (`--write-drafts DIR` run under it) timed next to them.
 
     git archive REV evo_kernels | tar x -C /tmp/old && PYTHONPATH=/tmp/old python3 experiments/short_rows_bench.py --write-drafts old
-    python3 experiments/short_rows_bench.py [--before old] [--configs '{"RED_WARPS": 4}' ...]
+    python3 experiments/short_rows_bench.py [--before old] [--configs '{"RED_WARPS": 4}' ...] [--only NAME ...]
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ PROBLEMS = {  # name: (module line or None, forward body, input)
     "argmax_short": (None, "return torch.argmax(x, dim=2)", "torch.randn(4096, 64, 100)"),
     "gn_features": ("nn.GroupNorm(32, 2048)", "return self.m(x)", "torch.randn(16384, 2048)"),
     "in_small": ("nn.InstanceNorm2d(256, affine=True)", "return self.m(x)", "torch.randn(128, 256, 14, 14)"),
+    "softmax_channels": (None, "return torch.softmax(x, dim=1)", "torch.randn(64, 32, 128, 128)"),
 }
 
 
@@ -53,9 +55,10 @@ def main() -> None:
     ap.add_argument("--write-drafts", default=None, help="only write this tree's drafts into DIR")
     ap.add_argument("--before", default=None, help="a directory of drafts from another tree, timed too")
     ap.add_argument("--configs", nargs="*", default=[], help="JSON objects of tunables, each timed")
+    ap.add_argument("--only", nargs="*", default=None, choices=sorted(PROBLEMS), help="these problems alone")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="short_rows_"))
-    problems = write_problems(root)
+    problems = {k: v for k, v in write_problems(root).items() if args.only is None or k in args.only}
     if args.write_drafts:
         write_drafts(problems, Path(args.write_drafts))
         return

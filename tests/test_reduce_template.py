@@ -185,26 +185,26 @@ def test_short_last_dim_rows_stay_with_the_row_template(tmp_path, body):
 
 
 
-# A softmax over the channels of a map: (body, input, programs of held strips of 16 columns, programs
-# at 4 columns a program unheld). R is 20 (a strip of 32 rows, padded); 37 and 42 columns: a partial
-# last strip.
+# A softmax over the channels of a map: (body, input, programs of held strips of 64 columns, programs
+# at 4 columns a program unheld). R is 20 (a strip of 32 rows, padded); 150 columns: a partial last
+# strip.
 HELD_STRIPS = {
-    "softmax_channels_held": ("return torch.softmax(x * 2.0, dim=1)", "torch.randn(3, 20, 37)", 3 * 3, 3 * 10),
-    "log_softmax_channels_held": ("return F.log_softmax(x, dim=1)", "torch.randn(2, 20, 6, 7)", 2 * 3, 2 * 11),
+    "softmax_channels_held": ("return torch.softmax(x * 2.0, dim=1)", "torch.randn(3, 20, 150)", 3 * 3, 3 * 38),
+    "log_softmax_channels_held": ("return F.log_softmax(x, dim=1)", "torch.randn(2, 20, 10, 15)", 2 * 3, 2 * 38),
 }
 
 
 def test_a_softmax_over_a_strided_dim_holds_its_strips(tmp_path):
-    # Tiles of 512 hold a strip of 32 by 16 columns: the apply kernel alone, one program per strip,
-    # each read once, the reference's values. Tiles of 256 (8 columns a strip) do not hold it: the
-    # fold-and-apply kernel, a program per 4 columns.
+    # Tiles of 2048 hold a strip of 32 by 64 columns: the apply kernel alone, one program per strip,
+    # each read once, the reference's values. Tiles of 256 do not hold it: the fold-and-apply
+    # kernel, a program per 4 columns.
     pairs, names = [], [f"_red_0_{k}" for k in ("stats", "finish", "apply", "coop", "rows")]
     for name, (body, inp, held, unheld) in HELD_STRIPS.items():
         path = tmp_path / f"{name}.py"
         path.write_text(HEADER + f"class Model(nn.Module):\n    def forward(self, x):\n        {body}\n"
                         f"def get_inputs():\n    return [{inp}]\ndef get_init_inputs():\n    return []\n")
         source, _ = fusion.build(load_problem(str(path)), ["triton_reduce"])
-        for params, programs in (({"RED_TILE": 512, "RED_BLOCK_B": 64}, held),
+        for params, programs in (({"RED_TILE": 2048, "RED_BLOCK_B": 64}, held),
                                  ({"RED_TILE": 256, "RED_BLOCK_B": 4, "RED_WAVES": 0}, unheld)):
             cand = tmp_path / f"{name}_{params['RED_TILE']}.py"
             cand.write_text(bake(source, params))

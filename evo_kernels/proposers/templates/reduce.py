@@ -16,7 +16,7 @@ the same program, so that the second read can come from L2 (where the rows in fl
 Bytes moved: one read for a reduction; a read and a write for a normalization in one kernel, plus a
 second read when it is split (or when its rows in flight do not fit in L2: InstanceNorm and
 GroupNorm at real sizes lost to compile's three passes that way). A softmax over a strided dim (the
-channels of a map) whose strip of R by 16 or more columns fits a tile holds the strip: no second read.
+channels of a map) whose strip of R by 64 or more columns fits a tile holds the strip: no second read.
 
 Contiguous rows that a tile holds whole (a global average pool's 7 x 7, GroupNorm's groups after a
 Linear, InstanceNorm on small maps) take their own kernel (`rows`): several rows a program, held in
@@ -483,10 +483,12 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
     # Tile: BLOCK_B columns (1 when B is 1: rows are contiguous) by BLOCK_R rows of R.
     block_b = 1 if n_b == 1 else min(RED_BLOCK_B, _pow2(n_b))
     block_r = max(1, min(RED_TILE // block_b, _pow2(r)))
-    # A normalization over a strided dim (a softmax over channels) whose strip of R by at least 16
-    # columns (64-byte runs) fits a tile, and whose strips fill the device: each held whole.
+    # A normalization over a strided dim (a softmax over channels) whose strip of R by at least 64
+    # columns (256-byte runs) fits a tile, and whose strips fill the device: each held whole. (Strips
+    # of 16 columns, 64-byte runs, were slower than the fold and its re-read from L2 on an H200; a
+    # held strip ran 2.2x faster on 4 warps than on 8, and 4.2x than on 16: at most 4.)
     held_b = min(RED_BLOCK_B, _pow2(n_b), RED_TILE // _pow2(r))
-    held = stat >= 5 and n_b > 1 and held_b >= min(16, _pow2(n_b)) and a * _cdiv(n_b, held_b) >= _sms(x)
+    held = stat >= 5 and n_b > 1 and held_b >= min(64, _pow2(n_b)) and a * _cdiv(n_b, held_b) >= _sms(x)
     if held:
         block_b, block_r = held_b, _pow2(r)
     n_bt = _cdiv(n_b, block_b)
@@ -522,7 +524,7 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
         _launch(${name}_apply, grid,
                 x, f1, f2, out, w if w is not None else x, b if b is not None else x, a, r, n_b, ch, eps, amod, rmul,
                 rdiv, STAT=stat, FUSED=one, HAS_W=w is not None, HAS_B=b is not None, A_GROUP=group, HELD=held,
-                BLOCK_R=block_r, BLOCK_B=block_b, num_warps=RED_WARPS)
+                BLOCK_R=block_r, BLOCK_B=block_b, num_warps=min(RED_WARPS, 4) if held else RED_WARPS)
     return out
 ''')
 
