@@ -73,9 +73,9 @@ def _emit_library(k: int, group: Group, chains: bool) -> Emitted | None:
     kernels: list[str] = []
     post: list[str] = []
     if ops and ops[0].name == "bn":
-        if len(group.shape) not in (2, 4):
+        if len(group.shape) not in (2, 4, 5):
             return None
-        bn, ops, kinds = bn_apply(ops, kinds, "chan" if len(group.shape) == 4 else "col")
+        bn, ops, kinds = bn_apply(ops, kinds, "col" if len(group.shape) == 2 else "chan")
         bn_arg_list, bn_params, bn_finish = bn_args(bn)
         args += bn_arg_list
         params += ", " + bn_params

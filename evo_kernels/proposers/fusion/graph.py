@@ -48,7 +48,7 @@ for _name, _targets in {
     "max_pool3d": (F.max_pool3d, torch.max_pool3d, nn.MaxPool3d),
     "avg_pool1d": (F.avg_pool1d, nn.AvgPool1d), "avg_pool2d": (F.avg_pool2d, nn.AvgPool2d),
     "avg_pool3d": (F.avg_pool3d, nn.AvgPool3d),
-    "batch_norm": (nn.BatchNorm1d, nn.BatchNorm2d),
+    "batch_norm": (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d),
 }.items():
     _KIND.update({t: _name for t in _targets})
 # pooling kind -> (mode, number of pooled dims: the input is N, C and that many)
@@ -254,7 +254,8 @@ class _Lowering:
         shape = self.g.shape
         if self.g.ops or v != "v" or not mod.training or mod.momentum is None:
             return None
-        if not ((len(shape) == 2 and self.g.kind in ("gemm", "chain")) or (len(shape) == 4 and self.g.kind != "gemm")):
+        if not ((len(shape) == 2 and self.g.kind in ("gemm", "chain"))
+                or (len(shape) in (4, 5) and self.g.kind != "gemm")):
             return None
         return self.emit("bn", (v,), (node.target, float(mod.eps), float(mod.momentum), mod.affine,
                                       mod.track_running_stats and mod.running_mean is not None))

@@ -119,7 +119,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
     if group.source["conv"].in_channels < 16:  # tiny K per tap: a tensor-core block of C would waste most work
         return None
     a = conv_anchor(group, t)
-    if a.bn is not None:  # (the graph lowers only a 4-D BatchNorm into a group today; no statistics here)
+    if a.bn is not None:  # (no statistics in this store: a BatchNorm3d goes to cuDNN's conv and a stats kernel)
         return None
     kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw = a.geometry
     name = f"_conv3d_{k}"
