@@ -254,8 +254,11 @@ class _Lowering:
         shape = self.g.shape
         if self.g.ops or v != "v" or not mod.training or mod.momentum is None:
             return None
-        if not ((len(shape) == 2 and self.g.kind in ("gemm", "chain"))
-                or (len(shape) in (4, 5) and self.g.kind != "gemm")):
+        # 5-D (BatchNorm3d) only where no anchor template would have to keep its statistics: after a
+        # library op (a transposed 3D conv) or on an input. After a Conv3d it stays a module, so that
+        # the Conv3d template keeps the conv (its store has no statistics).
+        if not ((len(shape) == 2 and self.g.kind in ("gemm", "chain")) or (len(shape) == 4 and self.g.kind != "gemm")
+                or (len(shape) == 5 and self.g.kind == "chain")):
             return None
         return self.emit("bn", (v,), (node.target, float(mod.eps), float(mod.momentum), mod.affine,
                                       mod.track_running_stats and mod.running_mean is not None))

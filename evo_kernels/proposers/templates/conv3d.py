@@ -119,7 +119,7 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
     if group.source["conv"].in_channels < 16:  # tiny K per tap: a tensor-core block of C would waste most work
         return None
     a = conv_anchor(group, t)
-    if a.bn is not None:  # (no statistics in this store: a BatchNorm3d goes to cuDNN's conv and a stats kernel)
+    if a.bn is not None:  # (no statistics in this store; the graph leaves a BatchNorm3d after a Conv3d a module)
         return None
     kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw = a.geometry
     name = f"_conv3d_{k}"
