@@ -297,7 +297,6 @@ def test_conv1d_and_batchnorm_statistics(tmp_path):
     _check(tmp_path, prob, ['fuse_chains'], expect_kernels=2)  # stats kernel + apply
 
 
-
 def test_a_volumetric_batchnorm_in_training_is_lowered(tmp_path):
     # BatchNorm3d after a transposed 3D conv (not a template anchor: a chain on its output) and on an
     # input: cuDNN's conv, the channel statistics kernel over (N, C, D, H, W), and one pass applying
@@ -320,6 +319,7 @@ def test_a_volumetric_batchnorm_in_training_is_lowered(tmp_path):
     source, _ = _check(tmp_path, prob, ['fuse_chains'], expect_kernels=2)
     assert source.count("_launch(_stats_") == 2, source  # a statistics pass for each BatchNorm
     assert "F.batch_norm" not in source and "functional.batch_norm" not in source
+
 
 POINTWISE_CHAIN = """
 class Model(nn.Module):

@@ -184,7 +184,6 @@ def test_short_last_dim_rows_stay_with_the_row_template(tmp_path, body):
     assert built is not None and "_red_0_stats" not in built[0] and "rowwise" in built[1]
 
 
-
 # A softmax over the channels of a map: (body, input, programs of held strips of 64 columns, programs
 # at 4 columns a program unheld). R is 20 (a strip of 32 rows, padded); 150 columns: a partial last
 # strip.

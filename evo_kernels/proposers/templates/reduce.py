@@ -309,25 +309,17 @@ def ${name}_apply(x_ptr, f1_ptr, f2_ptr, out_ptr, w_ptr, b_ptr, A, R, B, CH, eps
         rb = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)
         bmask = rb < B
         base = a.to(tl.int64) * R * B
-        if HELD:
+        if HELD:  # (a softmax or log-softmax: a norm's rows are contiguous, B is 1, and never held here)
             rr = tl.arange(0, BLOCK_R)
             m = (rr < R)[:, None] & bmask[None, :]
             offs = base + rr.to(tl.int64)[:, None] * B + rb[None, :]
-            if STAT == 5:
-                x = tl.load(x_ptr + offs, mask=m, other=0.0)
-                v1 = tl.sum(x, axis=0) / R
-                d = tl.where(m, x - v1[None, :], 0.0)
-                y = d * ${name}_scale(tl.sum(d * d, axis=0) / R, eps, STAT)[None, :]
+            x = tl.load(x_ptr + offs, mask=m, other=float('-inf'))
+            v1 = tl.max(x, axis=0)
+            e = tl.where(m, tl.exp(x - v1[None, :]), 0.0)  # once: the numerators and their sum
+            if STAT == 6:
+                y = e * (1.0 / tl.sum(e, axis=0))[None, :]
             else:
-                x = tl.load(x_ptr + offs, mask=m, other=float('-inf'))
-                v1 = tl.max(x, axis=0)
-                e = tl.where(m, tl.exp(x - v1[None, :]), 0.0)  # once: a softmax's numerators and sum
-                if STAT == 6:
-                    y = e * (1.0 / tl.sum(e, axis=0))[None, :]
-                else:
-                    y = (x - v1[None, :]) - tl.log(tl.sum(e, axis=0))[None, :]
-            y = ${name}_affine(y, w_ptr, b_ptr, ((a % AMOD) * RMUL + rr // RDIV)[:, None], (rr < R)[:, None], HAS_W,
-                               HAS_B)
+                y = (x - v1[None, :]) - tl.log(tl.sum(e, axis=0))[None, :]
             tl.store(out_ptr + offs, y, mask=m)
         else:
             if FUSED:
@@ -483,12 +475,12 @@ def ${name}_run(x, out, w, b, a, r, n_b, stat, mean=False, eps=0.0, amod=1, rmul
     # Tile: BLOCK_B columns (1 when B is 1: rows are contiguous) by BLOCK_R rows of R.
     block_b = 1 if n_b == 1 else min(RED_BLOCK_B, _pow2(n_b))
     block_r = max(1, min(RED_TILE // block_b, _pow2(r)))
-    # A normalization over a strided dim (a softmax over channels) whose strip of R by at least 64
+    # A softmax or log-softmax over a strided dim (the channels of a map) whose strip of R by at least 64
     # columns (256-byte runs) fits a tile, and whose strips fill the device: each held whole. (Strips
     # of 16 columns, 64-byte runs, were slower than the fold and its re-read from L2 on an H200; a
     # held strip ran 2.2x faster on 4 warps than on 8, and 4.2x than on 16: at most 4.)
     held_b = min(RED_BLOCK_B, _pow2(n_b), RED_TILE // _pow2(r))
-    held = stat >= 5 and n_b > 1 and held_b >= min(64, _pow2(n_b)) and a * _cdiv(n_b, held_b) >= _sms(x)
+    held = stat >= 6 and n_b > 1 and held_b >= min(64, _pow2(n_b)) and a * _cdiv(n_b, held_b) >= _sms(x)
     if held:
         block_b, block_r = held_b, _pow2(r)
     n_bt = _cdiv(n_b, block_b)
