@@ -1,6 +1,7 @@
 """GPU checks (run on a CUDA machine: `python3 -m pytest -m gpu`). CI has no GPU and skips them."""
 import contextlib
 import copy
+import textwrap
 
 import pytest
 import torch
@@ -388,3 +389,29 @@ def test_reduce_template_passes_nan_through_max_and_min_on_cuda(tmp_path):
                         "    x[2, 699, 4] = float('nan')\n    return [x]\ndef get_init_inputs():\n    return []\n")
         _template_matches(tmp_path, path, "triton_reduce", ({}, PARAMS, UNSPLIT), f"nan_{name}", random_params=False,
                           equal_nan=True)
+
+
+def test_gemm_by_tma_on_cuda(tmp_path):
+    """The GEMM template's TMA path (GEMM_TMA, the default; tf32x3 with B split once) compiled by Triton,
+    next to the pointer path: a Linear with an epilogue, a bmm with B as it lies and a K split, with K
+    loops of many steps (the tensor cores' own accumulation would drift there), each no less accurate
+    than the reference against float64 and free of wgmma register hazards; and infinite inputs giving
+    NaN and inf where fp32 does."""
+    from test_gemm_tma import HEADER, INFINITE
+    bodies = {
+        "tma_linear": "class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                      "        self.linear = nn.Linear(2048, 520)\n"
+                      "    def forward(self, x):\n        return F.gelu(self.linear(x))\n"
+                      "def get_inputs():\n    return [torch.randn(4, 250, 2048)]\n",
+        "tma_bmm": "class Model(nn.Module):\n    def forward(self, a, b):\n        return torch.bmm(a, b)\n"
+                   "def get_inputs():\n    return [torch.randn(3, 300, 4096), torch.randn(3, 4096, 420)]\n",
+        "tma_split_k": "class Model(nn.Module):\n    def forward(self, a, b):\n        return torch.matmul(a.t(), b)\n"
+                       "def get_inputs():\n    return [torch.randn(16384, 96), torch.randn(16384, 80)]\n",
+    }
+    for tag, body in bodies.items():
+        path = tmp_path / f"{tag}.py"
+        path.write_text(HEADER + body + "def get_init_inputs():\n    return []\n")
+        _template_matches(tmp_path, path, "triton_gemm", ({}, {"GEMM_TMA": False}), tag, oracle=True)
+    path = tmp_path / "tma_infinite.py"
+    path.write_text(HEADER + textwrap.dedent(INFINITE) + "def get_init_inputs():\n    return []\n")
+    _template_matches(tmp_path, path, "triton_gemm", ({},), "tma_infinite", random_params=False, equal_nan=True)

@@ -7,7 +7,7 @@ reduction is split into several chunks (the combine path) and has a partial last
 import pytest
 
 from evo_kernels.harness.policy import check_source
-from evo_kernels.model.problem import load_problem
+from evo_kernels.model.problem import import_file, load_problem
 from evo_kernels.model.tunables import bake
 from evo_kernels.proposers import fusion
 
@@ -184,31 +184,49 @@ def test_short_last_dim_rows_stay_with_the_row_template(tmp_path, body):
     assert built is not None and "_red_0_stats" not in built[0] and "rowwise" in built[1]
 
 
-# A softmax over the channels of a map: (body, input, programs of held strips of 64 columns, programs
-# at 4 columns a program unheld). R is 20 (a strip of 32 rows, padded); 150 columns: a partial last
-# strip.
+# A softmax over the channels of a map: (body, input, maps a). R is 20 (a strip of 32 rows, padded); 150
+# columns: a partial last strip.
 HELD_STRIPS = {
-    "softmax_channels_held": ("return torch.softmax(x * 2.0, dim=1)", "torch.randn(3, 20, 150)", 3 * 3, 3 * 38),
-    "log_softmax_channels_held": ("return F.log_softmax(x, dim=1)", "torch.randn(2, 20, 10, 15)", 2 * 3, 2 * 38),
+    "softmax_channels_held": ("return torch.softmax(x * 2.0, dim=1)", "torch.randn(3, 20, 150)", 3),
+    "log_softmax_channels_held": ("return F.log_softmax(x, dim=1)", "torch.randn(2, 20, 10, 15)", 2),
 }
+# (configuration, programs per map, held): strips of 64 and of 32 columns held, one program a strip,
+# whatever RED_TILE (a held strip takes up to 16384); 16 columns not held (the fold and apply, a
+# program per 16 columns); tiles of 256 at 4 columns not held.
+STRIP_CASES = [({"RED_TILE": 2048, "RED_BLOCK_B": 64}, 3, True),
+               ({"RED_TILE": 256, "RED_BLOCK_B": 32, "RED_WAVES": 0}, 5, True),
+               ({"RED_TILE": 8192, "RED_BLOCK_B": 16, "RED_WAVES": 0}, 10, False),
+               ({"RED_TILE": 256, "RED_BLOCK_B": 4, "RED_WAVES": 0}, 38, False)]
+
+
+def _apply_launch(problem, cand) -> dict:
+    """The keyword arguments of the candidate's one apply launch (recorded, not run)."""
+    module = import_file(cand, f"recorded_{cand.stem}")
+    seen = {}
+
+    class Recorder:
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: seen.update(kwargs)
+    module._red_0_apply = Recorder()
+    problem.make_model(module.ModelNew, 1, "cpu")(*problem.make_inputs(1, "cpu"))
+    return seen
 
 
 def test_a_softmax_over_a_strided_dim_holds_its_strips(tmp_path):
-    # Tiles of 2048 hold a strip of 32 by 64 columns: the apply kernel alone, one program per strip,
-    # each read once, the reference's values. Tiles of 256 do not hold it: the fold-and-apply
-    # kernel, a program per 4 columns.
+    # Held strips: the apply kernel alone, one program per strip, each read once, the reference's
+    # values. Strips under 32 columns are not held: the fold-and-apply kernel, a program per tile.
     pairs, names = [], [f"_red_0_{k}" for k in ("stats", "finish", "apply", "coop", "rows")]
-    for name, (body, inp, held, unheld) in HELD_STRIPS.items():
+    for name, (body, inp, maps) in HELD_STRIPS.items():
         path = tmp_path / f"{name}.py"
         path.write_text(HEADER + f"class Model(nn.Module):\n    def forward(self, x):\n        {body}\n"
                         f"def get_inputs():\n    return [{inp}]\ndef get_init_inputs():\n    return []\n")
         source, _ = fusion.build(load_problem(str(path)), ["triton_reduce"])
-        for params, programs in (({"RED_TILE": 2048, "RED_BLOCK_B": 64}, held),
-                                 ({"RED_TILE": 256, "RED_BLOCK_B": 4, "RED_WAVES": 0}, unheld)):
-            cand = tmp_path / f"{name}_{params['RED_TILE']}.py"
+        for i, (params, per_map, held) in enumerate(STRIP_CASES):
+            cand = tmp_path / f"{name}_{i}.py"
             cand.write_text(bake(source, params))
+            assert _apply_launch(load_problem(str(path)), cand)["HELD"] == held, (name, params)
             counts, ran = launches_and_programs(str(path), str(cand), names)
             assert counts == {"train": {n: int(n == "_red_0_apply") for n in names}}, name
-            assert ran["train"]["_red_0_apply"] == programs, (name, params, ran)
+            assert ran["train"]["_red_0_apply"] == maps * per_map, (name, params, ran)
             pairs += [str(path), str(cand)]
     check_pairs(pairs, tol=2e-5)

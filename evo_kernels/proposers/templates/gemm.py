@@ -6,6 +6,10 @@ fp32 inputs go through `tl.dot(..., input_precision=PRECISION)`: "ieee" is plain
 "tf32x3" the split-precision product (a = hi + lo in TF32; hi*hi + hi*lo + lo*hi) on the tensor
 cores, about 2^-22 relative per product, where plain TF32 (2^-11) would not keep fp32 accuracy. The
 verifier, not this comment, decides: each precision is a value of the space.
+
+GEMM_TMA (tf32x3 on a device with TMA): B is split once into its TF32 halves as K-major rows (a pass
+over B), A in the kernel; tiles come by TMA and each K step's three TF32 products are added to the
+tile's sum in fp32 (68-70% of the tf32x3 roof on an H200 against the pointer kernel's 65%).
 """
 from __future__ import annotations
 
@@ -24,39 +28,48 @@ from .stats import STATS_ARGS, STATS_PTRS, bn_apply, bn_args, fold_lines, stats_
 
 GEMM = _with_grouped_tiles('''
 @triton.jit
-def $name(a_ptr, b_ptr, c_ptr,$ptrs$stats_ptrs M, N, K, B1, s_a0, s_a1, s_am, s_ak, s_b0, s_b1, s_bk, s_bn,
-          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-          SPLIT_K: tl.constexpr, EVEN_K: tl.constexpr, PRECISION: tl.constexpr):
+def $name(a_ptr, b_ptr, blo_ptr, c_ptr,$ptrs$stats_ptrs M, N, K, B1, s_a0, s_a1, s_am, s_ak, s_b0, s_b1, s_bk,
+          s_bn, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+          SPLIT_K: tl.constexpr, EVEN_K: tl.constexpr, PRECISION: tl.constexpr, TMA: tl.constexpr):
     # One BLOCK_M x BLOCK_N tile of C = A @ B per program, the batch folded into axis 0 (axis 1
     # would cap it at 65535), K split on axis 1. Tiles run in groups of GROUP_M rows so the A rows
-    # stay in L2 while the columns sweep.
+    # stay in L2 while the columns sweep. TMA: tf32x3 from tensor descriptors (a_ptr: A's rows
+    # (batch, m) by K; b_ptr, blo_ptr: B's TF32 halves as rows (batch, n) by K); else pointers.
     grid_m = tl.cdiv(M, BLOCK_M)
     grid_n = tl.cdiv(N, BLOCK_N)
     pid = tl.program_id(0) % (grid_m * grid_n)
     bid = tl.program_id(0) // (grid_m * grid_n)
     kid = tl.program_id(1)
 $grouped_tiles
-    # Past the edges, rows and columns read row/column 0 (never stored): no M/N masks in the loop.
-    am = tl.where(rm < M, rm, 0)
-    bn = tl.where(rn < N, rn, 0)
-    b0 = (bid // B1).to(tl.int64)
-    b1 = (bid % B1).to(tl.int64)
     k_len = tl.cdiv(K, SPLIT_K * BLOCK_K) * BLOCK_K
     k_lo = kid * k_len
-    a_ptrs = a_ptr + b0 * s_a0 + b1 * s_a1 + am[:, None] * s_am + (k_lo + rk)[None, :] * s_ak
-    b_ptrs = b_ptr + b0 * s_b0 + b1 * s_b1 + (k_lo + rk)[:, None] * s_bk + bn[None, :] * s_bn
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k in range(0, k_len, BLOCK_K):
-        if EVEN_K:
-            a = tl.load(a_ptrs)
-            b = tl.load(b_ptrs)
-        else:
-            k_ok = (k_lo + k + rk) < K
-            a = tl.load(a_ptrs, mask=k_ok[None, :], other=0.0)
-            b = tl.load(b_ptrs, mask=k_ok[:, None], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
-        a_ptrs += BLOCK_K * s_ak
-        b_ptrs += BLOCK_K * s_bk
+    if TMA:
+        # (rows past a batch's M or N read the next batch's, or zeros: never stored)
+        ra = bid * M + pid_m * BLOCK_M
+        rb = bid * N + pid_n * BLOCK_N
+        acc = _gemm_split_sum(a_ptr, b_ptr, blo_ptr, ra, rb, k_lo, k_len, BLOCK_M, BLOCK_N, BLOCK_K, False)
+        if tl.max((acc != acc).to(tl.int32)) > 0:  # an infinite input (or a NaN): summed again, as fp32 has it
+            acc = _gemm_split_sum(a_ptr, b_ptr, blo_ptr, ra, rb, k_lo, k_len, BLOCK_M, BLOCK_N, BLOCK_K, True)
+    else:
+        # Past the edges, rows and columns read row/column 0 (never stored): no M/N masks in the loop.
+        am = tl.where(rm < M, rm, 0)
+        bn = tl.where(rn < N, rn, 0)
+        b0 = (bid // B1).to(tl.int64)
+        b1 = (bid % B1).to(tl.int64)
+        a_ptrs = a_ptr + b0 * s_a0 + b1 * s_a1 + am[:, None] * s_am + (k_lo + rk)[None, :] * s_ak
+        b_ptrs = b_ptr + b0 * s_b0 + b1 * s_b1 + (k_lo + rk)[:, None] * s_bk + bn[None, :] * s_bn
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        for k in range(0, k_len, BLOCK_K):
+            if EVEN_K:
+                a = tl.load(a_ptrs)
+                b = tl.load(b_ptrs)
+            else:
+                k_ok = (k_lo + k + rk) < K
+                a = tl.load(a_ptrs, mask=k_ok[None, :], other=0.0)
+                b = tl.load(b_ptrs, mask=k_ok[:, None], other=0.0)
+            acc = tl.dot(a, b, acc, input_precision=PRECISION)
+            a_ptrs += BLOCK_K * s_ak
+            b_ptrs += BLOCK_K * s_bk
     mask = (rm < M)[:, None] & (rn < N)[None, :]
     row = bid * M + rm
     offs = bid.to(tl.int64) * M * N + rm[:, None] * N + rn[None, :]
@@ -72,10 +85,12 @@ $store
 # A copy that makes an operand's K dim contiguous: torch's strided copy of a transposed matrix runs at
 # a fifth of the copy bandwidth (1.36 ms for 512 MiB on an H200, 2026-12-01), more than the GEMM's own
 # time on a long-K A^T B. Tiles are loaded along the source's contiguous dim and stored along the
-# destination's; Triton stages each tile through shared memory between the two.
+# destination's; Triton stages each tile through shared memory between the two. SPLIT: the copy as
+# its TF32 halves (hi rounded to nearest, lo = x - hi), the operand of the TMA tf32x3 GEMM.
 KMAJOR_COPY = Template('''
 @triton.jit
-def $name(x_ptr, y_ptr, R, C, B1, s0, s1, sr, sc, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+def $name(x_ptr, y_ptr, ylo_ptr, R, C, B1, s0, s1, sr, sc, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+          SPLIT: tl.constexpr):
     # y[b, r, c] = x[b, r, c], y contiguous: one BLOCK_R x BLOCK_C tile per program, the batch folded
     # into axis 0 (axis 1 would cap it at 65535).
     tiles_c = tl.cdiv(C, BLOCK_C)
@@ -87,24 +102,58 @@ def $name(x_ptr, y_ptr, R, C, B1, s0, s1, sr, sc, BLOCK_R: tl.constexpr, BLOCK_C
     src = x_ptr + (bid // B1).to(tl.int64) * s0 + (bid % B1).to(tl.int64) * s1
     mask = (r < R)[:, None] & (c < C)[None, :]
     v = tl.load(src + r.to(tl.int64)[:, None] * sr + c.to(tl.int64)[None, :] * sc, mask=mask)
-    tl.store(y_ptr + bid.to(tl.int64) * R * C + r.to(tl.int64)[:, None] * C + c[None, :], v, mask=mask)
+    offs = bid.to(tl.int64) * R * C + r.to(tl.int64)[:, None] * C + c[None, :]
+    if SPLIT:  # (lo is NaN where x is infinite: the GEMM's products that meet it are redone)
+        hi = _tf32_rn(v)
+        tl.store(ylo_ptr + offs, v - hi, mask=mask)
+        v = hi
+    tl.store(y_ptr + offs, v, mask=mask)
 
 
-def ${name}_launch(t, block_r=64, block_c=64, warps=4):
-    # A contiguous copy of t (2 to 4 dims; more go to torch's copy).
+def ${name}_launch(t, block_r=64, block_c=64, warps=4, split=False):
+    # A contiguous copy of t (2 to 4 dims; more go to torch's copy), or with split its TF32 halves.
     if t.dim() > 4:
-        return t.contiguous()
+        if not split:
+            return t.contiguous()
+        t = t.reshape(-1, *t.shape[-2:])
     y = torch.empty(t.shape, device=t.device, dtype=t.dtype)
+    lo = torch.empty_like(y) if split else y
     lead = (1,) * (4 - t.dim()) + tuple(t.shape[:-2])
     strides = (0,) * (4 - t.dim()) + tuple(t.stride()[:-2])
     R, C = t.shape[-2], t.shape[-1]
     if y.numel():
         grid = (_cdiv(R, block_r) * _cdiv(C, block_c) * lead[0] * lead[1],)
         _launch($name, grid,
-                t, y, R, C, lead[1], *strides, t.stride(-2), t.stride(-1), BLOCK_R=block_r, BLOCK_C=block_c,
-                num_warps=warps)
-    return y
+                t, y, lo, R, C, lead[1], *strides, t.stride(-2), t.stride(-1), BLOCK_R=block_r, BLOCK_C=block_c,
+                SPLIT=split, num_warps=warps)
+    return (y, lo) if split else y
 ''')
+
+# A tile of the TMA tf32x3 GEMM's products (the same text from every GEMM: the candidate carries it once).
+GEMM_SPLIT_SUM = '''
+@triton.jit
+def _gemm_split_sum(a_desc, bhi_desc, blo_desc, ra, rb, k_lo, k_len, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                    BLOCK_K: tl.constexpr, DROP_NAN: tl.constexpr):
+    # A @ B over [k_lo, k_lo + k_len) in tf32x3 from TMA tiles: B's TF32 halves as split by the launcher,
+    # A's split here (its hi rounded to nearest, lo = a - hi). Each K step's three TF32 products are
+    # summed by the tensor cores apart from the tile's sum, then added to it in fp32: their own
+    # accumulation into a running sum drifts with K (25x eager's error at K = 4096 on an H200; RESULTS
+    # "2026-12-03 (GEMM schedules)"). DROP_NAN: a NaN of a step's small products (an infinite input
+    # meeting a lo, which is NaN) dropped before its big product, as Triton's own tf32x3 does.
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k in range(k_lo, k_lo + k_len, BLOCK_K):
+        a = a_desc.load([ra, k])
+        ah = _tf32_rn(a)
+        al = a - ah
+        bh = bhi_desc.load([rb, k]).T
+        bl = blo_desc.load([rb, k]).T
+        part = tl.dot(al, bh, input_precision="tf32")
+        part = tl.dot(ah, bl, part, input_precision="tf32")
+        if DROP_NAN:
+            part = tl.where(part == part, part, 0.0)
+        acc += tl.dot(ah, bh, part, input_precision="tf32")
+    return acc
+'''
 
 GEMM_STORE = "        tl.store(c_ptr + offs, {out}, mask=mask)"
 # A row sum/mean of the epilogue's value, accumulated across the column tiles.
@@ -214,19 +263,29 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
     if bn is not None:
         ptrs += f"p{len(kinds)}, p{len(kinds) + 1}, " + STATS_ARGS + "fold, "
     copy = "_kmajor_copy"  # the same text from every GEMM: the candidate carries it once
-    kernels.append(KMAJOR_COPY.substitute(name=copy))
+    kernels += [KMAJOR_COPY.substitute(name=copy), GEMM_SPLIT_SUM]
+    b_rows = "b" if group.source["b_nk"] else "b.transpose(-1, -2)"  # B as rows (batch, n) by K
     kmajor = ["    # tf32 tensor-core products read both operands K-major: copy an operand that is not.",
-              "    if GEMM_KMAJOR and a.stride(-1) != 1:", f"        a = {copy}_launch(a)"]
+              "    if GEMM_KMAJOR and a.stride(-1) != 1:", f"        a = {copy}_launch(a)",
+              "    # tf32x3 by TMA where the device has it (GEMM_TMA): B split once into its TF32 halves as",
+              "    # K-major rows (one pass over B, which makes its K-major copy too), A split in the kernel.",
+              "    tma = GEMM_TMA and PRECISION == 'tf32x3' and a.stride(-1) == 1 and a.shape[-1] % 4 == 0 "
+              "and _tma_ok(a)"]
     if group.source["b_nk"]:
-        kmajor += ["    if GEMM_KMAJOR and b.stride(-1) != 1:", f"        b = {copy}_launch(b)"]
+        kmajor += ["    if not tma and GEMM_KMAJOR and b.stride(-1) != 1:", f"        b = {copy}_launch(b)"]
     else:
-        kmajor += ["    if GEMM_KMAJOR and b.stride(-2) != 1:",
+        kmajor += ["    if not tma and GEMM_KMAJOR and b.stride(-2) != 1:",
                    f"        b = {copy}_launch(b.transpose(-1, -2)).transpose(-1, -2)"]
     code = [f"def _f{k}({params}):"] + operand_lines(kinds) + kmajor + layout + [
-        "    # Tiles no larger than the matrix (a narrow N would leave most of a wide tile idle).",
+        "    if tma:  # A's rows (batch, m) by K as one matrix; its row stride a multiple of 16 bytes",
+        "        a2 = a.reshape(-1, K)",
+        "        tma = a2.stride(0) % 4 == 0 and _tma_ok(a2)",
+        "    # Tiles no larger than the matrix (a narrow N would leave most of a wide tile idle). By TMA, K steps",
+        "    # of 32: three stages of A and both B halves fit; 64 ran at 53-57% of the roof (2026-12-03).",
         "    bm, bn = min(BLOCK_M, max(16, _pow2(M))), min(BLOCK_N, max(16, _pow2(N)))",
+        "    bk = min(BLOCK_K, 32) if tma else BLOCK_K",
         "    tiles = _cdiv(M, bm) * _cdiv(N, bn)",
-        "    split = 1" if rest else "    split = _split_k(tiles, K, BLOCK_K) if B0 * B1 == 1 else 1",
+        "    split = 1" if rest else "    split = _split_k(tiles, K, bk) if B0 * B1 == 1 else 1",
     ]
     if row_reduce:
         shape = "lead" if rest[0].const == ("squeeze",) else "(*lead, 1)"
@@ -238,10 +297,16 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
         code += stats_alloc("_cdiv(M, bm)", "N", "a.device") + [
             f"    fold = {'not stats' if fold else 'False'}  # the BatchNorm in the store (eval)",
             f"    p{n_ops}, p{n_ops + 1} = {bn_finish} if fold else (c, c)"]
-    code.append(f"    _launch({name}, (tiles * B0 * B1, split), a, b, c, {ptrs}M, N, K, B1, *s_a, *s_b, BLOCK_M=bm, "
-                "BLOCK_N=bn, BLOCK_K=BLOCK_K, GROUP_M=GROUP_M, SPLIT_K=split, "
-                "EVEN_K=K % (BLOCK_K * split) == 0, PRECISION=PRECISION, num_warps=GEMM_WARPS, "
-                "num_stages=_fit_stages(bm, bn, BLOCK_K, GEMM_STAGES))")
+    launch = ("(tiles * B0 * B1, split), {}, c, " + ptrs + "M, N, K, B1, *s_a, *s_b, BLOCK_M=bm, BLOCK_N=bn, "
+              "BLOCK_K=bk, GROUP_M=GROUP_M, SPLIT_K=split, EVEN_K=K % (bk * split) == 0, PRECISION=PRECISION, "
+              "num_warps=GEMM_WARPS, num_stages=_fit_stages(bm, {}, bk, GEMM_STAGES), TMA={})")
+    code += ["    if tma:",
+             f"        bh, bl = {copy}_launch({b_rows}, split=True)",
+             f"        _launch({name}, " + launch.format("_descriptor(a2, [bm, bk]), _descriptor(bh.reshape(-1, K), "
+                                                        "[bn, bk]), _descriptor(bl.reshape(-1, K), [bn, bk])",
+                                                        "2 * bn", "True"),
+             "    else:",
+             f"        _launch({name}, " + launch.format("a, b, b", "bn", "False")]
     spaces = {"gemm"}
     if bn is not None:  # statistics came with the GEMM; one pass applies them and the rest
         _, rest, kinds = bn_apply(rest, kinds, "col")
@@ -284,7 +349,9 @@ TEMPLATE = AnchorTemplate(
     params={"BLOCK_M": [128, 64, 256], "BLOCK_N": [128, 64, 256], "BLOCK_K": [64, 32, 16], "GROUP_M": [8, 4, 16],
             "GEMM_WARPS": [8, 4], "GEMM_STAGES": [3, 4, 2], "PRECISION": ["tf32x3", "ieee"],
             # Copy an operand whose K dim is not contiguous first (tf32 tensor-core reads want K-major).
-            "GEMM_KMAJOR": [True, False]},
+            "GEMM_KMAJOR": [True, False],
+            # tf32x3 from TMA tiles, B split once (on devices with TMA; elsewhere the pointer kernel).
+            "GEMM_TMA": [True, False]},
     constraints=[
         "BLOCK_M * BLOCK_N <= 128 * 32 * GEMM_WARPS",  # fp32 accumulators stay in registers (no spills)
         "(BLOCK_M + BLOCK_N) * BLOCK_K * 4 * GEMM_STAGES <= 200000",  # every stage's tiles fit in shared memory

@@ -1,0 +1,108 @@
+"""The GEMM template's TMA path (GEMM_TMA: tf32x3 from tensor-descriptor tiles, B split once into its
+TF32 halves) under Triton's interpreter, which runs tensor descriptors on the CPU: the layouts it
+takes (a Linear's weight, a batched and a 4-D matmul with B as it lies, a K split, addmm's bias),
+that it is the path taken (the split pass launched, the pointer path's copy not), and infinite inputs
+giving NaN and inf exactly where fp32 does (a tile with a NaN is summed again with the small
+products' NaN dropped). The interpreter's TF32 products are exact fp32 ones; the GPU test checks the
+accuracy against float64 (tests/test_gpu.py)."""
+import textwrap
+
+from evo_kernels.model.problem import load_problem
+from evo_kernels.model.tunables import bake
+from evo_kernels.proposers import fusion
+
+from interpreted import check_pairs, launches
+
+HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+SMALL = {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 16, "GEMM_STAGES": 2}
+
+CASES = {  # name: (model and inputs, rules); K a multiple of 4 (TMA rows of 16 bytes), edges uneven
+    "linear": ("""
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.linear = nn.Linear(44, 40)
+            def forward(self, x):
+                return F.gelu(self.linear(x))
+        def get_inputs():
+            return [torch.randn(3, 23, 44)]
+        """, ["triton_gemm"]),
+    "bmm": ("""
+        class Model(nn.Module):
+            def forward(self, a, b):
+                return torch.bmm(a, b) * 0.5
+        def get_inputs():
+            return [torch.randn(3, 37, 20), torch.randn(3, 20, 45)]
+        """, ["triton_gemm"]),
+    "matmul_4d": ("""
+        class Model(nn.Module):
+            def forward(self, a, b):
+                return torch.matmul(a, b)
+        def get_inputs():
+            return [torch.randn(2, 3, 19, 12), torch.randn(2, 3, 12, 34)]
+        """, ["triton_gemm"]),
+    "split_k": ("""
+        class Model(nn.Module):
+            def forward(self, a, b):
+                return torch.matmul(a.t(), b)
+        def get_inputs():
+            return [torch.randn(520, 24), torch.randn(520, 20)]
+        """, ["triton_gemm"]),
+    "addmm": ("""
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.bias = nn.Parameter(torch.randn(36))
+                self.weight = nn.Parameter(torch.randn(28, 36) * 0.2)
+            def forward(self, x):
+                return torch.addmm(self.bias, x, self.weight)
+        def get_inputs():
+            return [torch.randn(41, 28)]
+        """, ["triton_gemm"]),
+}
+
+
+def _write(tmp_path, name: str, body: str, params: dict, tag: str = "") -> tuple[str, str]:
+    prob = tmp_path / f"{name}.py"
+    prob.write_text(HEADER + textwrap.dedent(body) + "def get_init_inputs():\n    return []\n")
+    built = fusion.build(load_problem(prob), CASES.get(name, (None, ["triton_gemm"]))[1])
+    assert built is not None, name
+    cand = tmp_path / f"{name}_cand{tag}.py"
+    cand.write_text(bake(built[0], params))
+    return str(prob), str(cand)
+
+
+def test_the_tma_path_matches_eager_on_every_layout(tmp_path):
+    pairs = []
+    for name, (body, _) in CASES.items():
+        pairs += _write(tmp_path, name, body, SMALL)
+    check_pairs(pairs, seeds=(1,), tol=2e-5, oracle_factor=2.0, oracle_floor=1e-6)
+
+
+def test_the_tma_path_is_the_one_taken(tmp_path):
+    # A Linear's weight is K-major already: the pointer path copies nothing, the TMA path splits it once.
+    prob, on = _write(tmp_path, "linear", CASES["linear"][0], SMALL)
+    _, off = _write(tmp_path, "linear", CASES["linear"][0], dict(SMALL, GEMM_TMA=False), "_off")
+    assert launches(prob, on, ["_gemm_0", "_kmajor_copy"]) == {"train": {"_gemm_0": 1, "_kmajor_copy": 1}}
+    assert launches(prob, off, ["_gemm_0", "_kmajor_copy"]) == {"train": {"_gemm_0": 1, "_kmajor_copy": 0}}
+
+
+INFINITE = """
+    class Model(nn.Module):
+        def forward(self, a, b):
+            return torch.matmul(a, b)
+    def get_inputs():
+        a, b = torch.randn(40, 24), torch.randn(24, 36)
+        a[3, 5] = float("inf")    # row 3: inf, or NaN where b[5] has a zero
+        a[9, 2] = float("-inf")
+        b[7, 11] = float("-inf")  # column 11: -inf or inf by a's signs
+        b[5, 20] = 0.0            # inf * 0 in row 3, column 20: NaN, as fp32
+        return [a, b]
+    """
+
+
+def test_infinite_inputs_give_nan_and_inf_where_fp32_does(tmp_path):
+    # The split halves of an infinite value are (inf, NaN): a tile with a NaN is summed again with the
+    # small products' NaN dropped, so only the big products (inf * b) decide, as fp32's do.
+    pairs = _write(tmp_path, "infinite", INFINITE, SMALL)
+    check_pairs(list(pairs), seeds=(1,), tol=2e-5, equal_nan=True)
