@@ -1,10 +1,11 @@
 """The GEMM template's TMA path (GEMM_TMA: tf32x3 from tensor-descriptor tiles, B split once into its
-TF32 halves) under Triton's interpreter, which runs tensor descriptors on the CPU: the layouts it
-takes (a Linear's weight, a batched and a 4-D matmul with B as it lies, a K split, addmm's bias),
-that it is the path taken (the split pass launched, the pointer path's copy not), and infinite inputs
-giving NaN and inf exactly where fp32 does (a tile with a NaN is summed again with the small
-products' NaN dropped). The interpreter's TF32 products are exact fp32 ones; the GPU test checks the
-accuracy against float64 (tests/test_gpu.py)."""
+TF32 halves; where M and N are at least 128) under Triton's interpreter, which runs tensor
+descriptors on the CPU: the layouts it takes (a Linear's weight, a batched and a 4-D matmul with B
+as it lies, a K split, addmm's bias), that it is the path taken (the split pass launched, the pointer
+path's copy not; a narrow N keeps the pointer path), and infinite inputs giving NaN and inf exactly
+where fp32 does (a tile with a NaN is summed again with the small products' NaN dropped). The
+interpreter's TF32 products are exact fp32 ones; the GPU test checks the accuracy against float64
+(tests/test_gpu.py)."""
 import textwrap
 
 from evo_kernels.model.problem import load_problem
@@ -16,48 +17,49 @@ from interpreted import check_pairs, launches
 HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 SMALL = {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 16, "GEMM_STAGES": 2}
 
-CASES = {  # name: (model and inputs, rules); K a multiple of 4 (TMA rows of 16 bytes), edges uneven
+CASES = {  # name: (model and inputs, rules); K a multiple of 4 (TMA rows of 16 bytes), M and N at least 128
+    # (the path's domain), edges uneven
     "linear": ("""
         class Model(nn.Module):
             def __init__(self):
                 super().__init__()
-                self.linear = nn.Linear(44, 40)
+                self.linear = nn.Linear(44, 130)
             def forward(self, x):
                 return F.gelu(self.linear(x))
         def get_inputs():
-            return [torch.randn(3, 23, 44)]
+            return [torch.randn(3, 50, 44)]
         """, ["triton_gemm"]),
     "bmm": ("""
         class Model(nn.Module):
             def forward(self, a, b):
                 return torch.bmm(a, b) * 0.5
         def get_inputs():
-            return [torch.randn(3, 37, 20), torch.randn(3, 20, 45)]
+            return [torch.randn(2, 137, 20), torch.randn(2, 20, 145)]
         """, ["triton_gemm"]),
     "matmul_4d": ("""
         class Model(nn.Module):
             def forward(self, a, b):
                 return torch.matmul(a, b)
         def get_inputs():
-            return [torch.randn(2, 3, 19, 12), torch.randn(2, 3, 12, 34)]
+            return [torch.randn(2, 1, 129, 12), torch.randn(2, 1, 12, 134)]
         """, ["triton_gemm"]),
     "split_k": ("""
         class Model(nn.Module):
             def forward(self, a, b):
                 return torch.matmul(a.t(), b)
         def get_inputs():
-            return [torch.randn(520, 24), torch.randn(520, 20)]
+            return [torch.randn(520, 130), torch.randn(520, 128)]
         """, ["triton_gemm"]),
     "addmm": ("""
         class Model(nn.Module):
             def __init__(self):
                 super().__init__()
-                self.bias = nn.Parameter(torch.randn(36))
-                self.weight = nn.Parameter(torch.randn(28, 36) * 0.2)
+                self.bias = nn.Parameter(torch.randn(136))
+                self.weight = nn.Parameter(torch.randn(28, 136) * 0.2)
             def forward(self, x):
                 return torch.addmm(self.bias, x, self.weight)
         def get_inputs():
-            return [torch.randn(41, 28)]
+            return [torch.randn(141, 28)]
         """, ["triton_gemm"]),
 }
 
@@ -85,6 +87,10 @@ def test_the_tma_path_is_the_one_taken(tmp_path):
     _, off = _write(tmp_path, "linear", CASES["linear"][0], dict(SMALL, GEMM_TMA=False), "_off")
     assert launches(prob, on, ["_gemm_0", "_kmajor_copy"]) == {"train": {"_gemm_0": 1, "_kmajor_copy": 1}}
     assert launches(prob, off, ["_gemm_0", "_kmajor_copy"]) == {"train": {"_gemm_0": 1, "_kmajor_copy": 0}}
+    # 40 columns: the pointer kernel, read by the A rows' bandwidth (level1/05), as GEMM_TMA off.
+    narrow = CASES["linear"][0].replace("nn.Linear(44, 130)", "nn.Linear(44, 40)")
+    prob, cand = _write(tmp_path, "narrow", narrow, SMALL)
+    assert launches(prob, cand, ["_gemm_0", "_kmajor_copy"]) == {"train": {"_gemm_0": 1, "_kmajor_copy": 0}}
 
 
 INFINITE = """
@@ -92,7 +98,7 @@ INFINITE = """
         def forward(self, a, b):
             return torch.matmul(a, b)
     def get_inputs():
-        a, b = torch.randn(40, 24), torch.randn(24, 36)
+        a, b = torch.randn(130, 24), torch.randn(24, 130)
         a[3, 5] = float("inf")    # row 3: inf, or NaN where b[5] has a zero
         a[9, 2] = float("-inf")
         b[7, 11] = float("-inf")  # column 11: -inf or inf by a's signs

@@ -406,7 +406,7 @@ def test_gemm_by_tma_on_cuda(tmp_path):
         "tma_bmm": "class Model(nn.Module):\n    def forward(self, a, b):\n        return torch.bmm(a, b)\n"
                    "def get_inputs():\n    return [torch.randn(3, 300, 4096), torch.randn(3, 4096, 420)]\n",
         "tma_split_k": "class Model(nn.Module):\n    def forward(self, a, b):\n        return torch.matmul(a.t(), b)\n"
-                       "def get_inputs():\n    return [torch.randn(16384, 96), torch.randn(16384, 80)]\n",
+                       "def get_inputs():\n    return [torch.randn(16384, 160), torch.randn(16384, 144)]\n",
     }
     for tag, body in bodies.items():
         path = tmp_path / f"{tag}.py"

@@ -265,12 +265,16 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
     copy = "_kmajor_copy"  # the same text from every GEMM: the candidate carries it once
     kernels += [KMAJOR_COPY.substitute(name=copy), GEMM_SPLIT_SUM]
     b_rows = "b" if group.source["b_nk"] else "b.transpose(-1, -2)"  # B as rows (batch, n) by K
+    n_expr = "b.shape[0]" if group.source["b_nk"] else "b.shape[-1]"
     kmajor = ["    # tf32 tensor-core products read both operands K-major: copy an operand that is not.",
               "    if GEMM_KMAJOR and a.stride(-1) != 1:", f"        a = {copy}_launch(a)",
               "    # tf32x3 by TMA where the device has it (GEMM_TMA): B split once into its TF32 halves as",
-              "    # K-major rows (one pass over B, which makes its K-major copy too), A split in the kernel.",
+              "    # K-major rows (one pass over B, which makes its K-major copy too), A split in the kernel;",
+              "    # where M and N fill 128-wide tiles (level1/05, N = 4, bound by reading A: the pointer kernel",
+              "    # 1.0414 ms on 2026-11-30, this one 1.2273 on 2026-12-03, H200).",
               "    tma = GEMM_TMA and PRECISION == 'tf32x3' and a.stride(-1) == 1 and a.shape[-1] % 4 == 0 "
-              "and _tma_ok(a)"]
+              "and _tma_ok(a) \\",
+              f"        and min(a.numel() // max(1, a.shape[-1]) if b.dim() == 2 else a.shape[-2], {n_expr}) >= 128"]
     if group.source["b_nk"]:
         kmajor += ["    if not tma and GEMM_KMAJOR and b.stride(-1) != 1:", f"        b = {copy}_launch(b)"]
     else:
