@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +33,8 @@ import triton.language as tl  # noqa: E402
 from triton.tools.tensor_descriptor import TensorDescriptor  # noqa: E402
 
 from evo_kernels.harness.wgmma_hazards import hazards  # noqa: E402
+from evo_kernels.model.problem import import_file  # noqa: E402
+from evo_kernels.proposers.templates.helpers import HELPERS  # noqa: E402
 
 SHAPES = {  # name: (batch, M, N, K)
     "level1/01_square": (1, 4096, 4096, 4096),
@@ -42,12 +45,14 @@ SHAPES = {  # name: (batch, M, N, K)
 }
 
 
-@triton.jit
-def _rn(x):
-    # fp32 rounded to nearest at TF32's 10-bit mantissa (inf and NaN kept)
-    bits = x.to(tl.uint32, bitcast=True)
-    rounded = ((bits + 0x1000) & 0xFFFFE000).to(tl.float32, bitcast=True)
-    return tl.where((bits & 0x7F800000) == 0x7F800000, x, rounded)
+def _candidate_helpers():
+    """The helpers every template candidate carries, imported as a module (their TF32 rounding here)."""
+    path = Path(tempfile.mkdtemp(prefix="gemm_split_probe_")) / "probe_helpers.py"
+    path.write_text("import torch\nimport triton\nimport triton.language as tl\n" + HELPERS)
+    return import_file(path, "probe_helpers")
+
+
+_rn = _candidate_helpers()._tf32_rn  # fp32 rounded to nearest at TF32's 10-bit mantissa
 
 
 @triton.jit
