@@ -9,7 +9,8 @@ verifier, not this comment, decides: each precision is a value of the space.
 
 GEMM_TMA (tf32x3 on a device with TMA): B is split once into its TF32 halves as K-major rows (a pass
 over B), A in the kernel; tiles come by TMA and each K step's three TF32 products are added to the
-tile's sum in fp32 (68-70% of the tf32x3 roof on an H200 against the pointer kernel's 65%).
+tile's sum in fp32 (on an H200, level1/01 and level2/05: 1.09x the pointer kernel, 74-75% of the
+tf32x3 roof). Where M or N is under 128 (a GEMM bound by reading one operand) the pointer kernel stays.
 """
 from __future__ import annotations
 
