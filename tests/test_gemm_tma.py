@@ -17,9 +17,9 @@ from interpreted import check_pairs, launches
 HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 SMALL = {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 16, "GEMM_STAGES": 2}
 
-CASES = {  # name: (model and inputs, rules); K a multiple of 4 (TMA rows of 16 bytes), M and N at least 128
-    # (the path's domain), edges uneven
-    "linear": ("""
+CASES = {  # name: model and inputs (the triton_gemm rule); K a multiple of 4 (TMA rows of 16 bytes), M
+    # and N at least 128 (the path's domain), edges uneven
+    "linear": """
         class Model(nn.Module):
             def __init__(self):
                 super().__init__()
@@ -28,29 +28,29 @@ CASES = {  # name: (model and inputs, rules); K a multiple of 4 (TMA rows of 16 
                 return F.gelu(self.linear(x))
         def get_inputs():
             return [torch.randn(3, 50, 44)]
-        """, ["triton_gemm"]),
-    "bmm": ("""
+        """,
+    "bmm": """
         class Model(nn.Module):
             def forward(self, a, b):
                 return torch.bmm(a, b) * 0.5
         def get_inputs():
             return [torch.randn(2, 137, 20), torch.randn(2, 20, 145)]
-        """, ["triton_gemm"]),
-    "matmul_4d": ("""
+        """,
+    "matmul_4d": """
         class Model(nn.Module):
             def forward(self, a, b):
                 return torch.matmul(a, b)
         def get_inputs():
             return [torch.randn(2, 1, 129, 12), torch.randn(2, 1, 12, 134)]
-        """, ["triton_gemm"]),
-    "split_k": ("""
+        """,
+    "split_k": """
         class Model(nn.Module):
             def forward(self, a, b):
                 return torch.matmul(a.t(), b)
         def get_inputs():
             return [torch.randn(520, 130), torch.randn(520, 128)]
-        """, ["triton_gemm"]),
-    "addmm": ("""
+        """,
+    "addmm": """
         class Model(nn.Module):
             def __init__(self):
                 super().__init__()
@@ -60,14 +60,14 @@ CASES = {  # name: (model and inputs, rules); K a multiple of 4 (TMA rows of 16 
                 return torch.addmm(self.bias, x, self.weight)
         def get_inputs():
             return [torch.randn(141, 28)]
-        """, ["triton_gemm"]),
+        """,
 }
 
 
 def _write(tmp_path, name: str, body: str, params: dict, tag: str = "") -> tuple[str, str]:
     prob = tmp_path / f"{name}.py"
     prob.write_text(HEADER + textwrap.dedent(body) + "def get_init_inputs():\n    return []\n")
-    built = fusion.build(load_problem(prob), CASES.get(name, (None, ["triton_gemm"]))[1])
+    built = fusion.build(load_problem(prob), ["triton_gemm"])
     assert built is not None, name
     cand = tmp_path / f"{name}_cand{tag}.py"
     cand.write_text(bake(built[0], params))
@@ -76,19 +76,19 @@ def _write(tmp_path, name: str, body: str, params: dict, tag: str = "") -> tuple
 
 def test_the_tma_path_matches_eager_on_every_layout(tmp_path):
     pairs = []
-    for name, (body, _) in CASES.items():
+    for name, body in CASES.items():
         pairs += _write(tmp_path, name, body, SMALL)
     check_pairs(pairs, seeds=(1,), tol=2e-5, oracle_factor=2.0, oracle_floor=1e-6)
 
 
 def test_the_tma_path_is_the_one_taken(tmp_path):
     # A Linear's weight is K-major already: the pointer path copies nothing, the TMA path splits it once.
-    prob, on = _write(tmp_path, "linear", CASES["linear"][0], SMALL)
-    _, off = _write(tmp_path, "linear", CASES["linear"][0], dict(SMALL, GEMM_TMA=False), "_off")
+    prob, on = _write(tmp_path, "linear", CASES["linear"], SMALL)
+    _, off = _write(tmp_path, "linear", CASES["linear"], dict(SMALL, GEMM_TMA=False), "_off")
     assert launches(prob, on, ["_gemm_0", "_kmajor_copy"]) == {"train": {"_gemm_0": 1, "_kmajor_copy": 1}}
     assert launches(prob, off, ["_gemm_0", "_kmajor_copy"]) == {"train": {"_gemm_0": 1, "_kmajor_copy": 0}}
     # 40 columns: the pointer kernel, read by the A rows' bandwidth (level1/05), as GEMM_TMA off.
-    narrow = CASES["linear"][0].replace("nn.Linear(44, 130)", "nn.Linear(44, 40)")
+    narrow = CASES["linear"].replace("nn.Linear(44, 130)", "nn.Linear(44, 40)")
     prob, cand = _write(tmp_path, "narrow", narrow, SMALL)
     assert launches(prob, cand, ["_gemm_0", "_kmajor_copy"]) == {"train": {"_gemm_0": 1, "_kmajor_copy": 0}}
 

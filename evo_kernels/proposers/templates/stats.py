@@ -102,8 +102,8 @@ def stats_kernel_lines(name: str, y: str, ndim: int) -> list[str]:
     """The statistics pass over `y` for a BatchNorm's helper; only where the batch's statistics are
     used (training, or no running statistics): in eval mode the running ones are, and reading `y`
     for nothing would cost a third of the pass over it."""
-    r, c, sz = (f"{y}.shape[0]", f"{y}.shape[1]", f"{y}[0, 0].numel()") if ndim >= 3 else \
-        (f"{y}.shape[0]", f"{y}.shape[1]", "1")  # (N, C, spatial...) or (N, C)
+    r, c = f"{y}.shape[0]", f"{y}.shape[1]"
+    sz = f"{y}[0, 0].numel()" if ndim >= 3 else "1"  # (N, C, spatial...) or (N, C)
     return ["    st_cnt = st_mean = st_m2 = None",
             "    if _bn_batch_stats(bn_mod.training, bn_rm):  # (the names bn_args gives the helper)",
             f"        st_r, st_c, st_s = {r}, {c}, {sz}",
