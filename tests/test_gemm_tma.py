@@ -2,7 +2,7 @@
 TF32 halves; where M and N are at least 128) under Triton's interpreter, which runs tensor
 descriptors on the CPU: the layouts it takes (a Linear's weight, a batched and a 4-D matmul with B
 as it lies, a K split, addmm's bias), that it is the path taken (the split pass launched, the pointer
-path's copy not; a narrow N keeps the pointer path), and infinite inputs giving NaN and inf exactly
+path's copy not; a narrow N keeps the pointer path; A^T read as it lies without GEMM_KMAJOR), and infinite inputs giving NaN and inf exactly
 where fp32 does (a tile with a NaN is summed again with the small products' NaN dropped). The
 interpreter's TF32 products are exact fp32 ones; the GPU test checks the accuracy against float64
 (tests/test_gpu.py)."""
@@ -91,6 +91,16 @@ def test_the_tma_path_is_the_one_taken(tmp_path):
     narrow = CASES["linear"].replace("nn.Linear(44, 130)", "nn.Linear(44, 40)")
     prob, cand = _write(tmp_path, "narrow", narrow, SMALL)
     assert launches(prob, cand, ["_gemm_0", "_kmajor_copy"]) == {"train": {"_gemm_0": 1, "_kmajor_copy": 0}}
+
+    # A^T B with A's M dim contiguous: the GEMM reads A's boxes from A^T as it lies (only B's split
+    # pass copies), or with GEMM_KMAJOR from a K-major copy first; the same products either way.
+    at = CASES["split_k"].replace("torch.randn(520, 130)", "torch.randn(260, 132)").replace(
+        "torch.randn(520, 128)", "torch.randn(260, 136)")
+    prob, as_lies = _write(tmp_path, "a_t", at, dict(SMALL, GEMM_KMAJOR=False))
+    _, copied = _write(tmp_path, "a_t", at, SMALL, "_copied")
+    assert launches(prob, as_lies, ["_gemm_0", "_kmajor_copy"])["train"]["_kmajor_copy"] == 1
+    assert launches(prob, copied, ["_gemm_0", "_kmajor_copy"])["train"]["_kmajor_copy"] == 2
+    check_pairs([prob, as_lies, prob, copied], seeds=(1,), tol=2e-5, oracle_factor=2.0, oracle_floor=1e-6)
 
 
 INFINITE = """

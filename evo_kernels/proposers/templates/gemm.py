@@ -31,11 +31,13 @@ GEMM = _with_grouped_tiles('''
 @triton.jit
 def $name(a_ptr, b_ptr, blo_ptr, c_ptr,$ptrs$stats_ptrs M, N, K, B1, s_a0, s_a1, s_am, s_ak, s_b0, s_b1, s_bk,
           s_bn, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-          SPLIT_K: tl.constexpr, EVEN_K: tl.constexpr, PRECISION: tl.constexpr, TMA: tl.constexpr):
+          SPLIT_K: tl.constexpr, EVEN_K: tl.constexpr, PRECISION: tl.constexpr, TMA: tl.constexpr,
+          A_T: tl.constexpr):
     # One BLOCK_M x BLOCK_N tile of C = A @ B per program, the batch folded into axis 0 (axis 1
     # would cap it at 65535), K split on axis 1. Tiles run in groups of GROUP_M rows so the A rows
     # stay in L2 while the columns sweep. TMA: tf32x3 from tensor descriptors (a_ptr: A's rows
-    # (batch, m) by K; b_ptr, blo_ptr: B's TF32 halves as rows (batch, n) by K); else pointers.
+    # (batch, m) by K, or with A_T A^T's rows, K by M; b_ptr, blo_ptr: B's TF32 halves as rows (batch, n)
+    # by K); else pointers.
     grid_m = tl.cdiv(M, BLOCK_M)
     grid_n = tl.cdiv(N, BLOCK_N)
     pid = tl.program_id(0) % (grid_m * grid_n)
@@ -48,9 +50,9 @@ $grouped_tiles
         # (rows past a batch's M or N read the next batch's, or zeros: never stored)
         ra = bid * M + pid_m * BLOCK_M
         rb = bid * N + pid_n * BLOCK_N
-        acc = _gemm_split_sum(a_ptr, b_ptr, blo_ptr, ra, rb, k_lo, k_len, BLOCK_M, BLOCK_N, BLOCK_K, False)
+        acc = _gemm_split_sum(a_ptr, b_ptr, blo_ptr, ra, rb, k_lo, k_len, BLOCK_M, BLOCK_N, BLOCK_K, A_T, False)
         if tl.max((acc != acc).to(tl.int32)) > 0:  # an infinite input (or a NaN): summed again, as fp32 has it
-            acc = _gemm_split_sum(a_ptr, b_ptr, blo_ptr, ra, rb, k_lo, k_len, BLOCK_M, BLOCK_N, BLOCK_K, True)
+            acc = _gemm_split_sum(a_ptr, b_ptr, blo_ptr, ra, rb, k_lo, k_len, BLOCK_M, BLOCK_N, BLOCK_K, A_T, True)
     else:
         # Past the edges, rows and columns read row/column 0 (never stored): no M/N masks in the loop.
         am = tl.where(rm < M, rm, 0)
@@ -134,16 +136,20 @@ def ${name}_launch(t, block_r=64, block_c=64, warps=4, split=False):
 GEMM_SPLIT_SUM = '''
 @triton.jit
 def _gemm_split_sum(a_desc, bhi_desc, blo_desc, ra, rb, k_lo, k_len, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                    BLOCK_K: tl.constexpr, DROP_NAN: tl.constexpr):
+                    BLOCK_K: tl.constexpr, A_T: tl.constexpr, DROP_NAN: tl.constexpr):
     # A @ B over [k_lo, k_lo + k_len) in tf32x3 from TMA tiles: B's TF32 halves as split by the launcher,
     # A's split here (its hi rounded to nearest, lo = a - hi). Each K step's three TF32 products are
     # summed by the tensor cores apart from the tile's sum, then added to it in fp32: their own
     # accumulation into a running sum drifts with K (25x eager's error at K = 4096 on an H200; RESULTS
     # "2026-12-03 (GEMM schedules)"). DROP_NAN: a NaN of a step's small products (an infinite input
-    # meeting a lo, which is NaN) dropped before its big product, as Triton's own tf32x3 does.
+    # meeting a lo, which is NaN) dropped before its big product, as Triton's own tf32x3 does. A_T: A's
+    # boxes come K by M from A^T as it lies and reach the products transposed, through registers.
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k in range(k_lo, k_lo + k_len, BLOCK_K):
-        a = a_desc.load([ra, k])
+        if A_T:
+            a = a_desc.load([k, ra]).T
+        else:
+            a = a_desc.load([ra, k])
         ah = _tf32_rn(a)
         al = a - ah
         bh = bhi_desc.load([rb, k]).T
@@ -267,24 +273,27 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
     kernels += [KMAJOR_COPY.substitute(name=copy), GEMM_SPLIT_SUM]
     b_rows = "b" if group.source["b_nk"] else "b.transpose(-1, -2)"  # B as rows (batch, n) by K
     n_expr = "b.shape[0]" if group.source["b_nk"] else "b.shape[-1]"
-    kmajor = ["    # tf32 tensor-core products read both operands K-major: copy an operand that is not.",
-              "    if GEMM_KMAJOR and a.stride(-1) != 1:", f"        a = {copy}_launch(a)",
-              "    # tf32x3 by TMA where the device has it (GEMM_TMA): B split once into its TF32 halves as",
+    kmajor = ["    # tf32x3 by TMA where the device has it (GEMM_TMA): B split once into its TF32 halves as",
               "    # K-major rows (one pass over B, which makes its K-major copy too), A split in the kernel;",
               "    # where M and N fill 128-wide tiles (level1/05, N = 4, bound by reading A: the pointer kernel",
               "    # 1.0414 ms on 2026-11-30, this one 1.2273 on 2026-12-03, H200).",
-              "    tma = GEMM_TMA and PRECISION == 'tf32x3' and a.stride(-1) == 1 and a.shape[-1] % 4 == 0 "
-              "and _tma_ok(a) \\",
-              f"        and min(a.numel() // max(1, a.shape[-1]) if b.dim() == 2 else a.shape[-2], {n_expr}) >= 128"]
+              "    tma = GEMM_TMA and PRECISION == 'tf32x3' and _tma_ok(a) \\",
+              f"        and min(a.numel() // max(1, a.shape[-1]) if b.dim() == 2 else a.shape[-2], {n_expr}) >= 128",
+              "    # A^T B (a 2-D A whose M dim is contiguous): without GEMM_KMAJOR, A's boxes by TMA from A^T as",
+              "    # it lies, transposed in registers; no K-major copy.",
+              "    a_t = tma and not GEMM_KMAJOR and a.dim() == 2 and a.stride(0) == 1 and a.shape[0] % 4 == 0",
+              "    # tf32 tensor-core products read both operands K-major: copy an operand that is not.",
+              "    if GEMM_KMAJOR and a.stride(-1) != 1:", f"        a = {copy}_launch(a)",
+              "    tma = tma and (a_t or (a.stride(-1) == 1 and a.shape[-1] % 4 == 0))"]
     if group.source["b_nk"]:
         kmajor += ["    if not tma and GEMM_KMAJOR and b.stride(-1) != 1:", f"        b = {copy}_launch(b)"]
     else:
         kmajor += ["    if not tma and GEMM_KMAJOR and b.stride(-2) != 1:",
                    f"        b = {copy}_launch(b.transpose(-1, -2)).transpose(-1, -2)"]
     code = [f"def _f{k}({params}):"] + operand_lines(kinds) + kmajor + layout + [
-        "    if tma:  # A's rows (batch, m) by K as one matrix; its row stride a multiple of 16 bytes",
-        "        a2 = a.reshape(-1, K)",
-        "        tma = a2.stride(0) % 4 == 0 and _tma_ok(a2)",
+        "    if tma:  # A's rows (batch, m) by K as one matrix, or A^T's, K by M; row strides of 16 bytes",
+        "        a2 = a.T if a_t else a.reshape(-1, K)",
+        "        tma = a2.stride(0) % 4 == 0 and a2.stride(1) == 1 and _tma_ok(a2)",
         "    # Tiles no larger than the matrix (a narrow N would leave most of a wide tile idle). By TMA, K steps",
         "    # of 32: three stages of A and both B halves fit; 64 ran at 53-57% of the roof (2026-12-03).",
         "    bm, bn = min(BLOCK_M, max(16, _pow2(M))), min(BLOCK_N, max(16, _pow2(N)))",
@@ -304,14 +313,14 @@ def _emit(k: int, group: Group, t: AnchorTemplate, chain: Chain) -> Emitted | No
             f"    p{n_ops}, p{n_ops + 1} = {bn_finish} if fold else (c, c)"]
     launch = ("(tiles * B0 * B1, split), {}, c, " + ptrs + "M, N, K, B1, *s_a, *s_b, BLOCK_M=bm, BLOCK_N=bn, "
               "BLOCK_K=bk, GROUP_M=GROUP_M, SPLIT_K=split, EVEN_K=K % (bk * split) == 0, PRECISION=PRECISION, "
-              "num_warps=GEMM_WARPS, num_stages=_fit_stages(bm, {}, bk, GEMM_STAGES), TMA={})")
+              "num_warps=GEMM_WARPS, num_stages=_fit_stages(bm, {}, bk, GEMM_STAGES), TMA={}, A_T={})")
     code += ["    if tma:",
              f"        bh, bl = {copy}_launch({b_rows}, split=True)",
-             f"        _launch({name}, " + launch.format("_descriptor(a2, [bm, bk]), _descriptor(bh.reshape(-1, K), "
+             f"        _launch({name}, " + launch.format("_descriptor(a2, [bk, bm] if a_t else [bm, bk]), _descriptor(bh.reshape(-1, K), "
                                                         "[bn, bk]), _descriptor(bl.reshape(-1, K), [bn, bk])",
-                                                        "2 * bn", "True"),
+                                                        "2 * bn", "True", "a_t"),
              "    else:",
-             f"        _launch({name}, " + launch.format("a, b, b", "bn", "False")]
+             f"        _launch({name}, " + launch.format("a, b, b", "bn", "False", "False")]
     spaces = {"gemm"}
     if bn is not None:  # statistics came with the GEMM; one pass applies them and the rest
         _, rest, kinds = bn_apply(rest, kinds, "col")
