@@ -2,13 +2,14 @@
 TF32 halves; where M and N are at least 128) under Triton's interpreter, which runs tensor
 descriptors on the CPU: the layouts it takes (a Linear's weight, a batched and a 4-D matmul with B
 as it lies, a K split, addmm's bias), that it is the path taken (the split pass launched, the pointer
-path's copy not; a narrow N keeps the pointer path; A^T read as it lies without GEMM_KMAJOR), and infinite inputs giving NaN and inf exactly
+path's copy not; a narrow N keeps the pointer path; A^T read as it lies), and infinite inputs giving NaN and inf exactly
 where fp32 does (a tile with a NaN is summed again with the small products' NaN dropped). The
 interpreter's TF32 products are exact fp32 ones; the GPU test checks the accuracy against float64
 (tests/test_gpu.py)."""
 import textwrap
+from pathlib import Path
 
-from evo_kernels.model.problem import load_problem
+from evo_kernels.model.problem import import_file, load_problem
 from evo_kernels.model.tunables import bake
 from evo_kernels.proposers import fusion
 
@@ -92,15 +93,37 @@ def test_the_tma_path_is_the_one_taken(tmp_path):
     prob, cand = _write(tmp_path, "narrow", narrow, SMALL)
     assert launches(prob, cand, ["_gemm_0", "_kmajor_copy"]) == {"train": {"_gemm_0": 1, "_kmajor_copy": 0}}
 
-    # A^T B with A's M dim contiguous: the GEMM reads A's boxes from A^T as it lies (only B's split
-    # pass copies), or with GEMM_KMAJOR from a K-major copy first; the same products either way.
+    # A^T B with A's M dim contiguous: the TMA path reads A's boxes from A^T as it lies (only B's split
+    # pass copies); the pointer path copies both K-major first; the same products either way.
     at = CASES["split_k"].replace("torch.randn(520, 130)", "torch.randn(260, 132)").replace(
         "torch.randn(520, 128)", "torch.randn(260, 136)")
-    prob, as_lies = _write(tmp_path, "a_t", at, dict(SMALL, GEMM_KMAJOR=False))
-    _, copied = _write(tmp_path, "a_t", at, SMALL, "_copied")
-    assert launches(prob, as_lies, ["_gemm_0", "_kmajor_copy"])["train"]["_kmajor_copy"] == 1
-    assert launches(prob, copied, ["_gemm_0", "_kmajor_copy"])["train"]["_kmajor_copy"] == 2
+    prob, as_lies = _write(tmp_path, "a_t", at, SMALL)
+    _, copied = _write(tmp_path, "a_t", at, dict(SMALL, GEMM_TMA=False), "_copied")
+    gemm, copies = _recorded(prob, as_lies)
+    assert (gemm["TMA"], gemm["A_T"], copies) == (True, True, [True])  # B's split pass only
+    gemm, copies = _recorded(prob, copied)
+    assert (gemm["TMA"], gemm["A_T"], copies) == (False, False, [False, False])  # A and B copied K-major
     check_pairs([prob, as_lies, prob, copied], seeds=(1,), tol=2e-5, oracle_factor=2.0, oracle_floor=1e-6)
+
+
+def _recorded(prob: str, cand: str) -> tuple[dict, list[bool]]:
+    """The keyword arguments of the candidate's GEMM launch, and each copy launch's SPLIT (recorded,
+    not run)."""
+    module = import_file(Path(cand), f"recorded_{Path(cand).stem}")
+    gemm, copies = {}, []
+
+    class Recorder:
+        def __init__(self, record):
+            self.record = record
+
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: self.record(kwargs)
+    module._gemm_0 = Recorder(gemm.update)
+    module._kmajor_copy = Recorder(lambda kwargs: copies.append(kwargs["SPLIT"]))
+    module._ew_0 = Recorder(lambda kwargs: None)
+    problem = load_problem(prob)
+    problem.make_model(module.ModelNew, 1, "cpu")(*problem.make_inputs(1, "cpu"))
+    return gemm, copies
 
 
 INFINITE = """
