@@ -79,7 +79,8 @@ def test_the_tma_path_matches_eager_on_every_layout(tmp_path):
     pairs = []
     for name, body in CASES.items():
         pairs += _write(tmp_path, name, body, SMALL)
-    check_pairs(pairs, seeds=(1,), tol=2e-5, oracle_factor=2.0, oracle_floor=1e-6)
+    # K = 520 sums: two fp32 results differ by their own roundings (~2e-5 here); the oracle bounds the error.
+    check_pairs(pairs, seeds=(1,), tol=5e-5, oracle_factor=2.0, oracle_floor=1e-6)
 
 
 def test_the_tma_path_is_the_one_taken(tmp_path):
